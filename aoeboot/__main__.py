@@ -1,0 +1,3 @@
+from aoeboot.cli import main
+
+main()

@@ -1,0 +1,101 @@
+"""The command line: parses and prints; the work lives in the modules below it.
+
+Commands are imported only when invoked, so `aoeboot --help` and shell completion start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Dict, List, Optional
+
+import click
+
+from aoeboot import __version__
+from aoeboot.errors import EXIT_USAGE, AoebootError
+
+# command name -> "module:attribute" of its click.Command
+COMMANDS: Dict[str, str] = {
+    "discover": "aoeboot.cli_discover:discover",
+    "cmdline": "aoeboot.cli_entry:cmdline",
+    "install-entry": "aoeboot.cli_entry:install_entry",
+    "kernel-install": "aoeboot.cli_entry:kernel_install",
+    "publish": "aoeboot.cli_publish:publish",
+    "nas-config": "aoeboot.cli_publish:nas_config",
+    "status": "aoeboot.cli_status:status",
+}
+ALIASES = {"doctor": "status"}
+
+SHORT_HELP = {
+    "discover": "Find the AoE targets the network offers.",
+    "cmdline": "Print the kernel options this host needs to boot from AoE.",
+    "install-entry": "Set an installed system up to boot from its AoE disk.",
+    "kernel-install": "Entry point of the kernel-install plugin (add/remove).",
+    "publish": "Publish kernels and the iPXE script to the NAS.",
+    "nas-config": "Print the DHCP configuration the NAS needs for this box.",
+    "status": "Check the whole boot chain (alias: doctor).",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> List[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
+        name = ALIASES.get(name, name)
+        if name not in COMMANDS:
+            return None
+        module_name, attribute = COMMANDS[name].split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name == module_name:
+                return None
+            raise
+        return getattr(module, attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help without importing every command module.
+        rows = [(name, SHORT_HELP.get(name, "")) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="aoeboot")
+@click.option("-v", "--verbose", count=True, help="More messages (repeat for more).")
+@click.option("--debug", is_flag=True, help="Everything, and tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
+    """Boot a diskless Linux box from a root disk on ATA over Ethernet, and keep it booting.
+
+    Exit codes: 0 success, 1 nothing found or the next boot would fail, 2 bad input or
+    cannot work here (the reason is printed on one line).
+    """
+    from aoeboot import log
+
+    ctx.obj = {"debug": debug, "verbose": verbose}
+    log.setup(verbose, debug)
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv[1:]
+    try:
+        cli.main(prog_name="aoeboot", standalone_mode=False)
+    except AoebootError as err:
+        if debug:
+            raise
+        click.echo(f"aoeboot: {err}", err=True)
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aoeboot: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(EXIT_USAGE if err.exit_code == 2 else err.exit_code)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)

@@ -1,0 +1,81 @@
+"""The kernel command line: parse, edit the options aoeboot owns, render."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence, Tuple
+
+from aoeboot.errors import AoebootError
+from aoeboot.target import Target
+
+# Options aoeboot writes and may replace; every other option belongs to the user.
+OWNED_KEYS = ("root", "rd.aoe.iface", "rd.aoe.timeout", "rd.aoe.deadsecs")
+
+
+@dataclass(frozen=True)
+class Cmdline:
+    options: Tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str, where: str = "kernel command line") -> "Cmdline":
+        """Split like the kernel does: on blanks, except inside double quotes."""
+        options, current, quoted, started = [], [], False, False
+        for char in text:
+            if char == '"':
+                quoted = not quoted
+                started = True
+                current.append(char)
+            elif char.isspace() and not quoted:
+                if started:
+                    options.append("".join(current))
+                current, started = [], False
+            elif char in "\0" or (not char.isprintable() and not char.isspace()):
+                raise AoebootError(f"{where}: control character in command line")
+            else:
+                current.append(char)
+                started = True
+        if quoted:
+            raise AoebootError(f"{where}: unterminated quote in command line")
+        if started:
+            options.append("".join(current))
+        return cls(tuple(options))
+
+    def render(self) -> str:
+        return " ".join(self.options)
+
+    def get(self, key: str) -> Optional[str]:
+        """The value of the last `key=value` (the kernel and dracut take the last one)."""
+        value = None
+        for option in self.options:
+            name, sep, rest = option.partition("=")
+            if name == key:
+                value = rest.strip('"') if sep else ""
+        return value
+
+    def without(self, keys: Iterable[str]) -> "Cmdline":
+        drop = set(keys)
+        return Cmdline(tuple(o for o in self.options if o.partition("=")[0] not in drop))
+
+    def with_owned(self, owned: Sequence[str]) -> "Cmdline":
+        """Replace every option aoeboot owns with `owned`, keeping the rest in place and order."""
+        return Cmdline(self.without(OWNED_KEYS).options + tuple(owned))
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def aoe_options(
+    target: Target,
+    interfaces: Sequence[str] = (),
+    timeout: Optional[int] = None,
+    deadsecs: Optional[int] = None,
+) -> Tuple[str, ...]:
+    """The options that make our dracut module boot root from `target`."""
+    options = [f"root={target.device}"]
+    if interfaces:
+        options.append("rd.aoe.iface=" + ",".join(interfaces))
+    if timeout is not None:
+        options.append(f"rd.aoe.timeout={timeout}")
+    if deadsecs is not None:
+        options.append(f"rd.aoe.deadsecs={deadsecs}")
+    return tuple(options)

@@ -1,0 +1,202 @@
+"""/etc/aoeboot/aoeboot.conf: what this host boots from and where its kernels are published.
+
+An INI file with two sections. Every key is known and validated; any error names file and line.
+
+    [boot]
+    target = e11.0p1            # the root device on AoE
+    interfaces = eth0           # names or MACs, blank-separated; empty: every interface
+    timeout = 180               # rd.aoe.timeout, seconds to wait for the root disk
+    deadsecs = 0                # rd.aoe.deadsecs, the driver's aoe_deadsecs (0 = never give up)
+
+    [publish]
+    destination = /srv/tftp/aoeboot   # a directory, or ssh://[user@]host[:port]/path
+    host = auto                 # per-host directory: auto (boot MAC, else hostname) or a name
+    url =                       # base URL iPXE fetches from; empty: relative to the script
+    keep = 2                    # kernels kept on the NAS (the newest and its fallbacks)
+    ssh_identity =              # private key for ssh destinations
+    ssh_known_hosts =           # known_hosts file for ssh destinations (host keys always checked)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
+
+from aoeboot.errors import AoebootError
+from aoeboot.fsutil import atomic_write, under
+from aoeboot.target import Target
+
+CONFIG_PATH = Path("/etc/aoeboot/aoeboot.conf")
+
+_IFNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,14}")
+_MAC = re.compile(r"(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}")
+_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def parse_interface(text: str) -> str:
+    """An interface name or a MAC address (normalised to lower case with colons)."""
+    if _MAC.fullmatch(text):
+        return text.lower().replace("-", ":")
+    if _IFNAME.fullmatch(text) and text not in (".", ".."):
+        return text
+    raise AoebootError(f"invalid interface {text!r}", hint="an interface name or a MAC address")
+
+
+@dataclass(frozen=True)
+class BootConfig:
+    target: Optional[Target] = None
+    interfaces: Tuple[str, ...] = ()
+    timeout: Optional[int] = None
+    deadsecs: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    destination: Optional[str] = None
+    host: str = "auto"
+    url: str = ""
+    keep: int = 2
+    ssh_identity: Optional[Path] = None
+    ssh_known_hosts: Optional[Path] = None
+
+
+@dataclass(frozen=True)
+class Config:
+    boot: BootConfig = field(default_factory=BootConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"[0-9]+", text) or not low <= int(text) <= high:
+            raise AoebootError(f"{text!r} is not a whole number from {low} to {high}")
+        return int(text)
+
+    return parse
+
+
+def _destination(text: str) -> str:
+    if text.startswith("ssh://"):
+        if not re.fullmatch(r"ssh://(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+(?::[0-9]+)?/.*", text):
+            raise AoebootError(f"{text!r} is not ssh://[user@]host[:port]/path")
+        return text
+    if not text.startswith("/"):
+        raise AoebootError(f"{text!r} is neither an absolute directory nor ssh://host/path")
+    return text
+
+
+def _host(text: str) -> str:
+    if text != "auto" and not _HOST.fullmatch(text):
+        raise AoebootError(f"{text!r} is not 'auto' nor a plain host name")
+    return text
+
+
+def _absolute_path(text: str) -> Path:
+    if not text.startswith("/"):
+        raise AoebootError(f"{text!r} is not an absolute path")
+    return Path(text)
+
+
+def _interfaces(text: str) -> Tuple[str, ...]:
+    return tuple(parse_interface(word) for word in text.replace(",", " ").split())
+
+
+# section -> key -> parser of a non-empty value. An empty value means "the default".
+_SCHEMA: Dict[str, Dict[str, Callable[[str], object]]] = {
+    "boot": {
+        "target": Target.parse,
+        "interfaces": _interfaces,
+        "timeout": _int_in(1, 86400),
+        "deadsecs": _int_in(0, 86400),
+    },
+    "publish": {
+        "destination": _destination,
+        "host": _host,
+        "url": str,
+        "keep": _int_in(1, 100),
+        "ssh_identity": _absolute_path,
+        "ssh_known_hosts": _absolute_path,
+    },
+}
+
+
+def parse(text: str, where: str = str(CONFIG_PATH)) -> Config:
+    """Parse the config text; every error is `where:LINE: what`."""
+    values: Dict[str, Dict[str, object]] = {name: {} for name in _SCHEMA}
+    section: Optional[str] = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        here = f"{where}:{number}"
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            name = line[1:-1].strip() if line.endswith("]") else None
+            if name not in _SCHEMA:
+                raise AoebootError(f"{here}: unknown section {line}", hint="[boot] or [publish]")
+            section = name
+            continue
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), _strip_comment(value).strip()
+        if not sep:
+            raise AoebootError(f"{here}: expected 'key = value', got {line!r}")
+        if section is None:
+            raise AoebootError(f"{here}: {key!r} before any [section]")
+        if key not in _SCHEMA[section]:
+            known = ", ".join(_SCHEMA[section])
+            raise AoebootError(f"{here}: unknown key {key!r} in [{section}]", hint=f"known: {known}")
+        if key in values[section]:
+            raise AoebootError(f"{here}: {key!r} given twice in [{section}]")
+        if value:
+            try:
+                values[section][key] = _SCHEMA[section][key](value)
+            except AoebootError as err:
+                raise AoebootError(f"{here}: {key}: {err}") from None
+        else:
+            values[section][key] = None
+    boot = {k: v for k, v in values["boot"].items() if v is not None}
+    publish = {k: v for k, v in values["publish"].items() if v is not None}
+    return Config(BootConfig(**boot), PublishConfig(**publish))  # type: ignore[arg-type]
+
+
+def _strip_comment(value: str) -> str:
+    # Inline comments need a blank before '#', so URLs with fragments stay whole.
+    return re.split(r"\s[#;]", value, maxsplit=1)[0]
+
+
+def render(config: Config) -> str:
+    """The config as text that `parse` reads back to the same value."""
+    lines = ["# aoeboot configuration; see `man aoeboot` or aoeboot/config.py for every key."]
+    for section_name in _SCHEMA:
+        section = getattr(config, section_name)
+        defaults = type(section)()
+        lines.append(f"\n[{section_name}]")
+        for item in fields(section):
+            value = getattr(section, item.name)
+            if value == getattr(defaults, item.name) and item.name not in ("target",):
+                continue
+            if value is None:
+                continue
+            text = " ".join(value) if isinstance(value, tuple) else str(value)
+            lines.append(f"{item.name} = {text}")
+    return "\n".join(lines) + "\n"
+
+
+def load(root: Path = Path("/"), path: Optional[Path] = None) -> Config:
+    """Read the config under `root`; a missing file is the empty config."""
+    file = path if path is not None else under(root, CONFIG_PATH)
+    try:
+        text = file.read_text()
+    except FileNotFoundError:
+        return Config()
+    except (OSError, UnicodeDecodeError) as err:
+        raise AoebootError(f"cannot read {file}: {err}") from None
+    return parse(text, where=str(file))
+
+
+def save(config: Config, root: Path = Path("/"), path: Optional[Path] = None) -> None:
+    atomic_write(path if path is not None else under(root, CONFIG_PATH), render(config))
+
+
+__all__ = ["Config", "BootConfig", "PublishConfig", "parse", "render", "load", "save", "replace"]

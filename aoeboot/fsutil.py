@@ -1,0 +1,68 @@
+"""Writing files so that a reader never sees half of one, and names that are safe as paths."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Union
+
+from aoeboot.errors import AoebootError
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~:@-]*")
+
+
+def safe_name(text: str, what: str) -> str:
+    """Return `text` if it can be one path component (no '/', no '..', no control chars)."""
+    if not _SAFE_NAME.fullmatch(text) or text in (".", "..") or len(text) > 255:
+        raise AoebootError(f"invalid {what} {text!r}", hint="must be one plain file name")
+    return text
+
+
+def under(root: Path, path: Union[str, Path]) -> Path:
+    """`path` (absolute, as seen from inside `root`) as a path under `root`."""
+    return Path(root) / str(path).lstrip("/")
+
+
+def atomic_write(path: Path, data: Union[str, bytes], mode: int = 0o644) -> None:
+    """Write `data` to `path` via a temp file in the same directory, fsync, rename, fsync dir."""
+    path = Path(path)
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _io_error(path, err) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise _io_error(path, err) from None
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _io_error(path: Path, err: OSError) -> AoebootError:
+    reason = {
+        errno.EROFS: "read-only file system",
+        errno.ENOSPC: "no space left on device",
+        errno.EACCES: "permission denied",
+    }.get(err.errno or 0, err.strerror or str(err))
+    return AoebootError(f"cannot write {path}: {reason}")

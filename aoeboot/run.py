@@ -1,0 +1,57 @@
+"""The one way aoeboot runs programs: argument lists, never shell strings."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Mapping, Optional, Sequence, Union
+
+from aoeboot.errors import AoebootError
+
+log = logging.getLogger(__name__)
+
+Arg = Union[str, Path]
+
+
+def find_program(name: str) -> Optional[str]:
+    """Where `name` is, looking in the sbin directories too (kernel-install runs with a thin PATH)."""
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
+    return shutil.which(name, path=path)
+
+
+def run(
+    argv: Sequence[Arg],
+    *,
+    check: bool = True,
+    capture: bool = True,
+    env: Optional[Mapping[str, str]] = None,
+    input: Optional[str] = None,
+    timeout: Optional[float] = None,
+) -> subprocess.CompletedProcess:
+    """Run `argv`; on failure raise AoebootError naming the program and its last line of stderr."""
+    args = [str(a) for a in argv]
+    program = find_program(args[0]) if "/" not in args[0] else args[0]
+    if program is None:
+        raise AoebootError(f"{args[0]}: program not found", hint="install it or fix PATH")
+    log.debug("running %s", args)
+    try:
+        proc = subprocess.run(
+            [program, *args[1:]],
+            check=False,
+            text=True,
+            input=input,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
+            env=dict(env) if env is not None else None,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise AoebootError(f"{args[0]}: no answer after {timeout} s") from None
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or "").strip().splitlines()
+        last = detail[-1] if detail else f"exit code {proc.returncode}"
+        raise AoebootError(f"{args[0]} failed: {last}")
+    return proc

@@ -1,0 +1,62 @@
+"""The NAS side: vblade serving disk images as AoE targets inside a namespace."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Optional
+
+from aoelab.netns import Namespace
+
+
+def sparse_image(path: Path, size: int) -> Path:
+    """A sparse file of `size` bytes (vblade exports size // 512 sectors)."""
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+    return path
+
+
+class Vblade:
+    """`vblade SHELF SLOT IFACE IMAGE` running in `ns` until stopped (or the namespace dies)."""
+
+    def __init__(
+        self,
+        ns: Namespace,
+        shelf: int,
+        slot: int,
+        iface: str,
+        image: Path,
+        *,
+        log: Optional[Path] = None,
+        read_only: bool = False,
+    ) -> None:
+        argv = ["vblade"] + (["-r"] if read_only else []) + [str(shelf), str(slot), iface, str(image)]
+        self.log_path = log
+        out = open(log, "ab") if log else subprocess.DEVNULL
+        self.proc = ns.popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if log:
+            out.close()  # type: ignore[union-attr]
+        time.sleep(0.1)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"vblade {shelf}.{slot} on {iface} exited at once ({self.proc.returncode})")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> "Vblade":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def have_root() -> bool:
+    return os.geteuid() == 0
