@@ -28,7 +28,7 @@ from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, under
 from aoeboot.target import Target
 
-CONFIG_PATH = Path("/etc/aoeboot/aoeboot.conf")
+from aoeboot.paths import CONFIG as CONFIG_PATH
 
 _IFNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,14}")
 _MAC = re.compile(r"(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}")
