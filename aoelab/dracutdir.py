@@ -1,0 +1,35 @@
+"""Run the system's dracut with our 95aoe module taken from the working tree, not an installed copy.
+
+dracut reads its modules from $dracutbasedir/modules.d. We build a throw-away base dir that links
+everything of /usr/lib/dracut, with a modules.d that links every system module plus ours.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict
+
+REPO = Path(__file__).resolve().parent.parent
+MODULE_SRC = REPO / "dracut" / "95aoe"
+SYSTEM_BASE = Path("/usr/lib/dracut")
+
+
+def overlay(workdir: Path, module_src: Path = MODULE_SRC, system_base: Path = SYSTEM_BASE) -> Path:
+    """Make `workdir/dracut` a dracut base dir with `module_src` as modules.d/95aoe; return it."""
+    base = workdir / "dracut"
+    modules = base / "modules.d"
+    modules.mkdir(parents=True)
+    for entry in system_base.iterdir():
+        if entry.name != "modules.d":
+            (base / entry.name).symlink_to(entry)
+    for module in (system_base / "modules.d").iterdir():
+        if module.name[2:] != "aoe":  # an installed copy must not shadow the working tree's
+            (modules / module.name).symlink_to(module)
+    (modules / "95aoe").symlink_to(module_src.resolve())
+    return base
+
+
+def env(base: Path) -> Dict[str, str]:
+    """The environment for dracut/lsinitrd using `base`."""
+    return {**os.environ, "dracutbasedir": str(base)}
