@@ -1,0 +1,118 @@
+"""`aoeboot discover`: the AoE targets this machine can see."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+import click
+
+from aoeboot.config import parse_interface
+from aoeboot.errors import EXIT_NOTHING, AoebootError
+
+
+@click.command()
+@click.option("-i", "--iface", "interfaces", multiple=True, metavar="IF",
+              help="Interface to use (repeatable). Default: every Ethernet interface that is up.")
+@click.option("-t", "--timeout", type=click.FloatRange(0.05, 600), default=None,
+              help="Seconds to wait for answers [userspace 0.3, kernel 5].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (see below) instead of a table.")
+@click.option("--userspace", "mode", flag_value="userspace",
+              help="Probe with raw Ethernet frames (no aoe driver needed).")
+@click.option("--kernel", "mode", flag_value="kernel",
+              help="Use the aoe driver: load it, trigger discovery, list /sys/block/etherd!*.")
+def discover(interfaces: Tuple[str, ...], timeout: float, as_json: bool, mode: str) -> None:
+    """Find the AoE targets the network offers.
+
+    By default the aoe driver is used when it is loaded or can be loaded, else a userspace probe.
+    Exit 0 when targets were found, 1 when none, 2 when discovery cannot work here.
+
+    JSON: a list of objects, one per target and interface, with the keys target ("e11.0"),
+    shelf, slot, size_bytes (null if unknown), mac (the server's), interface, and per mode:
+    userspace: buffer_count, firmware_version, config_string, model;
+    kernel: state, firmware_version, payload, partitions (["e11.0p1", ...]).
+    """
+    names = [parse_interface(name) for name in interfaces]
+    if os.geteuid() != 0:
+        raise AoebootError("discover needs root (raw sockets or the aoe driver)")
+    mode = mode or ("kernel" if _driver_usable() else "userspace")
+    rows = _kernel(names, timeout) if mode == "kernel" else _userspace(names, timeout)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows, mode)
+    if not rows:
+        if not as_json:
+            click.echo("no AoE targets found", err=True)
+        sys.exit(EXIT_NOTHING)
+
+
+def _driver_usable() -> bool:
+    from aoeboot import driver
+
+    if driver.is_loaded():
+        return True
+    release = os.uname().release
+    return any(Path("/lib/modules", release).glob("kernel/drivers/block/aoe/aoe.ko*"))
+
+
+def _progress(what: str, seconds: float) -> None:
+    if sys.stderr.isatty():
+        click.echo(f"aoeboot: {what} (up to {seconds:g} s)...", err=True)
+
+
+def _userspace(interfaces: List[str], timeout: float) -> List[Dict[str, Any]]:
+    from aoeboot.probe import probe
+
+    window = timeout if timeout is not None else 0.3
+    _progress("probing for AoE targets", window)
+    return [
+        {
+            "target": found.target.name, "shelf": found.target.shelf, "slot": found.target.slot,
+            "size_bytes": found.size_bytes, "mac": found.mac, "interface": found.interface,
+            "buffer_count": found.buffer_count, "firmware_version": f"{found.firmware_version:#06x}",
+            "config_string": found.config_string, "model": found.model,
+        }
+        for found in probe(interfaces, window)
+    ]
+
+
+def _kernel(interfaces: List[str], timeout: float) -> List[Dict[str, Any]]:
+    from aoeboot import driver
+
+    wait = timeout if timeout is not None else 5.0
+    _progress("waiting for the aoe driver to find targets", wait)
+    return [
+        {
+            "target": t.target.name, "shelf": t.target.shelf, "slot": t.target.slot,
+            "size_bytes": t.size_bytes, "mac": t.mac, "interface": t.netif, "state": t.state,
+            "firmware_version": t.firmware_version, "payload": t.payload,
+            "partitions": [p.name for p in t.partitions],
+        }
+        for t in driver.discover(interfaces, wait)
+    ]
+
+
+def _human(size: Any) -> str:
+    if size is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{size} B"
+        size /= 1024
+    return str(size)
+
+
+def _print_table(rows: List[Dict[str, Any]], mode: str) -> None:
+    extra = "model" if mode == "userspace" else "state"
+    header = ("TARGET", "SIZE", "INTERFACE", "SERVER MAC", extra.upper())
+    table = [header] + [
+        (r["target"], _human(r["size_bytes"]), r["interface"], r["mac"], str(r.get(extra) or ""))
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -1,0 +1,188 @@
+"""Discovery through the Linux aoe driver: load it, restrict its interfaces, trigger, wait, list.
+
+Everything is read and written under `root` so tests can point it at a prepared tree.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from aoeboot.errors import AoebootError
+from aoeboot.fsutil import under
+from aoeboot.run import run
+from aoeboot.target import Target
+
+log = logging.getLogger(__name__)
+
+IFLIST_PARAM = Path("/sys/module/aoe/parameters/aoe_iflist")
+ETHERD = Path("/dev/etherd")
+SYS_BLOCK = Path("/sys/block")
+
+
+@dataclass(frozen=True)
+class DriverTarget:
+    target: Target
+    state: str  # "up" or "down", maybe with ",kickme" or ",closewait"
+    size_bytes: int
+    mac: str
+    netif: str
+    firmware_version: str
+    payload: Optional[int]
+    partitions: Tuple[Target, ...]
+
+    @property
+    def is_up(self) -> bool:
+        return self.state.split(",")[0] == "up"
+
+
+def is_loaded(root: Path = Path("/")) -> bool:
+    return under(root, "/sys/module/aoe").is_dir()
+
+
+def load(interfaces: Sequence[str] = (), root: Path = Path("/")) -> None:
+    """Load aoe if needed and restrict it to `interfaces` (all interfaces when empty)."""
+    iflist = " ".join(interfaces)
+    if not is_loaded(root):
+        if root != Path("/"):
+            raise AoebootError(f"aoe driver not loaded under {root}")
+        proc = run(["modprobe", "aoe"] + ([f"aoe_iflist={iflist}"] if iflist else []), check=False)
+        if proc.returncode != 0:
+            raise AoebootError(f"aoe driver not available for kernel {_release()}",
+                               hint="install the kernel's modules, or use --userspace")
+        return
+    set_interfaces(interfaces, root)
+
+
+def _release() -> str:
+    import os
+
+    return os.uname().release
+
+
+def set_interfaces(interfaces: Sequence[str], root: Path = Path("/")) -> None:
+    """Write the interface list: the module parameter if writable, else /dev/etherd/interfaces."""
+    text = " ".join(interfaces) + "\n"
+    for path in (under(root, IFLIST_PARAM), under(root, ETHERD / "interfaces")):
+        try:
+            with open(path, "w") as handle:
+                handle.write(text)
+            return
+        except OSError as err:
+            log.debug("cannot write %s: %s", path, err)
+    raise AoebootError("cannot set the aoe interface list", hint=f"neither {IFLIST_PARAM} nor "
+                       f"{ETHERD / 'interfaces'} is writable")
+
+
+def trigger(root: Path = Path("/")) -> None:
+    """Ask the driver to broadcast Query Config now (it does by itself only every 60 s)."""
+    path = under(root, ETHERD / "discover")
+    try:
+        with open(path, "w") as handle:
+            handle.write("\n")
+    except OSError as err:
+        raise AoebootError(f"cannot trigger discovery via {path}: {err.strerror}") from None
+
+
+def list_targets(root: Path = Path("/")) -> List[DriverTarget]:
+    """Every etherd disk the driver knows, read from /sys/block/etherd!eX.Y."""
+    block = under(root, SYS_BLOCK)
+    found = []
+    for entry in sorted(block.glob("etherd!e*")) if block.is_dir() else ():
+        try:
+            target = Target.parse(entry.name)
+        except AoebootError:
+            continue
+        found.append(_read_target(entry, target))
+    return sorted(found, key=lambda t: t.target)
+
+
+def _read_target(sysdir: Path, target: Target) -> DriverTarget:
+    def attr(name: str) -> str:
+        try:
+            return (sysdir / name).read_text().strip()
+        except OSError:
+            return ""
+
+    payload = attr("payload")
+    size = attr("size")
+    partitions = []
+    for child in sysdir.glob("etherd!e*p*"):
+        try:
+            partitions.append(Target.parse(child.name))
+        except AoebootError:
+            continue
+    return DriverTarget(
+        target=target,
+        state=attr("state"),
+        size_bytes=int(size) * 512 if size.isdigit() else 0,
+        mac=_format_mac(attr("mac")),
+        netif=attr("netif"),
+        firmware_version=attr("firmware-version"),
+        payload=int(payload) if payload.isdigit() else None,
+        partitions=tuple(sorted(partitions)),
+    )
+
+
+def _format_mac(text: str) -> str:
+    # The driver prints the MAC as 12 hex digits without separators.
+    if len(text) == 12 and all(c in "0123456789abcdefABCDEF" for c in text):
+        return ":".join(text[i:i + 2] for i in range(0, 12, 2)).lower()
+    return text
+
+
+def discover(
+    interfaces: Sequence[str] = (),
+    timeout: float = 5.0,
+    root: Path = Path("/"),
+    want: Optional[Target] = None,
+    progress: Optional[Callable[[float], None]] = None,
+) -> List[DriverTarget]:
+    """Load, trigger and wait up to `timeout` s: for `want` if given, else for the first disk
+    and then a short settle time for the others. Event-driven through udev when possible."""
+    load(interfaces, root)
+    trigger(root)
+    deadline = time.monotonic() + timeout
+
+    def done() -> bool:
+        targets = list_targets(root)
+        if want is not None:
+            return any(t.target == want.disk for t in targets)
+        return bool(targets)
+
+    _wait(done, deadline, root, progress)
+    if want is None and list_targets(root):
+        _wait(lambda: False, min(deadline, time.monotonic() + 0.3), root, None)  # let others arrive
+    return list_targets(root)
+
+
+def _wait(done: Callable[[], bool], deadline: float, root: Path,
+          progress: Optional[Callable[[float], None]]) -> None:
+    monitor = _block_monitor() if root == Path("/") else None
+    while not done():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        if progress:
+            progress(left)
+        if monitor is not None:
+            monitor.poll(timeout=min(left, 1.0))  # wakes on any block uevent
+        else:
+            time.sleep(min(left, 0.1))
+
+
+def _block_monitor():  # type: ignore[no-untyped-def]
+    """A pyudev monitor of block uevents straight from the kernel (works without udevd)."""
+    try:
+        import pyudev
+
+        monitor = pyudev.Monitor.from_netlink(pyudev.Context(), source="kernel")
+        monitor.filter_by("block")
+        monitor.start()
+        return monitor
+    except (ImportError, OSError) as err:
+        log.debug("no udev monitor (%s); polling sysfs", err)
+        return None

@@ -1,0 +1,175 @@
+"""Discovery without the kernel driver: Query Config and ATA IDENTIFY over an AF_PACKET socket.
+
+Works in a container, on the NAS itself, or before `aoe` is loaded, and cross-checks the driver.
+One socket per interface; IDENTIFY goes out as soon as a target answers, so the whole probe
+costs the answer window plus one round trip.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import select
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from aoeboot import wire
+from aoeboot.errors import AoebootError
+from aoeboot.target import MAX_SHELF, MAX_SLOT, Target
+
+log = logging.getLogger(__name__)
+
+SYS_NET = Path("/sys/class/net")
+ARPHRD_ETHER = 1
+IDENTIFY_GRACE = 0.2  # seconds an IDENTIFY may take after the answer window closes
+
+
+@dataclass(frozen=True)
+class ProbedTarget:
+    target: Target
+    interface: str
+    mac: str  # the server's MAC
+    buffer_count: int
+    firmware_version: int
+    config_string: str
+    size_bytes: Optional[int] = None  # None: the target answered Query Config but not IDENTIFY
+    model: Optional[str] = None
+
+
+def ethernet_interfaces(sys_net: Path = SYS_NET) -> List[str]:
+    """Every Ethernet interface that is up, loopback excluded."""
+    found = []
+    for entry in sorted(sys_net.iterdir()):
+        try:
+            kind = int((entry / "type").read_text())
+            state = int((entry / "flags").read_text(), 16)
+        except (OSError, ValueError):
+            continue
+        if kind == ARPHRD_ETHER and state & 0x1 and entry.name != "lo":
+            found.append(entry.name)
+    return found
+
+
+def _mac(text: str) -> bytes:
+    return bytes(int(part, 16) for part in text.split(":"))
+
+
+def _mac_text(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def _open(interface: str) -> Tuple[socket.socket, bytes]:
+    try:
+        address = (SYS_NET / interface / "address").read_text().strip()
+    except OSError:
+        raise AoebootError(f"no such interface: {interface}") from None
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(wire.ETH_P_AOE))
+    except PermissionError:
+        raise AoebootError("raw AoE sockets need root (CAP_NET_RAW)") from None
+    try:
+        sock.bind((interface, wire.ETH_P_AOE))
+    except OSError as err:
+        sock.close()
+        raise AoebootError(f"cannot listen on {interface}: {err.strerror}") from None
+    sock.setblocking(False)
+    return sock, _mac(address)
+
+
+def probe(interfaces: Sequence[str] = (), timeout: float = 0.3) -> List[ProbedTarget]:
+    """Broadcast Query Config on `interfaces` (default: every Ethernet interface that is up),
+    collect answers for `timeout` seconds, IDENTIFY each target; sorted by target."""
+    names = list(interfaces) or ethernet_interfaces()
+    if not names:
+        raise AoebootError("no Ethernet interface is up", hint="name one with --iface")
+    sockets: Dict[int, Tuple[str, socket.socket, bytes]] = {}
+    try:
+        for name in names:
+            sock, mac = _open(name)
+            sockets[sock.fileno()] = (name, sock, mac)
+        return _exchange(list(sockets.values()), timeout)
+    finally:
+        for _, sock, _ in sockets.values():
+            sock.close()
+
+
+def _exchange(links: List[Tuple[str, socket.socket, bytes]], timeout: float) -> List[ProbedTarget]:
+    tag_base = (os.getpid() & 0xFFFF) << 16
+    for index, (name, sock, mac) in enumerate(links):
+        _send(sock, name, wire.query_config(mac, tag_base | index))
+    answers: Dict[Tuple[Target, str], ProbedTarget] = {}
+    identified: Dict[Tuple[Target, str], wire.Identity] = {}
+    pending: Dict[int, Tuple[Target, str]] = {}  # IDENTIFY tag -> key
+    by_fd = {sock.fileno(): (name, sock, mac) for name, sock, mac in links}
+    window_end = time.monotonic() + timeout
+    while True:
+        now = time.monotonic()
+        end = window_end + (IDENTIFY_GRACE if pending else 0)
+        if now >= end:
+            break
+        ready, _, _ = select.select(list(by_fd), [], [], end - now)
+        for fd in ready:
+            name, sock, mac = by_fd[fd]
+            while True:
+                try:
+                    frame = sock.recv(9000)
+                except BlockingIOError:
+                    break
+                _handle(frame, name, sock, mac, tag_base, answers, identified, pending)
+    return [_with_identity(answers[key], identified.get(key)) for key in sorted(answers)]
+
+
+def _handle(frame: bytes, name: str, sock: socket.socket, mac: bytes, tag_base: int,
+            answers: Dict, identified: Dict, pending: Dict) -> None:
+    try:
+        header = wire.parse_header(frame)
+    except wire.WireError:
+        return
+    if not header.is_response or header.tag & 0xFFFF0000 != tag_base:
+        return  # someone else's request or reply
+    if header.shelf > MAX_SHELF or header.slot > MAX_SLOT:
+        return
+    target = Target(header.shelf, header.slot)
+    key = (target, name)
+    if header.command == wire.CMD_QUERY_CONFIG and key not in answers:
+        if header.flags & wire.FLAG_ERROR:
+            log.info("%s on %s: %s", target, name, wire.error_text(header.error))
+            return
+        try:
+            reply = wire.parse_config_reply(frame)
+        except wire.WireError as err:
+            log.info("bad Query Config reply from %s: %s", _mac_text(header.src), err)
+            return
+        answers[key] = ProbedTarget(
+            target, name, _mac_text(header.src), reply.buffer_count, reply.firmware_version,
+            reply.config_string.decode("utf-8", "replace"))
+        tag = tag_base | 0x8000 | len(pending)
+        pending[tag] = key
+        _send(sock, name, wire.ata_identify(mac, header.src, header.shelf, header.slot, tag))
+    elif header.command == wire.CMD_ATA and header.tag in pending:
+        key = pending.pop(header.tag)
+        try:
+            reply = wire.parse_ata_reply(frame)
+            if not header.flags & wire.FLAG_ERROR:
+                identified[key] = wire.parse_identify(reply.data)
+        except wire.WireError as err:
+            log.info("bad IDENTIFY reply for %s: %s", key[0], err)
+
+
+def _send(sock: socket.socket, name: str, frame: bytes) -> None:
+    try:
+        sock.send(frame)
+    except OSError as err:
+        if err.errno == errno.ENETDOWN:
+            raise AoebootError(f"interface {name} is down") from None
+        raise AoebootError(f"cannot send on {name}: {err.strerror}") from None
+
+
+def _with_identity(answer: ProbedTarget, identity: Optional[wire.Identity]) -> ProbedTarget:
+    if identity is None:
+        return answer
+    return ProbedTarget(**{**answer.__dict__, "size_bytes": identity.size_bytes, "model": identity.model})

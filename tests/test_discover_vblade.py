@@ -1,0 +1,81 @@
+"""`aoeboot discover --userspace` against real vblade targets in namespaces the test made."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+
+from aoelab.netns import Namespace, veth_pair
+from tests.conftest import REPO
+from tests.lab import SIZES, lab  # noqa: F401 (fixture)
+
+
+def discover(ns, *args, timeout=30):
+    start = time.monotonic()
+    out = ns.run([sys.executable, "-m", "aoeboot", "discover", *args], check=False, cwd=REPO,
+                 timeout=timeout)
+    return out, time.monotonic() - start
+
+
+def test_finds_both_targets_with_their_sizes(lab):  # noqa: F811
+    out, _ = discover(lab.client, "--userspace", "--json", "-i", "eth0")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    nas_mac = lab.nas.mac("nas0")
+    assert [(r["target"], r["size_bytes"], r["interface"], r["mac"]) for r in rows] == [
+        (f"e{s}.{t}", size, "eth0", nas_mac) for (s, t), size in SIZES.items()]
+    assert all(r["model"] == "Coraid EtherDrive vblade" for r in rows)
+
+
+def test_table_by_default(lab):  # noqa: F811
+    out, _ = discover(lab.client, "--userspace")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:3] == ["TARGET", "SIZE", "INTERFACE"]
+    assert lines[1].split()[:4] == ["e11.0", "64.0", "MiB", "eth0"]
+    assert lines[2].split()[:4] == ["e11.1", "3.0", "GiB", "eth0"]
+
+
+def test_target_that_vanishes_is_dropped_within_the_timeout(lab):  # noqa: F811
+    out, _ = discover(lab.client, "--userspace", "--json", "-i", "eth0")
+    assert [r["target"] for r in json.loads(out.stdout)] == ["e11.0", "e11.1"]
+    lab.stop("e11.1", signal.SIGSTOP)  # a NAS process that hangs: no answer at all
+    out, took = discover(lab.client, "--userspace", "--json", "-i", "eth0", "--timeout", "0.5")
+    assert out.returncode == 0
+    assert [r["target"] for r in json.loads(out.stdout)] == ["e11.0"]
+    assert took < 0.5 + 2.0  # the window plus interpreter start, never a hang
+    lab.stop("e11.0")  # gone for good: nothing left to find
+    lab.stop("e11.1")
+    out, _ = discover(lab.client, "--userspace", "--json", "-i", "eth0", "--timeout", "0.3")
+    assert (out.returncode, json.loads(out.stdout)) == (1, [])
+
+
+def test_interface_without_a_nas_finds_nothing(lab):  # noqa: F811
+    with Namespace() as empty:
+        veth_pair(empty, "void0", lab.client, "eth1")
+        out, took = discover(lab.client, "--userspace", "--json", "-i", "eth1", "--timeout", "0.4")
+    assert (out.returncode, json.loads(out.stdout)) == (1, [])
+    assert took < 0.4 + 2.0
+    out, _ = discover(lab.client, "--userspace", "-i", "eth0", "-i", "lo", "--json")
+    assert [r["target"] for r in json.loads(out.stdout)] == ["e11.0", "e11.1"]
+
+
+def test_no_such_interface_is_one_line_exit_2(lab):  # noqa: F811
+    out, _ = discover(lab.client, "--userspace", "-i", "nope0")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "aoeboot: no such interface: nope0"
+
+
+def test_bad_interface_name_is_rejected_before_anything_runs(lab):  # noqa: F811
+    out, _ = discover(lab.client, "--userspace", "-i", "../etc")
+    assert out.returncode == 2 and "invalid interface '../etc'" in out.stderr
+
+
+def test_not_root_is_exit_2_with_reason(lab):  # noqa: F811
+    out = lab.client.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          sys.executable, "-m", "aoeboot", "discover", "--userspace"],
+                         check=False, cwd=REPO)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "aoeboot: discover needs root (raw sockets or the aoe driver)"

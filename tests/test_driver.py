@@ -1,0 +1,93 @@
+"""The kernel-driver path against prepared sysfs/dev trees under a root (this host has no aoe.ko;
+the live driver is exercised in the VM tests, where the initramfs uses it)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from aoeboot import driver
+from aoeboot.errors import AoebootError
+from aoeboot.target import Target
+from tests.conftest import aoeboot
+
+
+def make_disk(root: Path, name: str, state="up", sectors=131072, partitions=(1,)) -> None:
+    sysdir = root / "sys/block" / f"etherd!{name}"
+    sysdir.mkdir(parents=True)
+    for attr, value in {"state": state, "size": str(sectors), "mac": "525400AABBCC",
+                        "netif": "eth0", "firmware-version": "0x4019", "payload": "8192"}.items():
+        (sysdir / attr).write_text(value + "\n")
+    for number in partitions:
+        (sysdir / f"etherd!{name}p{number}").mkdir()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "sys/module/aoe/parameters").mkdir(parents=True)
+    (tmp_path / "sys/module/aoe/parameters/aoe_iflist").write_text("\n")
+    (tmp_path / "dev/etherd").mkdir(parents=True)
+    (tmp_path / "dev/etherd/discover").write_text("")
+    return tmp_path
+
+
+def test_list_targets_reads_every_attribute(root):
+    make_disk(root, "e11.1", state="down,closewait", partitions=())
+    make_disk(root, "e11.0", partitions=(2, 1))
+    (root / "sys/block/sda").mkdir()
+    assert driver.list_targets(root) == [
+        driver.DriverTarget(Target(11, 0), "up", 131072 * 512, "52:54:00:aa:bb:cc", "eth0", "0x4019",
+                            8192, (Target(11, 0, 1), Target(11, 0, 2))),
+        driver.DriverTarget(Target(11, 1), "down,closewait", 131072 * 512, "52:54:00:aa:bb:cc", "eth0",
+                            "0x4019", 8192, ()),
+    ]
+    assert [t.is_up for t in driver.list_targets(root)] == [True, False]
+
+
+def test_discover_sets_iflist_triggers_and_waits_for_the_wanted_disk(root):
+    timer = threading.Timer(0.3, make_disk, (root, "e11.0"))
+    timer.start()
+    start = time.monotonic()
+    found = driver.discover(["eth0", "eth1"], timeout=5, root=root, want=Target(11, 0, 1))
+    took = time.monotonic() - start
+    timer.join()
+    assert [t.target for t in found] == [Target(11, 0)]
+    assert 0.25 < took < 4
+    assert (root / "sys/module/aoe/parameters/aoe_iflist").read_text() == "eth0 eth1\n"
+    assert (root / "dev/etherd/discover").read_text() == "\n"
+
+
+def test_discover_gives_up_at_the_timeout(root):
+    start = time.monotonic()
+    assert driver.discover([], timeout=0.4, root=root) == []
+    assert time.monotonic() - start < 2
+
+
+def test_iflist_falls_back_to_dev_etherd_interfaces(root):
+    (root / "sys/module/aoe/parameters/aoe_iflist").unlink()
+    (root / "sys/module/aoe/parameters").rmdir()
+    (root / "sys/module/aoe/parameters").write_text("")  # a file: the param path cannot be opened
+    driver.set_interfaces(["eth0"], root)
+    assert (root / "dev/etherd/interfaces").read_text() == "eth0\n"
+
+
+def test_missing_discover_node_is_a_clear_error(root):
+    (root / "dev/etherd/discover").unlink()
+    (root / "dev/etherd").rmdir()
+    with pytest.raises(AoebootError, match="cannot trigger discovery via .*/dev/etherd/discover"):
+        driver.trigger(root)
+
+
+def test_cli_kernel_mode_without_the_module_is_exit_2():
+    release = os.uname().release
+    if driver.is_loaded() or list(Path("/lib/modules", release).glob("kernel/drivers/block/aoe/aoe.ko*")):
+        pytest.skip(f"the aoe driver is available for {release}: the missing-module case cannot happen")
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    out = aoeboot("discover", "--kernel")
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith(f"aoeboot: aoe driver not available for kernel {release}")
