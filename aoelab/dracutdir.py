@@ -7,8 +7,9 @@ everything of /usr/lib/dracut, with a modules.d that links every system module p
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE_SRC = REPO / "dracut" / "95aoe"
@@ -33,3 +34,21 @@ def overlay(workdir: Path, module_src: Path = MODULE_SRC, system_base: Path = SY
 def env(base: Path) -> Dict[str, str]:
     """The environment for dracut/lsinitrd using `base`."""
     return {**os.environ, "dracutbasedir": str(base)}
+
+
+# Only what a VM test boot needs; -m keeps the build to about a minute on two cores.
+SYSTEMD_MODULES = "systemd systemd-initrd dracut-systemd base aoe"
+SHELL_MODULES = "base aoe"
+DRIVERS = "ext4 virtio_blk virtio_pci virtio_net e1000"
+
+
+def build(out: Path, kver: str, workdir: Path, systemd: bool = True, extra: Sequence[str] = ()) -> Path:
+    """Build a --no-hostonly initramfs for `kver` with our module; raise with dracut's tail on failure."""
+    base = workdir / "dracut" if (workdir / "dracut").exists() else overlay(workdir)
+    argv = ["dracut", "--force", "--no-hostonly", "--no-hostonly-cmdline", "--kver", kver,
+            "-m", SYSTEMD_MODULES if systemd else SHELL_MODULES, "--add-drivers", DRIVERS,
+            "--no-compress", *extra, str(out)]
+    proc = subprocess.run(argv, env=env(base), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"dracut failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return out

@@ -1,0 +1,28 @@
+"""The Debian kernel installed on this machine (linux-image-amd64), for VM tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Kernel:
+    version: str
+    image: Path
+
+    @property
+    def modules(self) -> Path:
+        return Path("/lib/modules") / self.version
+
+
+def installed_kernel(boot: Path = Path("/boot")) -> Optional[Kernel]:
+    """The newest /boot/vmlinuz-KVER whose modules (with aoe) are installed, or None."""
+    found = []
+    for image in boot.glob("vmlinuz-*"):
+        version = image.name[len("vmlinuz-"):]
+        if list(Path("/lib/modules", version).glob("kernel/drivers/block/aoe/aoe.ko*")):
+            found.append(Kernel(version, image))
+    return max(found, key=lambda k: [int(p) if p.isdigit() else 0 for p in
+                                      k.version.replace("-", ".").split(".")], default=None)

@@ -1,0 +1,145 @@
+"""qemu-system-x86_64 VMs for boot tests: kernel+initramfs or iPXE network boot, serial console
+captured to a file, run inside a namespace so its tap device only ever talks to the test's NAS.
+
+    vm = VM(ns, console=tmp/"console.log", kernel=..., initrd=..., append="root=aoe:e11.0p1 ...")
+    vm.start(); vm.wait_for(MARKER, timeout=120); vm.wait_exit(30)
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from aoelab.netns import Namespace
+
+QEMU = "qemu-system-x86_64"
+CONSOLE_ARGS = "console=ttyS0,115200 panic=-1 rd.shell=0 rd.emergency=poweroff"
+PRINTK_TIME = re.compile(r"^\[\s*(\d+\.\d+)\]", re.M)
+
+
+@functools.lru_cache(maxsize=None)
+def accel() -> str:
+    """'kvm' if a kernel really starts under KVM here, else 'tcg'. On these machines KVM either
+    aborts (MSR 0x10a) or hangs silently, so probe with the real kernel for a few seconds."""
+    forced = os.environ.get("AOELAB_ACCEL")
+    if forced:
+        return forced
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    from aoelab.kernel import installed_kernel
+
+    kernel = installed_kernel()
+    if kernel is None:
+        return "tcg"
+    try:
+        out = subprocess.run(
+            [QEMU, "-accel", "kvm", "-m", "128", "-display", "none", "-nodefaults", "-no-reboot",
+             "-serial", "stdio", "-kernel", str(kernel.image), "-append", "console=ttyS0 panic=-1"],
+            capture_output=True, text=True, timeout=6)
+        return "kvm" if "Linux version" in out.stdout else "tcg"
+    except subprocess.TimeoutExpired as expired:
+        seen = expired.stdout.decode(errors="replace") if isinstance(expired.stdout, bytes) else (
+            expired.stdout or "")
+        return "kvm" if "Linux version" in seen else "tcg"
+
+
+class VM:
+    def __init__(
+        self,
+        ns: Namespace,
+        console: Path,
+        *,
+        kernel: Optional[Path] = None,
+        initrd: Optional[Path] = None,
+        append: str = "",
+        tap: Optional[str] = "tap0",
+        nic: str = "virtio-net-pci",
+        mac: str = "52:54:00:12:34:56",
+        disk: Optional[Path] = None,
+        netboot: bool = False,
+        memory: int = 512,
+        extra: Sequence[str] = (),
+    ) -> None:
+        self.ns = ns
+        self.console = console
+        argv: List[str] = [QEMU, "-accel", accel(), "-m", str(memory), "-smp", "1",
+                           "-display", "none", "-nodefaults", "-no-reboot",
+                           "-serial", f"file:{console}"]
+        if accel() == "tcg":
+            argv += ["-cpu", "max"]
+        if kernel is not None:
+            argv += ["-kernel", str(kernel), "-append", f"{CONSOLE_ARGS} {append}".strip()]
+            if initrd is not None:
+                argv += ["-initrd", str(initrd)]
+        if tap is not None:
+            argv += ["-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
+                     "-device", f"{nic},netdev=n0,mac={mac}"]
+        if disk is not None:
+            argv += ["-drive", f"file={disk},format=raw,if=virtio"]
+        if netboot:
+            argv += ["-boot", "n"]
+        self.argv = argv + list(extra)
+        self.proc: Optional[subprocess.Popen] = None
+        self.started = 0.0
+
+    def start(self) -> "VM":
+        self.console.write_text("")
+        self.started = time.monotonic()
+        self.proc = self.ns.popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
+        return self
+
+    def text(self) -> str:
+        try:
+            return self.console.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_for(self, pattern: str, timeout: float) -> Optional[re.Match]:
+        """Wait for `pattern` (a regex) on the console; None if qemu exits or time runs out."""
+        regex = re.compile(pattern, re.M)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = regex.search(self.text())
+            if match:
+                return match
+            if self.proc is not None and self.proc.poll() is not None:
+                return regex.search(self.text())
+            time.sleep(0.2)
+        return None
+
+    def wait_exit(self, timeout: float) -> Optional[int]:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> "VM":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def printk_time(line_pattern: str, text: str) -> Optional[float]:
+    """The kernel timestamp ([   12.345678]) of the first console line matching `line_pattern`."""
+    for line in text.splitlines():
+        if re.search(line_pattern, line):
+            match = PRINTK_TIME.search(line)
+            if match:
+                return float(match.group(1))
+    return None

@@ -1,0 +1,55 @@
+#!/bin/sh
+# aoe-up: queued by udev whenever a NIC appears (it may be renamed by then, so look at them all).
+# Bring every interface AoE may use up (no address), give the aoe driver that interface list,
+# and trigger discovery as soon as each one has carrier, so boot never waits for the driver's
+# own 60 s broadcast timer.
+
+type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
+
+[ -f /tmp/aoe.allowed ] || exit 0
+allowed=$(cat /tmp/aoe.allowed)
+
+aoe_allowed() {
+    [ -z "$allowed" ] && return 0
+    case " $allowed " in
+        *" $1 "* | *" $2 "*) return 0 ;;
+    esac
+    return 1
+}
+
+ifaces=""
+for n in /sys/class/net/*; do
+    iface=${n##*/}
+    [ "$iface" = lo ] && continue
+    read -r mac < "$n/address" || continue
+    aoe_allowed "$iface" "$mac" || continue
+    ip link set dev "$iface" up
+    ifaces="$ifaces $iface"
+done
+[ -n "$ifaces" ] || exit 0
+
+if [ -d /sys/module/aoe ]; then
+    echo "$ifaces" > /sys/module/aoe/parameters/aoe_iflist
+else
+    modprobe aoe aoe_iflist="$ifaces"
+fi
+
+# e1000 and friends raise carrier seconds after probe; frames sent before that are lost.
+# Discover once per interface as its carrier comes, for up to 30 s.
+pending="$ifaces"
+i=0
+while [ -n "$pending" ] && [ $i -lt 300 ]; do
+    still=""
+    for iface in $pending; do
+        if [ "$(cat "/sys/class/net/$iface/carrier" 2> /dev/null)" = 1 ]; then
+            info "aoe: $iface has carrier, discovering"
+            echo > /dev/etherd/discover
+        else
+            still="$still $iface"
+        fi
+    done
+    pending=$still
+    [ -n "$pending" ] && sleep 0.1
+    i=$((i + 1))
+done
+exit 0

@@ -1,0 +1,56 @@
+#!/bin/bash
+# dracut module: root on ATA over Ethernet (/dev/etherd/eX.Y[pN], served by vblade on a NAS).
+# Layer 2 only: links come up without IP, the aoe driver finds the disk, rootfs-block mounts it.
+
+# Is block device MAJ:MIN an AoE disk or a partition of one?
+block_is_aoe() {
+    [[ $(readlink -f "/sys/dev/block/$1") == */etherd\!* ]]
+}
+
+# called by dracut: include on hostonly builds only when root sits on AoE
+check() {
+    [[ $hostonly ]] || [[ $mount_needs ]] && {
+        for_each_host_dev_and_slaves block_is_aoe || return 255
+    }
+    require_binaries ip modprobe || return 1
+    return 0
+}
+
+# called by dracut: NIC drivers and block-device root mounting; no IP configuration
+depends() {
+    echo kernel-network-modules rootfs-block
+    # dracut >= 108 moved the initqueue into a module of its own; 059 has none
+    # (dracut_module_path echoes its unexpanded glob when there is none: test the directory)
+    if type dracut_module_path > /dev/null 2>&1 && [ -d "$(dracut_module_path initqueue)" ]; then
+        echo initqueue
+    fi
+    return 0
+}
+
+# called by dracut
+installkernel() {
+    hostonly='' instmods aoe
+}
+
+# called by dracut: what this host needs on the kernel command line, from aoeboot's config
+cmdline() {
+    local _opts
+    command -v aoeboot > /dev/null 2>&1 || return 0
+    _opts=$(aoeboot cmdline 2> /dev/null) && [ -n "$_opts" ] && printf ' %s' "$_opts"
+    return 0
+}
+
+# called by dracut
+install() {
+    inst_multiple ip modprobe sleep
+    inst_hook cmdline 90 "$moddir/parse-aoe.sh"
+    inst_hook initqueue/settled 90 "$moddir/aoe-discover.sh"
+    inst_hook emergency 05 "$moddir/aoe-report.sh"
+    inst_script "$moddir/aoe-up.sh" /sbin/aoe-up
+    inst_script "$moddir/aoe-report.sh" /sbin/aoe-report
+    inst_simple "$moddir/60-aoe.rules" "${udevrulesdir:-/lib/udev/rules.d}/60-aoe.rules"
+    if dracut_module_included "systemd-initrd"; then
+        inst_script "$moddir/aoe-generator.sh" "$systemdutildir"/system-generators/dracut-aoe-generator
+    fi
+    dracut_need_initqueue
+}

@@ -1,0 +1,48 @@
+#!/bin/sh
+# Root on AoE: root=aoe:eX.Y[pN] (iPXE's spelling) or root=/dev/etherd/eX.Y[pN]; also
+# root=UUID=/LABEL= on an AoE disk when rd.aoe.iface= (or rd.aoe=1) says AoE is wanted.
+# Options: rd.aoe.iface=IF|MAC[,...] (else BOOTIF=), rd.aoe.timeout=S, rd.aoe.deadsecs=S.
+
+type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
+
+[ -z "$root" ] && root=$(getarg root=)
+
+case "${root#block:}" in
+    aoe:e*)
+        root="block:/dev/etherd/${root#aoe:}"
+        rootok=1
+        ;;
+    /dev/etherd/e*)
+        root="block:${root#block:}"
+        rootok=1
+        ;;
+    *)
+        getarg rd.aoe.iface= > /dev/null || getargbool 0 rd.aoe || return 0
+        ;;
+esac
+
+aoe_dev=""
+[ "${root#block:/dev/etherd/}" != "$root" ] && aoe_dev="${root#block:}"
+echo "$aoe_dev" > /tmp/aoe.root
+
+# Interfaces and MACs AoE may use; empty means every interface.
+aoe_ifaces=$(getarg rd.aoe.iface=)
+if [ -z "$aoe_ifaces" ] && aoe_bootif=$(getarg BOOTIF=); then
+    # PXE's BOOTIF=01-52-54-00-12-34-56: hardware type 01, then the MAC
+    aoe_ifaces=$(echo "${aoe_bootif#01-}" | tr 'A-F-' 'a-f:')
+fi
+echo "$aoe_ifaces" | tr ',' ' ' > /tmp/aoe.allowed
+
+aoe_timeout=$(getarg rd.aoe.timeout=)
+echo "${aoe_timeout:-180}" > /tmp/aoe.timeout
+read -r aoe_uptime _ < /proc/uptime
+echo "${aoe_uptime%.*}" > /tmp/aoe.start
+
+aoe_deadsecs=$(getarg rd.aoe.deadsecs=)
+mkdir -p /etc/modprobe.d
+[ -n "$aoe_deadsecs" ] && echo "options aoe aoe_deadsecs=$aoe_deadsecs" > /etc/modprobe.d/aoe-dracut.conf
+
+[ -n "$aoe_dev" ] && wait_for_dev "$aoe_dev"
+# keep the network up until root is unmounted at shutdown
+need_shutdown
+unset aoe_dev aoe_ifaces aoe_bootif aoe_timeout aoe_uptime aoe_deadsecs
