@@ -1,0 +1,108 @@
+"""Boot Loader Spec Type #1 entries ($BOOT/loader/entries/*.conf): parse, edit options, render.
+
+Every line is kept as it was (comments, order, unknown keys, spacing), so that changing the
+options aoeboot owns changes nothing else in the file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+from aoeboot.cmdline import Cmdline
+from aoeboot.errors import AoebootError
+
+_LINE = re.compile(r"(?P<key>[A-Za-z0-9_-]+)(?P<gap>[ \t]+)(?P<value>.*)")
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str  # the raw line, without newline
+    key: Optional[str] = None  # None for comments and blank lines
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class BootEntry:
+    lines: Tuple[Line, ...]
+
+    @classmethod
+    def parse(cls, text: str, where: str = "boot entry") -> "BootEntry":
+        lines = []
+        for number, raw in enumerate(text.splitlines(), start=1):
+            stripped = raw.strip()
+            if not stripped or stripped.startswith("#"):
+                lines.append(Line(raw))
+                continue
+            match = _LINE.fullmatch(stripped)
+            if not match:
+                raise AoebootError(f"{where}:{number}: not a 'key value' line: {stripped!r}")
+            lines.append(Line(raw, match.group("key"), match.group("value").strip()))
+        return cls(tuple(lines))
+
+    @classmethod
+    def read(cls, path: Path) -> "BootEntry":
+        try:
+            return cls.parse(path.read_text(), where=str(path))
+        except (OSError, UnicodeDecodeError) as err:
+            raise AoebootError(f"cannot read boot entry {path}: {err}") from None
+
+    def render(self) -> str:
+        return "".join(line.text + "\n" for line in self.lines)
+
+    def get(self, key: str) -> Optional[str]:
+        values = self.get_all(key)
+        return values[0] if values else None
+
+    def get_all(self, key: str) -> List[str]:
+        return [line.value for line in self.lines if line.key == key]
+
+    @property
+    def options(self) -> Cmdline:
+        """All `options` lines joined, as the boot loader does."""
+        return Cmdline.parse(" ".join(self.get_all("options")))
+
+    def with_options(self, options: Cmdline) -> "BootEntry":
+        """Replace the options (the first `options` line takes them all; others are dropped)."""
+        new: List[Line] = []
+        done = False
+        for line in self.lines:
+            if line.key != "options":
+                new.append(line)
+            elif not done:
+                gap = _LINE.fullmatch(line.text.strip())
+                spacing = gap.group("gap") if gap else " "
+                indent = line.text[: len(line.text) - len(line.text.lstrip())]
+                new.append(replace(line, text=f"{indent}options{spacing}{options.render()}",
+                                   value=options.render()))
+                done = True
+        if not done:
+            new.append(Line(f"options {options.render()}", "options", options.render()))
+        return BootEntry(tuple(new))
+
+
+def entries_for(boot_root: Path, kver: str) -> List[Path]:
+    """The entries of kernel `kver` under `boot_root`: TOKEN-KVER.conf and TOKEN-KVER+TRIES.conf,
+    and any other entry whose `version` is kver (Fedora's grub entries)."""
+    directory = boot_root / "loader" / "entries"
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in sorted(directory.glob("*.conf")):
+        stem = path.stem.split("+")[0]
+        if stem.endswith("-" + kver):
+            found.append(path)
+            continue
+        try:
+            if BootEntry.read(path).get("version") == kver:
+                found.append(path)
+        except AoebootError:
+            continue
+    return found
+
+
+def all_entries(boot_root: Path) -> List[Path]:
+    directory = boot_root / "loader" / "entries"
+    return sorted(directory.glob("*.conf")) if directory.is_dir() else []
