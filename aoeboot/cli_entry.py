@@ -1,0 +1,100 @@
+"""`aoeboot cmdline`, `aoeboot install-entry` and `aoeboot kernel-install` (the plugin's entry point)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional, Tuple
+
+import click
+
+from aoeboot.errors import EXIT_NOTHING
+
+ROOT_OPTION = click.option("--root", type=click.Path(file_okay=False, path_type=Path),
+                           default=Path("/"), show_default=True,
+                           help="The system to act on (the installer's target: /mnt/sysimage).")
+
+
+@click.command()
+@ROOT_OPTION
+def cmdline(root: Path) -> None:
+    """Print the kernel options this host needs to boot from AoE.
+
+    Used by the dracut module's cmdline() (dracut --print-cmdline, hostonly_cmdline). Exit 1,
+    printing nothing, when the host neither is configured for AoE nor runs from an AoE disk.
+    """
+    from aoeboot import config
+    from aoeboot.hostopts import host_options
+
+    options = host_options(config.load(root), root)
+    if options is None:
+        sys.exit(EXIT_NOTHING)
+    click.echo(" ".join(options))
+
+
+@click.command("install-entry")
+@click.option("--target", "target_text", metavar="eX.Y[pN]",
+              help="The AoE root partition. Default: the AoE device mounted at --root.")
+@click.option("--iface", "interfaces", multiple=True, metavar="IF|MAC",
+              help="Interface (name or MAC) AoE may use at boot; repeatable. Default: all.")
+@ROOT_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")
+def install_entry(target_text: Optional[str], interfaces: Tuple[str, ...], root: Path,
+                  as_json: bool) -> None:
+    """Set an installed system up to boot from its AoE disk.
+
+    Run from the installer's shell after installing onto an AoE disk. Writes
+    /etc/aoeboot/aoeboot.conf, /etc/kernel/cmdline and a dracut drop-in, builds an initramfs
+    with AoE support for every installed kernel that lacks one, and puts the AoE options into
+    every boot entry. Running it again changes nothing.
+    """
+    from aoeboot.config import parse_interface
+    from aoeboot.entry import install_entry as run_install_entry
+    from aoeboot.target import Target
+
+    target = Target.parse(target_text) if target_text else None
+    names = [parse_interface(name) for name in interfaces]
+    changes = run_install_entry(root, target, names)
+    if as_json:
+        click.echo(json.dumps({"changed": bool(changes), "changes": changes}, indent=2))
+    elif changes:
+        for change in changes:
+            click.echo(change)
+    else:
+        click.echo("nothing to change: already set up to boot from AoE")
+
+
+@click.command("kernel-install", context_settings={"ignore_unknown_options": True})
+@click.argument("command")
+@click.argument("kver")
+@click.argument("entry_dir", type=click.Path(path_type=Path))
+@click.argument("kernel_image", required=False, type=click.Path(path_type=Path))
+@click.argument("initrds", nargs=-1, type=click.Path(path_type=Path))
+@click.pass_context
+def kernel_install(ctx: click.Context, command: str, kver: str, entry_dir: Path,
+                   kernel_image: Optional[Path], initrds: Tuple[Path, ...]) -> None:
+    """Entry point of the kernel-install plugin 60-aoeboot.install.
+
+    Arguments as kernel-install passes them: add KVER ENTRY-DIR KERNEL-IMAGE [INITRD...] or
+    remove KVER ENTRY-DIR; settings from the KERNEL_INSTALL_* environment. Silent unless
+    KERNEL_INSTALL_VERBOSE=1; exit 0 when this host does not boot from AoE.
+    """
+    from aoeboot import kernel_install as plugin
+    from aoeboot import log
+
+    env = plugin.Environment.from_env(os.environ)
+    if env.verbose and not ctx.obj.get("verbose"):
+        log.setup(1, ctx.obj.get("debug", False))
+    if command == "add":
+        if kernel_image is None:
+            raise click.UsageError("add needs KERNEL-IMAGE")
+        done = plugin.add(kver, entry_dir, kernel_image, initrds, env)
+    elif command == "remove":
+        done = plugin.remove(kver, entry_dir, env)
+    else:
+        return  # kernel-install may grow commands; they are not ours to handle
+    if env.verbose:
+        for line in done or ["aoeboot: nothing to do for this host"]:
+            click.echo(line)

@@ -1,0 +1,71 @@
+"""The initramfs of a kernel: where it is, whether it can boot from AoE (lsinitrd), and rebuilding it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence
+
+from aoeboot.errors import AoebootError
+from aoeboot.fsutil import fsync_dir
+from aoeboot.run import run
+
+log = logging.getLogger(__name__)
+
+# What an initramfs needs to boot from AoE: the driver and our dracut module's cmdline hook.
+REQUIRED = {"aoe driver": ("aoe.ko",), "aoeboot dracut module": ("parse-aoe.sh",)}
+
+
+def candidates(kver: str, root: Path = Path("/"), extra: Iterable[Path] = ()) -> List[Path]:
+    """Where an initramfs of `kver` may be, most specific first (the given ones, then the usual
+    names of Fedora, Debian and older dracut under /boot)."""
+    boot = root / "boot"
+    return [*extra, boot / f"initramfs-{kver}.img", boot / f"initrd.img-{kver}"]
+
+
+def find(kver: str, root: Path = Path("/"), extra: Iterable[Path] = ()) -> Optional[Path]:
+    for path in candidates(kver, root, extra):
+        if path.is_file():
+            return path
+    return None
+
+
+def missing(image: Path) -> List[str]:
+    """What `image` lacks to boot from AoE (empty: it has it all)."""
+    listing = run(["lsinitrd", str(image)], check=False)
+    if listing.returncode != 0:
+        raise AoebootError(f"cannot read initramfs {image}: {(listing.stderr or '').strip()[-200:]}")
+    names = [line.rsplit("/", 1)[-1] for line in listing.stdout.splitlines()]
+    return [what for what, needles in REQUIRED.items()
+            if not any(name.startswith(needle) or name.endswith(needle)
+                       for name in names for needle in needles)]
+
+
+def build(kver: str, out: Path, root: Path = Path("/"), extra_args: Sequence[str] = ()) -> None:
+    """Build the initramfs of `kver` (with module aoe) into `out`, atomically, mode 0644.
+
+    For another root, dracut runs chrooted into it, so it uses that system's modules and config."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        argv = ["dracut", "--force", "--add", "aoe", "--kver", kver, *extra_args]
+        if root != Path("/"):
+            argv = ["chroot", str(root), *argv, "/" + str(tmp.relative_to(root))]
+        else:
+            argv.append(str(tmp))
+        log.info("building the initramfs of %s (dracut, about a minute)", kver)
+        run(argv, capture=True)
+        os.chmod(tmp, 0o644)  # dracut writes 0600; TFTP/HTTP publishing needs it readable
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, out)
+        fsync_dir(out.parent)
+    except OSError as err:
+        raise AoebootError(f"cannot write initramfs {out}: {err.strerror}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
