@@ -79,20 +79,23 @@ def kernel_install(ctx: click.Context, command: str, kver: str, entry_dir: Path,
 
     Arguments as kernel-install passes them: add KVER ENTRY-DIR KERNEL-IMAGE [INITRD...] or
     remove KVER ENTRY-DIR; settings from the KERNEL_INSTALL_* environment. Silent unless
-    KERNEL_INSTALL_VERBOSE=1; exit 0 when this host does not boot from AoE.
+    KERNEL_INSTALL_VERBOSE=1; exit 0 when this host does not boot from AoE. AOEBOOT_ROOT names
+    another system root (image builds, tests); aoeboot.conf is read from KERNEL_INSTALL_CONF_ROOT
+    when that is set.
     """
     from aoeboot import kernel_install as plugin
     from aoeboot import log
 
     env = plugin.Environment.from_env(os.environ)
+    root = Path(os.environ.get("AOEBOOT_ROOT") or "/")
     if env.verbose and not ctx.obj.get("verbose"):
         log.setup(1, ctx.obj.get("debug", False))
     if command == "add":
         if kernel_image is None:
             raise click.UsageError("add needs KERNEL-IMAGE")
-        done = plugin.add(kver, entry_dir, kernel_image, initrds, env)
+        done = plugin.add(kver, entry_dir, kernel_image, initrds, env, root)
     elif command == "remove":
-        done = plugin.remove(kver, entry_dir, env)
+        done = plugin.remove(kver, entry_dir, env, root)
     else:
         return  # kernel-install may grow commands; they are not ours to handle
     if env.verbose:

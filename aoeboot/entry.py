@@ -71,7 +71,7 @@ def install_entry(root: Path, target: Optional[Target], interfaces: Sequence[str
         lacking = initramfs.missing(image) if image else ["initramfs"]
         if lacking:
             out = image or under(root, f"/boot/initramfs-{kver}.img")
-            initramfs.build(kver, out, root)
+            initramfs.build(kver, out, chroot=root)
             changes.append(f"built {out.relative_to(root)} ({', '.join(lacking)} missing)")
 
     for boot_dir in BOOT_DIRS:

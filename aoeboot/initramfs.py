@@ -43,18 +43,19 @@ def missing(image: Path) -> List[str]:
                        for name in names for needle in needles)]
 
 
-def build(kver: str, out: Path, root: Path = Path("/"), extra_args: Sequence[str] = ()) -> None:
+def build(kver: str, out: Path, chroot: Optional[Path] = None, extra_args: Sequence[str] = ()) -> None:
     """Build the initramfs of `kver` (with module aoe) into `out`, atomically, mode 0644.
 
-    For another root, dracut runs chrooted into it, so it uses that system's modules and config."""
+    With `chroot` (an installed system's root, `out` inside it) dracut runs chrooted into it, so
+    it uses that system's modules and configuration."""
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         argv = ["dracut", "--force", "--add", "aoe", "--kver", kver, *extra_args]
-        if root != Path("/"):
-            argv = ["chroot", str(root), *argv, "/" + str(tmp.relative_to(root))]
+        if chroot is not None and chroot != Path("/"):
+            argv = ["chroot", str(chroot), *argv, "/" + str(tmp.relative_to(chroot))]
         else:
             argv.append(str(tmp))
         log.info("building the initramfs of %s (dracut, about a minute)", kver)

@@ -130,12 +130,12 @@ def ensure_initramfs(kver: str, entry_dir: Path, initrds: Sequence[Path], env: E
             log.info("%s has the aoe driver and our dracut module", found)
             return []
         log.warning("%s lacks the %s: rebuilding it", found, " and the ".join(lacking))
-        initramfs.build(kver, found, root)
+        initramfs.build(kver, found)  # kernel-install runs inside the system it serves
         return [f"rebuilt {found} (it lacked the {' and the '.join(lacking)})"]
     # No generator made one (Debian's kernel-install has no dracut plugin): make it where
     # 90-loaderentry.install picks it up, or where Fedora's grub entries look.
     out = staged[0] if staged else under(root, f"/boot/initramfs-{kver}.img")
-    initramfs.build(kver, out, root)
+    initramfs.build(kver, out)
     if not staged:
         atomic_write(_record(root, kver), json.dumps({"built": [str(out)]}) + "\n")
     return [f"built {out}"]

@@ -42,6 +42,7 @@ def run(
             [program, *args[1:]],
             check=False,
             text=True,
+            errors="replace",  # tools like lsinitrd print binary bytes too
             input=input,
             stdout=subprocess.PIPE if capture else None,
             stderr=subprocess.PIPE if capture else None,

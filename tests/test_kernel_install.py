@@ -1,0 +1,192 @@
+"""The plugin under the real kernel-install (systemd 252), with real dracut and lsinitrd."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aoeboot import initramfs
+from aoelab import dracutdir
+from aoelab.kernel import installed_kernel
+from tests.conftest import REPO, aoeboot, require_programs, require_root
+
+PLUGIN = REPO / "kernel-install.d" / "60-aoeboot.install"
+SYSTEM_PLUGINS = Path("/usr/lib/kernel/install.d")
+MACHINE_ID = "0123456789abcdef0123456789abcdef"
+USER_CMDLINE = "quiet root=/dev/sda1 console=ttyS0 splash"
+CONFIG = "[boot]\ntarget = e11.0p1\ninterfaces = eth0\n"
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    require_root()
+    require_programs("kernel-install", "dracut", "lsinitrd")
+    found = installed_kernel()
+    if found is None:
+        pytest.fail("no installed kernel with aoe.ko: install linux-image-amd64")
+    return found
+
+
+@pytest.fixture(scope="module")
+def dracut_base(tmp_path_factory):
+    return dracutdir.overlay(tmp_path_factory.mktemp("dracutbase"))
+
+
+@pytest.fixture(scope="module")
+def good_initrd(kernel, tmp_path_factory):
+    """A small initramfs with aoe.ko and our module (what a dracut with our drop-in makes)."""
+    work = tmp_path_factory.mktemp("initrd")
+    return dracutdir.build(work / "initrd.img", kernel.version, work, systemd=False)
+
+
+class Setup:
+    def __init__(self, tmp: Path, dracut_base: Path, plugins):
+        self.boot = tmp / "boot"
+        self.conf = tmp / "conf"
+        self.bin = tmp / "bin"
+        self.root = tmp / "root"  # the system root aoeboot looks at: no /boot/initrd.img-* there
+        self.count = tmp / "dracut-runs"
+        for d in (self.boot, self.conf, self.bin, self.root):
+            d.mkdir()
+        (self.conf / "install.conf").write_text("layout=bls\n")
+        (self.conf / "cmdline").write_text(USER_CMDLINE + "\n")
+        (self.conf / "aoeboot.conf").write_text(CONFIG)
+        # Counting dracut runs: a wrapper that records each call and execs the real dracut.
+        wrapper = self.bin / "dracut"
+        wrapper.write_text(f"#!/bin/sh\necho run >> {self.count}\nexec /usr/bin/dracut \"$@\"\n")
+        wrapper.chmod(0o755)
+        self.env = {
+            **os.environ,
+            "PATH": f"{self.bin}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "BOOT_ROOT": str(self.boot),
+            "KERNEL_INSTALL_CONF_ROOT": str(self.conf),
+            "KERNEL_INSTALL_MACHINE_ID": MACHINE_ID,
+            "MACHINE_ID": MACHINE_ID,
+            "KERNEL_INSTALL_PLUGINS": " ".join(str(p) for p in plugins),
+            "dracutbasedir": str(dracut_base),
+            "AOEBOOT_ROOT": str(self.root),
+        }
+
+    def kernel_install(self, *args, verbose=False):
+        # kernel-install sets KERNEL_INSTALL_VERBOSE for its plugins from its own -v
+        argv = ["kernel-install", *(["-v"] if verbose else []), *args]
+        return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=600)
+
+    @property
+    def dracut_runs(self) -> int:
+        return len(self.count.read_text().split()) if self.count.exists() else 0
+
+    def entry(self, kver):
+        return self.boot / "loader/entries" / f"{MACHINE_ID}-{kver}.conf"
+
+    def files(self):
+        # (kernel-install itself makes the entry directory for layout bls)
+        return sorted(str(p.relative_to(self.boot)) for p in self.boot.rglob("*") if not p.is_dir())
+
+
+def with_loaderentry():
+    # 50-depmod would write to the real /lib/modules and Debian's 85-initrd copies the real
+    # /boot/initrd.img-KVER: leave them out.
+    return [PLUGIN, SYSTEM_PLUGINS / "90-loaderentry.install"]
+
+
+def test_add_builds_once_writes_the_entry_and_remove_undoes_it(tmp_path, kernel, dracut_base):
+    s = Setup(tmp_path, dracut_base, with_loaderentry())
+    out = s.kernel_install("add", kernel.version, str(kernel.image))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == ""  # silent unless verbose
+    assert s.dracut_runs == 1  # Debian's kernel-install has no initrd generator: ours, once
+    entry = s.entry(kernel.version).read_text()
+    options = next(line for line in entry.splitlines() if line.startswith("options")).split()[1:]
+    assert options[:3] == ["quiet", "console=ttyS0", "splash"]  # the user's, kept in order
+    assert "root=/dev/sda1" not in options
+    assert "root=/dev/etherd/e11.0p1" in options and "rd.aoe.iface=eth0" in options
+    entry_dir = s.boot / MACHINE_ID / kernel.version
+    assert initramfs.missing(entry_dir / "initrd") == []  # aoe.ko and parse-aoe.sh inside
+    assert (s.conf / "cmdline").read_text() == (
+        "quiet console=ttyS0 splash root=/dev/etherd/e11.0p1 rd.aoe.iface=eth0\n")
+
+    out = s.kernel_install("remove", kernel.version)
+    assert out.returncode == 0, out.stderr
+    assert not s.entry(kernel.version).exists()
+    assert not entry_dir.exists()
+    assert (s.conf / "aoeboot.conf").read_text() == CONFIG  # the config is not ours to remove
+
+
+def test_good_initrd_is_verified_not_rebuilt_and_layout_other_writes_no_entry(
+        tmp_path, kernel, dracut_base, good_initrd):
+    s = Setup(tmp_path, dracut_base, with_loaderentry())
+    (s.conf / "install.conf").write_text("layout=other\n")
+    out = s.kernel_install("add", kernel.version, str(kernel.image), str(good_initrd), verbose=True)
+    assert out.returncode == 0, out.stderr
+    assert s.dracut_runs == 0
+    assert not (s.boot / "loader").exists()
+
+
+def test_unrelated_host_is_left_alone(tmp_path, kernel, dracut_base):
+    s = Setup(tmp_path, dracut_base, [PLUGIN])
+    (s.conf / "aoeboot.conf").unlink()
+    out = s.kernel_install("add", kernel.version, str(kernel.image), verbose=True)
+    assert out.returncode == 0, out.stderr
+    assert "nothing to do for this host" in out.stdout
+    assert s.dracut_runs == 0 and s.files() == []
+    assert (s.conf / "cmdline").read_text() == USER_CMDLINE + "\n"
+
+
+def test_read_only_boot_is_a_clear_error_and_nothing_half_written(tmp_path, kernel, dracut_base,
+                                                                   good_initrd):
+    s = Setup(tmp_path, dracut_base, [PLUGIN])
+    entries = s.boot / "loader/entries"
+    entries.mkdir(parents=True)
+    grub_entry = entries / "fedora-grub.conf"  # what Fedora's 20-grub.install writes before us
+    original = f"title Fedora\nversion {kernel.version}\nlinux /vmlinuz\noptions root=/dev/sda1 ro\n"
+    grub_entry.write_text(original)
+    (s.boot / MACHINE_ID / kernel.version).mkdir(parents=True)  # else kernel-install fails first
+    subprocess.run(["mount", "--bind", str(s.boot), str(s.boot)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(s.boot)], check=True)
+        out = s.kernel_install("add", kernel.version, str(kernel.image), str(good_initrd))
+    finally:
+        subprocess.run(["umount", str(s.boot)], check=True)
+    assert out.returncode != 0 and out.returncode != 77
+    assert f"aoeboot: cannot write {grub_entry}: read-only file system" in out.stderr
+    assert grub_entry.read_text() == original
+    assert sorted(p.name for p in entries.iterdir()) == ["fedora-grub.conf"]
+
+
+@pytest.mark.parametrize("kver, message", [
+    ("../x", "invalid kernel version '../x'"),
+    ("a/b", "invalid kernel version 'a/b'"),
+    ("", "invalid kernel version ''"),
+])
+def test_malformed_kver(tmp_path, kver, message):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "aoeboot.conf").write_text(CONFIG)
+    env = {**os.environ, "KERNEL_INSTALL_CONF_ROOT": str(conf)}
+    out = aoeboot("kernel-install", "add", kver, str(tmp_path / "e"), "/boot/vmlinuz", env=env)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"aoeboot: {message} (must be one plain file name)"
+
+
+def test_malformed_cmdline_file_and_config(tmp_path):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "aoeboot.conf").write_text(CONFIG)
+    (conf / "cmdline").write_text('quiet acpi="broken\n')
+    env = {**os.environ, "KERNEL_INSTALL_CONF_ROOT": str(conf)}
+    out = aoeboot("kernel-install", "add", "6.1.0-1-amd64", str(tmp_path / "e"), "/nonexistent",
+                  env=env)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"aoeboot: {conf / 'cmdline'}: unterminated quote in command line"
+    (conf / "aoeboot.conf").write_text("[boot]\ntarget = e11.0p1\ntimeout = never\n")
+    out = aoeboot("kernel-install", "add", "6.1.0-1-amd64", str(tmp_path / "e"), "/nonexistent",
+                  env=env)
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith(f"aoeboot: {conf / 'aoeboot.conf'}:3: timeout:")
+    assert len(out.stderr.strip().splitlines()) == 1
