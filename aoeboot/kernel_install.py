@@ -55,8 +55,10 @@ class Environment:
         )
 
     def config_file(self, root: Path) -> Path:
-        # With KERNEL_INSTALL_CONF_ROOT set, aoeboot.conf is read from there too, like cmdline.
-        return self.conf_root / "aoeboot.conf" if self.conf_root else under(root, paths.CONFIG)
+        # An aoeboot.conf beside kernel-install's own config (KERNEL_INSTALL_CONF_ROOT) wins.
+        if self.conf_root and (self.conf_root / "aoeboot.conf").exists():
+            return self.conf_root / "aoeboot.conf"
+        return under(root, paths.CONFIG)
 
     def cmdline_file(self, root: Path) -> Path:
         # KERNEL_INSTALL_CONF_ROOT, when set, is the only place kernel-install reads cmdline from.

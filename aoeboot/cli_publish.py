@@ -1,0 +1,65 @@
+"""`aoeboot publish` and `aoeboot nas-config`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"),
+              show_default=True, help="The system whose publishing state to complete.")
+@click.option("--json", "as_json", is_flag=True, help="Print the publish state as JSON.")
+def publish(root: Path, as_json: bool) -> None:
+    """Complete pending publishes to the NAS (also run by aoeboot-publish.timer).
+
+    kernel-install publishes every kernel it installs; when the NAS was unreachable the publish
+    is recorded as pending in /var/lib/aoeboot/publish.json and completed here. Exit 0 when
+    nothing is left pending, 2 when the NAS still fails.
+    """
+    from aoeboot import config as configuration
+    from aoeboot import publish as publishing
+
+    config = configuration.load(root)
+    state = publishing.read_state(root)
+    if state.get("pending"):
+        state = publishing.complete_pending(root, config)
+    if as_json:
+        click.echo(json.dumps(state, indent=2))
+    else:
+        kernels = ", ".join(state.get("kernels", [])) or "none"
+        click.echo(f"published ({state.get('destination', 'no destination')}): {kernels}; "
+                   f"nothing pending")
+
+
+@click.command("nas-config")
+@click.option("--mac", required=True, help="The box's boot NIC MAC address.")
+@click.option("--target", "target_text", required=True, metavar="eX.Y", help="The box's AoE disk.")
+@click.option("--format", "fmt", type=click.Choice(["isc-dhcpd", "dnsmasq"]), default="isc-dhcpd",
+              show_default=True)
+@click.option("--script", default=None, metavar="PATH|URL",
+              help="What iPXE fetches: default MAC/boot.ipxe, relative to the TFTP root.")
+@click.option("--ipxe-image", default="undionly.kpxe", show_default=True,
+              help="The iPXE image PXE firmware chain-loads (ipxe.efi for UEFI).")
+def nas_config(mac: str, target_text: str, fmt: str, script: str, ipxe_image: str) -> None:
+    """Print the DHCP fragment the NAS needs to netboot this box.
+
+    PXE firmware gets iPXE; iPXE (user-class "iPXE") gets the box's boot script and root-path
+    aoe:eX.Y, never iPXE again (that would chain-load forever).
+    """
+    from aoeboot import nasconfig
+    from aoeboot.config import parse_interface
+    from aoeboot.errors import AoebootError
+    from aoeboot.target import Target
+
+    normal = parse_interface(mac)
+    if normal.count(":") != 5:
+        raise AoebootError(f"invalid MAC address {mac!r}")
+    target = Target.parse(target_text)
+    script = script or f"{normal.replace(':', '-')}/boot.ipxe"
+    if any(c in script for c in '"\n ;{}') or any(c in ipxe_image for c in '"\n ;{}'):
+        raise AoebootError("--script and --ipxe-image must be plain paths or URLs")
+    render = nasconfig.dnsmasq if fmt == "dnsmasq" else nasconfig.isc_dhcpd
+    click.echo(render(normal, target, script, ipxe_image), nl=False)

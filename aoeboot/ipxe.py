@@ -1,0 +1,52 @@
+"""The iPXE boot script the NAS serves to one box.
+
+Newest kernel first; if its files cannot be fetched or booted, the previous kernel; then
+`sanboot` of the AoE disk as the last resort. File names are relative to the script's own URL
+unless a base URL is configured, so the same script works over TFTP and HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Sequence
+
+from aoeboot.target import Target
+
+
+@dataclass(frozen=True)
+class Published:
+    kver: str
+    kernel: str  # file name on the NAS
+    initrd: str
+    options: str
+
+
+def render(host: str, kernels: Sequence[Published], target: Target, base_url: str = "") -> str:
+    base = base_url.rstrip("/") + "/" if base_url else ""
+    labels = [f"k{i}" for i in range(len(kernels))]
+    lines: List[str] = [
+        "#!ipxe",
+        f"# aoeboot boot script for {host}; written by aoeboot, do not edit",
+        f"menu aoeboot: {host}",
+    ]
+    for label, kernel in zip(labels, kernels):
+        lines.append(f"item {label} Linux {kernel.kver} (root {target.name})")
+    lines += [f"item sanboot Boot {target.disk.uri} directly (sanboot)",
+              f"choose --default {labels[0] if labels else 'sanboot'} --timeout 3000 selected"
+              " || goto " + (labels[0] if labels else "sanboot"),
+              "goto ${selected}"]
+    for index, (label, kernel) in enumerate(zip(labels, kernels)):
+        fallback = labels[index + 1] if index + 1 < len(kernels) else "sanboot"
+        # initrd= on the kernel line: EFI stub kernels find the initrd by that name.
+        lines += [
+            f":{label}",
+            f"echo aoeboot: booting {kernel.kver}",
+            f"kernel {base}{kernel.kernel} initrd={kernel.initrd} {kernel.options}"
+            f" BOOTIF=01-${{netX/mac:hexhyp}} || goto {fallback}",
+            f"initrd {base}{kernel.initrd} || goto {fallback}",
+            f"boot || goto {fallback}",
+        ]
+    lines += [":sanboot", f"echo aoeboot: sanboot {target.disk.uri}",
+              f"sanboot {target.disk.uri} || goto failed",
+              ":failed", "echo aoeboot: nothing could be booted", "shell", ""]
+    return "\n".join(lines)

@@ -1,0 +1,203 @@
+"""Where published files go: a directory (local, or the NAS's export mounted over NFS) or a
+remote directory over SSH (rsync through the system's ssh; host keys always checked).
+
+Every upload lands under a temporary name and is renamed into place only when complete, so a
+reader (TFTP, HTTP, iPXE) never sees a partial file under a real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Protocol
+
+from aoeboot.errors import AoebootError
+from aoeboot.fsutil import atomic_write, fsync_dir, safe_name
+from aoeboot.run import run
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Destination(Protocol):
+    sent_bytes: int
+
+    def listing(self) -> Dict[str, int]: ...  # name -> size of every published file
+    def put(self, local: Path, name: str) -> None: ...
+    def write_text(self, name: str, text: str) -> None: ...
+    def read_text(self, name: str) -> Optional[str]: ...
+    def remove(self, names: List[str]) -> None: ...
+
+
+class DirectoryDestination:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sent_bytes = 0
+
+    def _dir(self) -> Path:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise AoebootError(f"cannot create {self.path}: {err.strerror}") from None
+        return self.path
+
+    def listing(self) -> Dict[str, int]:
+        directory = self._dir()
+        return {p.name: p.stat().st_size for p in directory.iterdir()
+                if p.is_file() and not p.name.startswith(".")}
+
+    def put(self, local: Path, name: str) -> None:
+        directory = self._dir()
+        fd, tmp = tempfile.mkstemp(prefix=f".{safe_name(name, 'file name')}.", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as out, open(local, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, 0o644)
+            if sha256(Path(tmp)) != sha256(local):
+                raise AoebootError(f"{directory / name}: copy does not match {local}")
+            os.replace(tmp, directory / name)
+            fsync_dir(directory)
+            self.sent_bytes += local.stat().st_size
+        except OSError as err:
+            raise AoebootError(f"cannot publish {name} to {directory}: {err.strerror}") from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def write_text(self, name: str, text: str) -> None:
+        atomic_write(self._dir() / safe_name(name, "file name"), text)
+        self.sent_bytes += len(text.encode())
+
+    def read_text(self, name: str) -> Optional[str]:
+        try:
+            return (self.path / name).read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise AoebootError(f"cannot read {self.path / name}: {err.strerror}") from None
+
+    def remove(self, names: List[str]) -> None:
+        for name in names:
+            try:
+                (self.path / safe_name(name, "file name")).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                raise AoebootError(f"cannot remove {self.path / name}: {err.strerror}") from None
+
+
+_SSH_URL = re.compile(r"ssh://(?:(?P<user>[^@/]+)@)?(?P<host>[^:/]+)(?::(?P<port>[0-9]+))?(?P<path>/.*)")
+
+
+@dataclass
+class SshDestination:
+    """rsync over ssh. rsync writes each file under a temporary name and renames it when complete;
+    its transfer is checksummed. BatchMode: a missing key or unknown host key fails, never asks."""
+
+    user: Optional[str]
+    host: str
+    port: Optional[int]
+    path: str
+    identity: Optional[Path] = None
+    known_hosts: Optional[Path] = None
+    sent_bytes: int = 0
+
+    @classmethod
+    def parse(cls, url: str, identity: Optional[Path], known_hosts: Optional[Path],
+              subdir: str) -> "SshDestination":
+        match = _SSH_URL.fullmatch(url)
+        if not match:
+            raise AoebootError(f"invalid ssh destination {url!r}", hint="ssh://[user@]host[:port]/path")
+        path = match.group("path").rstrip("/") + "/" + safe_name(subdir, "host name")
+        return cls(match.group("user"), match.group("host"),
+                   int(match.group("port")) if match.group("port") else None, path, identity,
+                   known_hosts)
+
+    def _ssh(self) -> List[str]:
+        argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                "-o", "ConnectTimeout=10"]
+        if self.port:
+            argv += ["-p", str(self.port)]
+        if self.identity:
+            argv += ["-i", str(self.identity)]
+        if self.known_hosts:
+            argv += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
+        return argv
+
+    def _remote(self, name: str = "") -> str:
+        return f"{self.user + '@' if self.user else ''}{self.host}:{self.path}/{name}"
+
+    def _rsync(self, *args: str) -> str:
+        # rsync runs ssh itself: -e takes one string, split by rsync on blanks; every part of it
+        # is a fixed option or a validated path, and none may hold a blank.
+        parts = self._ssh()
+        if any(" " in part for part in parts):
+            raise AoebootError("ssh identity and known_hosts paths must not contain blanks")
+        proc = run(["rsync", "-e", " ".join(parts), *args], check=False, timeout=600)
+        if proc.returncode != 0:
+            last = (proc.stderr or "").strip().splitlines()
+            raise AoebootError(f"rsync to {self.host} failed: {last[-1] if last else proc.returncode}")
+        return proc.stdout
+
+    def listing(self) -> Dict[str, int]:
+        empty = tempfile.mkdtemp()
+        try:  # make sure the host directory exists (an empty rsync creates it)
+            self._rsync("-r", "--mkpath", empty + "/", self._remote())
+        finally:
+            os.rmdir(empty)
+        found = {}
+        for line in self._rsync("--list-only", self._remote()).splitlines():
+            fields = line.split()
+            if len(fields) >= 5 and fields[0].startswith("-") and not fields[-1].startswith("."):
+                found[fields[-1]] = int(fields[1].replace(",", ""))
+        return found
+
+    def put(self, local: Path, name: str) -> None:
+        out = self._rsync("--checksum", "--chmod=F644", "--stats", str(local),
+                          self._remote(safe_name(name, "file name")))
+        match = re.search(r"Total bytes sent: ([0-9,]+)", out)
+        self.sent_bytes += int(match.group(1).replace(",", "")) if match else local.stat().st_size
+
+    def write_text(self, name: str, text: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / safe_name(name, "file name")
+            local.write_text(text)
+            self.put(local, name)
+
+    def read_text(self, name: str) -> Optional[str]:
+        if name not in self.listing():
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            self._rsync(self._remote(safe_name(name, "file name")), tmp + "/")
+            return (Path(tmp) / name).read_text()
+
+    def remove(self, names: List[str]) -> None:
+        if not names:
+            return
+        empty = tempfile.mkdtemp()
+        try:
+            # Delete exactly these names: sync an empty dir, including only them.
+            filters = [f"--include=/{safe_name(n, 'file name')}" for n in names] + ["--exclude=*"]
+            self._rsync("-r", "--delete", *filters, empty + "/", self._remote())
+        finally:
+            os.rmdir(empty)
+
+
+def open_destination(url: str, host: str, identity: Optional[Path] = None,
+                     known_hosts: Optional[Path] = None) -> Destination:
+    """The destination for `url` (a directory or ssh://...), in the per-host subdirectory `host`."""
+    if url.startswith("ssh://"):
+        return SshDestination.parse(url, identity, known_hosts, host)
+    return DirectoryDestination(Path(url) / safe_name(host, "host name"))

@@ -1,0 +1,47 @@
+from aoeboot import ipxe, nasconfig
+from aoeboot.target import Target
+from tests.conftest import aoeboot
+
+K1 = ipxe.Published("6.11.10-300.fc41.x86_64", "vmlinuz-a", "initrd-a", "ro root=/dev/etherd/e11.0p1")
+K0 = ipxe.Published("6.11.4-301.fc41.x86_64", "vmlinuz-b", "initrd-b", "ro root=/dev/etherd/e11.0p1")
+
+
+def test_script_boots_newest_then_previous_then_sanboot():
+    script = ipxe.render("52-54-00-12-34-56", [K1, K0], Target(11, 0, 1))
+    lines = script.splitlines()
+    assert lines[0] == "#!ipxe"
+    assert "choose --default k0 --timeout 3000 selected || goto k0" in lines
+    k0 = lines.index(":k0")
+    assert lines[k0 + 2] == ("kernel vmlinuz-a initrd=initrd-a ro root=/dev/etherd/e11.0p1 "
+                             "BOOTIF=01-${netX/mac:hexhyp} || goto k1")
+    assert lines[k0 + 3:k0 + 5] == ["initrd initrd-a || goto k1", "boot || goto k1"]
+    k1 = lines.index(":k1")
+    assert lines[k1 + 2].endswith("|| goto sanboot") and lines[k1 + 4] == "boot || goto sanboot"
+    assert "sanboot aoe:e11.0 || goto failed" in lines
+
+
+def test_script_with_base_url():
+    script = ipxe.render("box", [K1], Target(11, 0, 1), "http://nas/boot/")
+    assert "kernel http://nas/boot/vmlinuz-a initrd=initrd-a" in script
+    assert "initrd http://nas/boot/initrd-a || goto sanboot" in script
+
+
+def test_dhcp_fragments_never_send_ipxe_to_ipxe():
+    isc = nasconfig.isc_dhcpd("52:54:00:12:34:56", Target(11, 0), "x/boot.ipxe", "undionly.kpxe")
+    assert 'if exists user-class and option user-class = "iPXE" {' in isc
+    inner = isc.split('"iPXE" {')[1].split("} else {")[0]
+    assert 'filename "x/boot.ipxe";' in inner and "undionly" not in inner
+    assert 'option root-path "aoe:e11.0";' in inner
+    dm = nasconfig.dnsmasq("52:54:00:12:34:56", Target(11, 0), "x/boot.ipxe", "undionly.kpxe")
+    assert "dhcp-boot=tag:aoeboot-525400123456,tag:!ipxe,undionly.kpxe" in dm.splitlines()
+    assert "dhcp-boot=tag:aoeboot-525400123456,tag:ipxe,x/boot.ipxe" in dm.splitlines()
+
+
+def test_nas_config_cli():
+    out = aoeboot("nas-config", "--mac", "52-54-00-12-34-56", "--target", "aoe:e11.0", "--format",
+                  "dnsmasq")
+    assert out.returncode == 0, out.stderr
+    assert "dhcp-host=52:54:00:12:34:56,set:aoeboot-525400123456" in out.stdout
+    assert "tag:ipxe,52-54-00-12-34-56/boot.ipxe" in out.stdout
+    bad = aoeboot("nas-config", "--mac", "eth0", "--target", "e11.0")
+    assert bad.returncode == 2 and "invalid MAC address 'eth0'" in bad.stderr
