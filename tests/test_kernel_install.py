@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +192,28 @@ def test_malformed_cmdline_file_and_config(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().startswith(f"aoeboot: {conf / 'aoeboot.conf'}:3: timeout:")
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_nas_never_fails_the_kernel_install(tmp_path, kernel, dracut_base, good_initrd):
+    s = Setup(tmp_path, dracut_base, [PLUGIN])
+    (s.conf / "aoeboot.conf").unlink()  # read from the system root, as `aoeboot publish` does
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    (s.root / "etc/aoeboot").mkdir(parents=True)
+    (s.root / "etc/aoeboot/aoeboot.conf").write_text(CONFIG + f"[publish]\ndestination = {nas}/tftp\n")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(nas)], check=True)
+    try:
+        out = s.kernel_install("add", kernel.version, str(kernel.image), str(good_initrd))
+        assert out.returncode == 0, out.stderr
+        assert "recorded as pending" in out.stderr  # warned on stderr (and the journal)
+        state = json.loads((s.root / "var/lib/aoeboot/publish.json").read_text())
+        assert state["state"] == "pending" and state["pending"][0]["kver"] == kernel.version
+        subprocess.run(["mount", "-o", "remount,rw,size=200m", str(nas)], check=True)
+        done = aoeboot("publish", "--root", str(s.root))
+        assert done.returncode == 0, done.stderr
+        assert f"published ({nas}/tftp): {kernel.version}; nothing pending" in done.stdout
+        # eth0 has no MAC under the test root: the per-host directory is the host name
+        script = nas / "tftp" / socket.gethostname().split(".")[0] / "boot.ipxe"
+        assert f"echo aoeboot: booting {kernel.version}" in script.read_text()
+    finally:
+        subprocess.run(["umount", str(nas)], check=True)
