@@ -104,10 +104,14 @@ def publish_kernel(dest: Destination, config: Config, host: str, kver: str, kern
     present = dest.listing()
     entry = {"kver": kver, "options": " ".join(options)}
     for field, local, prefix in (("kernel", kernel, "vmlinuz"), ("initrd", initrd, "initrd")):
-        digest = sha256(local)
-        name = f"{prefix}-{kver}-{digest[:12]}"
-        if present.get(name) != local.stat().st_size:
-            dest.put(local, name)
+        stem, size = f"{prefix}-{kver}", local.stat().st_size
+        # Only a file of the same kernel and size may already be this one: hash to know;
+        # otherwise upload, hashing on the way (one pass over the data).
+        same_size = {n for n, s in present.items() if n.startswith(stem + "-") and s == size}
+        digest = sha256(local) if same_size else ""
+        name = f"{stem}-{digest[:12]}"
+        if name not in same_size:
+            name, digest = dest.upload(local, stem)
         entry[field] = name
         entry[f"{field}_sha256"] = digest
     kernels = [k for k in _manifest(dest) if k["kver"] != kver] + [entry]

@@ -10,11 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Protocol
+from typing import Callable, Dict, List, Optional, Protocol
 
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, fsync_dir, safe_name
@@ -33,6 +32,7 @@ class Destination(Protocol):
     sent_bytes: int
 
     def listing(self) -> Dict[str, int]: ...  # name -> size of every published file
+    def upload(self, local: Path, stem: str) -> "tuple[str, str]": ...  # -> (name, sha256)
     def put(self, local: Path, name: str) -> None: ...
     def write_text(self, name: str, text: str) -> None: ...
     def read_text(self, name: str) -> Optional[str]: ...
@@ -56,22 +56,32 @@ class DirectoryDestination:
         return {p.name: p.stat().st_size for p in directory.iterdir()
                 if p.is_file() and not p.name.startswith(".")}
 
+    def upload(self, local: Path, stem: str) -> "tuple[str, str]":
+        """Copy `local` as STEM-SHA12 in one pass: hash what is written, name it after that."""
+        return self._copy(local, lambda digest: f"{stem}-{digest[:12]}")
+
     def put(self, local: Path, name: str) -> None:
+        self._copy(local, lambda digest: name)
+
+    def _copy(self, local: Path, naming: "Callable[[str], str]") -> "tuple[str, str]":
         directory = self._dir()
-        fd, tmp = tempfile.mkstemp(prefix=f".{safe_name(name, 'file name')}.", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=".upload.", dir=directory)
+        digest = hashlib.sha256()
         try:
             with os.fdopen(fd, "wb") as out, open(local, "rb") as src:
-                shutil.copyfileobj(src, out, 1 << 20)
+                for block in iter(lambda: src.read(1 << 20), b""):
+                    digest.update(block)
+                    out.write(block)
                 out.flush()
                 os.fsync(out.fileno())
             os.chmod(tmp, 0o644)
-            if sha256(Path(tmp)) != sha256(local):
-                raise AoebootError(f"{directory / name}: copy does not match {local}")
-            os.replace(tmp, directory / name)
+            name = safe_name(naming(digest.hexdigest()), "file name")
+            os.replace(tmp, directory / name)  # complete and synced: now it may be seen
             fsync_dir(directory)
             self.sent_bytes += local.stat().st_size
+            return name, digest.hexdigest()
         except OSError as err:
-            raise AoebootError(f"cannot publish {name} to {directory}: {err.strerror}") from None
+            raise AoebootError(f"cannot publish {local.name} to {directory}: {err.strerror}") from None
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -163,6 +173,12 @@ class SshDestination:
             if len(fields) >= 5 and fields[0].startswith("-") and not fields[-1].startswith("."):
                 found[fields[-1]] = int(fields[1].replace(",", ""))
         return found
+
+    def upload(self, local: Path, stem: str) -> "tuple[str, str]":
+        digest = sha256(local)
+        name = f"{stem}-{digest[:12]}"
+        self.put(local, name)
+        return name, digest
 
     def put(self, local: Path, name: str) -> None:
         out = self._rsync("--checksum", "--chmod=F644", "--stats", str(local),
