@@ -26,9 +26,8 @@ from typing import Callable, Dict, Optional, Tuple
 
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, under
-from aoeboot.target import Target
-
 from aoeboot.paths import CONFIG as CONFIG_PATH
+from aoeboot.target import Target
 
 _IFNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,14}")
 _MAC = re.compile(r"(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}")

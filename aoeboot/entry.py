@@ -10,7 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from aoeboot import bls, config as configuration, initramfs, paths, rootdev
+from aoeboot import bls, initramfs, paths, rootdev
+from aoeboot import config as configuration
 from aoeboot.cmdline import aoe_options
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, safe_name, under

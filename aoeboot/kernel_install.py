@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Mapping, Optional, Sequence, Tuple
 
-from aoeboot import bls, config as configuration, initramfs, paths
+from aoeboot import bls, initramfs, paths
+from aoeboot import config as configuration
 from aoeboot.cmdline import OWNED_KEYS, Cmdline
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, safe_name, under
