@@ -24,16 +24,17 @@ class Published:
 def render(host: str, kernels: Sequence[Published], target: Target, base_url: str = "") -> str:
     base = base_url.rstrip("/") + "/" if base_url else ""
     labels = [f"k{i}" for i in range(len(kernels))]
+    first = labels[0] if labels else "sanboot"
+    # Every menu line falls through to the default: an iPXE built without menus still boots.
     lines: List[str] = [
         "#!ipxe",
         f"# aoeboot boot script for {host}; written by aoeboot, do not edit",
-        f"menu aoeboot: {host}",
+        f"menu aoeboot: {host} || goto {first}",
     ]
     for label, kernel in zip(labels, kernels):
-        lines.append(f"item {label} Linux {kernel.kver} (root {target.name})")
-    lines += [f"item sanboot Boot {target.disk.uri} directly (sanboot)",
-              f"choose --default {labels[0] if labels else 'sanboot'} --timeout 3000 selected"
-              " || goto " + (labels[0] if labels else "sanboot"),
+        lines.append(f"item {label} Linux {kernel.kver} (root {target.name}) || goto {first}")
+    lines += [f"item sanboot Boot {target.disk.uri} directly (sanboot) || goto {first}",
+              f"choose --default {first} --timeout 3000 selected || goto {first}",
               "goto ${selected}"]
     for index, (label, kernel) in enumerate(zip(labels, kernels)):
         fallback = labels[index + 1] if index + 1 < len(kernels) else "sanboot"

@@ -82,7 +82,8 @@ class VM:
         if disk is not None:
             argv += ["-drive", f"file={disk},format=raw,if=virtio"]
         if netboot:
-            argv += ["-boot", "n"]
+            # sgabios copies the BIOS text console (where iPXE writes) to the serial port
+            argv += ["-boot", "n", "-device", "sga"]
         self.argv = argv + list(extra)
         self.proc: Optional[subprocess.Popen] = None
         self.started = 0.0
