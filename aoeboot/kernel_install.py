@@ -88,7 +88,10 @@ def add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
             if fix_entry(path, options):
                 done.append(f"set the AoE options in {path}")
     if config.publish.destination:
-        done += _publish_added(root, config, kver, kernel_image, env, entry_dir, initrds, options)
+        # The netbooted box gets the whole command line, as the boot entry does.
+        full = Cmdline.parse(env.cmdline_file(root).read_text(), where=str(env.cmdline_file(root)))
+        done += _publish_added(root, config, kver, kernel_image, env, entry_dir, initrds,
+                               full.options)
     return done
 
 
