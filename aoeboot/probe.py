@@ -153,9 +153,9 @@ def _handle(frame: bytes, name: str, sock: socket.socket, mac: bytes, tag_base: 
     elif header.command == wire.CMD_ATA and header.tag in pending:
         key = pending.pop(header.tag)
         try:
-            reply = wire.parse_ata_reply(frame)
+            ata = wire.parse_ata_reply(frame)
             if not header.flags & wire.FLAG_ERROR:
-                identified[key] = wire.parse_identify(reply.data)
+                identified[key] = wire.parse_identify(ata.data)
         except wire.WireError as err:
             log.info("bad IDENTIFY reply for %s: %s", key[0], err)
 

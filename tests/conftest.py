@@ -43,3 +43,19 @@ def aoeboot(*args: str, env=None, input=None, timeout=120) -> subprocess.Complet
         timeout=timeout,
         cwd=REPO,
     )
+
+
+@pytest.fixture(scope="session")
+def aoe_initrd(tmp_path_factory):
+    """(kver, path) of a small real initramfs with aoe.ko and our module, built once per session
+    by dracut for the installed Debian kernel (about a minute)."""
+    from aoelab import dracutdir
+    from aoelab.kernel import installed_kernel
+
+    require_root()
+    require_programs("dracut", "lsinitrd")
+    kernel = installed_kernel()
+    if kernel is None:
+        pytest.fail("no installed kernel with aoe.ko: install linux-image-amd64")
+    work = tmp_path_factory.mktemp("aoe-initrd")
+    return kernel.version, dracutdir.build(work / "initrd.img", kernel.version, work, systemd=False)

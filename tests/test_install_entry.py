@@ -7,22 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from aoelab import dracutdir
-from aoelab.kernel import installed_kernel
-from tests.conftest import aoeboot, require_programs, require_root
+from tests.conftest import aoeboot
 
 ENTRY = "title Fedora\nversion {kver}\nlinux /vmlinuz-{kver}\noptions root=UUID=abcd ro rhgb quiet\n"
-
-
-@pytest.fixture(scope="module")
-def good_initrd(tmp_path_factory):
-    require_root()
-    require_programs("dracut", "lsinitrd")
-    kernel = installed_kernel()
-    if kernel is None:
-        pytest.fail("no installed kernel with aoe.ko: install linux-image-amd64")
-    work = tmp_path_factory.mktemp("initrd")
-    return kernel.version, dracutdir.build(work / "initrd.img", kernel.version, work, systemd=False)
 
 
 def installed_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
@@ -37,8 +24,8 @@ def installed_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
     return root
 
 
-def test_install_entry_sets_everything_up_once(tmp_path, good_initrd):
-    kver, initrd = good_initrd
+def test_install_entry_sets_everything_up_once(tmp_path, aoe_initrd):
+    kver, initrd = aoe_initrd
     root = installed_root(tmp_path, kver, initrd)
     out = aoeboot("install-entry", "--target", "e11.0p1", "--iface", "eth0", "--root", str(root))
     assert out.returncode == 0, out.stderr

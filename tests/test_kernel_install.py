@@ -39,10 +39,9 @@ def dracut_base(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def good_initrd(kernel, tmp_path_factory):
+def good_initrd(aoe_initrd):
     """A small initramfs with aoe.ko and our module (what a dracut with our drop-in makes)."""
-    work = tmp_path_factory.mktemp("initrd")
-    return dracutdir.build(work / "initrd.img", kernel.version, work, systemd=False)
+    return aoe_initrd[1]
 
 
 class Setup:

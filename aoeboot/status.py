@@ -1,0 +1,384 @@
+"""`aoeboot status`: will this box come back after a reboot? Every link of the chain, checked.
+
+Each check says OK, WARN (something later breaks: a fallback kernel, the next kernel update, a
+pending publish) or FAIL (the next boot would not reach root on AoE). Everything is read under
+`root`, /proc and /sys included, so the same code checks the running system, an installer's
+/mnt/sysimage (whose /proc and /sys Anaconda bind-mounts) and a prepared tree in tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from aoeboot import bls, driver, initramfs, paths, rootdev
+from aoeboot import config as configuration
+from aoeboot.cmdline import Cmdline, aoe_options
+from aoeboot.entry import BOOT_DIRS, installed_kernels
+from aoeboot.errors import AoebootError
+from aoeboot.fsutil import under
+from aoeboot.kver import newest
+from aoeboot.target import Target
+
+log = logging.getLogger(__name__)
+
+OK, WARN, FAIL = "OK", "WARN", "FAIL"
+FIX = "run `aoeboot install-entry`"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # which link of the chain: config, driver, target, root, cmdline, entry, ...
+    level: str  # OK, WARN or FAIL
+    message: str
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class Host:
+    """What every check needs to know about the system under `root`."""
+
+    root: Path
+    config: configuration.Config
+    target: Target
+    kernels: List[str]  # installed, oldest first
+
+    @property
+    def newest(self) -> Optional[str]:
+        return newest(self.kernels) if self.kernels else None
+
+    def severity(self, kver: Optional[str]) -> str:
+        """A problem with the default (newest) kernel fails the next boot; with another, it
+        only breaks a fallback."""
+        return FAIL if kver is None or kver == self.newest else WARN
+
+
+def check(root: Path = Path("/"), progress: Callable[[str], None] = lambda _: None) -> List[Check]:
+    """Run every check on the system under `root`."""
+    checks: List[Check] = []
+    host = _host(root, checks)
+    if host is None:
+        return checks
+    for step in (_driver, _target, _root_mount, _cmdline, _entries, _initramfs, _installed,
+                 _publish):
+        progress(step.__name__.strip("_").replace("_", " "))
+        checks += step(host)
+    return checks
+
+
+def next_boot_ok(checks: Sequence[Check]) -> bool:
+    return all(c.level != FAIL for c in checks)
+
+
+def to_json(checks: Sequence[Check]) -> str:
+    return json.dumps({"next_boot_ok": next_boot_ok(checks),
+                       "checks": [asdict(c) for c in checks]}, indent=2)
+
+
+# ---- the checks, in the order the boot needs them ----
+
+def _host(root: Path, checks: List[Check]) -> Optional[Host]:
+    try:
+        config = configuration.load(root)
+    except AoebootError as err:
+        checks.append(Check("config", FAIL, str(err), "fix the file; `man aoeboot` lists the keys"))
+        return None
+    mounted = _mounted_target(root)
+    target = config.boot.target or mounted
+    if target is None:
+        checks.append(Check("config", FAIL, f"no AoE boot target: {paths.CONFIG} names none and "
+                            "/ is not mounted from an AoE disk", FIX))
+        return None
+    if config.boot.target is None:
+        checks.append(Check("config", WARN, f"{paths.CONFIG} names no target; / is on "
+                            f"{target.device}", FIX))
+    else:
+        checks.append(Check("config", OK, f"{paths.CONFIG}: boot target {target.name}"))
+    return Host(root, config, target, installed_kernels(root))
+
+
+def _mounted_target(root: Path) -> Optional[Target]:
+    try:
+        return rootdev.aoe_root(root, under(root, rootdev.MOUNTINFO))
+    except OSError:
+        return None
+
+
+def _has_aoe_driver(root: Path, kver: str) -> bool:
+    modules = under(root, paths.MODULES) / kver
+    for index in ("modules.dep", "modules.builtin"):
+        try:
+            if any(line.split(":")[0].rsplit("/", 1)[-1].startswith("aoe.ko")
+                   for line in (modules / index).read_text().splitlines()):
+                return True
+        except OSError:
+            continue
+    return any(modules.glob("kernel/drivers/block/aoe/aoe.ko*"))
+
+
+def _driver(host: Host) -> List[Check]:
+    checks = []
+    missing_hint = "install the kernel's extra modules (Fedora: kernel-modules-extra)"
+    if host.newest is None:
+        checks.append(Check("driver", FAIL, "no kernel installed under /lib/modules",
+                            "install a kernel"))
+    elif _has_aoe_driver(host.root, host.newest):
+        checks.append(Check("driver", OK,
+                            f"aoe driver present for the newest kernel {host.newest}"))
+    else:
+        checks.append(Check("driver", FAIL, f"the newest kernel {host.newest} has no aoe driver",
+                            missing_hint))
+    running = _read(under(host.root, "/proc/sys/kernel/osrelease"))
+    if driver.is_loaded(host.root):
+        checks.append(Check("driver", OK, f"aoe driver loaded in the running kernel {running}"))
+    elif running and running != host.newest and not _has_aoe_driver(host.root, running):
+        checks.append(Check("driver", WARN, f"the running kernel {running} has no aoe driver",
+                            missing_hint))
+    return checks
+
+
+def _target(host: Host) -> List[Check]:
+    disk = host.target.disk
+    if not driver.is_loaded(host.root):
+        return [Check("target", WARN, f"aoe driver not loaded: cannot see whether the NAS serves "
+                      f"{disk.name}", "`aoeboot discover` loads it and looks")]
+    found = {t.target: t for t in driver.list_targets(host.root)}
+    seen = found.get(disk)
+    if seen is None:
+        others = ", ".join(t.name for t in found) or "none"
+        return [Check("target", FAIL, f"{disk.name} is not visible (targets seen: {others})",
+                      "is vblade serving it on the NAS? `aoeboot discover` looks again")]
+    if not seen.is_up:
+        return [Check("target", FAIL, f"{disk.name} is {seen.state} (via {seen.netif or '?'})",
+                      "check the NAS and the link; `aoeboot discover` looks again")]
+    if host.target.partition is not None and host.target not in seen.partitions:
+        parts = ", ".join(p.name for p in seen.partitions) or "none"
+        return [Check("target", FAIL, f"{disk.name} has no partition {host.target.partition} "
+                      f"(partitions: {parts})", "is it the right disk?")]
+    size = f"{seen.size_bytes / 2**30:.1f} GiB"
+    return [Check("target", OK, f"{disk.name} is up, {size}, via {seen.netif} from {seen.mac}")]
+
+
+def _root_mount(host: Host) -> List[Check]:
+    mounted = _mounted_target(host.root)
+    if mounted == host.target:
+        return [Check("root", OK, f"/ is mounted from {mounted.device}")]
+    if mounted is not None:
+        return [Check("root", FAIL, f"/ is mounted from {mounted.device}, but the boot target is "
+                      f"{host.target.device}", f"set [boot] target in {paths.CONFIG}")]
+    return [Check("root", WARN, f"/ is not mounted from {host.target.device} (fine while "
+                  "preparing a system; the next boot mounts it)")]
+
+
+def _expected_options(host: Host) -> Sequence[str]:
+    boot = host.config.boot
+    return aoe_options(host.target, boot.interfaces, boot.timeout, boot.deadsecs)
+
+
+def _root_problem(options: Cmdline, host: Host) -> Optional[str]:
+    """Why `options` would not boot root from the target (None: it would)."""
+    value = options.get("root")
+    if value is None:
+        return "has no root="
+    try:
+        if Target.parse(value) == host.target:
+            return None
+    except AoebootError:
+        pass
+    return f"has root={value}, not {host.target.device}"
+
+
+def _cmdline(host: Host) -> List[Check]:
+    path = under(host.root, paths.KERNEL_CMDLINE)
+    if not path.exists():
+        return [Check("cmdline", FAIL, f"{paths.KERNEL_CMDLINE} is missing: every new boot entry "
+                      "would copy the running kernel's command line", FIX)]
+    try:
+        options = Cmdline.parse(path.read_text(), where=str(paths.KERNEL_CMDLINE))
+    except (OSError, AoebootError) as err:
+        return [Check("cmdline", FAIL, str(err), FIX)]
+    problem = _root_problem(options, host)
+    if problem:
+        return [Check("cmdline", FAIL, f"{paths.KERNEL_CMDLINE} {problem}", FIX)]
+    expected = _expected_options(host)
+    if not all(option in options.options for option in expected):
+        return [Check("cmdline", WARN, f"{paths.KERNEL_CMDLINE} lacks some of "
+                      f"{' '.join(expected)} (from {paths.CONFIG})", FIX)]
+    return [Check("cmdline", OK, f"{paths.KERNEL_CMDLINE}: {' '.join(expected)}")]
+
+
+def _boot_entries(host: Host) -> Dict[Path, bls.BootEntry]:
+    found = {}
+    for boot_dir in BOOT_DIRS:
+        for path in bls.all_entries(under(host.root, boot_dir)):
+            try:
+                found[path] = bls.BootEntry.read(path)
+            except AoebootError as err:
+                log.warning("%s", err)
+    return found
+
+
+def _entry_kver(path: Path, entry: bls.BootEntry, kernels: Sequence[str]) -> Optional[str]:
+    version = entry.get("version")
+    if version:
+        return version
+    stem = path.stem.split("+")[0]
+    return next((k for k in kernels if stem.endswith("-" + k)), None)
+
+
+def _entries(host: Host) -> List[Check]:
+    entries = _boot_entries(host)
+    if not entries:
+        if host.config.publish.destination:
+            return [Check("entry", OK, "no local boot entries: the box netboots from the NAS")]
+        return [Check("entry", FAIL, "no boot entries under /boot, /efi or /boot/efi", FIX)]
+    checks = []
+    for path, entry in entries.items():
+        name = _shown(host, path)
+        problem = _root_problem(entry.options, host)
+        if problem:
+            kver = _entry_kver(path, entry, host.kernels)
+            checks.append(Check("entry", host.severity(kver), f"{name} {problem}", FIX))
+        else:
+            checks.append(Check("entry", OK, f"{name} boots root from {host.target.device}"))
+    return checks
+
+
+def _initrd_paths(host: Host, kver: str) -> List[Path]:
+    """The initramfs images entries of `kver` name, relative to their boot directory."""
+    named = []
+    for boot_dir in BOOT_DIRS:
+        base = under(host.root, boot_dir)
+        for path in bls.entries_for(base, kver):
+            try:
+                values = bls.BootEntry.read(path).get_all("initrd")
+            except AoebootError:
+                continue
+            named += [under(base, value) for value in values]
+    return named
+
+
+def _initramfs(host: Host) -> List[Check]:
+    checks = []
+    for kver in reversed(host.kernels):  # newest first: the one that boots next
+        image = initramfs.find(kver, host.root, _initrd_paths(host, kver))
+        if image is None:
+            checks.append(Check("initramfs", host.severity(kver), f"kernel {kver} has no initramfs",
+                                FIX))
+            continue
+        name = _shown(host, image)
+        try:
+            lacking = initramfs.missing(image)
+        except AoebootError as err:
+            checks.append(Check("initramfs", host.severity(kver), str(err), FIX))
+            continue
+        if lacking:
+            checks.append(Check("initramfs", host.severity(kver),
+                                f"{name} lacks the {' and the '.join(lacking)}", FIX))
+        else:
+            checks.append(Check("initramfs", OK, f"{name} has the aoe driver and our module"))
+    return checks
+
+
+def _installed(host: Host) -> List[Check]:
+    """What keeps the next kernel update bootable: drop-in, plugin, dracut module."""
+    checks = []
+    dropin = under(host.root, paths.DRACUT_DROPIN)
+    if "aoe" in _read(dropin):
+        checks.append(Check("dracut", OK, f"{paths.DRACUT_DROPIN} adds the aoe module"))
+    else:
+        checks.append(Check("dracut", WARN, f"{paths.DRACUT_DROPIN} is missing: each new kernel's "
+                            "initramfs is built twice (without AoE, then again)", FIX))
+    if not under(host.root, paths.DRACUT_MODULE / "module-setup.sh").exists():
+        checks.append(Check("dracut", WARN, f"the dracut module {paths.DRACUT_MODULE} is not "
+                            "installed: new initramfs images cannot boot from AoE",
+                            "reinstall the aoeboot package"))
+    masked = under(host.root, "/etc/kernel/install.d") / paths.PLUGIN.name
+    if masked.is_symlink() and str(masked.readlink()) == "/dev/null":
+        checks.append(Check("plugin", WARN, f"{_shown(host, masked)} masks the "
+                            "kernel-install plugin: kernel updates will not keep AoE",
+                            f"remove the symlink /etc/kernel/install.d/{paths.PLUGIN.name}"))
+    elif not under(host.root, paths.PLUGIN).exists() and not masked.exists():
+        checks.append(Check("plugin", WARN, f"the kernel-install plugin {paths.PLUGIN} is not "
+                            "installed: kernel updates will not keep AoE",
+                            "reinstall the aoeboot package"))
+    else:
+        checks.append(Check("plugin", OK, "the kernel-install plugin is installed"))
+    return checks
+
+
+def _publish(host: Host) -> List[Check]:
+    if not host.config.publish.destination:
+        return []
+    from aoeboot import publish  # the publishing code only when publishing is configured
+
+    try:
+        state = publish.read_state(host.root)
+    except AoebootError as err:
+        return [Check("publish", WARN, str(err), "`aoeboot publish` writes it anew")]
+    checks = []
+    if state.get("pending"):
+        kvers = ", ".join(f"{p['action']} {p['kver']}" for p in state["pending"])
+        checks.append(Check("publish", WARN, f"pending since {state.get('updated', '?')}: {kvers} "
+                            f"({state.get('error') or 'not tried'})", "`aoeboot publish` retries"))
+    published = list(state.get("kernels", []))
+    if host.newest and host.newest not in published:
+        checks.append(Check("publish", WARN, f"the newest kernel {host.newest} is not on the NAS "
+                            f"(it has: {', '.join(published) or 'none'})",
+                            f"kernel-install add {host.newest} "
+                            f"/lib/modules/{host.newest}/vmlinuz"))
+    return checks + _nas_script(host, published)
+
+
+def _nas_script(host: Host, published: Sequence[str]) -> List[Check]:
+    """What the NAS's boot script points at, verified file by file where the NAS is a directory."""
+    from aoeboot import publish
+    from aoeboot.transport import sha256
+
+    destination = host.config.publish.destination or ""
+    if destination.startswith("ssh://"):
+        return [Check("publish", OK, f"last publish to {destination}: "
+                      f"{', '.join(published) or 'no kernel'} (remote files not fetched)")]
+    try:
+        directory = Path(destination) / publish.host_name(host.config, host.root)
+    except AoebootError as err:
+        return [Check("publish", FAIL, str(err), f"check [publish] in {paths.CONFIG}")]
+    manifest = directory / publish.MANIFEST
+    try:
+        kernels = [dict(k) for k in json.loads(manifest.read_text())["kernels"]]
+    except FileNotFoundError:
+        return [Check("publish", FAIL, f"nothing published in {directory} yet",
+                      "`aoeboot publish`, or reinstall the kernel")]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return [Check("publish", FAIL, f"{manifest} is damaged: {err}", "`aoeboot publish`")]
+    if not (directory / publish.SCRIPT).is_file():
+        return [Check("publish", FAIL, f"{directory / publish.SCRIPT} is missing",
+                      "`aoeboot publish`, or reinstall the kernel")]
+    broken = [k for k in kernels
+              if not all((directory / str(k.get(f))).is_file()
+                         and sha256(directory / str(k.get(f))) == k.get(f"{f}_sha256")
+                         for f in ("kernel", "initrd"))]
+    listed = ", then ".join(str(k.get("kver")) for k in kernels)
+    if broken:
+        names = ", ".join(str(k.get("kver")) for k in broken)
+        # iPXE falls back kernel by kernel: only when none is whole does the netboot fail.
+        level = FAIL if len(broken) == len(kernels) else WARN
+        return [Check("publish", level, f"the NAS's {publish.SCRIPT} boots {listed}, but the files "
+                      f"of {names} are missing or damaged in {directory}",
+                      "reinstall that kernel, or `aoeboot publish`")]
+    return [Check("publish", OK, f"the NAS's {publish.SCRIPT} boots {listed}; files verified")]
+
+
+def _shown(host: Host, path: Path) -> str:
+    """`path` as seen from inside the checked system."""
+    return "/" + str(path.relative_to(host.root))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""

@@ -1,0 +1,226 @@
+"""`aoeboot status` on prepared roots: a healthy one, then one per broken link of the chain.
+
+The root holds what status reads (/etc, /boot, /lib/modules, and /proc and /sys as the running
+box would show them), a real dracut-built initramfs, and a real publish to a NAS directory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from aoeboot import publish
+from aoeboot.config import BootConfig, Config, PublishConfig
+from aoeboot.target import Target
+from tests.conftest import aoeboot, require_programs
+
+MACHINE_ID = "0123456789abcdef0123456789abcdef"
+OPTIONS = "ro quiet root=/dev/etherd/e11.0p1 rd.aoe.iface=eth0"
+
+
+def healthy_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
+    root = tmp_path / "root"
+    nas = tmp_path / "nas"
+
+    def write(path: str, text: str) -> None:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+
+    write("etc/aoeboot/aoeboot.conf",
+          f"[boot]\ntarget = e11.0p1\ninterfaces = eth0\n[publish]\ndestination = {nas}\n"
+          "host = box\n")
+    write("etc/kernel/cmdline", OPTIONS + "\n")
+    write("etc/dracut.conf.d/90-aoeboot.conf", 'add_dracutmodules+=" aoe "\n')
+    write("usr/lib/dracut/modules.d/95aoe/module-setup.sh", "# installed\n")
+    write("usr/lib/kernel/install.d/60-aoeboot.install", "# installed\n")
+    write(f"lib/modules/{kver}/modules.dep", "kernel/drivers/block/aoe/aoe.ko.xz:\n")
+    write(f"boot/loader/entries/{MACHINE_ID}-{kver}.conf",
+          f"title Fedora\nversion {kver}\nlinux /vmlinuz-{kver}\ninitrd /initramfs-{kver}.img\n"
+          f"options {OPTIONS}\n")
+    shutil.copy(initrd, root / "boot" / f"initramfs-{kver}.img")
+    # The running box: / from the AoE partition, the driver loaded and the disk up.
+    write("proc/sys/kernel/osrelease", kver + "\n")
+    write("proc/self/mountinfo",
+          f"23 1 259:1 / {root} rw,relatime shared:1 - ext4 /dev/etherd/e11.0p1 rw\n")
+    (root / "sys/module/aoe").mkdir(parents=True)
+    disk = "sys/block/etherd!e11.0"
+    for name, value in (("state", "up"), ("size", "8388608"), ("mac", "525400123456"),
+                        ("netif", "eth0")):
+        write(f"{disk}/{name}", value + "\n")
+    (root / disk / "etherd!e11.0p1").mkdir()
+    # The NAS: the kernel published for real (kernel image: any file stands in here).
+    write(f"boot/vmlinuz-{kver}", "kernel image\n")
+    config = Config(BootConfig(Target(11, 0, 1), ("eth0",)), PublishConfig(str(nas), host="box"))
+    publish.after_add(root=root, config=config, kver=kver, kernel=root / f"boot/vmlinuz-{kver}",
+                      initrd=initrd, options=tuple(OPTIONS.split()))
+    return root
+
+
+def status(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return aoeboot("status", "--root", str(root), *args)
+
+
+def levels(out: subprocess.CompletedProcess) -> "list[tuple[str, str, str]]":
+    checks = json.loads(out.stdout)["checks"]
+    return [(c["level"], c["name"], c["message"]) for c in checks]
+
+
+@pytest.fixture
+def root(tmp_path, aoe_initrd) -> Path:
+    require_programs("lsinitrd")
+    kver, initrd = aoe_initrd
+    return healthy_root(tmp_path, kver, initrd)
+
+
+def test_healthy_root_is_all_ok(root, aoe_initrd):
+    kver, _ = aoe_initrd
+    out = status(root)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[-1] == "next boot: OK"
+    assert all(line.startswith("OK ") for line in lines[:-1]), out.stdout
+    names = [line.split()[1] for line in lines[:-1]]
+    for name in ("config", "driver", "target", "root", "cmdline", "entry", "initramfs", "dracut",
+                 "plugin", "publish"):
+        assert name in names, out.stdout
+    assert f"boot/initramfs-{kver}.img has the aoe driver and our module" in out.stdout
+    assert f"boots {kver}; files verified" in out.stdout
+
+    as_json = status(root, "--json")
+    assert as_json.returncode == 0
+    assert json.loads(as_json.stdout)["next_boot_ok"] is True
+
+
+def _cpio(path: Path, work: Path) -> None:
+    """A real, tiny initramfs (newc cpio) that holds no AoE support."""
+    (work / "init").write_text("#!/bin/sh\n")
+    subprocess.run(["cpio", "-o", "-H", "newc", "--quiet", "-O", str(path)], input="init\n",
+                   cwd=work, check=True, text=True)
+
+
+def _set(path: str, text: str) -> Callable[[Path], None]:
+    def change(root: Path) -> None:
+        (root / path).write_text(text)
+    return change
+
+
+def _remove(path: str) -> Callable[[Path], None]:
+    def change(root: Path) -> None:
+        target = root / path
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    return change
+
+
+def _newer_kernel_without_aoe(root: Path) -> None:
+    (root / "lib/modules/99.0.0-1.fc99.x86_64").mkdir(parents=True)
+    (root / "lib/modules/99.0.0-1.fc99.x86_64/modules.dep").write_text("kernel/fs/ext4.ko.xz:\n")
+
+
+def _initrd_without_aoe(root: Path) -> None:
+    image = next((root / "boot").glob("initramfs-*.img"))
+    image.unlink()
+    work = root.parent / "cpio"
+    work.mkdir()
+    _cpio(image, work)
+
+
+def _entry_root(root: Path) -> None:
+    entry = next((root / "boot/loader/entries").glob("*.conf"))
+    entry.write_text(entry.read_text().replace("root=/dev/etherd/e11.0p1", "root=UUID=1234"))
+
+
+def _nas_files_damaged(root: Path) -> None:
+    for published in (root.parent / "nas/box").glob("initrd-*"):
+        published.write_bytes(b"truncated")
+
+
+BROKEN = [
+    ("config", _set("etc/aoeboot/aoeboot.conf", "[boot]\ntarget = e70000.0p1\n"),
+     "etc/aoeboot/aoeboot.conf:2: target: AoE shelf 70000 out of range"),
+    ("driver", _newer_kernel_without_aoe,
+     "the newest kernel 99.0.0-1.fc99.x86_64 has no aoe driver"),
+    ("target", _remove("sys/block/etherd!e11.0"), "e11.0 is not visible (targets seen: none)"),
+    ("target", _set("sys/block/etherd!e11.0/state", "down,closewait\n"), "e11.0 is down,closewait"),
+    ("target", _remove("sys/block/etherd!e11.0/etherd!e11.0p1"), "e11.0 has no partition 1"),
+    ("root", _set("proc/self/mountinfo", "23 1 259:1 / ROOT rw - ext4 /dev/etherd/e11.0p2 rw\n"),
+     "/ is mounted from /dev/etherd/e11.0p2, but the boot target is /dev/etherd/e11.0p1"),
+    ("cmdline", _remove("etc/kernel/cmdline"), "/etc/kernel/cmdline is missing"),
+    ("cmdline", _set("etc/kernel/cmdline", "ro root=/dev/sda1\n"),
+     "/etc/kernel/cmdline has root=/dev/sda1, not /dev/etherd/e11.0p1"),
+    ("entry", _entry_root, "has root=UUID=1234, not /dev/etherd/e11.0p1"),
+    ("initramfs", _initrd_without_aoe, "lacks the aoe driver and the aoeboot dracut module"),
+    ("initramfs", lambda root: next((root / "boot").glob("initramfs-*.img")).unlink(),
+     "has no initramfs"),
+    ("publish", _nas_files_damaged, "are missing or damaged"),
+]
+
+
+@pytest.mark.parametrize("name, breakage, message", BROKEN,
+                         ids=[f"{b[0]}-{i}" for i, b in enumerate(BROKEN)])
+def test_each_broken_link_fails_with_its_own_line(root, name, breakage, message):
+    if name == "root":
+        mountinfo = root / "proc/self/mountinfo"
+        breakage(root)
+        mountinfo.write_text(mountinfo.read_text().replace("ROOT", str(root)))
+    else:
+        breakage(root)
+    out = status(root, "--json")
+    assert out.returncode == 1, out.stdout + out.stderr
+    fails = [(n, m) for level, n, m in levels(out) if level == "FAIL"]
+    assert any(n == name and message in m for n, m in fails), fails
+    assert json.loads(out.stdout)["next_boot_ok"] is False
+
+    text = status(root)
+    assert text.returncode == 1
+    assert any(line.startswith(f"FAIL  {name}") and message in line
+               for line in text.stdout.splitlines()), text.stdout
+    assert text.stdout.splitlines()[-1].startswith("next boot: would FAIL")
+
+
+def _pending(root: Path) -> None:
+    state_file = root / "var/lib/aoeboot/publish.json"
+    state = json.loads(state_file.read_text())
+    state["pending"] = [{"action": "add", "kver": "6.2.0", "kernel": "/x", "initrd": "/y",
+                         "options": []}]
+    state["error"] = "rsync to nas failed: connection refused"
+    state_file.write_text(json.dumps(state))
+
+
+def _mask_plugin(root: Path) -> None:
+    (root / "etc/kernel/install.d").mkdir(parents=True)
+    (root / "etc/kernel/install.d/60-aoeboot.install").symlink_to("/dev/null")
+
+
+WARNINGS = [
+    ("dracut", _remove("etc/dracut.conf.d/90-aoeboot.conf"),
+     "/etc/dracut.conf.d/90-aoeboot.conf is missing"),
+    ("plugin", _mask_plugin, "masks the kernel-install plugin"),
+    ("publish", _pending, "add 6.2.0 (rsync to nas failed: connection refused)"),
+    ("root", _set("proc/self/mountinfo", ""), "/ is not mounted from /dev/etherd/e11.0p1"),
+]
+
+
+@pytest.mark.parametrize("name, breakage, message", WARNINGS, ids=[w[0] for w in WARNINGS])
+def test_what_only_breaks_later_warns_and_exits_0(root, name, breakage, message):
+    breakage(root)
+    out = status(root, "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    found = levels(out)
+    assert ("WARN", name) in [(level, n) for level, n, _ in found], found
+    assert any(message in m for level, n, m in found if level == "WARN" and n == name), found
+    assert all(level != "FAIL" for level, _, _ in found), found
+
+
+def test_root_not_set_up_at_all(tmp_path):
+    out = status(tmp_path)
+    assert out.returncode == 1
+    assert out.stdout.splitlines()[0].startswith("FAIL  config  no AoE boot target")
+
+
+def test_doctor_is_status(tmp_path):
+    assert aoeboot("doctor", "--root", str(tmp_path)).stdout == status(tmp_path).stdout
