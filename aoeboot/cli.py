@@ -86,7 +86,9 @@ def main() -> None:
     except AoebootError as err:
         if debug:
             raise
-        click.echo(f"aoeboot: {err}", err=True)
+        from aoeboot import log
+
+        log.error(str(err))  # stderr, and the journal when run by kernel-install or systemd
         sys.exit(err.exit_code)
     except click.exceptions.Abort:
         click.echo("aoeboot: aborted", err=True)

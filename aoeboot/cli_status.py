@@ -11,7 +11,8 @@ from aoeboot.errors import EXIT_NOTHING
 
 
 @click.command()
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"),
+@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=Path("/"),
               show_default=True,
               help="The system to check (the installer's target: /mnt/sysimage).")
 @click.option("--json", "as_json", is_flag=True,

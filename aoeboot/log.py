@@ -42,3 +42,13 @@ def setup(verbosity: int = 0, debug: bool = False, to_journal: "bool | None" = N
         root.addHandler(journal)
         return "journal"
     return "stderr"
+
+
+def error(message: str) -> None:
+    """The one line a failed command prints: through the configured handlers (so the journal
+    has it too), or plainly on stderr when the failure came before logging was set up."""
+    root = logging.getLogger()
+    if root.handlers:
+        root.error(message)
+    else:
+        print(f"{IDENTIFIER}: {message}", file=sys.stderr)
