@@ -36,7 +36,8 @@ def publish(root: Path, as_json: bool) -> None:
 
 @click.command("nas-config")
 @click.option("--mac", required=True, help="The box's boot NIC MAC address.")
-@click.option("--target", "target_text", required=True, metavar="eX.Y", help="The box's AoE disk.")
+@click.option("--target", "target_text", required=True, metavar="eX.Y[pN]",
+              help="The box's AoE root: iPXE gets the disk, root=dhcp the partition.")
 @click.option("--format", "fmt", type=click.Choice(["isc-dhcpd", "dnsmasq"]), default="isc-dhcpd",
               show_default=True)
 @click.option("--script", default=None, metavar="PATH|URL",

@@ -1,7 +1,8 @@
 """DHCP configuration for the NAS: PXE firmware gets iPXE, iPXE gets this box's script.
 
 iPXE identifies itself with user-class "iPXE"; it must never be handed iPXE again, or it
-chain-loads itself forever.
+chain-loads itself forever. iPXE's root-path names the disk (`sanboot aoe:e11.0`); everyone
+else (the initramfs's DHCP client, for root=dhcp) gets the target itself, partition included.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def isc_dhcpd(mac: str, target: Target, script: str, ipxe_image: str) -> str:
         f'    option root-path "{target.disk.uri}";',
         "  } else {",
         f'    filename "{ipxe_image}";',
+        f'    option root-path "{target.uri}";',
         "  }",
         "}",
         "",
@@ -38,5 +40,6 @@ def dnsmasq(mac: str, target: Target, script: str, ipxe_image: str) -> str:
         f"dhcp-boot=tag:{tag},tag:!ipxe,{ipxe_image}",
         f"dhcp-boot=tag:{tag},tag:ipxe,{script}",
         f"dhcp-option=tag:{tag},tag:ipxe,option:root-path,{target.disk.uri}",
+        f"dhcp-option=tag:{tag},tag:!ipxe,option:root-path,{target.uri}",
         "",
     ])

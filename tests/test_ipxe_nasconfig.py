@@ -37,6 +37,17 @@ def test_dhcp_fragments_never_send_ipxe_to_ipxe():
     assert "dhcp-boot=tag:aoeboot-525400123456,tag:ipxe,x/boot.ipxe" in dm.splitlines()
 
 
+def test_root_path_is_the_disk_for_ipxe_and_the_partition_for_linux():
+    target = Target(11, 0, 1)
+    isc = nasconfig.isc_dhcpd("52:54:00:12:34:56", target, "x/boot.ipxe", "undionly.kpxe")
+    ipxe_part, other = isc.split('"iPXE" {')[1].split("} else {")
+    assert 'option root-path "aoe:e11.0";' in ipxe_part  # sanboot takes a disk
+    assert 'option root-path "aoe:e11.0p1";' in other  # root=dhcp in the initramfs
+    dm = nasconfig.dnsmasq("52:54:00:12:34:56", target, "x/boot.ipxe", "undionly.kpxe").splitlines()
+    assert "dhcp-option=tag:aoeboot-525400123456,tag:ipxe,option:root-path,aoe:e11.0" in dm
+    assert "dhcp-option=tag:aoeboot-525400123456,tag:!ipxe,option:root-path,aoe:e11.0p1" in dm
+
+
 def test_nas_config_cli():
     out = aoeboot("nas-config", "--mac", "52-54-00-12-34-56", "--target", "aoe:e11.0", "--format",
                   "dnsmasq")

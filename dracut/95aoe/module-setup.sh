@@ -48,9 +48,13 @@ install() {
     inst_hook emergency 05 "$moddir/aoe-report.sh"
     inst_script "$moddir/aoe-up.sh" /sbin/aoe-up
     inst_script "$moddir/aoe-report.sh" /sbin/aoe-report
+    inst_script "$moddir/aoe-root.sh" /sbin/aoeroot  # netroot handler for root=dhcp
     inst_simple "$moddir/60-aoe.rules" "${udevrulesdir:-/lib/udev/rules.d}/60-aoe.rules"
     if dracut_module_included "systemd-initrd"; then
         inst_script "$moddir/aoe-generator.sh" "$systemdutildir"/system-generators/dracut-aoe-generator
     fi
+    # aoetools' modules-load.d entry would load aoe on every interface at early boot, before
+    # rd.aoe.iface= applies; aoe-up loads it with the interface list instead.
+    rm -f "$initdir/usr/lib/modules-load.d/aoetools.conf" "$initdir/etc/modules-load.d/aoetools.conf"
     dracut_need_initqueue
 }

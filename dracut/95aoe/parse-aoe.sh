@@ -1,9 +1,17 @@
 #!/bin/sh
 # Root on AoE: root=aoe:eX.Y[pN] (iPXE's spelling) or root=/dev/etherd/eX.Y[pN]; also
 # root=UUID=/LABEL= on an AoE disk when rd.aoe.iface= (or rd.aoe=1) says AoE is wanted.
+# root=dhcp with a DHCP root-path aoe:eX.Y[pN] where a DHCP module (network) is included.
 # Options: rd.aoe.iface=IF|MAC[,...] (else BOOTIF=), rd.aoe.timeout=S, rd.aoe.deadsecs=S.
 
 type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
+
+# root=dhcp: 40network's netroot sources the cmdline hooks again with the DHCP root-path in
+# $netroot; /sbin/aoeroot (aoe-root.sh) takes it from there.
+if [ "${netroot%%:*}" = aoe ]; then
+    rootok=1
+    return 0
+fi
 
 [ -z "$root" ] && root=$(getarg root=)
 

@@ -26,14 +26,16 @@ def kernel() -> Kernel:
 
 @pytest.fixture(scope="session")
 def initramfs(kernel: Kernel, tmp_path_factory: pytest.TempPathFactory):
-    """Build each flavour once per session: 'systemd' or 'shell'."""
+    """Build each flavour once per session: 'systemd', 'shell', or 'systemd-dhcp' (with dracut's
+    network module and its DHCP client, for root=dhcp)."""
     work = tmp_path_factory.mktemp("initramfs")
     built = {}
 
     def get(flavour: str) -> Path:
         if flavour not in built:
+            extra = ["-a", "network network-legacy"] if flavour.endswith("-dhcp") else []
             built[flavour] = dracutdir.build(work / f"{flavour}.img", kernel.version, work,
-                                             systemd=flavour == "systemd")
+                                             systemd=flavour.startswith("systemd"), extra=extra)
         return built[flavour]
 
     return get

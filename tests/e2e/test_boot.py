@@ -7,8 +7,10 @@ import threading
 import pytest
 
 from aoelab.disk import CLEAN, MARKER, fsck_clean, make_disk
+from aoelab.dnsmasq import Dnsmasq
 from aoelab.vblade import Vblade
 from aoelab.vm import VM, printk_time
+from tests.conftest import aoeboot, require_programs
 
 pytestmark = [pytest.mark.vm, pytest.mark.dracut]
 
@@ -67,6 +69,29 @@ def test_root_by_label_on_aoe(nas, tmp_path, kernel, initramfs):
                                 "root=LABEL=aoeroot rd.aoe.iface=52:54:00:12:34:56")
     assert match, f"root never mounted; console tail:\n{console[-3000:]}"
     assert match.group("root") in ("/dev/etherd/e11.0p1", "/dev/disk/by-label/aoeroot")
+
+
+def test_root_dhcp_takes_the_aoe_root_path_from_the_nas_dhcp(nas, tmp_path, kernel, initramfs):
+    """root=dhcp: the NAS's DHCP (dnsmasq, configured with what nas-config prints) hands the
+    initramfs's DHCP client root-path aoe:e11.0p1, and root comes over AoE from there."""
+    require_programs("dnsmasq", "dhclient")
+    fragment = aoeboot("nas-config", "--mac", "52:54:00:12:34:56", "--target", "e11.0p1",
+                       "--format", "dnsmasq")
+    assert fragment.returncode == 0, fragment.stderr
+    (tmp_path / "tftp").mkdir()
+    disk = make_disk(tmp_path / "root.img")
+    with Dnsmasq(nas, "tap0", tmp_path / "tftp", fragment.stdout, tmp_path), \
+            Vblade(nas, 11, 0, "tap0", disk):
+        vm = VM(nas, tmp_path / "console.log", kernel=kernel.image,
+                initrd=initramfs("systemd-dhcp"), append="root=dhcp")
+        with vm:
+            match = vm.wait_for(ROOT_LINE, BOOT_TIMEOUT)
+            vm.wait_exit(60)
+    console = vm.text()
+    assert match, f"root never mounted; console tail:\n{console[-3000:]}"
+    assert match.group("root") == "/dev/etherd/e11.0p1"
+    assert "option: 17 root-path  aoe:e11.0p1" in (tmp_path / "dnsmasq.log").read_text()  # sent
+    assert CLEAN in console
 
 
 def test_nas_that_starts_20_s_late_still_boots(nas, tmp_path, kernel, initramfs):
