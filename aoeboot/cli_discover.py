@@ -16,7 +16,8 @@ from aoeboot.errors import EXIT_NOTHING, AoebootError
 
 @click.command()
 @click.option("-i", "--iface", "interfaces", multiple=True, metavar="IF",
-              help="Interface to use (repeatable). Default: every Ethernet interface that is up.")
+              help="Interface (name or MAC) to use; repeatable. Default: every Ethernet interface "
+                   "that is up.")
 @click.option("-t", "--timeout", type=click.FloatRange(0.05, 600), default=None,
               help="Seconds to wait for answers [userspace 0.3, kernel 5].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (see below) instead of a table.")
@@ -35,9 +36,12 @@ def discover(interfaces: Tuple[str, ...], timeout: float, as_json: bool, mode: s
     userspace: buffer_count, firmware_version, config_string, model;
     kernel: state, firmware_version, payload, partitions (["e11.0p1", ...]).
     """
-    names = [parse_interface(name) for name in interfaces]
+    wanted = [parse_interface(name) for name in interfaces]
     if os.geteuid() != 0:
         raise AoebootError("discover needs root (raw sockets or the aoe driver)")
+    from aoeboot import netif
+
+    names = netif.resolve(wanted)  # MACs to names; each must exist and be up
     mode = mode or ("kernel" if _driver_usable() else "userspace")
     rows = _kernel(names, timeout) if mode == "kernel" else _userspace(names, timeout)
     if as_json:

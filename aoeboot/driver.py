@@ -5,6 +5,7 @@ Everything is read and written under `root` so tests can point it at a prepared 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -88,33 +89,64 @@ def trigger(root: Path = Path("/")) -> None:
 
 
 def list_targets(root: Path = Path("/")) -> List[DriverTarget]:
-    """Every etherd disk the driver knows, read from /sys/block/etherd!eX.Y."""
-    block = under(root, SYS_BLOCK)
+    """Every etherd disk the driver knows: through udev (pyudev) on the running system, else
+    read from root/sys/block/etherd!eX.Y (an installer's --root, a prepared tree in tests)."""
+    found = _udev_targets() if root == Path("/") else None
+    if found is None:
+        found = _sysfs_targets(under(root, SYS_BLOCK))
+    return sorted(found, key=lambda t: t.target)
+
+
+def _udev_targets() -> Optional[List[DriverTarget]]:
+    try:
+        import pyudev
+    except ImportError:
+        return None
+    found = []
+    for device in pyudev.Context().list_devices(subsystem="block", DEVTYPE="disk"):
+        # sys_name reads etherd/e11.0 for the sysfs directory etherd!e11.0
+        if not device.sys_name.startswith("etherd"):
+            continue
+        try:
+            target = Target.parse(device.sys_name)
+            partitions = [Target.parse(child.sys_name) for child in device.children
+                          if child.device_type == "partition"]
+        except AoebootError:
+            continue
+        found.append(_make_target(target, partitions, functools.partial(_udev_attr, device)))
+    return found
+
+
+def _udev_attr(device: "object", name: str) -> str:
+    try:
+        return device.attributes.asstring(name).strip()  # type: ignore[attr-defined]
+    except (KeyError, UnicodeDecodeError):
+        return ""
+
+
+def _sysfs_targets(block: Path) -> List[DriverTarget]:
     found = []
     for entry in sorted(block.glob("etherd!e*")) if block.is_dir() else ():
         try:
             target = Target.parse(entry.name)
+            partitions = [Target.parse(child.name) for child in entry.glob("etherd!e*p*")]
         except AoebootError:
             continue
-        found.append(_read_target(entry, target))
-    return sorted(found, key=lambda t: t.target)
+        found.append(_make_target(target, partitions, functools.partial(_sysfs_attr, entry)))
+    return found
 
 
-def _read_target(sysdir: Path, target: Target) -> DriverTarget:
-    def attr(name: str) -> str:
-        try:
-            return (sysdir / name).read_text().strip()
-        except OSError:
-            return ""
+def _sysfs_attr(sysdir: Path, name: str) -> str:
+    try:
+        return (sysdir / name).read_text().strip()
+    except OSError:
+        return ""
 
+
+def _make_target(target: Target, partitions: List[Target],
+                 attr: Callable[[str], str]) -> DriverTarget:
     payload = attr("payload")
     size = attr("size")
-    partitions = []
-    for child in sysdir.glob("etherd!e*p*"):
-        try:
-            partitions.append(Target.parse(child.name))
-        except AoebootError:
-            continue
     return DriverTarget(
         target=target,
         state=attr("state"),

@@ -14,17 +14,14 @@ import select
 import socket
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from aoeboot import wire
+from aoeboot import netif, wire
 from aoeboot.errors import AoebootError
 from aoeboot.target import MAX_SHELF, MAX_SLOT, Target
 
 log = logging.getLogger(__name__)
 
-SYS_NET = Path("/sys/class/net")
-ARPHRD_ETHER = 1
 IDENTIFY_GRACE = 0.2  # seconds an IDENTIFY may take after the answer window closes
 
 
@@ -40,20 +37,6 @@ class ProbedTarget:
     model: Optional[str] = None
 
 
-def ethernet_interfaces(sys_net: Path = SYS_NET) -> List[str]:
-    """Every Ethernet interface that is up, loopback excluded."""
-    found = []
-    for entry in sorted(sys_net.iterdir()):
-        try:
-            kind = int((entry / "type").read_text())
-            state = int((entry / "flags").read_text(), 16)
-        except (OSError, ValueError):
-            continue
-        if kind == ARPHRD_ETHER and state & 0x1 and entry.name != "lo":
-            found.append(entry.name)
-    return found
-
-
 def _mac(text: str) -> bytes:
     return bytes(int(part, 16) for part in text.split(":"))
 
@@ -64,7 +47,7 @@ def _mac_text(raw: bytes) -> str:
 
 def _open(interface: str) -> Tuple[socket.socket, bytes]:
     try:
-        address = (SYS_NET / interface / "address").read_text().strip()
+        address = (netif.SYS_NET / interface / "address").read_text().strip()
     except OSError:
         raise AoebootError(f"no such interface: {interface}") from None
     try:
@@ -83,7 +66,7 @@ def _open(interface: str) -> Tuple[socket.socket, bytes]:
 def probe(interfaces: Sequence[str] = (), timeout: float = 0.3) -> List[ProbedTarget]:
     """Broadcast Query Config on `interfaces` (default: every Ethernet interface that is up),
     collect answers for `timeout` seconds, IDENTIFY each target; sorted by target."""
-    names = list(interfaces) or ethernet_interfaces()
+    names = list(interfaces) or netif.ethernet_up()
     if not names:
         raise AoebootError("no Ethernet interface is up", hint="name one with --iface")
     sockets: Dict[int, Tuple[str, socket.socket, bytes]] = {}

@@ -79,3 +79,20 @@ def test_not_root_is_exit_2_with_reason(lab):  # noqa: F811
                          check=False, cwd=REPO)
     assert out.returncode == 2
     assert out.stderr.strip() == "aoeboot: discover needs root (raw sockets or the aoe driver)"
+
+
+def test_interface_by_mac(lab):  # noqa: F811
+    mac = lab.client.mac("eth0")
+    out, _ = discover(lab.client, "--userspace", "--json", "-i", mac.upper())
+    assert out.returncode == 0, out.stderr
+    assert {r["interface"] for r in json.loads(out.stdout)} == {"eth0"}
+    out, _ = discover(lab.client, "--userspace", "-i", "02:00:00:00:00:99")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "aoeboot: no interface has the MAC address 02:00:00:00:00:99"
+
+
+def test_interface_that_is_down_says_so(lab):  # noqa: F811
+    lab.client.run(["ip", "link", "add", "down0", "type", "veth", "peer", "name", "down1"])
+    out, _ = discover(lab.client, "--userspace", "-i", "down0")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "aoeboot: interface down0 is down (ip link set down0 up)"
