@@ -10,7 +10,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Set, Tuple
 
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import under
@@ -176,8 +176,11 @@ def discover(
     """Load, trigger and wait up to `timeout` s: for `want` if given, else for the first disk
     and then a short settle time for the others. Event-driven through udev when possible."""
     load(interfaces, root)
+    monitor = _block_monitor() if root == Path("/") else None  # before the trigger: hear it all
+    known = {t.target for t in list_targets(root)}
     trigger(root)
     deadline = time.monotonic() + timeout
+    announced: Set[str] = set()
 
     def done() -> bool:
         targets = list_targets(root)
@@ -185,25 +188,39 @@ def discover(
             return any(t.target == want.disk for t in targets)
         return bool(targets)
 
-    _wait(done, deadline, root, progress)
+    def ready() -> bool:
+        # A disk's sysfs directory comes before its partition scan; the kernel announces the
+        # disk (uevent add) only after the scan, so its partitions are all there by then.
+        return {t.target.name for t in list_targets(root) if t.target not in known} <= announced
+
+    _wait(done, deadline, monitor, announced, progress)
     if want is None and list_targets(root):
-        _wait(lambda: False, min(deadline, time.monotonic() + 0.3), root, None)  # let others arrive
+        settle = min(deadline, time.monotonic() + 0.3)
+        _wait(lambda: False, settle, monitor, announced, None)  # let the others answer too
+    if monitor is not None:
+        _wait(ready, deadline, monitor, announced, None)
     return list_targets(root)
 
 
-def _wait(done: Callable[[], bool], deadline: float, root: Path,
-          progress: Optional[Callable[[float], None]]) -> None:
-    monitor = _block_monitor() if root == Path("/") else None
+def _wait(done: Callable[[], bool], deadline: float, monitor: "Optional[object]",
+          announced: Set[str], progress: Optional[Callable[[float], None]]) -> None:
+    """Until done() or the deadline: sleep on block uevents (recording the disks announced),
+    or poll sysfs without a monitor."""
     while not done():
         left = deadline - time.monotonic()
         if left <= 0:
             return
         if progress:
             progress(left)
-        if monitor is not None:
-            monitor.poll(timeout=min(left, 1.0))  # wakes on any block uevent
-        else:
+        if monitor is None:
             time.sleep(min(left, 0.1))
+            continue
+        device = monitor.poll(timeout=min(left, 1.0))  # type: ignore[attr-defined]
+        if device is not None and device.action == "add" and device.device_type == "disk":
+            try:
+                announced.add(Target.parse(device.sys_name).name)
+            except AoebootError:
+                pass
 
 
 def _block_monitor():  # type: ignore[no-untyped-def]

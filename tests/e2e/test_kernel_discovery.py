@@ -1,0 +1,46 @@
+"""`aoeboot discover --kernel` with the real aoe driver: a VM runs the Debian kernel with this
+machine's own file system as its root (read-only, 9p), and aoeboot in it discovers vblade's
+targets through the driver and udev, then cross-checks them with the userspace probe."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aoelab import hostvm
+from aoelab.disk import make_disk
+from aoelab.vblade import Vblade, sparse_image
+
+pytestmark = [pytest.mark.vm, pytest.mark.dracut]
+
+
+def test_kernel_driver_discovery_matches_the_userspace_probe(nas, tmp_path, kernel):
+    initrd = hostvm.initramfs(tmp_path / "initrd.img", kernel.version, tmp_path)
+    init = hostvm.init_script(tmp_path / "init", {
+        "kernel": hostvm.aoeboot_argv("discover", "--kernel", "--iface", "eth0", "--json",
+                                      "--timeout", "30"),
+        "userspace": hostvm.aoeboot_argv("discover", "--userspace", "--iface", "eth0", "--json"),
+    })
+    disk = make_disk(tmp_path / "e11.0.img")  # 64 MiB, partition 1
+    big = sparse_image(tmp_path / "e11.1.img", 3 << 30)
+    with Vblade(nas, 11, 0, "tap0", disk), Vblade(nas, 11, 1, "tap0", big):
+        vm = hostvm.vm(nas, tmp_path / "console.log", kernel.image, initrd, init)
+        with vm:
+            done = vm.wait_for(hostvm.DONE, 240)
+            vm.wait_exit(30)
+    console = vm.text()
+    assert done, console[-3000:]
+    results = hostvm.steps(console)
+    kernel_run, userspace_run = results["kernel"], results["userspace"]
+    assert kernel_run["rc"] == "0", kernel_run
+    nas_mac = nas.mac("tap0")
+    found = json.loads(kernel_run["out"])
+    assert [(t["target"], t["size_bytes"], t["state"], t["interface"], t["mac"], t["partitions"])
+            for t in found] == [("e11.0", 64 << 20, "up", "eth0", nas_mac, ["e11.0p1"]),
+                                ("e11.1", 3 << 30, "up", "eth0", nas_mac, [])]
+    assert "aoe: AoE v" in console  # the driver really loaded
+    assert userspace_run["rc"] == "0", userspace_run
+    probed = json.loads(userspace_run["out"])
+    assert [(t["target"], t["size_bytes"], t["mac"]) for t in probed] == \
+        [(t["target"], t["size_bytes"], t["mac"]) for t in found]
