@@ -22,6 +22,7 @@ import datetime
 import json
 import logging
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -89,10 +90,14 @@ def _switch(dest: Destination, config: Config, host: str, kernels: List[Dict[str
             target: Target) -> None:
     kernels.sort(key=lambda k: sort_key(k["kver"]), reverse=True)
     del kernels[config.publish.keep:]
-    dest.write_text(MANIFEST, json.dumps({"kernels": kernels}, indent=2) + "\n")
+    manifest = json.dumps({"kernels": kernels}, indent=2) + "\n"
     script = ipxe.render(host, [ipxe.Published(k["kver"], k["kernel"], k["initrd"], k["options"])
                                 for k in kernels], target, config.publish.url)
-    dest.write_text(SCRIPT, script)
+    # Nothing changed, nothing sent: an unchanged re-publish costs no upload at all.
+    if dest.read_text(MANIFEST) != manifest:
+        dest.write_text(MANIFEST, manifest)
+    if dest.read_text(SCRIPT) != script:
+        dest.write_text(SCRIPT, script)
     named = {SCRIPT, MANIFEST} | {k[f] for k in kernels for f in ("kernel", "initrd")}
     dest.remove(sorted(set(dest.listing()) - named))
 
@@ -102,18 +107,24 @@ def publish_kernel(dest: Destination, config: Config, host: str, kver: str, kern
     """Upload one kernel and switch the script to it; return the kernels the script boots."""
     safe_name(kver, "kernel version")
     present = dest.listing()
-    entry = {"kver": kver, "options": " ".join(options)}
-    for field, local, prefix in (("kernel", kernel, "vmlinuz"), ("initrd", initrd, "initrd")):
+
+    def place(local: Path, prefix: str) -> "tuple[str, str]":
         stem, size = f"{prefix}-{kver}", local.stat().st_size
         # Only a file of the same kernel and size may already be this one: hash to know;
         # otherwise upload, hashing on the way (one pass over the data).
         same_size = {n for n, s in present.items() if n.startswith(stem + "-") and s == size}
         digest = sha256(local) if same_size else ""
-        name = f"{stem}-{digest[:12]}"
-        if name not in same_size:
-            name, digest = dest.upload(local, stem)
-        entry[field] = name
-        entry[f"{field}_sha256"] = digest
+        if f"{stem}-{digest[:12]}" in same_size:
+            return f"{stem}-{digest[:12]}", digest
+        return dest.upload(local, stem)
+
+    # Kernel and initramfs side by side: their hashing and flushing overlap.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        placed = {field: pool.submit(place, local, prefix) for field, local, prefix in
+                  (("kernel", kernel, "vmlinuz"), ("initrd", initrd, "initrd"))}
+        entry = {"kver": kver, "options": " ".join(options)}
+        for field, future in placed.items():
+            entry[field], entry[f"{field}_sha256"] = future.result()
     kernels = [k for k in _manifest(dest) if k["kver"] != kver] + [entry]
     _switch(dest, config, host, kernels, _target(config, options))
     return [k["kver"] for k in kernels]

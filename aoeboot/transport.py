@@ -7,17 +7,58 @@ reader (TFTP, HTTP, iPXE) never sees a partial file under a real name.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import queue
 import re
 import tempfile
-from dataclasses import dataclass
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Protocol
 
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, fsync_dir, safe_name
 from aoeboot.run import run
+
+CHUNK = 4 << 20  # bytes copied before the hasher may start on them
+
+
+def copy_and_hash(src: int, dst: int, size: int) -> str:
+    """Copy `size` bytes of `src` into `dst` inside the kernel and return the SHA-256 of what
+    was written, read back from the page cache. Copy, hash and flush run side by side: a worker
+    copies chunk after chunk and then fsyncs, while this thread hashes each copied chunk."""
+    copied: "queue.Queue[int]" = queue.Queue()
+
+    def copy_then_sync() -> None:
+        done = 0
+        try:
+            while done < size:
+                sent = os.sendfile(dst, src, done, min(size - done, CHUNK))
+                if sent == 0:
+                    raise OSError(errno.EIO, "source file shrank while copying")
+                done += sent
+                copied.put(done)
+            os.fsync(dst)
+        finally:
+            copied.put(-1)  # wakes the hasher if the copy failed
+
+    digest = hashlib.sha256()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        worker = pool.submit(copy_then_sync)
+        hashed = 0
+        while hashed < size:
+            ready = copied.get()
+            if ready < 0:
+                break
+            while hashed < ready:
+                block = os.pread(dst, min(ready - hashed, 1 << 20), hashed)
+                digest.update(block)
+                hashed += len(block)
+        worker.result()  # raises the worker's OSError, if any
+    return digest.hexdigest()
 
 
 def sha256(path: Path) -> str:
@@ -43,6 +84,7 @@ class DirectoryDestination:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.sent_bytes = 0
+        self._lock = threading.Lock()
 
     def _dir(self) -> Path:
         try:
@@ -64,25 +106,26 @@ class DirectoryDestination:
         self._copy(local, lambda digest: name)
 
     def _copy(self, local: Path, naming: "Callable[[str], str]") -> "tuple[str, str]":
+        """Copy, naming the file after the hash of what was written; it gets that name only
+        once complete and synced (see copy_and_hash: the hash costs little beyond a copy)."""
         directory = self._dir()
         fd, tmp = tempfile.mkstemp(prefix=".upload.", dir=directory)
-        digest = hashlib.sha256()
         try:
-            with os.fdopen(fd, "wb") as out, open(local, "rb") as src:
-                for block in iter(lambda: src.read(1 << 20), b""):
-                    digest.update(block)
-                    out.write(block)
-                out.flush()
-                os.fsync(out.fileno())
+            with open(local, "rb") as src:
+                size = os.fstat(src.fileno()).st_size
+                digest = copy_and_hash(src.fileno(), fd, size)
             os.chmod(tmp, 0o644)
-            name = safe_name(naming(digest.hexdigest()), "file name")
+            name = safe_name(naming(digest), "file name")
             os.replace(tmp, directory / name)  # complete and synced: now it may be seen
             fsync_dir(directory)
-            self.sent_bytes += local.stat().st_size
-            return name, digest.hexdigest()
+            with self._lock:  # uploads may run side by side
+                self.sent_bytes += size
+            return name, digest
         except OSError as err:
-            raise AoebootError(f"cannot publish {local.name} to {directory}: {err.strerror}") from None
+            raise AoebootError(
+                f"cannot publish {local.name} to {directory}: {err.strerror}") from None
         finally:
+            os.close(fd)
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
@@ -123,6 +166,7 @@ class SshDestination:
     identity: Optional[Path] = None
     known_hosts: Optional[Path] = None
     sent_bytes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def parse(cls, url: str, identity: Optional[Path], known_hosts: Optional[Path],
@@ -184,7 +228,8 @@ class SshDestination:
         out = self._rsync("--checksum", "--chmod=F644", "--stats", str(local),
                           self._remote(safe_name(name, "file name")))
         match = re.search(r"Total bytes sent: ([0-9,]+)", out)
-        self.sent_bytes += int(match.group(1).replace(",", "")) if match else local.stat().st_size
+        with self._lock:  # uploads may run side by side
+            self.sent_bytes += int(match.group(1).replace(",", "")) if match else local.stat().st_size
 
     def write_text(self, name: str, text: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
