@@ -1,4 +1,5 @@
-"""The initramfs of a kernel: where it is, whether it can boot from AoE (lsinitrd), and rebuilding it."""
+"""The initramfs of a kernel: where it is, whether it can boot from AoE (its cpio listing), and
+rebuilding it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
 
+from aoeboot import cpio
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import fsync_dir
 from aoeboot.run import run
@@ -34,10 +36,7 @@ def find(kver: str, root: Path = Path("/"), extra: Iterable[Path] = ()) -> Optio
 
 def missing(image: Path) -> List[str]:
     """What `image` lacks to boot from AoE (empty: it has it all)."""
-    listing = run(["lsinitrd", str(image)], check=False)
-    if listing.returncode != 0:
-        raise AoebootError(f"cannot read initramfs {image}: {(listing.stderr or '').strip()[-200:]}")
-    names = [line.rsplit("/", 1)[-1] for line in listing.stdout.splitlines()]
+    names = [name.rsplit("/", 1)[-1] for name in cpio.names(image)]
     return [what for what, needles in REQUIRED.items()
             if not any(name.startswith(needle) or name.endswith(needle)
                        for name in names for needle in needles)]
