@@ -77,7 +77,8 @@ def _userspace(interfaces: List[str], timeout: float) -> List[Dict[str, Any]]:
         {
             "target": found.target.name, "shelf": found.target.shelf, "slot": found.target.slot,
             "size_bytes": found.size_bytes, "mac": found.mac, "interface": found.interface,
-            "buffer_count": found.buffer_count, "firmware_version": f"{found.firmware_version:#06x}",
+            "buffer_count": found.buffer_count,
+            "firmware_version": f"{found.firmware_version:#06x}",
             "config_string": found.config_string, "model": found.model,
         }
         for found in probe(interfaces, window)

@@ -1,4 +1,5 @@
-"""`aoeboot cmdline`, `aoeboot install-entry` and `aoeboot kernel-install` (the plugin's entry point)."""
+"""`aoeboot cmdline`, `aoeboot install-entry` and `aoeboot kernel-install` (the plugin's entry
+point)."""
 
 from __future__ import annotations
 

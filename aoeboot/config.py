@@ -144,7 +144,8 @@ def parse(text: str, where: str = str(CONFIG_PATH)) -> Config:
             raise AoebootError(f"{here}: {key!r} before any [section]")
         if key not in _SCHEMA[section]:
             known = ", ".join(_SCHEMA[section])
-            raise AoebootError(f"{here}: unknown key {key!r} in [{section}]", hint=f"known: {known}")
+            raise AoebootError(f"{here}: unknown key {key!r} in [{section}]",
+                               hint=f"known: {known}")
         if key in values[section]:
             raise AoebootError(f"{here}: {key!r} given twice in [{section}]")
         if value:

@@ -50,7 +50,8 @@ def install_entry(root: Path, target: Optional[Target], interfaces: Sequence[str
                            hint="name the root partition with --target eX.YpN")
     changes: List[str] = []
     config = configuration.load(root)
-    boot = replace(config.boot, target=target, interfaces=tuple(interfaces) or config.boot.interfaces)
+    boot = replace(config.boot, target=target,
+                   interfaces=tuple(interfaces) or config.boot.interfaces)
     if boot != config.boot:
         configuration.save(replace(config, boot=boot), root)
         changes.append(f"wrote {paths.CONFIG}")

@@ -42,7 +42,8 @@ def missing(image: Path) -> List[str]:
                        for name in names for needle in needles)]
 
 
-def build(kver: str, out: Path, chroot: Optional[Path] = None, extra_args: Sequence[str] = ()) -> None:
+def build(kver: str, out: Path, chroot: Optional[Path] = None,
+          extra_args: Sequence[str] = ()) -> None:
     """Build the initramfs of `kver` (with module aoe) into `out`, atomically, mode 0644.
 
     With `chroot` (an installed system's root, `out` inside it) dracut runs chrooted into it, so

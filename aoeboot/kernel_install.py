@@ -1,4 +1,5 @@
-"""The kernel-install plugin's work: `add KVER ENTRY-DIR KERNEL-IMAGE [INITRD...]`, `remove KVER ENTRY-DIR`.
+"""The kernel-install plugin's work: `add KVER ENTRY-DIR KERNEL-IMAGE [INITRD...]`,
+`remove KVER ENTRY-DIR`.
 
 On add: the kernel command line file carries our options (90-loaderentry.install and Fedora's
 20-grub.install copy it into the entry they write); the initramfs that will be booted holds the

@@ -155,4 +155,5 @@ def _send(sock: socket.socket, name: str, frame: bytes) -> None:
 def _with_identity(answer: ProbedTarget, identity: Optional[wire.Identity]) -> ProbedTarget:
     if identity is None:
         return answer
-    return ProbedTarget(**{**answer.__dict__, "size_bytes": identity.size_bytes, "model": identity.model})
+    return ProbedTarget(**{**answer.__dict__, "size_bytes": identity.size_bytes,
+                           "model": identity.model})

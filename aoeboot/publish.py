@@ -62,7 +62,8 @@ def _read_mac(root: Path, interface: str) -> Optional[str]:
 
 def destination(config: Config, root: Path = Path("/")) -> Destination:
     if not config.publish.destination:
-        raise AoebootError("no publish destination configured", hint=f"set [publish] destination in {paths.CONFIG}")
+        raise AoebootError("no publish destination configured",
+                           hint=f"set [publish] destination in {paths.CONFIG}")
     return open_destination(config.publish.destination, host_name(config, root),
                             config.publish.ssh_identity, config.publish.ssh_known_hosts)
 
@@ -174,14 +175,16 @@ def _run(root: Path, config: Config, ops: List[Dict[str, Any]]) -> Dict[str, Any
         try:
             if op["action"] == "add":
                 state["kernels"] = publish_kernel(dest, config, state["host"], op["kver"],
-                                                  Path(op["kernel"]), Path(op["initrd"]), op["options"])
+                                                  Path(op["kernel"]), Path(op["initrd"]),
+                                                  op["options"])
             else:
                 state["kernels"] = unpublish_kernel(dest, config, state["host"], op["kver"])
         except (AoebootError, OSError) as err:
             state["pending"] = ops[index:]
             state["error"] = str(err)
             _write_state(root, state)
-            raise AoebootError(f"publishing to {config.publish.destination} failed: {err}") from None
+            raise AoebootError(f"publishing to {config.publish.destination} "
+                               f"failed: {err}") from None
     state["pending"] = []
     _write_state(root, state)
     return state
@@ -209,7 +212,8 @@ def after_add(*, root: Path, config: Config, kver: str, kernel: Path, initrd: Pa
 def after_remove(*, root: Path, config: Config, kver: str) -> None:
     _queue(root, config, {"action": "remove", "kver": kver})
     kept = under(root, paths.STATE_DIR) / "initrd" / f"initrd-{safe_name(kver, 'kernel version')}"
-    if kept.exists() and not any(p.get("kver") == kver for p in read_state(root).get("pending", [])):
+    if kept.exists() and not any(p.get("kver") == kver
+                                 for p in read_state(root).get("pending", [])):
         kept.unlink()
 
 

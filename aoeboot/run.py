@@ -17,7 +17,8 @@ Arg = Union[str, Path]
 
 
 def find_program(name: str) -> Optional[str]:
-    """Where `name` is, looking in the sbin directories too (kernel-install runs with a thin PATH)."""
+    """Where `name` is, looking in the sbin directories too (kernel-install runs with a thin
+    PATH)."""
     path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
     return shutil.which(name, path=path)
 

@@ -202,7 +202,8 @@ class SshDestination:
         proc = run(["rsync", "-e", " ".join(parts), *args], check=False, timeout=600)
         if proc.returncode != 0:
             last = (proc.stderr or "").strip().splitlines()
-            raise AoebootError(f"rsync to {self.host} failed: {last[-1] if last else proc.returncode}")
+            raise AoebootError(f"rsync to {self.host} failed: "
+                               f"{last[-1] if last else proc.returncode}")
         return proc.stdout
 
     def listing(self) -> Dict[str, int]:
@@ -229,7 +230,8 @@ class SshDestination:
                           self._remote(safe_name(name, "file name")))
         match = re.search(r"Total bytes sent: ([0-9,]+)", out)
         with self._lock:  # uploads may run side by side
-            self.sent_bytes += int(match.group(1).replace(",", "")) if match else local.stat().st_size
+            self.sent_bytes += (int(match.group(1).replace(",", "")) if match
+                                else local.stat().st_size)
 
     def write_text(self, name: str, text: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:

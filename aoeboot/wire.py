@@ -4,7 +4,8 @@ Layout after the two MACs and the ethertype (all big-endian):
   ver/flags (1)  error (1)  major/shelf (2)  minor/slot (1)  command (1)  tag (4)
 Query Config arg: buffer count (2) firmware version (2) sector count (1) aoe version|ccmd (1)
                   config string length (2) config string
-ATA arg:          aflags (1) err/feature (1) sector count (1) cmd/status (1) LBA (6) reserved (2) data
+ATA arg:          aflags (1) err/feature (1) sector count (1) cmd/status (1) LBA (6) reserved (2)
+                  data
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class Header:
 
     def pack(self) -> bytes:
         return _ETH.pack(self.dst, self.src, ETH_P_AOE) + _AOE.pack(
-            (AOE_VERSION << 4) | self.flags, self.error, self.shelf, self.slot, self.command, self.tag
+            (AOE_VERSION << 4) | self.flags, self.error, self.shelf, self.slot, self.command,
+            self.tag,
         )
 
 

@@ -64,7 +64,8 @@ def install(work: Path, disk: Path, kernel, report: list) -> None:
         # publishing: the NAS's TFTP root (here a directory; an NFS mount or ssh:// on a real NAS)
         config = configuration.load(sysimage)
         configuration.save(replace(config, publish=replace(config.publish,
-                                                           destination=str(work / "tftp"))), sysimage)
+                                                           destination=str(work / "tftp"))),
+                           sysimage)
         t = step(f"kernel-install add {kernel.version}  (our plugin: initramfs with AoE, entry, "
                  "publish; about a minute)")
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -124,7 +125,8 @@ def main() -> int:
             print(f"{name:45} {seconds:6.1f} s")
         if mounted is not None:
             print(f"{'guest: kernel start to root mounted':45} {mounted:6.1f} s")
-        print(f"{'clean shutdown (root remounted read-only)':45} {'yes' if CLEAN in console else 'NO'}")
+        print(f"{'clean shutdown (root remounted read-only)':45} "
+              f"{'yes' if CLEAN in console else 'NO'}")
         print("result: OK, the box booted its root over AoE")
     return 0
 

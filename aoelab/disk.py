@@ -19,7 +19,8 @@ INIT = f"""#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
 read up _ < /proc/uptime
-root=$(/bin/busybox awk '$2 == "/" && $1 != "rootfs" {{print $1}}' /proc/mounts | /bin/busybox tail -n 1)
+root=$(/bin/busybox awk '$2 == "/" && $1 != "rootfs" {{print $1}}' /proc/mounts |
+    /bin/busybox tail -n 1)
 echo "{MARKER} uptime=$up root=$root" > /dev/console
 /bin/busybox sync
 if /bin/busybox mount -o remount,ro /; then echo "{CLEAN}" > /dev/console; fi
@@ -30,7 +31,8 @@ OS_RELEASE = 'NAME="aoeboot test root"\nID=aoeboot-test\nVERSION_ID=1\n'
 
 
 def root_tree(path: Path) -> Path:
-    """A minimal root filesystem tree: busybox, /sbin/init, /etc/os-release (switch-root wants it)."""
+    """A minimal root filesystem tree: busybox, /sbin/init, /etc/os-release (switch-root wants
+    it)."""
     for sub in ("bin", "sbin", "etc", "proc", "sys", "dev", "run", "tmp"):
         (path / sub).mkdir(parents=True, exist_ok=True)
     shutil.copy2(BUSYBOX, path / "bin/busybox")
@@ -52,8 +54,8 @@ def make_disk(image: Path, size_mib: int = 64, label: str = "aoeroot") -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         tree = root_tree(Path(tmp) / "root")
         subprocess.run(
-            ["mkfs.ext4", "-q", "-F", "-L", label, "-E", f"offset={PART_START * 512}", "-d", str(tree),
-             str(image), f"{part_bytes // 1024}k"],
+            ["mkfs.ext4", "-q", "-F", "-L", label, "-E", f"offset={PART_START * 512}",
+             "-d", str(tree), str(image), f"{part_bytes // 1024}k"],
             check=True, capture_output=True)
     return image
 

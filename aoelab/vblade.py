@@ -32,7 +32,8 @@ class Vblade:
         log: Optional[Path] = None,
         read_only: bool = False,
     ) -> None:
-        argv = ["vblade"] + (["-r"] if read_only else []) + [str(shelf), str(slot), iface, str(image)]
+        argv = (["vblade"] + (["-r"] if read_only else [])
+                + [str(shelf), str(slot), iface, str(image)])
         self.log_path = log
         out = open(log, "ab") if log else subprocess.DEVNULL
         self.proc = ns.popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -40,7 +41,8 @@ class Vblade:
             out.close()  # type: ignore[union-attr]
         time.sleep(0.1)
         if self.proc.poll() is not None:
-            raise RuntimeError(f"vblade {shelf}.{slot} on {iface} exited at once ({self.proc.returncode})")
+            raise RuntimeError(f"vblade {shelf}.{slot} on {iface} exited at once "
+                               f"({self.proc.returncode})")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

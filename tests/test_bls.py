@@ -38,7 +38,8 @@ def test_changing_options_changes_only_the_options_line():
 
 def test_entry_without_options_gets_one():
     entry = BootEntry.parse("title x\nversion 1\nlinux /a\n")
-    assert entry.with_options(Cmdline(("ro",))).render() == "title x\nversion 1\nlinux /a\noptions ro\n"
+    assert entry.with_options(Cmdline(("ro",))).render() == (
+        "title x\nversion 1\nlinux /a\noptions ro\n")
 
 
 def test_malformed_line_names_file_and_line():

@@ -40,10 +40,10 @@ def test_list_targets_reads_every_attribute(root):
     make_disk(root, "e11.0", partitions=(2, 1))
     (root / "sys/block/sda").mkdir()
     assert driver.list_targets(root) == [
-        driver.DriverTarget(Target(11, 0), "up", 131072 * 512, "52:54:00:aa:bb:cc", "eth0", "0x4019",
-                            8192, (Target(11, 0, 1), Target(11, 0, 2))),
-        driver.DriverTarget(Target(11, 1), "down,closewait", 131072 * 512, "52:54:00:aa:bb:cc", "eth0",
-                            "0x4019", 8192, ()),
+        driver.DriverTarget(Target(11, 0), "up", 131072 * 512, "52:54:00:aa:bb:cc", "eth0",
+                            "0x4019", 8192, (Target(11, 0, 1), Target(11, 0, 2))),
+        driver.DriverTarget(Target(11, 1), "down,closewait", 131072 * 512, "52:54:00:aa:bb:cc",
+                            "eth0", "0x4019", 8192, ()),
     ]
     assert [t.is_up for t in driver.list_targets(root)] == [True, False]
 
@@ -84,8 +84,10 @@ def test_missing_discover_node_is_a_clear_error(root):
 
 def test_cli_kernel_mode_without_the_module_is_exit_2():
     release = os.uname().release
-    if driver.is_loaded() or list(Path("/lib/modules", release).glob("kernel/drivers/block/aoe/aoe.ko*")):
-        pytest.skip(f"the aoe driver is available for {release}: the missing-module case cannot happen")
+    if driver.is_loaded() or list(Path("/lib/modules", release)
+                                  .glob("kernel/drivers/block/aoe/aoe.ko*")):
+        pytest.skip(f"the aoe driver is available for {release}: "
+                    "the missing-module case cannot happen")
     if os.geteuid() != 0:
         pytest.skip("needs root")
     out = aoeboot("discover", "--kernel")

@@ -9,7 +9,8 @@ import pytest
 
 from tests.conftest import aoeboot
 
-ENTRY = "title Fedora\nversion {kver}\nlinux /vmlinuz-{kver}\noptions root=UUID=abcd ro rhgb quiet\n"
+ENTRY = ("title Fedora\nversion {kver}\nlinux /vmlinuz-{kver}\n"
+         "options root=UUID=abcd ro rhgb quiet\n")
 
 
 def installed_root(tmp_path: Path, kver: str, initrd: Path) -> Path:

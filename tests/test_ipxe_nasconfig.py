@@ -2,8 +2,10 @@ from aoeboot import ipxe, nasconfig
 from aoeboot.target import Target
 from tests.conftest import aoeboot
 
-K1 = ipxe.Published("6.11.10-300.fc41.x86_64", "vmlinuz-a", "initrd-a", "ro root=/dev/etherd/e11.0p1")
-K0 = ipxe.Published("6.11.4-301.fc41.x86_64", "vmlinuz-b", "initrd-b", "ro root=/dev/etherd/e11.0p1")
+K1 = ipxe.Published("6.11.10-300.fc41.x86_64", "vmlinuz-a", "initrd-a",
+                    "ro root=/dev/etherd/e11.0p1")
+K0 = ipxe.Published("6.11.4-301.fc41.x86_64", "vmlinuz-b", "initrd-b",
+                    "ro root=/dev/etherd/e11.0p1")
 
 
 def test_script_boots_newest_then_previous_then_sanboot():

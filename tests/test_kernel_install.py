@@ -144,7 +144,8 @@ def test_read_only_boot_is_a_clear_error_and_nothing_half_written(tmp_path, kern
     entries = s.boot / "loader/entries"
     entries.mkdir(parents=True)
     grub_entry = entries / "fedora-grub.conf"  # what Fedora's 20-grub.install writes before us
-    original = f"title Fedora\nversion {kernel.version}\nlinux /vmlinuz\noptions root=/dev/sda1 ro\n"
+    original = (f"title Fedora\nversion {kernel.version}\nlinux /vmlinuz\n"
+                "options root=/dev/sda1 ro\n")
     grub_entry.write_text(original)
     (s.boot / MACHINE_ID / kernel.version).mkdir(parents=True)  # else kernel-install fails first
     subprocess.run(["mount", "--bind", str(s.boot), str(s.boot)], check=True)
@@ -198,7 +199,8 @@ def test_unreachable_nas_never_fails_the_kernel_install(tmp_path, kernel, dracut
     nas = tmp_path / "nas"
     nas.mkdir()
     (s.root / "etc/aoeboot").mkdir(parents=True)
-    (s.root / "etc/aoeboot/aoeboot.conf").write_text(CONFIG + f"[publish]\ndestination = {nas}/tftp\n")
+    (s.root / "etc/aoeboot/aoeboot.conf").write_text(
+        CONFIG + f"[publish]\ndestination = {nas}/tftp\n")
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(nas)], check=True)
     try:
         out = s.kernel_install("add", kernel.version, str(kernel.image), str(good_initrd))

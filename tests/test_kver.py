@@ -1,4 +1,5 @@
-"""rpmvercmp vectors from rpm's own test suite (tests/rpmvercmp.at), and rpm itself as the oracle."""
+"""rpmvercmp vectors from rpm's own test suite (tests/rpmvercmp.at), and rpm itself as the
+oracle."""
 
 import shutil
 import subprocess

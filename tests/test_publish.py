@@ -70,7 +70,8 @@ def test_publish_to_directory_incremental_and_remove(tmp_path):
     # unchanged re-publish: nothing is sent at all, and the script is the same file
     script_inode = (host / "boot.ipxe").stat().st_ino
     dest = publish.destination(config, root)
-    publish.publish_kernel(dest, config, "52-54-00-12-34-56", "6.1.0-56-amd64", k2[0], k2[1], OPTIONS)
+    publish.publish_kernel(dest, config, "52-54-00-12-34-56", "6.1.0-56-amd64", k2[0], k2[1],
+                           OPTIONS)
     assert dest.sent_bytes == 0
     assert (host / "boot.ipxe").stat().st_ino == script_inode
 

@@ -119,7 +119,8 @@ def test_file_list(package):
 
 def test_file_modes(package):
     modes: dict[str, str] = {}
-    for line in rpm("-qp", "--qf", "[%{FILEMODES:perms} %{FILENAMES}\n]", str(package)).splitlines():
+    for line in rpm("-qp", "--qf", "[%{FILEMODES:perms} %{FILENAMES}\n]",
+                    str(package)).splitlines():
         mode, path = line.split(" ", 1)
         modes[path] = mode
     assert {path: modes[path] for path in EXECUTABLES} == {p: "-rwxr-xr-x" for p in EXECUTABLES}

@@ -44,7 +44,8 @@ def _reply_header(command: int, flags: int = wire.FLAG_RESPONSE, error: int = 0)
 
 
 def test_parse_config_reply():
-    frame = _reply_header(1) + b"\x00\x10" + b"\x40\x19" + b"\x02" + b"\x10" + b"\x00\x05" + b"hello"
+    frame = (_reply_header(1) + b"\x00\x10" + b"\x40\x19" + b"\x02" + b"\x10" + b"\x00\x05"
+             + b"hello")
     reply = wire.parse_config_reply(frame)
     assert reply.header == wire.Header(SRC, DST, 11, 0, 1, 0xDEADBEEF, wire.FLAG_RESPONSE, 0)
     assert (reply.buffer_count, reply.firmware_version, reply.sector_count) == (16, 0x4019, 2)

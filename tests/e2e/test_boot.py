@@ -52,7 +52,8 @@ def boot(nas, tmp_path, kernel, initrd, append, nic="virtio-net-pci", nas_delay=
     ],
 )
 def test_root_on_aoe_boots_and_shuts_down_clean(nas, tmp_path, kernel, initramfs, flavour, root):
-    match, exit_code, console, disk = boot(nas, tmp_path, kernel, initramfs(flavour), f"root={root}")
+    match, exit_code, console, disk = boot(nas, tmp_path, kernel, initramfs(flavour),
+                                           f"root={root}")
     assert match, f"root never mounted; console tail:\n{console[-3000:]}"
     assert match.group("root") == "/dev/etherd/e11.0p1"
     assert CLEAN in console  # / remounted read-only over AoE before power-off

@@ -1,6 +1,7 @@
 """Netboot end to end: aoeboot publishes into the NAS's TFTP root, dnsmasq (configured with what
 `aoeboot nas-config --format dnsmasq` prints) serves DHCP and TFTP, qemu's iPXE ROM boots the
-published kernel and initramfs, and root comes over AoE. Then a second kernel, then a corrupt one."""
+published kernel and initramfs, and root comes over AoE. Then a second kernel, then a corrupt
+one."""
 
 from __future__ import annotations
 
