@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 from aoelab import dracutdir
 from aoelab.netns import Namespace
@@ -21,8 +21,7 @@ DONE = "HOSTVM-DONE"
 INIT = """#!/bin/sh
 mount -t proc proc /proc 2> /dev/null; mount -t sysfs sys /sys 2> /dev/null
 mount -t devtmpfs dev /dev 2> /dev/null; mount -t tmpfs tmpfs /run
-ip link set lo up
-ip link set eth0 up
+for n in /sys/class/net/*; do ip link set "${{n##*/}}" up; done
 cd {repo}
 {steps}
 echo "{done}" > /dev/console
@@ -59,11 +58,16 @@ def _quote(text: str) -> str:
     return text
 
 
-def vm(ns: Namespace, console: Path, kernel: Path, initrd: Path, init: Path) -> VM:
+def vm(ns: Namespace, console: Path, kernel: Path, initrd: Path, init: Path,
+       second_tap: Optional[str] = None) -> VM:
+    """eth0 on tap0; with `second_tap`, eth1 on that tap (both in `ns`)."""
+    extra = ["-virtfs", f"local,path=/,mount_tag={MOUNT_TAG},security_model=none,readonly=on"]
+    if second_tap:
+        extra += ["-netdev", f"tap,id=n1,ifname={second_tap},script=no,downscript=no",
+                  "-device", "virtio-net-pci,netdev=n1,mac=52:54:00:12:34:57"]
     return VM(ns, console, kernel=kernel, initrd=initrd,
               append=f"root=virtfs:{MOUNT_TAG} rootflags=ro init={init} net.ifnames=0",
-              extra=["-virtfs", f"local,path=/,mount_tag={MOUNT_TAG},security_model=none,"
-                     "readonly=on"])
+              extra=extra)
 
 
 def steps(console: str) -> Dict[str, Dict[str, str]]:

@@ -1,10 +1,12 @@
 """`aoeboot discover --kernel` with the real aoe driver: a VM runs the Debian kernel with this
 machine's own file system as its root (read-only, 9p), and aoeboot in it discovers vblade's
-targets through the driver and udev, then cross-checks them with the userspace probe."""
+targets through the driver and udev, then cross-checks them with the userspace probe. A rogue
+target on the VM's second NIC (up, too) must stay out of a discovery restricted to eth0."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -21,11 +23,16 @@ def test_kernel_driver_discovery_matches_the_userspace_probe(nas, tmp_path, kern
         "kernel": hostvm.aoeboot_argv("discover", "--kernel", "--iface", "eth0", "--json",
                                       "--timeout", "30"),
         "userspace": hostvm.aoeboot_argv("discover", "--userspace", "--iface", "eth0", "--json"),
+        "rogue": hostvm.aoeboot_argv("discover", "--userspace", "--iface", "eth1", "--json"),
     })
     disk = make_disk(tmp_path / "e11.0.img")  # 64 MiB, partition 1
     big = sparse_image(tmp_path / "e11.1.img", 3 << 30)
-    with Vblade(nas, 11, 0, "tap0", disk), Vblade(nas, 11, 1, "tap0", big):
-        vm = hostvm.vm(nas, tmp_path / "console.log", kernel.image, initrd, init)
+    rogue = sparse_image(tmp_path / "rogue.img", 32 << 20)
+    nas.add_tap("tap1")
+    with Vblade(nas, 11, 0, "tap0", disk), Vblade(nas, 11, 1, "tap0", big), \
+            Vblade(nas, 11, 9, "tap1", rogue):
+        vm = hostvm.vm(nas, tmp_path / "console.log", kernel.image, initrd, init,
+                       second_tap="tap1")
         with vm:
             done = vm.wait_for(hostvm.DONE, 240)
             vm.wait_exit(30)
@@ -44,3 +51,7 @@ def test_kernel_driver_discovery_matches_the_userspace_probe(nas, tmp_path, kern
     probed = json.loads(userspace_run["out"])
     assert [(t["target"], t["size_bytes"], t["mac"]) for t in probed] == \
         [(t["target"], t["size_bytes"], t["mac"]) for t in found]
+    # the rogue was there, answering on eth1 (the userspace probe sees it), and the driver,
+    # restricted to eth0, never took it
+    assert [t["target"] for t in json.loads(results["rogue"]["out"])] == ["e11.9"]
+    assert not re.search(r"aoe: .*e11\.9", console)  # the driver never even mentioned it
