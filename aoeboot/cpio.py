@@ -67,7 +67,8 @@ def _compressed(handle: IO[bytes], head: bytes, image: Path) -> List[str]:
     finally:
         proc.stdout.close()
         status = proc.wait()
-    if status != 0:
+    # gzip exits 2 for a warning only ("trailing garbage ignored"): the listing is complete
+    if status != 0 and not (argv[0] == "gzip" and status == 2 and found):
         raise AoebootError(f"initramfs {image}: {argv[0]} could not decompress it")
     return found
 
@@ -86,7 +87,14 @@ def _archive(stream: IO[bytes], image: Path) -> List[str]:
         if name == TRAILER:
             return found
         _discard(stream, size + _pad(size), image)
-        found.append(name.lstrip("./") if name not in (".", "./") else ".")
+        found.append(_plain(name))
+
+
+def _plain(name: str) -> str:
+    """`./usr/x` and `/usr/x` as `usr/x`, as lsinitrd shows them ('.' stays '.')."""
+    if name.startswith("./") and len(name) > 2:
+        return name[2:]
+    return name.lstrip("/") or "."
 
 
 def _fields(header: bytes, image: Path) -> Sequence[int]:
