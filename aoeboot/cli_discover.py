@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import click
@@ -57,10 +56,7 @@ def discover(interfaces: Tuple[str, ...], timeout: float, as_json: bool, mode: s
 def _driver_usable() -> bool:
     from aoeboot import driver
 
-    if driver.is_loaded():
-        return True
-    release = os.uname().release
-    return any(Path("/lib/modules", release).glob("kernel/drivers/block/aoe/aoe.ko*"))
+    return driver.is_loaded() or driver.available(os.uname().release)
 
 
 def _progress(what: str, seconds: float) -> None:

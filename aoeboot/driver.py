@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Set, Tuple
 
+from aoeboot import paths
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import under
 from aoeboot.run import run
@@ -42,6 +43,19 @@ class DriverTarget:
 
 def is_loaded(root: Path = Path("/")) -> bool:
     return under(root, "/sys/module/aoe").is_dir()
+
+
+def available(kver: str, root: Path = Path("/")) -> bool:
+    """Whether kernel `kver` under `root` has the aoe driver, as a module or built in."""
+    modules = under(root, paths.MODULES) / kver
+    for index in ("modules.dep", "modules.builtin"):
+        try:
+            if any(line.split(":")[0].rsplit("/", 1)[-1].startswith("aoe.ko")
+                   for line in (modules / index).read_text().splitlines()):
+                return True
+        except OSError:
+            continue
+    return any(modules.glob("kernel/drivers/block/aoe/aoe.ko*"))
 
 
 def load(interfaces: Sequence[str] = (), root: Path = Path("/")) -> None:

@@ -107,25 +107,13 @@ def _mounted_target(root: Path) -> Optional[Target]:
         return None
 
 
-def _has_aoe_driver(root: Path, kver: str) -> bool:
-    modules = under(root, paths.MODULES) / kver
-    for index in ("modules.dep", "modules.builtin"):
-        try:
-            if any(line.split(":")[0].rsplit("/", 1)[-1].startswith("aoe.ko")
-                   for line in (modules / index).read_text().splitlines()):
-                return True
-        except OSError:
-            continue
-    return any(modules.glob("kernel/drivers/block/aoe/aoe.ko*"))
-
-
 def _driver(host: Host) -> List[Check]:
     checks = []
     missing_hint = "install the kernel's extra modules (Fedora: kernel-modules-extra)"
     if host.newest is None:
         checks.append(Check("driver", FAIL, "no kernel installed under /lib/modules",
                             "install a kernel"))
-    elif _has_aoe_driver(host.root, host.newest):
+    elif driver.available(host.newest, host.root):
         checks.append(Check("driver", OK,
                             f"aoe driver present for the newest kernel {host.newest}"))
     else:
@@ -134,7 +122,7 @@ def _driver(host: Host) -> List[Check]:
     running = _read(under(host.root, "/proc/sys/kernel/osrelease"))
     if driver.is_loaded(host.root):
         checks.append(Check("driver", OK, f"aoe driver loaded in the running kernel {running}"))
-    elif running and running != host.newest and not _has_aoe_driver(host.root, running):
+    elif running and running != host.newest and not driver.available(running, host.root):
         checks.append(Check("driver", WARN, f"the running kernel {running} has no aoe driver",
                             missing_hint))
     return checks
