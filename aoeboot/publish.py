@@ -3,7 +3,8 @@
 Order of a publish, so that the box can never fetch a script naming a missing or partial file:
 1. upload kernel and initramfs under content-addressed names (`vmlinuz-KVER-SHA12`), each
    written under a temporary name and renamed when complete; files already there are skipped;
-2. write manifest.json (what is published), then switch boot.ipxe (temp + rename);
+2. switch boot.ipxe (temp + rename), then write manifest.json: what is published, with the
+   script's hash, so an unchanged manifest means nothing at all needs writing;
 3. only then delete files no kernel in the manifest names.
 
 The state of the last publish lives in /var/lib/aoeboot/publish.json:
@@ -19,6 +20,7 @@ pending and `aoeboot publish` (by hand, or the aoeboot-publish.timer) completes 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import logging
 import socket
@@ -77,28 +79,30 @@ def _target(config: Config, options: Sequence[str]) -> Target:
     raise AoebootError("cannot tell the AoE target for sanboot", hint="set [boot] target")
 
 
-def _manifest(dest: Destination) -> List[Dict[str, Any]]:
+def _manifest(dest: Destination) -> "tuple[List[Dict[str, Any]], Optional[str]]":
+    """The kernels the NAS's manifest lists, and the manifest's text (None: there is none)."""
     text = dest.read_text(MANIFEST)
     if text is None:
-        return []
+        return [], None
     try:
-        return list(json.loads(text)["kernels"])
+        return list(json.loads(text)["kernels"]), text
     except (ValueError, KeyError, TypeError) as err:
         raise AoebootError(f"the NAS's {MANIFEST} is damaged: {err}") from None
 
 
 def _switch(dest: Destination, config: Config, host: str, kernels: List[Dict[str, Any]],
-            target: Target) -> None:
+            target: Target, previous: Optional[str]) -> None:
     kernels.sort(key=lambda k: sort_key(k["kver"]), reverse=True)
     del kernels[config.publish.keep:]
-    manifest = json.dumps({"kernels": kernels}, indent=2) + "\n"
     script = ipxe.render(host, [ipxe.Published(k["kver"], k["kernel"], k["initrd"], k["options"])
                                 for k in kernels], target, config.publish.url)
-    # Nothing changed, nothing sent: an unchanged re-publish costs no upload at all.
-    if dest.read_text(MANIFEST) != manifest:
-        dest.write_text(MANIFEST, manifest)
-    if dest.read_text(SCRIPT) != script:
+    script_sha256 = hashlib.sha256(script.encode()).hexdigest()
+    manifest = json.dumps({"kernels": kernels, "script_sha256": script_sha256}, indent=2) + "\n"
+    # The manifest, written last, records the script too: if it is unchanged, so is all the
+    # rest, and an unchanged re-publish sends nothing.
+    if manifest != previous:
         dest.write_text(SCRIPT, script)
+        dest.write_text(MANIFEST, manifest)
     named = {SCRIPT, MANIFEST} | {k[f] for k in kernels for f in ("kernel", "initrd")}
     dest.remove(sorted(set(dest.listing()) - named))
 
@@ -126,13 +130,14 @@ def publish_kernel(dest: Destination, config: Config, host: str, kver: str, kern
         entry = {"kver": kver, "options": " ".join(options)}
         for field, future in placed.items():
             entry[field], entry[f"{field}_sha256"] = future.result()
-    kernels = [k for k in _manifest(dest) if k["kver"] != kver] + [entry]
-    _switch(dest, config, host, kernels, _target(config, options))
+    listed, previous = _manifest(dest)
+    kernels = [k for k in listed if k["kver"] != kver] + [entry]
+    _switch(dest, config, host, kernels, _target(config, options), previous)
     return [k["kver"] for k in kernels]
 
 
 def unpublish_kernel(dest: Destination, config: Config, host: str, kver: str) -> List[str]:
-    kernels = _manifest(dest)
+    kernels, previous = _manifest(dest)
     remaining = [k for k in kernels if k["kver"] != kver]
     if len(remaining) == len(kernels):
         return [k["kver"] for k in kernels]
@@ -140,7 +145,7 @@ def unpublish_kernel(dest: Destination, config: Config, host: str, kver: str) ->
         log.warning("not removing %s from the NAS: it is the only kernel the box can boot", kver)
         return [k["kver"] for k in kernels]
     options = remaining[0]["options"].split()
-    _switch(dest, config, host, remaining, _target(config, options))
+    _switch(dest, config, host, remaining, _target(config, options), previous)
     return [k["kver"] for k in remaining]
 
 
