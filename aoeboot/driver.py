@@ -14,7 +14,7 @@ from typing import Callable, List, Optional, Sequence, Set, Tuple
 
 from aoeboot import paths
 from aoeboot.errors import AoebootError
-from aoeboot.fsutil import under
+from aoeboot.fsutil import read_or_empty, under
 from aoeboot.run import run
 from aoeboot.target import Target
 
@@ -146,15 +146,9 @@ def _sysfs_targets(block: Path) -> List[DriverTarget]:
             partitions = [Target.parse(child.name) for child in entry.glob("etherd!e*p*")]
         except AoebootError:
             continue
-        found.append(_make_target(target, partitions, functools.partial(_sysfs_attr, entry)))
+        # _make_target reads every attribute at once, within this iteration
+        found.append(_make_target(target, partitions, lambda name: read_or_empty(entry / name)))
     return found
-
-
-def _sysfs_attr(sysdir: Path, name: str) -> str:
-    try:
-        return (sysdir / name).read_text().strip()
-    except OSError:
-        return ""
 
 
 def _make_target(target: Target, partitions: List[Target],

@@ -21,6 +21,14 @@ def safe_name(text: str, what: str) -> str:
     return text
 
 
+def read_or_empty(path: Path) -> str:
+    """The stripped text of a small file (sysfs, procfs, config); "" if it cannot be read."""
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def under(root: Path, path: Union[str, Path]) -> Path:
     """`path` (absolute, as seen from inside `root`) as a path under `root`."""
     return Path(root) / str(path).lstrip("/")

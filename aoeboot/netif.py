@@ -6,28 +6,22 @@ from pathlib import Path
 from typing import List, Sequence
 
 from aoeboot.errors import AoebootError
+from aoeboot.fsutil import read_or_empty
 
 SYS_NET = Path("/sys/class/net")
 ARPHRD_ETHER = 1
 IFF_UP = 0x1
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return ""
-
-
 def is_up(name: str, sys_net: Path = SYS_NET) -> bool:
-    flags = _read(sys_net / name / "flags")
+    flags = read_or_empty(sys_net / name / "flags")
     return bool(flags) and bool(int(flags, 16) & IFF_UP)
 
 
 def ethernet_up(sys_net: Path = SYS_NET) -> List[str]:
     """Every Ethernet interface that is up, loopback excluded."""
     return [entry.name for entry in sorted(sys_net.iterdir())
-            if entry.name != "lo" and _read(entry / "type") == str(ARPHRD_ETHER)
+            if entry.name != "lo" and read_or_empty(entry / "type") == str(ARPHRD_ETHER)
             and is_up(entry.name, sys_net)]
 
 
@@ -38,7 +32,7 @@ def resolve(interfaces: Sequence[str], sys_net: Path = SYS_NET) -> List[str]:
     for wanted in interfaces:
         if wanted.count(":") == 5:
             matches = [e.name for e in sorted(sys_net.iterdir())
-                       if _read(e / "address").lower() == wanted]
+                       if read_or_empty(e / "address").lower() == wanted]
             if not matches:
                 raise AoebootError(f"no interface has the MAC address {wanted}")
             name = matches[0]

@@ -19,7 +19,7 @@ from aoeboot import config as configuration
 from aoeboot.cmdline import Cmdline, aoe_options
 from aoeboot.entry import BOOT_DIRS, installed_kernels
 from aoeboot.errors import AoebootError
-from aoeboot.fsutil import under
+from aoeboot.fsutil import read_or_empty, under
 from aoeboot.kver import newest
 from aoeboot.target import Target
 
@@ -119,7 +119,7 @@ def _driver(host: Host) -> List[Check]:
     else:
         checks.append(Check("driver", FAIL, f"the newest kernel {host.newest} has no aoe driver",
                             missing_hint))
-    running = _read(under(host.root, "/proc/sys/kernel/osrelease"))
+    running = read_or_empty(under(host.root, "/proc/sys/kernel/osrelease"))
     if driver.is_loaded(host.root):
         checks.append(Check("driver", OK, f"aoe driver loaded in the running kernel {running}"))
     elif running and running != host.newest and not driver.available(running, host.root):
@@ -275,7 +275,7 @@ def _installed(host: Host) -> List[Check]:
     """What keeps the next kernel update bootable: drop-in, plugin, dracut module."""
     checks = []
     dropin = under(host.root, paths.DRACUT_DROPIN)
-    if "aoe" in _read(dropin):
+    if "aoe" in read_or_empty(dropin):
         checks.append(Check("dracut", OK, f"{paths.DRACUT_DROPIN} adds the aoe module"))
     else:
         checks.append(Check("dracut", WARN, f"{paths.DRACUT_DROPIN} is missing: each new kernel's "
@@ -363,10 +363,3 @@ def _nas_script(host: Host, published: Sequence[str]) -> List[Check]:
 def _shown(host: Host, path: Path) -> str:
     """`path` as seen from inside the checked system."""
     return "/" + str(path.relative_to(host.root))
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        return ""
