@@ -83,7 +83,8 @@ def add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
     done = []
     if ensure_cmdline(env.cmdline_file(root), options):
         done.append(f"added the AoE options to {env.cmdline_file(root)}")
-    done += ensure_initramfs(kver, entry_dir, initrds, env, root)
+    built, image = ensure_initramfs(kver, entry_dir, initrds, env, root)
+    done += built
     if env.layout == "bls":
         for path in bls.entries_for(env.boot_root, kver):
             if fix_entry(path, options):
@@ -91,8 +92,7 @@ def add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
     if config.publish.destination:
         # The netbooted box gets the whole command line, as the boot entry does.
         full = Cmdline.parse(env.cmdline_file(root).read_text(), where=str(env.cmdline_file(root)))
-        done += _publish_added(root, config, kver, kernel_image, env, entry_dir, initrds,
-                               full.options)
+        done += _publish_added(root, config, kver, kernel_image, image, full.options)
     return done
 
 
@@ -127,25 +127,26 @@ def fix_entry(path: Path, options: Sequence[str]) -> bool:
 
 
 def ensure_initramfs(kver: str, entry_dir: Path, initrds: Sequence[Path], env: Environment,
-                     root: Path) -> List[str]:
-    """Verify the initramfs that will be booted; build it only if missing or without AoE."""
+                     root: Path) -> Tuple[List[str], Path]:
+    """Verify the initramfs that will be booted; build it only if missing or without AoE.
+    Returns what was done and where that initramfs is."""
     staged = [env.staging_area / "initrd"] if env.staging_area else []
     found = initramfs.find(kver, root, [*initrds, *staged, entry_dir / "initrd"])
     if found is not None:
         lacking = initramfs.missing(found)
         if not lacking:
             log.info("%s has the aoe driver and our dracut module", found)
-            return []
+            return [], found
         log.warning("%s lacks the %s: rebuilding it", found, " and the ".join(lacking))
         initramfs.build(kver, found)  # kernel-install runs inside the system it serves
-        return [f"rebuilt {found} (it lacked the {' and the '.join(lacking)})"]
+        return [f"rebuilt {found} (it lacked the {' and the '.join(lacking)})"], found
     # No generator made one (Debian's kernel-install has no dracut plugin): make it where
     # 90-loaderentry.install picks it up, or where Fedora's grub entries look.
     out = staged[0] if staged else under(root, f"/boot/initramfs-{kver}.img")
     initramfs.build(kver, out)
     if not staged:
         atomic_write(_record(root, kver), json.dumps({"built": [str(out)]}) + "\n")
-    return [f"built {out}"]
+    return [f"built {out}"], out
 
 
 def remove(kver: str, entry_dir: Path, env: Environment, root: Path = Path("/")) -> List[str]:
@@ -167,28 +168,17 @@ def remove(kver: str, entry_dir: Path, env: Environment, root: Path = Path("/"))
         record.unlink()
     config = configuration.load(root, env.config_file(root))
     if config.publish.destination:
-        try:
-            from aoeboot import publish
-        except ImportError:
-            log.debug("publishing is not installed")
-        else:
-            publish.after_remove(root=root, config=config, kver=kver)
-            done.append("unpublished")
+        from aoeboot import publish  # only where publishing is configured
+
+        publish.after_remove(root=root, config=config, kver=kver)
+        done.append("unpublished")
     return done
 
 
 def _publish_added(root: Path, config: configuration.Config, kver: str, kernel_image: Path,
-                   env: Environment, entry_dir: Path, initrds: Sequence[Path],
-                   options: Sequence[str]) -> List[str]:
-    try:
-        from aoeboot import publish
-    except ImportError:
-        log.debug("publishing is not installed")
-        return []
-    staged = [env.staging_area / "initrd"] if env.staging_area else []
-    image = initramfs.find(kver, root, [*initrds, *staged, entry_dir / "initrd"])
-    if image is None:
-        return []
+                   image: Path, options: Sequence[str]) -> List[str]:
+    from aoeboot import publish  # only where publishing is configured
+
     try:
         publish.after_add(root=root, config=config, kver=kver, kernel=kernel_image, initrd=image,
                           options=tuple(options))
