@@ -20,16 +20,22 @@ ROOT_OPTION = click.option("--root", type=click.Path(file_okay=False, path_type=
 
 @click.command()
 @ROOT_OPTION
-def cmdline(root: Path) -> None:
+@click.option("--initramfs", "for_initramfs", is_flag=True,
+              help="What the initramfs carries in /etc/cmdline.d: the same, and rd.aoe=1.")
+def cmdline(root: Path, for_initramfs: bool) -> None:
     """Print the kernel options this host needs to boot from AoE.
 
-    Used by the dracut module's cmdline() (dracut --print-cmdline, hostonly_cmdline). Exit 1,
-    printing nothing, when the host neither is configured for AoE nor runs from an AoE disk.
+    root=, the rootfstype=/rootflags= of the system's fstab, and rd.aoe.*. The dracut
+    module's install() bakes `--initramfs` into every image it builds, so the image finds its
+    root even after a boot loader tool rewrote the options (its cmdline() serves only
+    `dracut --print-cmdline` and hostonly_cmdline). Exit 1, printing nothing, when the host
+    neither is configured for AoE nor runs from an AoE disk.
     """
     from aoeboot import config
-    from aoeboot.hostopts import host_options
+    from aoeboot.hostopts import host_options, initramfs_options
 
-    options = host_options(config.load(root), root)
+    pick = initramfs_options if for_initramfs else host_options
+    options = pick(config.load(root), root)
     if options is None:
         sys.exit(EXIT_NOTHING)
     click.echo(" ".join(options))
@@ -47,9 +53,10 @@ def install_entry(target_text: Optional[str], interfaces: Tuple[str, ...], root:
     """Set an installed system up to boot from its AoE disk.
 
     Run from the installer's shell after installing onto an AoE disk. Writes
-    /etc/aoeboot/aoeboot.conf, /etc/kernel/cmdline and a dracut drop-in, builds an initramfs
-    with AoE support for every installed kernel that lacks one, and puts the AoE options into
-    every boot entry. Running it again changes nothing.
+    /etc/aoeboot/aoeboot.conf, /etc/kernel/cmdline (root's mount options from the system's
+    fstab), GRUB_CMDLINE_LINUX where /etc/default/grub exists, and a dracut drop-in; builds an
+    initramfs with AoE support for every installed kernel (and the rescue image) that lacks
+    one, and puts the AoE options into every boot entry. Running it again changes nothing.
     """
     from aoeboot.config import parse_interface
     from aoeboot.entry import install_entry as run_install_entry
@@ -100,5 +107,6 @@ def kernel_install(ctx: click.Context, command: str, kver: str, entry_dir: Path,
     else:
         return  # kernel-install may grow commands; they are not ours to handle
     if env.verbose:
-        for line in done or ["aoeboot: nothing to do for this host"]:
+        for line in done or ["aoeboot: this host does not boot from AoE (no [boot] target in "
+                             "/etc/aoeboot/aoeboot.conf, / not on an AoE disk): nothing to do"]:
             click.echo(line)

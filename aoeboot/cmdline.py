@@ -69,9 +69,11 @@ def aoe_options(
     interfaces: Sequence[str] = (),
     timeout: Optional[int] = None,
     deadsecs: Optional[int] = None,
+    root_mount: Sequence[str] = (),
 ) -> Tuple[str, ...]:
-    """The options that make our dracut module boot root from `target`."""
-    options = [f"root={target.device}"]
+    """The options that make our dracut module boot root from `target`; `root_mount` are the
+    rootfstype=/rootflags= the root file system needs."""
+    options = [f"root={target.device}", *root_mount]
     if interfaces:
         options.append("rd.aoe.iface=" + ",".join(interfaces))
     if timeout is not None:

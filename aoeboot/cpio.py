@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import IO, List, Sequence
+from typing import IO, Callable, Dict, List, Sequence
 
 from aoeboot.errors import AoebootError
 from aoeboot.run import find_program
@@ -32,22 +32,39 @@ DECOMPRESSORS = (
 )
 
 
+# Which files' contents to keep while listing (small text files such as /etc/cmdline.d/*).
+Wanted = Callable[[str], bool]
+
+
 def names(image: Path) -> List[str]:
     """Every path in `image` (without a leading '/'), archive after archive."""
+    return _walk(image, lambda name: False, {})
+
+
+def contents(image: Path, wanted: Wanted) -> Dict[str, bytes]:
+    """The contents of the files of `image` whose path `wanted` accepts (the last archive that
+    has a path wins, as when the kernel unpacks them in order)."""
+    kept: Dict[str, bytes] = {}
+    _walk(image, wanted, kept)
+    return kept
+
+
+def _walk(image: Path, wanted: Wanted, kept: Dict[str, bytes]) -> List[str]:
     try:
         with open(image, "rb") as handle:
             found: List[str] = []
             while _more(handle):
                 head = handle.peek(8)[:8]
                 if head[:6] not in (NEWC, NEWC_CRC):
-                    return found + _compressed(handle, head, image)  # runs to the end
-                found += _archive(handle, image)
+                    return found + _compressed(handle, head, image, wanted, kept)  # to the end
+                found += _archive(handle, image, wanted, kept)
             return found
     except OSError as err:
         raise AoebootError(f"cannot read initramfs {image}: {err.strerror}") from None
 
 
-def _compressed(handle: IO[bytes], head: bytes, image: Path) -> List[str]:
+def _compressed(handle: IO[bytes], head: bytes, image: Path, wanted: Wanted,
+                kept: Dict[str, bytes]) -> List[str]:
     argv = next((argv for magic, argv in DECOMPRESSORS if head.startswith(magic)), None)
     if argv is None:
         raise AoebootError(f"initramfs {image}: unknown format (starts with {head[:6].hex()})")
@@ -63,7 +80,7 @@ def _compressed(handle: IO[bytes], head: bytes, image: Path) -> List[str]:
     found: List[str] = []
     try:
         while _more(proc.stdout):
-            found += _archive(proc.stdout, image)
+            found += _archive(proc.stdout, image, wanted, kept)
     finally:
         proc.stdout.close()
         status = proc.wait()
@@ -73,8 +90,10 @@ def _compressed(handle: IO[bytes], head: bytes, image: Path) -> List[str]:
     return found
 
 
-def _archive(stream: IO[bytes], image: Path) -> List[str]:
-    """Names of one newc archive, up to and including its trailer."""
+def _archive(stream: IO[bytes], image: Path, wanted: Wanted,
+             kept: Dict[str, bytes]) -> List[str]:
+    """Names of one newc archive, up to and including its trailer; the data of wanted files
+    goes into `kept`."""
     found: List[str] = []
     while True:
         header = _exactly(stream, HEADER, image)
@@ -86,8 +105,13 @@ def _archive(stream: IO[bytes], image: Path) -> List[str]:
         _discard(stream, _pad(HEADER + namesize), image)
         if name == TRAILER:
             return found
-        _discard(stream, size + _pad(size), image)
-        found.append(_plain(name))
+        plain = _plain(name)
+        if wanted(plain):
+            kept[plain] = _exactly(stream, size, image)
+            _discard(stream, _pad(size), image)
+        else:
+            _discard(stream, size + _pad(size), image)
+        found.append(plain)
 
 
 def _plain(name: str) -> str:

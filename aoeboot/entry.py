@@ -1,6 +1,8 @@
 """`install-entry`: set a freshly installed system (under `root`) up to boot from its AoE disk.
 
-Idempotent: every step compares before it writes, so a second run changes nothing.
+Idempotent: every step compares before it writes, so a second run changes nothing. Everything
+is derived from the installed system (its fstab, its /usr/lib/kernel/cmdline), never from the
+installer's own boot.
 """
 
 from __future__ import annotations
@@ -10,32 +12,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from aoeboot import bls, initramfs, paths, rootdev
+from aoeboot import bootfiles, grubdefault, initramfs, paths, rootdev
 from aoeboot import config as configuration
-from aoeboot.cmdline import aoe_options
 from aoeboot.errors import AoebootError
-from aoeboot.fsutil import atomic_write, safe_name, under
-from aoeboot.kernel_install import ensure_cmdline, fix_entry
-from aoeboot.kver import sort_key
+from aoeboot.fsutil import under
+from aoeboot.hostopts import host_options
 from aoeboot.target import Target
 
 log = logging.getLogger(__name__)
-
-DRACUT_DROPIN_TEXT = (
-    "# aoeboot: every initramfs gets the AoE root module (root is on an AoE disk).\n"
-    'add_dracutmodules+=" aoe "\n'
-)
-BOOT_DIRS = ("/boot", "/efi", "/boot/efi")
-
-
-def installed_kernels(root: Path) -> List[str]:
-    """Kernel versions with modules under root/lib/modules, oldest first."""
-    modules = under(root, paths.MODULES)
-    if not modules.is_dir():
-        return []
-    versions = [d.name for d in modules.iterdir()
-                if d.is_dir() and ((d / "modules.dep").exists() or (d / "vmlinuz").exists())]
-    return sorted((safe_name(v, "kernel version") for v in versions), key=sort_key)
 
 
 def install_entry(root: Path, target: Optional[Target], interfaces: Sequence[str]) -> List[str]:
@@ -52,37 +36,49 @@ def install_entry(root: Path, target: Optional[Target], interfaces: Sequence[str
     config = configuration.load(root)
     boot = replace(config.boot, target=target,
                    interfaces=tuple(interfaces) or config.boot.interfaces)
-    if boot != config.boot:
-        configuration.save(replace(config, boot=boot), root)
+    config = replace(config, boot=boot)
+    options = host_options(config, root, strict=True)  # reads fstab before any write
+    assert options is not None  # a target is set
+    if configuration.load(root) != config:
+        configuration.save(config, root)
         changes.append(f"wrote {paths.CONFIG}")
-    options = aoe_options(target, boot.interfaces, boot.timeout, boot.deadsecs)
 
     cmdline = under(root, paths.KERNEL_CMDLINE)
-    if not cmdline.exists():
-        cmdline_text_default(cmdline)
-    if ensure_cmdline(cmdline, options):
+    if bootfiles.ensure_cmdline(cmdline, options, bootfiles.cmdline_base(root, fallback=None)):
         changes.append(f"set the AoE options in {paths.KERNEL_CMDLINE}")
-
-    dropin = under(root, paths.DRACUT_DROPIN)
-    if not dropin.exists() or dropin.read_text() != DRACUT_DROPIN_TEXT:
-        atomic_write(dropin, DRACUT_DROPIN_TEXT)
+    if grubdefault.ensure(root, options):
+        changes.append(f"set the AoE options in GRUB_CMDLINE_LINUX of {paths.DEFAULT_GRUB}")
+    if bootfiles.ensure_dracut_dropin(root):
         changes.append(f"wrote {paths.DRACUT_DROPIN}")
+    if config.publish.destination and bootfiles.ensure_publish_timer(root):
+        changes.append(f"enabled {paths.PUBLISH_TIMER}")
 
-    for kver in installed_kernels(root):
+    for kver in bootfiles.installed_kernels(root):
         image = initramfs.find(kver, root)
         lacking = initramfs.missing(image) if image else ["initramfs"]
         if lacking:
             out = image or under(root, f"/boot/initramfs-{kver}.img")
             initramfs.build(kver, out, chroot=root)
             changes.append(f"built {out.relative_to(root)} ({', '.join(lacking)} missing)")
+    changes += _fix_rescue(root)
 
-    for boot_dir in BOOT_DIRS:
-        for entry in bls.all_entries(under(root, boot_dir)):
-            if fix_entry(entry, options):
-                changes.append(f"set the AoE options in {entry.relative_to(root)}")
+    for path in bootfiles.entry_files(root):
+        if bootfiles.fix_entry(path, options):
+            changes.append(f"set the AoE options in {path.relative_to(root)}")
     return changes
 
 
-def cmdline_text_default(path: Path) -> None:
-    # In the installer /proc/cmdline is the installer's own: start the file from nothing but "ro".
-    atomic_write(path, "ro\n")
+def _fix_rescue(root: Path) -> List[str]:
+    """Fedora's rescue initramfs was built once, before our drop-in: rebuild it with AoE (no
+    hostonly, as dracut-rescue builds it) for the kernel it was made for."""
+    changes = []
+    for rescue in initramfs.rescue_images(root):
+        if not initramfs.missing(rescue.image):
+            continue
+        if rescue.kver is None or rescue.kver not in bootfiles.installed_kernels(root):
+            log.warning("cannot rebuild %s: the modules of its kernel %s are gone", rescue.image,
+                        rescue.kver or "(unknown)")
+            continue
+        initramfs.build(rescue.kver, rescue.image, chroot=root, extra_args=["--no-hostonly"])
+        changes.append(f"rebuilt the rescue initramfs {rescue.image.relative_to(root)} with AoE")
+    return changes

@@ -1,19 +1,46 @@
-"""The kernel options this host needs to boot from AoE: from the config, else from where / is."""
+"""The kernel options this host needs to boot from AoE: from the config, else from where / is,
+with the root mount options its fstab gives."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional, Tuple
 
-from aoeboot import rootdev
+from aoeboot import fstab, rootdev
 from aoeboot.cmdline import aoe_options
 from aoeboot.config import Config
+from aoeboot.errors import AoebootError
+
+log = logging.getLogger(__name__)
+
+# In the initramfs only: AoE is wanted even where a boot loader tool rewrote the options to
+# root=UUID=... without any rd.aoe.* (parse-aoe.sh then brings AoE up, and reports on failure).
+AOE_WANTED = "rd.aoe=1"
 
 
-def host_options(config: Config, root: Path = Path("/")) -> Optional[Tuple[str, ...]]:
-    """root=, rd.aoe.* for this host; None when it neither is configured for nor runs from AoE."""
+def host_options(config: Config, root: Path = Path("/"),
+                 strict: bool = False) -> Optional[Tuple[str, ...]]:
+    """root=, rootflags=, rd.aoe.* for this host; None when it neither is configured for nor
+    runs from AoE. An fstab without a / line is an error when `strict` (install-entry: the
+    installer always writes one); otherwise root's mount options are left out, so that a
+    running system whose root is not in fstab still gets its kernels installed."""
     target = config.boot.target or rootdev.aoe_root(root)
     if target is None:
         return None
+    try:
+        root_mount = fstab.root_options(root)
+    except AoebootError as err:
+        if strict:
+            raise
+        log.warning("%s: root is mounted with the kernel's defaults", err)
+        root_mount = ()
     boot = config.boot
-    return aoe_options(target, boot.interfaces, boot.timeout, boot.deadsecs)
+    return aoe_options(target, boot.interfaces, boot.timeout, boot.deadsecs, root_mount)
+
+
+def initramfs_options(config: Config, root: Path = Path("/")) -> Optional[Tuple[str, ...]]:
+    """What the dracut module bakes into /etc/cmdline.d: the host options and AOE_WANTED. The
+    real command line still wins wherever it says otherwise."""
+    options = host_options(config, root)
+    return None if options is None else (*options, AOE_WANTED)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence
 
-from aoeboot import cpio
+from aoeboot import cpio, kimage
+from aoeboot.cmdline import Cmdline
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import fsync_dir
 from aoeboot.run import run
@@ -40,6 +42,35 @@ def missing(image: Path) -> List[str]:
     return [what for what, needles in REQUIRED.items()
             if not any(name.startswith(needle) or name.endswith(needle)
                        for name in names for needle in needles)]
+
+
+def baked_options(image: Path) -> Cmdline:
+    """The options baked into `image`'s /etc/cmdline.d (dracut's getarg reads them like the
+    real command line, which wins where both say something)."""
+    files = cpio.contents(image, lambda name: name.startswith("etc/cmdline.d/")
+                          and name.endswith(".conf"))
+    text = " ".join(data.decode("utf-8", "replace") for _, data in sorted(files.items()))
+    return Cmdline.parse(text, where=f"{image}:/etc/cmdline.d")
+
+
+@dataclass(frozen=True)
+class Rescue:
+    """Fedora's rescue boot: /boot/vmlinuz-0-rescue-ID (a copy of some kernel) and its
+    generic initramfs, made once by 51-dracut-rescue.install."""
+
+    image: Path
+    kernel: Path
+    kver: Optional[str]  # read from the kernel's header; None if unreadable
+
+
+def rescue_images(root: Path = Path("/")) -> List[Rescue]:
+    boot = root / "boot"
+    found = []
+    for image in sorted(boot.glob("initramfs-0-rescue-*.img")):
+        token = image.name[len("initramfs-0-rescue-"):-len(".img")]
+        kernel = boot / f"vmlinuz-0-rescue-{token}"
+        found.append(Rescue(image, kernel, kimage.version(kernel)))
+    return found
 
 
 def build(kver: str, out: Path, chroot: Optional[Path] = None,

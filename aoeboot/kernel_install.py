@@ -2,9 +2,11 @@
 `remove KVER ENTRY-DIR`.
 
 On add: the kernel command line file carries our options (90-loaderentry.install and Fedora's
-20-grub.install copy it into the entry they write); the initramfs that will be booted holds the
-aoe driver and our dracut module (built only when none exists or it lacks them: one dracut run);
-entries already written for KVER get our options; then the kernel is published if configured.
+20-grub.install copy it into the entry they write), and so does /etc/default/grub where grub's
+tools would rewrite the entries from it; the one initramfs the entry boots holds the aoe driver
+and our dracut module (built only when none exists or it lacks them: one dracut run); entries
+already written for KVER get our options, whatever the layout but `uki`; a UKI whose own initrd
+cannot boot from AoE fails the install; then the kernel is published if configured.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from aoeboot import bls, initramfs, paths
+from aoeboot import bls, bootfiles, grubdefault, initramfs, kimage, paths
 from aoeboot import config as configuration
-from aoeboot.cmdline import OWNED_KEYS, Cmdline
+from aoeboot.cmdline import Cmdline
 from aoeboot.errors import AoebootError
-from aoeboot.fsutil import atomic_write, safe_name, under
+from aoeboot.fsutil import atomic_write, read_or_empty, safe_name, under
 from aoeboot.hostopts import host_options
 
 log = logging.getLogger(__name__)
@@ -35,9 +38,7 @@ class Environment:
     staging_area: Optional[Path]
     conf_root: Optional[Path]
     verbose: bool
-    machine_id: str = ""
-    entry_token: str = ""
-    initrd_generator: str = ""
+    image_type: str = ""  # "uki" for a unified kernel image (systemd 254+)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Environment":
@@ -51,10 +52,12 @@ class Environment:
             staging_area=path("KERNEL_INSTALL_STAGING_AREA"),
             conf_root=path("KERNEL_INSTALL_CONF_ROOT"),
             verbose=env.get("KERNEL_INSTALL_VERBOSE", "0") not in ("", "0"),
-            machine_id=env.get("KERNEL_INSTALL_MACHINE_ID", ""),
-            entry_token=env.get("KERNEL_INSTALL_ENTRY_TOKEN", ""),
-            initrd_generator=env.get("KERNEL_INSTALL_INITRD_GENERATOR", ""),
+            image_type=env.get("KERNEL_INSTALL_IMAGE_TYPE", ""),
         )
+
+    @property
+    def uki(self) -> bool:
+        return self.image_type == "uki" or self.layout == "uki"
 
     def config_file(self, root: Path) -> Path:
         # An aoeboot.conf beside kernel-install's own config (KERNEL_INSTALL_CONF_ROOT) wins.
@@ -73,80 +76,102 @@ def _record(root: Path, kver: str) -> Path:
 
 def add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
         env: Environment, root: Path = Path("/")) -> List[str]:
-    """Make kernel `kver` boot from AoE; return what was done (empty: nothing to do here)."""
+    """Make kernel `kver` boot from AoE; return what was done and what was checked (empty: this
+    host does not boot from AoE)."""
     safe_name(kver, "kernel version")
     config = configuration.load(root, env.config_file(root))
     options = host_options(config, root)
     if options is None:
         log.debug("root is not on AoE and no target is configured: nothing to do")
         return []
-    done = []
-    if ensure_cmdline(env.cmdline_file(root), options):
-        done.append(f"added the AoE options to {env.cmdline_file(root)}")
-    built, image = ensure_initramfs(kver, entry_dir, initrds, env, root)
-    done += built
-    if env.layout == "bls":
-        for path in bls.entries_for(env.boot_root, kver):
-            if fix_entry(path, options):
-                done.append(f"set the AoE options in {path}")
-    if config.publish.destination:
-        # The netbooted box gets the whole command line, as the boot entry does.
-        full = Cmdline.parse(env.cmdline_file(root).read_text(), where=str(env.cmdline_file(root)))
-        done += _publish_added(root, config, kver, kernel_image, image, full.options)
-    return done
-
-
-def ensure_cmdline(path: Path, options: Sequence[str]) -> bool:
-    """Give the command line file our options, keeping the user's; True if it changed."""
-    try:
-        text = path.read_text() if path.exists() else None
-    except OSError as err:
-        raise AoebootError(f"cannot read {path}: {err.strerror}") from None
-    if text is None:
-        # Without the file, kernel-install copies /proc/cmdline: the installer's, or a
-        # rescue boot's. Start from the running one, minus what only describes this boot.
-        current = Cmdline.parse(Path("/proc/cmdline").read_text()).without(["BOOT_IMAGE", "initrd"])
+    report = [_check_uki(kernel_image)] if env.uki else []
+    cmdline_file = env.cmdline_file(root)
+    # kernel-install's own order: /etc/kernel/cmdline, /usr/lib/kernel/cmdline, /proc/cmdline
+    base = bootfiles.cmdline_base(root, fallback=read_or_empty(Path("/proc/cmdline")))
+    if bootfiles.ensure_cmdline(cmdline_file, options, base):
+        report.append(f"added the AoE options to {cmdline_file}")
     else:
-        current = Cmdline.parse(text, where=str(path))
-    if text is not None and _owned(current) == tuple(options):
-        return False
-    atomic_write(path, current.with_owned(options).render() + "\n")
-    return True
+        report.append(f"checked: {cmdline_file} has {' '.join(options)}")
+    if grubdefault.ensure(root, options):
+        report.append(f"set the AoE options in GRUB_CMDLINE_LINUX of {paths.DEFAULT_GRUB}")
+    image = kernel_image
+    if not env.uki:
+        lines, image = ensure_initramfs(kver, entry_dir, initrds, env, root)
+        report += lines + _fix_entries(kver, env, root, options)
+    if config.publish.destination:
+        if bootfiles.ensure_publish_timer(root):
+            report.append(f"enabled {paths.PUBLISH_TIMER}")
+        # The netbooted box gets the whole command line, as the boot entry does.
+        full = Cmdline.parse(cmdline_file.read_text(), where=str(cmdline_file))
+        report += _publish_added(root, config, kver, kernel_image, image, full.options)
+    return report
 
 
-def _owned(cmdline: Cmdline) -> Tuple[str, ...]:
-    return tuple(o for o in cmdline.options if o.partition("=")[0] in OWNED_KEYS)
+def _fix_entries(kver: str, env: Environment, root: Path, options: Sequence[str]) -> List[str]:
+    """The entries of `kver` wherever they are: kernel-install's boot root (layout bls) and
+    /boot/loader/entries (Fedora's 20-grub.install writes there for every layout)."""
+    found: Dict[Path, Path] = {}
+    for boot_root in (env.boot_root, under(root, "/boot")):
+        for path in bls.entries_for(boot_root, kver):
+            found.setdefault(path.resolve(), path)
+    report = []
+    for path in found.values():
+        if bootfiles.fix_entry(path, options):
+            report.append(f"set the AoE options in {path}")
+        else:
+            report.append(f"checked: {path} boots with {' '.join(options)}")
+    return report
 
 
-def fix_entry(path: Path, options: Sequence[str]) -> bool:
-    entry = bls.BootEntry.read(path)
-    if _owned(entry.options) == tuple(options):
-        return False
-    atomic_write(path, entry.with_options(entry.options.with_owned(options)).render())
-    return True
+def _check_uki(kernel_image: Path) -> str:
+    """A UKI boots the initrd built into it: refuse one that cannot mount root from AoE."""
+    hint = "install a kernel with a separate initramfs (Fedora: kernel, not kernel-uki-virt)"
+    data = kimage.uki_initrd(kernel_image)
+    if data is None:
+        raise AoebootError(f"{kernel_image} is a unified kernel image without an initrd: it "
+                           "cannot mount root from AoE", hint=hint)
+    with tempfile.NamedTemporaryFile(prefix="aoeboot-uki-initrd.") as handle:
+        handle.write(data)
+        handle.flush()
+        lacking = initramfs.missing(Path(handle.name))
+    if lacking:
+        raise AoebootError(f"the unified kernel image {kernel_image} carries its own initrd, "
+                           f"built without the {' and the '.join(lacking)}: it cannot boot root "
+                           "from AoE, and no initramfs aoeboot builds would reach it", hint=hint)
+    return f"checked: the initrd inside {kernel_image} has the aoe driver and our module"
 
 
 def ensure_initramfs(kver: str, entry_dir: Path, initrds: Sequence[Path], env: Environment,
                      root: Path) -> Tuple[List[str], Path]:
-    """Verify the initramfs that will be booted; build it only if missing or without AoE.
-    Returns what was done and where that initramfs is."""
-    staged = [env.staging_area / "initrd"] if env.staging_area else []
-    found = initramfs.find(kver, root, [*initrds, *staged, entry_dir / "initrd"])
+    """Make sure the one initramfs the entry boots has AoE; build it only if missing or without
+    AoE. Returns what was done or checked, and where that initramfs is."""
+    report = []
+    # kernel-install deletes its staging area on exit, and its layouts other than bls and uki
+    # never read it: an initramfs left there would be lost.
+    staged = (env.staging_area / "initrd"
+              if env.staging_area and env.layout in ("bls", "uki") else None)
+    given = [path for path in initrds if path.is_file()]
+    if given and staged is not None and staged.is_file():
+        # 90-loaderentry.install would list both, and the box would fetch and unpack both.
+        staged.unlink()
+        report.append(f"dropped the second initramfs {staged}: the entry boots {given[0]}")
+    found = initramfs.find(kver, root, [*given, *([staged] if staged else []),
+                                        entry_dir / "initrd"])
     if found is not None:
         lacking = initramfs.missing(found)
         if not lacking:
-            log.info("%s has the aoe driver and our dracut module", found)
-            return [], found
+            report.append(f"checked: {found} has the aoe driver and our dracut module")
+            return report, found
         log.warning("%s lacks the %s: rebuilding it", found, " and the ".join(lacking))
         initramfs.build(kver, found)  # kernel-install runs inside the system it serves
-        return [f"rebuilt {found} (it lacked the {' and the '.join(lacking)})"], found
+        return report + [f"rebuilt {found} (it lacked the {' and the '.join(lacking)})"], found
     # No generator made one (Debian's kernel-install has no dracut plugin): make it where
     # 90-loaderentry.install picks it up, or where Fedora's grub entries look.
-    out = staged[0] if staged else under(root, f"/boot/initramfs-{kver}.img")
+    out = staged if staged is not None else under(root, f"/boot/initramfs-{kver}.img")
     initramfs.build(kver, out)
-    if not staged:
+    if staged is None:
         atomic_write(_record(root, kver), json.dumps({"built": [str(out)]}) + "\n")
-    return [f"built {out}"], out
+    return report + [f"built {out}"], out
 
 
 def remove(kver: str, entry_dir: Path, env: Environment, root: Path = Path("/")) -> List[str]:

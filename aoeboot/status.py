@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from aoeboot import bls, driver, initramfs, paths, rootdev
+from aoeboot import bls, bootfiles, driver, fstab, grubdefault, initramfs, paths, rootdev
 from aoeboot import config as configuration
 from aoeboot.cmdline import Cmdline, aoe_options
-from aoeboot.entry import BOOT_DIRS, installed_kernels
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import read_or_empty, under
+from aoeboot.hostopts import AOE_WANTED
 from aoeboot.kver import newest
 from aoeboot.target import Target
 
@@ -45,6 +46,7 @@ class Host:
     config: configuration.Config
     target: Target
     kernels: List[str]  # installed, oldest first
+    root_mount: Sequence[str]  # rootfstype=/rootflags= the system's fstab asks for
 
     @property
     def newest(self) -> Optional[str]:
@@ -62,8 +64,8 @@ def check(root: Path = Path("/"), progress: Callable[[str], None] = lambda _: No
     host = _host(root, checks)
     if host is None:
         return checks
-    for step in (_driver, _target, _root_mount, _cmdline, _entries, _initramfs, _installed,
-                 _publish):
+    for step in (_driver, _interfaces, _target, _root_mount, _fstab, _cmdline, _entries,
+                 _grub_default, _initramfs, _installed, _publish):
         progress(step.__name__.strip("_").replace("_", " "))
         checks += step(host)
     return checks
@@ -97,7 +99,13 @@ def _host(root: Path, checks: List[Check]) -> Optional[Host]:
                             f"{target.device}", FIX))
     else:
         checks.append(Check("config", OK, f"{paths.CONFIG}: boot target {target.name}"))
-    return Host(root, config, target, installed_kernels(root))
+    try:
+        root_mount = fstab.root_options(root)
+    except AoebootError as err:
+        checks.append(Check("fstab", WARN, f"{err}: root is mounted with the kernel's defaults",
+                            "the installed system's fstab should mount /"))
+        root_mount = ()
+    return Host(root, config, target, bootfiles.installed_kernels(root), root_mount)
 
 
 def _mounted_target(root: Path) -> Optional[Target]:
@@ -126,6 +134,24 @@ def _driver(host: Host) -> List[Check]:
         checks.append(Check("driver", WARN, f"the running kernel {running} has no aoe driver",
                             missing_hint))
     return checks
+
+
+def _interfaces(host: Host) -> List[Check]:
+    """Interfaces named in the config must exist under those names on this system (a MAC
+    matches whatever the interface is called)."""
+    named = [i for i in host.config.boot.interfaces if i.count(":") != 5]
+    if not named:
+        allowed = " ".join(host.config.boot.interfaces) or "every interface"
+        return [Check("interface", OK, f"AoE may use {allowed}")]
+    present = {p.name for p in under(host.root, "/sys/class/net").glob("*")}
+    missing = [name for name in named if name not in present]
+    if not missing:
+        return [Check("interface", OK, f"AoE may use {' '.join(host.config.boot.interfaces)}")]
+    level = FAIL if len(missing) == len(host.config.boot.interfaces) else WARN
+    have = ", ".join(sorted(present)) or "none"
+    return [Check("interface", level, f"{paths.CONFIG} allows AoE on {', '.join(missing)}, "
+                  f"which this system does not have (it has: {have})",
+                  "name the interface by its MAC address: `aoeboot install-entry --iface MAC`")]
 
 
 def _target(host: Host) -> List[Check]:
@@ -161,9 +187,50 @@ def _root_mount(host: Host) -> List[Check]:
                   "preparing a system; the next boot mounts it)")]
 
 
+def _fstab(host: Host) -> List[Check]:
+    """Every device fstab names by UUID=/LABEL=: udev makes those links for AoE disks only with
+    our rule; without it systemd waits 90 s for /boot, then enters emergency mode."""
+    entries = [e for e in fstab.read(host.root) or [] if e.link]
+    if not entries:
+        return []
+    rule = any(under(host.root, d).joinpath(paths.UDEV_RULES.name).exists()
+               for d in (paths.UDEV_RULES.parent, Path("/etc/udev/rules.d")))
+    if not rule:
+        return [Check("fstab", FAIL, f"fstab mounts {', '.join(e.mount_point for e in entries)} "
+                      f"by {entries[0].device.split('=')[0]}=, but {paths.UDEV_RULES} is missing: "
+                      "udev makes no such links for AoE disks", "reinstall the aoeboot package")]
+    disks = {t.target: t for t in driver.list_targets(host.root)} if driver.is_loaded(
+        host.root) else {}
+    checks = []
+    for entry in entries:
+        link = under(host.root, str(entry.link))
+        level = FAIL if entry.required else WARN
+        if not link.exists():
+            checks.append(Check("fstab", level, f"{entry.mount_point}: {entry.link} does not "
+                                "exist (yet)", "`udevadm trigger`; is its disk there?"))
+            continue
+        device = Path(os.path.realpath(link)).name
+        if not device.startswith("e") or not disks:
+            checks.append(Check("fstab", OK, f"{entry.mount_point}: {entry.device} is {device}"))
+            continue
+        try:
+            seen = disks.get(Target.parse(device).disk)
+        except AoebootError:
+            seen = None
+        if seen is None or not seen.is_up:
+            state = seen.state if seen else "not visible"
+            checks.append(Check("fstab", level, f"{entry.mount_point}: {entry.device} is AoE "
+                                f"disk {device}, {state}", "check the NAS"))
+        else:
+            checks.append(Check("fstab", OK, f"{entry.mount_point}: {entry.device} is AoE disk "
+                                f"{device}, up via {seen.netif}"))
+    return checks
+
+
 def _expected_options(host: Host) -> Sequence[str]:
     boot = host.config.boot
-    return aoe_options(host.target, boot.interfaces, boot.timeout, boot.deadsecs)
+    return aoe_options(host.target, boot.interfaces, boot.timeout, boot.deadsecs,
+                       host.root_mount)
 
 
 def _root_problem(options: Cmdline, host: Host) -> Optional[str]:
@@ -172,11 +239,16 @@ def _root_problem(options: Cmdline, host: Host) -> Optional[str]:
     if value is None:
         return "has no root="
     try:
-        if Target.parse(value) == host.target:
-            return None
+        if Target.parse(value) != host.target:
+            return f"has root={value}, not {host.target.device}"
     except AoebootError:
-        pass
-    return f"has root={value}, not {host.target.device}"
+        return f"has root={value}, not {host.target.device}"
+    for wanted in host.root_mount:
+        key, _, expected = wanted.partition("=")
+        if options.get(key) != expected:
+            return (f"has {key}={options.get(key) or '(none)'}, but fstab mounts / with "
+                    f"{expected}: switch-root would find the wrong tree")
+    return None
 
 
 def _cmdline(host: Host) -> List[Check]:
@@ -200,21 +272,12 @@ def _cmdline(host: Host) -> List[Check]:
 
 def _boot_entries(host: Host) -> Dict[Path, bls.BootEntry]:
     found = {}
-    for boot_dir in BOOT_DIRS:
-        for path in bls.all_entries(under(host.root, boot_dir)):
-            try:
-                found[path] = bls.BootEntry.read(path)
-            except AoebootError as err:
-                log.warning("%s", err)
+    for path in bootfiles.entry_files(host.root):
+        try:
+            found[path] = bls.BootEntry.read(path)
+        except AoebootError as err:
+            log.warning("%s", err)
     return found
-
-
-def _entry_kver(path: Path, entry: bls.BootEntry, kernels: Sequence[str]) -> Optional[str]:
-    version = entry.get("version")
-    if version:
-        return version
-    stem = path.stem.split("+")[0]
-    return next((k for k in kernels if stem.endswith("-" + k)), None)
 
 
 def _entries(host: Host) -> List[Check]:
@@ -228,17 +291,33 @@ def _entries(host: Host) -> List[Check]:
         name = _shown(host, path)
         problem = _root_problem(entry.options, host)
         if problem:
-            kver = _entry_kver(path, entry, host.kernels)
+            kver = bootfiles.entry_kver(path, entry, host.kernels)
             checks.append(Check("entry", host.severity(kver), f"{name} {problem}", FIX))
         else:
             checks.append(Check("entry", OK, f"{name} boots root from {host.target.device}"))
     return checks
 
 
+def _grub_default(host: Host) -> List[Check]:
+    try:
+        grub = grubdefault.current(host.root)
+    except AoebootError as err:
+        return [Check("grub", WARN, str(err), FIX)]
+    if grub is None:
+        return []
+    expected = _expected_options(host)
+    if bootfiles.owned(grub) == tuple(expected):
+        return [Check("grub", OK, f"GRUB_CMDLINE_LINUX in {paths.DEFAULT_GRUB} carries the AoE "
+                      "options")]
+    return [Check("grub", WARN, f"GRUB_CMDLINE_LINUX in {paths.DEFAULT_GRUB} lacks "
+                  f"{' '.join(expected)}: grub2-mkconfig would rewrite every entry without them",
+                  FIX)]
+
+
 def _initrd_paths(host: Host, kver: str) -> List[Path]:
     """The initramfs images entries of `kver` name, relative to their boot directory."""
     named = []
-    for boot_dir in BOOT_DIRS:
+    for boot_dir in bootfiles.BOOT_DIRS:
         base = under(host.root, boot_dir)
         for path in bls.entries_for(base, kver):
             try:
@@ -266,8 +345,40 @@ def _initramfs(host: Host) -> List[Check]:
         if lacking:
             checks.append(Check("initramfs", host.severity(kver),
                                 f"{name} lacks the {' and the '.join(lacking)}", FIX))
+            continue
+        checks.append(Check("initramfs", OK, f"{name} has the aoe driver and our module"))
+        if kver == host.newest:
+            checks += _baked(host, image)
+    return checks + _rescue(host)
+
+
+def _baked(host: Host, image: Path) -> List[Check]:
+    """The options the image carries itself: what boots when a boot loader tool rewrote the
+    entry's options to root=UUID=... with no rd.aoe.*."""
+    try:
+        baked = initramfs.baked_options(image)
+    except AoebootError as err:
+        return [Check("initramfs", WARN, str(err), FIX)]
+    if AOE_WANTED in baked.options and _root_problem(baked, host) is None:
+        return [Check("initramfs", OK, f"{_shown(host, image)} carries the AoE options itself")]
+    return [Check("initramfs", WARN, f"{_shown(host, image)} does not carry the AoE options "
+                  "itself: if a boot loader tool rewrites the entry's options, the next boot "
+                  "never brings AoE up", "rebuild it: `dracut -f` or `aoeboot install-entry`")]
+
+
+def _rescue(host: Host) -> List[Check]:
+    checks = []
+    for rescue in initramfs.rescue_images(host.root):
+        try:
+            lacking = initramfs.missing(rescue.image)
+        except AoebootError as err:
+            lacking = [str(err)]
+        if lacking:
+            checks.append(Check("rescue", WARN, f"{_shown(host, rescue.image)} lacks the "
+                                f"{' and the '.join(lacking)}: the rescue entry cannot reach "
+                                "root on AoE", FIX))
         else:
-            checks.append(Check("initramfs", OK, f"{name} has the aoe driver and our module"))
+            checks.append(Check("rescue", OK, f"{_shown(host, rescue.image)} has AoE"))
     return checks
 
 
@@ -301,6 +412,15 @@ def _installed(host: Host) -> List[Check]:
 def _publish(host: Host) -> List[Check]:
     if not host.config.publish.destination:
         return []
+    timer = bootfiles.timer_link(host.root)
+    if not timer.is_symlink():
+        return [Check("publish", WARN, f"{paths.PUBLISH_TIMER} is not enabled: a publish that "
+                      "failed is never retried", f"systemctl enable {paths.PUBLISH_TIMER}")
+                ] + _publish_state(host)
+    return _publish_state(host)
+
+
+def _publish_state(host: Host) -> List[Check]:
     from aoeboot import publish  # the publishing code only when publishing is configured
 
     try:

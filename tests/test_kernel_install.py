@@ -133,7 +133,7 @@ def test_unrelated_host_is_left_alone(tmp_path, kernel, dracut_base):
     (s.conf / "aoeboot.conf").unlink()
     out = s.kernel_install("add", kernel.version, str(kernel.image), verbose=True)
     assert out.returncode == 0, out.stderr
-    assert "nothing to do for this host" in out.stdout
+    assert "this host does not boot from AoE" in out.stdout
     assert s.dracut_runs == 0 and s.files() == []
     assert (s.conf / "cmdline").read_text() == USER_CMDLINE + "\n"
 

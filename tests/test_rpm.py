@@ -28,9 +28,12 @@ DRACUT_MODULE = "/usr/lib/dracut/modules.d/95aoe"
 EXECUTABLES = [
     "/usr/bin/aoeboot",
     "/usr/lib/kernel/install.d/60-aoeboot.install",
+    "/usr/lib/udev/aoeboot-rename",
 ] + [f"{DRACUT_MODULE}/{p.name}" for p in sorted((REPO / "dracut/95aoe").glob("*.sh"))]
 DATA_FILES = [
-    f"{DRACUT_MODULE}/60-aoe.rules",
+    f"{DRACUT_MODULE}/61-aoeboot.rules",
+    f"{DRACUT_MODULE}/aoe-initqueue.rules",
+    "/usr/lib/udev/rules.d/61-aoeboot.rules",  # aoetools owns 60-aoe.rules
     "/usr/lib/systemd/system/aoeboot-publish.service",
     "/usr/lib/systemd/system/aoeboot-publish.timer",
     "/etc/aoeboot/aoeboot.conf",
@@ -39,7 +42,7 @@ DATA_FILES = [
     "/usr/share/doc/aoeboot/README.md",
 ]
 REQUIRES = [
-    "dracut", "kmod", "iproute", "systemd-udev",
+    "dracut", "dracut-network", "kmod", "iproute", "systemd-udev",
     "python3dist(click)", "python3dist(pyudev)", "python3dist(packaging)",
 ]
 RECOMMENDS = ["python3-systemd", "rsync", "openssh-clients"]
@@ -137,6 +140,13 @@ def test_requires_and_recommends(package):
     assert [name for name in REQUIRES if name not in requires] == [], requires
     recommends = _names(rpm("-qp", "--recommends", str(package)))
     assert sorted(recommends) == sorted(RECOMMENDS)
+
+
+def test_the_dracut_dropin_goes_with_the_package(package):
+    """install-entry writes it; rpm owns it as a ghost, so that erasing the package removes it
+    (a drop-in naming a removed module would fail every later dracut run)."""
+    flags = rpm("-qp", "--qf", "[%{FILEFLAGS:fflags} %{FILENAMES}\n]", str(package))
+    assert "g /etc/dracut.conf.d/90-aoeboot.conf" in flags.splitlines(), flags
 
 
 def test_config_is_noreplace(package):

@@ -20,7 +20,21 @@ from aoeboot.target import Target
 from tests.conftest import aoeboot, require_programs
 
 MACHINE_ID = "0123456789abcdef0123456789abcdef"
-OPTIONS = "ro quiet root=/dev/etherd/e11.0p1 rd.aoe.iface=eth0"
+OPTIONS = "ro quiet root=/dev/etherd/e11.0p1 rootfstype=ext4 rd.aoe.iface=eth0"
+OPTIONS_BAKED = "root=/dev/etherd/e11.0p1 rootfstype=ext4 rd.aoe.iface=eth0 rd.aoe=1\n"
+BOOT_UUID = "4d3f1b7c-6f2a-4b8e-9a51-0c2d7e8f9a10"
+FSTAB = f"/dev/etherd/e11.0p1 / ext4 defaults 0 0\nUUID={BOOT_UUID} /boot ext4 defaults 1 2\n"
+
+
+def _append_archive(image: Path, work: Path, files: "dict[str, str]") -> None:
+    """Append a newc archive holding `files` to `image`."""
+    for name, text in files.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(text)
+    listing = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], input=("\n".join(files) + "\n").encode(), cwd=work, check=True,
+                             capture_output=True)
+    with open(image, "ab") as handle:
+        handle.write(listing.stdout)
 
 
 def healthy_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
@@ -43,6 +57,21 @@ def healthy_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
           f"title Fedora\nversion {kver}\nlinux /vmlinuz-{kver}\ninitrd /initramfs-{kver}.img\n"
           f"options {OPTIONS}\n")
     shutil.copy(initrd, root / "boot" / f"initramfs-{kver}.img")
+    shutil.copy(initrd, tmp_path / "unbaked.img")
+    # What the dracut module bakes in on an AoE host (the fixture's build ran on a host that
+    # is not one): a second archive, as the kernel unpacks them in order.
+    _append_archive(root / "boot" / f"initramfs-{kver}.img", tmp_path / "baked",
+                    {"etc/cmdline.d/50-aoeboot.conf": OPTIONS_BAKED})
+    write("etc/fstab", FSTAB)
+    write("usr/lib/udev/rules.d/61-aoeboot.rules", "# installed\n")
+    (root / "dev/disk/by-uuid").mkdir(parents=True)
+    (root / "dev/etherd").mkdir(parents=True)
+    (root / "dev/etherd/e11.0p1").write_text("")
+    (root / f"dev/disk/by-uuid/{BOOT_UUID}").symlink_to("../../etherd/e11.0p1")
+    (root / "sys/class/net/eth0").mkdir(parents=True)
+    (root / "etc/systemd/system/timers.target.wants").mkdir(parents=True)
+    (root / "etc/systemd/system/timers.target.wants/aoeboot-publish.timer").symlink_to(
+        "/usr/lib/systemd/system/aoeboot-publish.timer")
     # The running box: / from the AoE partition, the driver loaded and the disk up.
     write("proc/sys/kernel/osrelease", kver + "\n")
     write("proc/self/mountinfo",
@@ -138,6 +167,28 @@ def _nas_files_damaged(root: Path) -> None:
     for published in (root.parent / "nas/box").glob("initrd-*"):
         published.write_bytes(b"truncated")
 
+def _btrfs_root_subvolume(root: Path) -> None:
+    """Fedora's layout, with options that name the type but not the subvolume."""
+    fstab = root / "etc/fstab"
+    fstab.write_text(fstab.read_text().replace(" / ext4 defaults", " / btrfs subvol=root"))
+    for path in [root / "etc/kernel/cmdline", *(root / "boot/loader/entries").glob("*.conf")]:
+        path.write_text(path.read_text().replace("rootfstype=ext4", "rootfstype=btrfs"))
+
+
+def _grub_without_aoe(root: Path) -> None:
+    (root / "etc/default").mkdir(parents=True)
+    (root / "etc/default/grub").write_text('GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="rhgb quiet"\n')
+
+
+def _unbaked_initrd(root: Path) -> None:
+    shutil.copy(root.parent / "unbaked.img", next((root / "boot").glob("initramfs-*.img")))
+
+
+def _rescue_without_aoe(root: Path) -> None:
+    work = root.parent / "rescue"
+    work.mkdir()
+    _cpio(root / "boot" / f"initramfs-0-rescue-{MACHINE_ID}.img", work)
+
 
 BROKEN = [
     ("config", _set("etc/aoeboot/aoeboot.conf", "[boot]\ntarget = e70000.0p1\n"),
@@ -157,6 +208,15 @@ BROKEN = [
     ("initramfs", lambda root: next((root / "boot").glob("initramfs-*.img")).unlink(),
      "has no initramfs"),
     ("publish", _nas_files_damaged, "are missing or damaged"),
+    # what the real installed system showed: the btrfs top level mounted instead of `root`
+    ("cmdline", _btrfs_root_subvolume,
+     "has rootflags=(none), but fstab mounts / with subvol=root"),
+    ("fstab", _remove("usr/lib/udev/rules.d/61-aoeboot.rules"),
+     "/usr/lib/udev/rules.d/61-aoeboot.rules is missing"),
+    ("fstab", _remove(f"dev/disk/by-uuid/{BOOT_UUID}"),
+     f"/boot: /dev/disk/by-uuid/{BOOT_UUID} does not exist"),
+    ("interface", _remove("sys/class/net/eth0"),
+     "allows AoE on eth0, which this system does not have"),
 ]
 
 
@@ -202,10 +262,17 @@ WARNINGS = [
     ("plugin", _mask_plugin, "masks the kernel-install plugin"),
     ("publish", _pending, "add 6.2.0 (rsync to nas failed: connection refused)"),
     ("root", _set("proc/self/mountinfo", ""), "/ is not mounted from /dev/etherd/e11.0p1"),
+    ("publish", _remove("etc/systemd/system/timers.target.wants/aoeboot-publish.timer"),
+     "aoeboot-publish.timer is not enabled"),
+    ("initramfs", _unbaked_initrd, "does not carry the AoE options itself"),
+    ("grub", _grub_without_aoe,
+     "GRUB_CMDLINE_LINUX in /etc/default/grub lacks root=/dev/etherd/e11.0p1"),
+    ("rescue", _rescue_without_aoe, "the rescue entry cannot reach root on AoE"),
 ]
 
 
-@pytest.mark.parametrize("name, breakage, message", WARNINGS, ids=[w[0] for w in WARNINGS])
+@pytest.mark.parametrize("name, breakage, message", WARNINGS,
+                         ids=[f"{w[0]}-{i}" for i, w in enumerate(WARNINGS)])
 def test_what_only_breaks_later_warns_and_exits_0(root, name, breakage, message):
     breakage(root)
     out = status(root, "--json")

@@ -1,8 +1,9 @@
 #!/bin/sh
-# aoe-up: queued by udev whenever a NIC appears (it may be renamed by then, so look at them all).
-# Bring every interface AoE may use up (no address), give the aoe driver that interface list,
-# and trigger discovery as soon as each one has carrier, so boot never waits for the driver's
-# own 60 s broadcast timer.
+# aoe-up: queued by udev whenever a NIC appears or is renamed (so look at them all). Bring every
+# interface AoE may use up (no address), restrict the aoe driver to them when rd.aoe.iface=
+# names some (by name: that is all aoe_iflist knows; aoeboot-rename keeps it in step with
+# renames), and trigger discovery as soon as each one has carrier, so boot never waits for the
+# driver's own 60 s broadcast timer.
 
 type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
 
@@ -28,7 +29,10 @@ for n in /sys/class/net/*; do
 done
 [ -n "$ifaces" ] || exit 0
 
-if [ -d /sys/module/aoe ]; then
+if [ -z "$allowed" ]; then
+    # every interface: no list at all, which no later rename can make stale
+    [ -d /sys/module/aoe ] || modprobe aoe
+elif [ -d /sys/module/aoe ]; then
     echo "$ifaces" > /sys/module/aoe/parameters/aoe_iflist
 else
     modprobe aoe aoe_iflist="$ifaces"

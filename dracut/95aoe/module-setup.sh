@@ -32,7 +32,8 @@ installkernel() {
     hostonly='' instmods aoe
 }
 
-# called by dracut: what this host needs on the kernel command line, from aoeboot's config
+# called by dracut for --print-cmdline and hostonly_cmdline only: what this host needs on the
+# kernel command line, from aoeboot's config
 cmdline() {
     local _opts
     command -v aoeboot > /dev/null 2>&1 || return 0
@@ -49,12 +50,29 @@ install() {
     inst_script "$moddir/aoe-up.sh" /sbin/aoe-up
     inst_script "$moddir/aoe-report.sh" /sbin/aoe-report
     inst_script "$moddir/aoe-root.sh" /sbin/aoeroot  # netroot handler for root=dhcp
-    inst_simple "$moddir/60-aoe.rules" "${udevrulesdir:-/lib/udev/rules.d}/60-aoe.rules"
+    inst_script "$moddir/aoeboot-rename.sh" "${udevdir:-/lib/udev}/aoeboot-rename"
+    inst_simple "$moddir/aoe-initqueue.rules" "${udevrulesdir:-/lib/udev/rules.d}/61-aoe-initqueue.rules"
+    inst_simple "$moddir/61-aoeboot.rules" "${udevrulesdir:-/lib/udev/rules.d}/61-aoeboot.rules"
     if dracut_module_included "systemd-initrd"; then
         inst_script "$moddir/aoe-generator.sh" "$systemdutildir"/system-generators/dracut-aoe-generator
     fi
     # aoetools' modules-load.d entry would load aoe on every interface at early boot, before
     # rd.aoe.iface= applies; aoe-up loads it with the interface list instead.
     rm -f "$initdir/usr/lib/modules-load.d/aoetools.conf" "$initdir/etc/modules-load.d/aoetools.conf"
+    bake_cmdline
     dracut_need_initqueue
+}
+
+# What this host needs to find its root goes into the image itself (getarg reads
+# /etc/cmdline.d like the command line, which still wins where it says otherwise): a boot loader
+# tool that knows nothing of AoE may rewrite the entry to root=UUID=... with no rd.aoe.*.
+bake_cmdline() {
+    local _opts
+    command -v aoeboot > /dev/null 2>&1 || return 0
+    if _opts=$(aoeboot cmdline --initramfs 2> /dev/null); then
+        mkdir -p "$initdir/etc/cmdline.d"
+        echo "$_opts" > "$initdir/etc/cmdline.d/50-aoeboot.conf"
+    elif [ $? -ne 1 ]; then
+        dwarn "aoe: \`aoeboot cmdline --initramfs\` failed: the image carries no AoE options"
+    fi
 }

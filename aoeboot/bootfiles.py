@@ -1,0 +1,130 @@
+"""The installed system's boot files that aoeboot keeps right, shared by install-entry, the
+kernel-install plugin and status: installed kernels, boot entries, the kernel command line
+file, /etc/default/grub, the dracut drop-in and the publish timer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from aoeboot import bls, paths
+from aoeboot.cmdline import OWNED_KEYS, Cmdline
+from aoeboot.errors import AoebootError
+from aoeboot.fsutil import atomic_write, read_or_empty, safe_name, under
+from aoeboot.kver import sort_key
+
+BOOT_DIRS = ("/boot", "/efi", "/boot/efi")
+
+# Sourced by dracut as shell: naming a module that is not installed fails every dracut run, so
+# once the package is removed the drop-in that install-entry wrote must ask for nothing.
+DRACUT_DROPIN_TEXT = (
+    "# aoeboot: every initramfs gets the AoE root module (root is on an AoE disk), as long as\n"
+    "# the module is installed: a removed package must not fail every dracut run.\n"
+    'if [ -d "${dracutbasedir:-/usr/lib/dracut}/modules.d/95aoe" ]; then\n'
+    '    add_dracutmodules+=" aoe "\n'
+    "fi\n"
+)
+
+
+def installed_kernels(root: Path) -> List[str]:
+    """Kernel versions with modules under root/lib/modules, oldest first."""
+    modules = under(root, paths.MODULES)
+    if not modules.is_dir():
+        return []
+    versions = [d.name for d in modules.iterdir()
+                if d.is_dir() and ((d / "modules.dep").exists() or (d / "vmlinuz").exists())]
+    return sorted((safe_name(v, "kernel version") for v in versions), key=sort_key)
+
+
+def entry_files(root: Path, extra_dirs: Sequence[Path] = ()) -> List[Path]:
+    """Every Boot Loader Spec entry under root's boot directories (and `extra_dirs`, boot roots
+    given as they are), each once."""
+    seen: Dict[Path, Path] = {}
+    for base in [under(root, d) for d in BOOT_DIRS] + list(extra_dirs):
+        for path in bls.all_entries(base):
+            seen.setdefault(path.resolve(), path)
+    return list(seen.values())
+
+
+def entry_kver(path: Path, entry: bls.BootEntry, kernels: Sequence[str]) -> Optional[str]:
+    """The kernel an entry boots: its `version`, else the KVER in TOKEN-KVER[+TRIES].conf."""
+    version = entry.get("version")
+    if version:
+        return version
+    stem = path.stem.split("+")[0]
+    return next((k for k in kernels if stem.endswith("-" + k)), None)
+
+
+def owned(cmdline: Cmdline) -> Tuple[str, ...]:
+    return tuple(o for o in cmdline.options if o.partition("=")[0] in OWNED_KEYS)
+
+
+def fix_entry(path: Path, options: Sequence[str]) -> bool:
+    """Give a boot entry exactly our options, keeping every other line; True if it changed."""
+    entry = bls.BootEntry.read(path)
+    if owned(entry.options) == tuple(options):
+        return False
+    atomic_write(path, entry.with_options(entry.options.with_owned(options)).render())
+    return True
+
+
+def cmdline_base(root: Path, fallback: Optional[str]) -> Cmdline:
+    """What kernel-install would use without /etc/kernel/cmdline: /usr/lib/kernel/cmdline, else
+    `fallback` (the running command line; the installer passes none: its own is no guide)."""
+    usr = under(root, paths.USR_KERNEL_CMDLINE)
+    if usr.exists():
+        return Cmdline.parse(_read(usr), where=str(usr))
+    if fallback is None:
+        return Cmdline(("ro",))
+    return Cmdline.parse(fallback).without(["BOOT_IMAGE", "initrd"])
+
+
+def ensure_cmdline(path: Path, options: Sequence[str], base: Cmdline) -> bool:
+    """Give the command line file our options, keeping the user's; `base` stands in for a
+    missing file. True if it changed."""
+    text = _read(path) if path.exists() else None
+    current = base if text is None else Cmdline.parse(text, where=str(path))
+    if text is not None and owned(current) == tuple(options):
+        return False
+    atomic_write(path, current.with_owned(options).render() + "\n")
+    return True
+
+
+def ensure_dracut_dropin(root: Path) -> bool:
+    dropin = under(root, paths.DRACUT_DROPIN)
+    if read_or_empty(dropin) == DRACUT_DROPIN_TEXT.strip():
+        return False
+    atomic_write(dropin, DRACUT_DROPIN_TEXT)
+    return True
+
+
+def timer_link(root: Path) -> Path:
+    return under(root, "/etc/systemd/system/timers.target.wants") / paths.PUBLISH_TIMER
+
+
+def ensure_publish_timer(root: Path) -> bool:
+    """Enable aoeboot-publish.timer as `systemctl enable` would (Fedora's presets leave it
+    disabled); True if it was not enabled. Works on a --root that is not running."""
+    link = timer_link(root)
+    target = paths.UNIT_DIR / paths.PUBLISH_TIMER
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return False
+    try:
+        link.parent.mkdir(parents=True, exist_ok=True)
+        tmp = link.with_name(f".{link.name}.tmp")
+        if tmp.is_symlink():
+            tmp.unlink()
+        tmp.symlink_to(target)
+        os.replace(tmp, link)
+    except OSError as err:
+        raise AoebootError(f"cannot enable {paths.PUBLISH_TIMER} ({link}): "
+                           f"{err.strerror}") from None
+    return True
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise AoebootError(f"cannot read {path}: {err}") from None

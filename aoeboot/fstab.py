@@ -1,0 +1,101 @@
+"""/etc/fstab of an installed system: what its root needs on the kernel command line
+(`rootflags=`, `rootfstype=`: Fedora's btrfs root lives in subvolume `root`), and which of its
+devices are named by UUID=/LABEL=/PARTUUID= (links that udev must make for AoE disks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+from aoeboot import paths
+from aoeboot.errors import AoebootError
+from aoeboot.fsutil import under
+from aoeboot.rootdev import _unescape as unescape  # fstab escapes like mountinfo
+
+# Mount options that say how and when to mount, not what: never part of rootflags=.
+_NOT_ROOTFLAGS = {"defaults", "ro", "rw", "auto", "noauto", "nofail", "_netdev", "users",
+                  "user", "nouser", "owner", "group"}
+# Spellings of a device that go through /dev/disk/by-*/ links.
+_LINKED = {"UUID": "by-uuid", "LABEL": "by-label", "PARTUUID": "by-partuuid",
+           "PARTLABEL": "by-partlabel"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    device: str  # as written: UUID=..., /dev/...
+    mount_point: str
+    fstype: str
+    options: Tuple[str, ...]
+
+    @property
+    def link(self) -> Optional[str]:
+        """/dev/disk/by-uuid/X for UUID=X (likewise LABEL, PARTUUID); None for a plain path."""
+        key, sep, value = self.device.partition("=")
+        if not sep or key not in _LINKED:
+            return None
+        return f"/dev/disk/{_LINKED[key]}/{value.strip(chr(34))}"
+
+    @property
+    def required(self) -> bool:
+        """Does the boot wait for it (and fail without it)?"""
+        return not {"nofail", "noauto"} & set(self.options)
+
+    def rootflags(self) -> Optional[str]:
+        """The options the initramfs must mount root with (subvol=root, ...); None if none."""
+        kept = [o for o in self.options
+                if o not in _NOT_ROOTFLAGS and not o.startswith(("x-", "comment="))]
+        return ",".join(kept) or None
+
+
+def parse(text: str, where: str) -> List[Entry]:
+    entries = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) < 3:
+            raise AoebootError(f"{where}:{number}: expected 'device mount-point type options', "
+                               f"got {line!r}")
+        options = tuple(fields[3].split(",")) if len(fields) > 3 else ("defaults",)
+        entries.append(Entry(unescape(fields[0]), unescape(fields[1]), fields[2], options))
+    return entries
+
+
+def read(root: Path) -> Optional[List[Entry]]:
+    """The entries of root's /etc/fstab; None when it has no fstab."""
+    path = under(root, paths.FSTAB)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        raise AoebootError(f"cannot read {path}: {err}") from None
+    return parse(text, str(path))
+
+
+def root_entry(root: Path) -> Optional[Entry]:
+    """The / line of root's fstab; None without an fstab; an error for an fstab without /."""
+    entries = read(root)
+    if entries is None:
+        return None
+    found = [e for e in entries if e.mount_point == "/"]
+    if not found:
+        raise AoebootError(f"{under(root, paths.FSTAB)} has no line for /",
+                           hint="the installed system's fstab must mount its root")
+    return found[-1]
+
+
+def root_options(root: Path) -> Tuple[str, ...]:
+    """rootflags=/rootfstype= that mount root as the installed system's fstab says."""
+    entry = root_entry(root)
+    if entry is None:
+        return ()
+    options = []
+    if entry.fstype not in ("auto", "none"):
+        options.append(f"rootfstype={entry.fstype}")
+    flags = entry.rootflags()
+    if flags:
+        options.append(f"rootflags={flags}")
+    return tuple(options)
