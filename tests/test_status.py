@@ -31,8 +31,9 @@ def _append_archive(image: Path, work: Path, files: "dict[str, str]") -> None:
     for name, text in files.items():
         (work / name).parent.mkdir(parents=True, exist_ok=True)
         (work / name).write_text(text)
-    listing = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], input=("\n".join(files) + "\n").encode(), cwd=work, check=True,
-                             capture_output=True)
+    names = ("\n".join(files) + "\n").encode()
+    listing = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], input=names, cwd=work,
+                             check=True, capture_output=True)
     with open(image, "ab") as handle:
         handle.write(listing.stdout)
 
