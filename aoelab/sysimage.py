@@ -1,0 +1,681 @@
+"""A real installed Debian 13 ("trixie") system on a disk laid out the way Fedora's installer
+lays one out, built once and cached outside the checkout.
+
+    tree = base_tree()                                   # mmdebstrap, cached tarball
+    disk = system_image(tmp / "sys.img")                 # a private copy of the cached disk
+    with mounted(disk) as target:                        # like Anaconda's /mnt/sysimage
+        install_aoeboot(target)
+        chroot_run(target, ["kernel-install", "add", kver, f"/boot/vmlinuz-{kver}"])
+    assert all(r.clean for r in fsck(disk).values())
+
+The disk (Anaconda's default on UEFI): GPT; p1 ESP (vfat) on /boot/efi, p2 /boot (ext4), p3 btrfs
+with subvolumes `root` (/) and `home` (/home); fstab mounts all four by UUID with Anaconda's
+options; the kernel command line needs `rootflags=subvol=root` (the top level's default
+subvolume stays the top level, as on Fedora). Every UUID is a fixed constant below.
+
+Kernels. `base_tree()` installs trixie's 6.12 (`kernel="trixie"`, the default) or bookworm's
+6.1 (`kernel="bookworm"`) from .deb files downloaded once into the cache; `kernel_debs("trixie")`
+gives the 6.12 .debs for a later `dpkg -i` (image package and the linux-image-amd64 metapackage:
+installing both upgrades the 6.1 tree's metapackage and keeps 6.1 installed, as apt would).
+
+How kernel-install is reached on Debian 13 (read in trixie's packages, systemd 257.13, dracut
+106, linux-base 4.12): `kernel-install` is /usr/bin/kernel-install in the `systemd` package, with
+plugins 50-depmod, 55-initrd, 90-loaderentry, 90-uki-copy (systemd) and 50-dracut,
+51-dracut-rescue (dracut-core) in /usr/lib/kernel/install.d; `kernel-install add` runs them all,
+whatever else is installed. The kernel package's postinst does NOT call kernel-install: it runs
+`linux-run-hooks image postinst`, i.e. run-parts of /etc/kernel/postinst.d, where dracut's hook
+calls dracut directly (writing /boot/initrd.img-KVER) and systemd-boot's `zz-systemd-boot` calls
+`kernel-install add KVER IMAGE` only when `bootctl is-installed` (systemd-boot on the ESP; never
+here). Fedora's kernel-core %posttrans calls `kernel-install add` itself: `add_kernel_install_hooks`
+models that on this image, on request. Layout: /usr/lib/kernel/install.conf sets nothing, so
+kernel-install picks `other` unless $BOOT/loader/entries.srel or $BOOT/<entry-token> exists.
+
+Tarballs hold packages only; identity (hostname, machine-id, fstab) is written by `make_disk`, so
+changing it never rebuilds the tree. No initramfs-tools: dracut is the initramfs generator and
+the tree's /boot/initrd.img-KVER is dracut's stock, generic (non-hostonly) image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import inspect
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Union
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE_ENV = "AOELAB_CACHE"
+DEFAULT_CACHE = Path("/var/cache/aoelab")
+
+MIRROR = "http://deb.debian.org/debian"
+SECURITY_MIRROR = "http://deb.debian.org/debian-security"
+SUITE = "trixie"
+OLD_SUITE = "bookworm"
+KERNEL_META = "linux-image-amd64"
+
+# What the tree is made of. The kernel comes as .deb files (see kernel_debs), not from here.
+PACKAGES = (
+    "systemd", "systemd-sysv", "udev", "dbus", "kmod", "util-linux", "procps", "iproute2",
+    "dracut", "dracut-network", "zstd", "btrfs-progs", "e2fsprogs", "dosfstools",
+    "network-manager", "aoetools",
+    "python3", "python3-click", "python3-pyudev", "python3-packaging", "python3-systemd",
+    "systemd-boot", "systemd-boot-efi",
+    "initramfs-tools-",  # apt's "must not be installed": dracut is the initramfs generator
+)
+# Smaller tree, faster unpacking; dpkg keeps these settings in the image.
+DPKG_EXCLUDES = ("/usr/share/man/*", "/usr/share/locale/*", "/usr/share/doc/*")
+
+HOSTNAME = "aoebox"
+MACHINE_ID = "a0e0b0070000400080000000000000a0"  # fixed: boot entry names stay the same
+
+# The disk. GUIDs as sfdisk takes them; filesystem UUIDs as mkfs takes them.
+DISK_GUID = "A0E0B007-0000-4000-8000-0000000000D0"
+ESP_PARTUUID = "A0E0B007-0000-4000-8000-0000000000E1"
+BOOT_PARTUUID = "A0E0B007-0000-4000-8000-0000000000B2"
+ROOT_PARTUUID = "A0E0B007-0000-4000-8000-0000000000C3"
+ESP_UUID = "A0E0-B001"  # vfat volume id; fstab and by-uuid write it like this
+BOOT_UUID = "a0e0b007-0000-4000-8000-000000000b00"
+ROOT_UUID = "a0e0b007-0000-4000-8000-000000000f00"  # the btrfs filesystem (root and home)
+ROOT_LABEL = "aoebox"
+ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+# Anaconda's /boot and btrfs partitions: "Linux filesystem" (not the discoverable root type, so
+# systemd-gpt-auto-generator leaves them alone).
+LINUX_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+ESP_MIB = 64
+BOOT_MIB = 512  # two kernels with their generic dracut images fit
+DEFAULT_SIZE = 4 << 30
+ROOT_SUBVOL = "root"
+HOME_SUBVOL = "home"
+BTRFS_OPTIONS = "compress=zstd:1"
+
+# The data volume (served later as e11.1).
+DATA_UUID = "a0e0b007-0000-4000-8000-00000000da7a"
+DATA_PARTUUID = "A0E0B007-0000-4000-8000-0000000000DA"
+DATA_LABEL = "aoedata"
+DATA_MOUNTPOINT = "/srv/data"
+
+CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class SysImageError(RuntimeError):
+    """A step of building or using the image failed; the message says which and why."""
+
+
+# ---------------------------------------------------------------- running programs
+
+def run(argv: Sequence[Union[str, Path]], **kwargs) -> subprocess.CompletedProcess:
+    """Run `argv` (a list, never a shell string); raise SysImageError with its stderr."""
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    proc = subprocess.run([str(a) for a in argv], **kwargs)
+    if proc.returncode != 0:
+        err = proc.stderr if isinstance(proc.stderr, str) else ""
+        raise SysImageError(f"{' '.join(map(str, argv))} failed ({proc.returncode}): "
+                            f"{err.strip()[-2000:]}")
+    return proc
+
+
+# ---------------------------------------------------------------- the cache
+
+def cache_dir() -> Path:
+    """$AOELAB_CACHE or /var/cache/aoelab, created."""
+    path = Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock next to `path`, so two builders of the same thing wait for each other."""
+    lock = path.with_name(path.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+# ---------------------------------------------------------------- kernel .debs
+
+@dataclass(frozen=True)
+class KernelDebs:
+    """A Debian kernel as .deb files in the cache: `dpkg -i *debs` installs it."""
+    version: str  # the kernel release, e.g. 6.12.118+deb13-amd64
+    image: Path   # linux-image-<version>_*.deb
+    meta: Path    # linux-image-amd64_*.deb, depends on exactly `image`
+
+    @property
+    def debs(self) -> List[Path]:
+        return [self.image, self.meta]
+
+
+def _sources(suite: str) -> List[str]:
+    return [f"deb {MIRROR} {suite} main", f"deb {MIRROR} {suite}-updates main",
+            f"deb {SECURITY_MIRROR} {suite}-security main"]
+
+
+def _apt(suite: str, cache: Path) -> List[str]:
+    """apt-get/apt-cache options for a private apt state for `suite` (host's apt untouched)."""
+    root = cache / "apt" / suite
+    for sub in ("etc/apt/apt.conf.d", "etc/apt/preferences.d", "etc/apt/sources.list.d",
+                "var/lib/apt/lists/partial", "var/cache/apt/archives/partial", "var/lib/dpkg"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "var/lib/dpkg/status").touch()
+    keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+    (root / "etc/apt/sources.list").write_text(
+        "".join(line.replace("deb ", f"deb [signed-by={keyring}] ", 1) + "\n"
+                for line in _sources(suite)))
+    return ["-q", "-o", f"Dir={root}", "-o", f"Dir::State::status={root}/var/lib/dpkg/status",
+            "-o", "APT::Architecture=amd64", "-o", "APT::Sandbox::User=root",
+            "-o", "Acquire::Languages=none"]
+
+
+def kernel_debs(suite: str = SUITE, cache: Optional[Path] = None) -> KernelDebs:
+    """The .debs of `suite`'s current linux-image-amd64, downloaded on the first call only (the
+    cached files are reused as they are, even after the archive moved on)."""
+    where = (cache or cache_dir()) / "debs" / suite
+    with _locked(where):
+        found = _cached_kernel_debs(where)
+        if found is None:
+            found = _download_kernel_debs(suite, where, cache or cache_dir())
+    return found
+
+
+def _cached_kernel_debs(where: Path) -> Optional[KernelDebs]:
+    metas = sorted(where.glob(f"{KERNEL_META}_*.deb"))
+    images = [p for p in where.glob("linux-image-*.deb") if not p.name.startswith(KERNEL_META)]
+    if len(metas) != 1 or len(images) != 1:
+        return None
+    version = images[0].name.split("_")[0][len("linux-image-"):]
+    return KernelDebs(version, images[0], metas[0])
+
+
+def _download_kernel_debs(suite: str, where: Path, cache: Path) -> KernelDebs:
+    apt = _apt(suite, cache)
+    run(["apt-get", *apt, "update"])
+    show = run(["apt-cache", *apt, "show", "--no-all-versions", KERNEL_META]).stdout
+    match = re.search(r"^Depends:.*?\b(linux-image-(\S+?-amd64))\b", show, re.M)
+    if match is None:
+        raise SysImageError(f"{suite}: cannot tell which kernel {KERNEL_META} depends on:\n{show}")
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir(parents=True)
+    run(["apt-get", *apt, "download", KERNEL_META, match.group(1)], cwd=where)
+    found = _cached_kernel_debs(where)
+    if found is None:
+        raise SysImageError(f"{suite}: kernel .debs missing after download in {where}")
+    return found
+
+
+# ---------------------------------------------------------------- the base tree
+
+def _mmdebstrap_argv(kernel: KernelDebs, out: Path) -> List[str]:
+    """The whole recipe of a tree: its text and its inputs make the cache key."""
+    argv = ["mmdebstrap", "--mode=root", "--variant=apt", "--format=tar",
+            "--aptopt=Acquire::Languages \"none\"",
+            # makes the kernel .debs given by path visible to dpkg inside the chroot
+            "--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount",
+            "--hook-dir=/usr/share/mmdebstrap/hooks/eatmydata",  # no fsync per file
+            "--include=" + ",".join(PACKAGES)]
+    argv += [f"--dpkgopt=path-exclude={pattern}" for pattern in DPKG_EXCLUDES]
+    argv += ["--dpkgopt=path-include=/usr/share/doc/*/copyright"]
+    argv += [f"--include={deb}" for deb in kernel.debs]
+    return argv + [SUITE, str(out), *_sources(SUITE)]
+
+
+def tree_name(kernel: str = SUITE, cache: Optional[Path] = None) -> str:
+    """The cache file name of the tree with `kernel` (a suite name): its key."""
+    debs = kernel_debs(kernel, cache)
+    recipe = _mmdebstrap_argv(debs, Path("OUT"))
+    recipe = [a.replace(str(debs.image.parent), "DEBS") for a in recipe]
+    key = _digest(recipe, inspect.getsource(_mmdebstrap_argv))
+    return f"debian-{SUITE}-linux-{debs.version}-{key}.tar"
+
+
+def base_tree(kernel: str = SUITE, cache: Optional[Path] = None) -> Path:
+    """The tarball of a Debian trixie tree with `kernel`'s linux-image installed ('trixie': 6.12,
+    'bookworm': 6.1), built by mmdebstrap on the first call (minutes), reused after (seconds)."""
+    cache = cache or cache_dir()
+    trees = cache / "trees"
+    trees.mkdir(exist_ok=True)
+    tarball = trees / tree_name(kernel, cache)
+    with _locked(tarball):
+        if not tarball.exists():
+            _build_tree(kernel_debs(kernel, cache), tarball)
+    return tarball
+
+
+def _build_tree(kernel: KernelDebs, tarball: Path) -> None:
+    partial = tarball.with_name(tarball.name + ".partial")
+    log = tarball.with_name(tarball.name + ".log")
+    with open(log, "w") as handle:
+        proc = subprocess.run(_mmdebstrap_argv(kernel, partial), stdout=handle,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        partial.unlink(missing_ok=True)
+        tail = log.read_text(errors="replace")[-3000:]
+        raise SysImageError(f"mmdebstrap failed ({proc.returncode}); log {log}:\n{tail}")
+    os.replace(partial, tarball)
+
+
+# ---------------------------------------------------------------- loop devices and mounts
+
+@contextlib.contextmanager
+def attached(image: Path, read_only: bool = False) -> Iterator[str]:
+    """`image` on a loop device with its partitions (/dev/loopNpM); yields /dev/loopN."""
+    argv = ["losetup", "--find", "--show", "--partscan"] + (["--read-only"] if read_only else [])
+    loop = run([*argv, str(image)]).stdout.strip()
+    try:
+        _wait_for_partitions(loop)
+        yield loop
+    finally:
+        # partitions partx added can outlive the loop device: remove them first
+        subprocess.run(["partx", "--delete", loop], capture_output=True)
+        run(["losetup", "--detach", loop])
+
+
+def _wait_for_partitions(loop: str) -> None:
+    """The kernel adds the partition nodes a moment after losetup returns. Kernels built without
+    a GPT parser (this lab's host: no CONFIG_EFI_PARTITION) add none: partx reads the table
+    itself and adds them (they go away with the loop device)."""
+    if _partitions_appear(loop, timeout=1.0):
+        return
+    run(["partx", "--add", loop])
+    if not _partitions_appear(loop, timeout=10.0):
+        raise SysImageError(f"{loop}: no partition device nodes, even after partx --add")
+
+
+def _partitions_appear(loop: str, timeout: float) -> bool:
+    sysfs = Path("/sys/class/block") / Path(loop).name
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        parts = [p.name for p in sysfs.glob(f"{sysfs.name}p*")]
+        if parts and all(Path("/dev", name).exists() for name in parts):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@contextlib.contextmanager
+def _mount(source: str, point: Path, options: str = "", fstype: str = "") -> Iterator[Path]:
+    argv = ["mount"] + (["-t", fstype] if fstype else []) + (["-o", options] if options else [])
+    run([*argv, source, str(point)])
+    try:
+        yield point
+    finally:
+        _umount(point)
+
+
+def _umount(point: Path, tries: int = 20) -> None:
+    # a process that just left the chroot may hold it for a moment: retry before failing
+    for attempt in range(tries):
+        proc = subprocess.run(["umount", str(point)], capture_output=True, text=True)
+        if proc.returncode == 0:
+            return
+        time.sleep(0.25)
+    raise SysImageError(f"umount {point} failed: {proc.stderr.strip()}")
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One line of the installed system's mount table."""
+    partition: int  # on the system disk
+    mountpoint: str
+    fstype: str
+    options: str    # as the installer writes them in fstab
+    passno: int
+
+
+LAYOUT = (
+    Mount(3, "/", "btrfs", f"subvol={ROOT_SUBVOL},{BTRFS_OPTIONS}", 0),
+    Mount(2, "/boot", "ext4", "defaults", 2),
+    Mount(1, "/boot/efi", "vfat", "umask=0077,shortname=winnt", 2),
+    Mount(3, "/home", "btrfs", f"subvol={HOME_SUBVOL},{BTRFS_OPTIONS}", 0),
+)
+FS_UUIDS = {1: ESP_UUID, 2: BOOT_UUID, 3: ROOT_UUID}
+# Options that keep a read-only mount from writing: no journal or log replay.
+READ_ONLY = {"ext4": "ro,noload", "btrfs": "ro,rescue=nologreplay", "vfat": "ro"}
+
+
+def fstab(extra: Optional[str] = None) -> str:
+    """/etc/fstab as Anaconda writes it for this layout (plus `extra` lines)."""
+    lines = ["# /etc/fstab: written by aoelab.sysimage like Anaconda's, by UUID"]
+    for mount in LAYOUT:
+        dump = 1 if mount.mountpoint == "/boot" else 0
+        lines.append(f"UUID={FS_UUIDS[mount.partition]} {mount.mountpoint} {mount.fstype} "
+                     f"{mount.options} {dump} {mount.passno}")
+    text = "\n".join(lines) + "\n"
+    return text + (extra.rstrip("\n") + "\n" if extra else "")
+
+
+@contextlib.contextmanager
+def mounted(image: Path, read_only: bool = False,
+            where: Optional[Path] = None) -> Iterator[Path]:
+    """The system on `image` mounted like the installer's /mnt/sysimage: the root subvolume at
+    the top, /boot, /boot/efi and /home inside. Yields the path; unmounts and detaches after.
+    read_only: mounted without replaying journals, so a dirty image stays as it is."""
+    target = where or Path(tempfile.mkdtemp(prefix="sysimage."))
+    try:
+        with attached(image, read_only) as loop, contextlib.ExitStack() as stack:
+            for mount in LAYOUT:
+                point = target / mount.mountpoint.lstrip("/")
+                if not read_only:
+                    point.mkdir(parents=True, exist_ok=True)
+                options = mount.options.replace("defaults", "").strip(",")
+                if read_only:
+                    options = ",".join(filter(None, [READ_ONLY[mount.fstype]] + [
+                        o for o in options.split(",") if o.startswith("subvol=")]))
+                device = f"{loop}p{mount.partition}"
+                if mount.fstype == "vfat" and not kernel_has_vfat():
+                    stack.enter_context(_staged_vfat(device, point, read_only))
+                else:
+                    stack.enter_context(_mount(device, point, options, mount.fstype))
+            yield target
+    finally:
+        if where is None:
+            target.rmdir()
+
+
+def kernel_has_vfat() -> bool:
+    """Whether this kernel mounts vfat (the lab's host kernel has neither vfat nor a module)."""
+    subprocess.run(["modprobe", "-q", "vfat"], capture_output=True)
+    return "\tvfat\n" in Path("/proc/filesystems").read_text()
+
+
+MTOOLS_ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}  # no complaints about odd geometry
+
+
+@contextlib.contextmanager
+def _staged_vfat(device: str, point: Path, read_only: bool) -> Iterator[Path]:
+    """The ESP where the kernel cannot mount vfat: its files copied out with mtools onto a tmpfs
+    at `point`, and, if anything changed there, written back to a freshly made filesystem (same
+    volume id) when the mount ends. Not a vfat mount: bootctl and kernel-install, which check
+    the filesystem type, do not take it for an ESP."""
+    with _mount("tmpfs", point, "mode=0700", "tmpfs"):
+        top = run(["mdir", "-b", "-i", device, "::/"], env=MTOOLS_ENV).stdout.split()
+        if top:
+            run(["mcopy", "-s", "-p", "-m", "-n", "-i", device, *top, str(point)],
+                env=MTOOLS_ENV)
+        before = _snapshot(point)
+        yield point
+        if not read_only and _snapshot(point) != before:
+            run(["mkfs.vfat", "-F", "32", "-i", ESP_UUID.replace("-", ""), device])
+            entries = sorted(str(p) for p in point.iterdir())
+            if entries:
+                run(["mcopy", "-s", "-p", "-m", "-i", device, *entries, "::/"], env=MTOOLS_ENV)
+
+
+def _snapshot(root: Path) -> Dict[str, str]:
+    """Every path under `root` with a hash of its content ('' for directories)."""
+    return {str(p.relative_to(root)): "" if p.is_dir() else
+            hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*")}
+
+
+@contextlib.contextmanager
+def _chroot_mounts(target: Path) -> Iterator[None]:
+    """/proc, /sys, /dev (with /dev/pts) and an empty /run for a chrooted command; an empty /run
+    also tells maintainer scripts that systemd does not run there, so they start no daemons."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_mount("proc", target / "proc", fstype="proc"))
+        stack.enter_context(_mount("/sys", target / "sys", "bind"))
+        stack.enter_context(_mount("/dev", target / "dev", "bind"))
+        stack.enter_context(_mount("/dev/pts", target / "dev/pts", "bind"))
+        stack.enter_context(_mount("tmpfs", target / "run", "mode=0755", "tmpfs"))
+        yield
+
+
+def chroot_env(env: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """A clean environment for the image's programs (nothing of the host's venv or PATH)."""
+    base = {"PATH": CHROOT_PATH, "LANG": "C.UTF-8", "HOME": "/root",
+            "DEBIAN_FRONTEND": "noninteractive"}
+    return {**base, **(env or {})}
+
+
+def chroot_run(target: Path, argv: Sequence[str], env: Optional[Mapping[str, str]] = None,
+               check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    """Run `argv` chrooted into the mounted `target` with /proc, /sys, /dev and /run mounted for
+    the duration. Output is captured as text; with `check`, a failure raises SysImageError."""
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    with _chroot_mounts(target):
+        proc = subprocess.run(["chroot", str(target), *map(str, argv)], env=chroot_env(env),
+                              **kwargs)
+    if check and proc.returncode != 0:
+        raise SysImageError(f"in {target}: {' '.join(map(str, argv))} failed "
+                            f"({proc.returncode}): {(proc.stderr or '').strip()[-2000:]}")
+    return proc
+
+
+# ---------------------------------------------------------------- the system disk
+
+def _partition(image: Path, size: int) -> None:
+    with open(image, "wb") as handle:
+        handle.truncate(size)
+    script = (f"label: gpt\nlabel-id: {DISK_GUID}\n"
+              f"start=2048, size={ESP_MIB}MiB, type={ESP_TYPE}, uuid={ESP_PARTUUID}, "
+              "name=\"EFI System Partition\"\n"
+              f"size={BOOT_MIB}MiB, type={LINUX_TYPE}, uuid={BOOT_PARTUUID}\n"
+              f"type={LINUX_TYPE}, uuid={ROOT_PARTUUID}\n")
+    run(["sfdisk", "-q", str(image)], input=script)
+
+
+def _make_filesystems(loop: str) -> None:
+    run(["mkfs.vfat", "-F", "32", "-i", ESP_UUID.replace("-", ""), f"{loop}p1"])
+    run(["mkfs.ext4", "-q", "-F", "-U", BOOT_UUID, f"{loop}p2"])
+    run(["mkfs.btrfs", "-q", "-f", "-U", ROOT_UUID, "-L", ROOT_LABEL, f"{loop}p3"])
+    with tempfile.TemporaryDirectory(prefix="btrfs-top.") as top:
+        # the top level (subvolid 5) stays the default subvolume, as on Fedora
+        with _mount(f"{loop}p3", Path(top), "subvolid=5", "btrfs"):
+            for name in (ROOT_SUBVOL, HOME_SUBVOL):
+                run(["btrfs", "-q", "subvolume", "create", f"{top}/{name}"])
+
+
+def _write_identity(target: Path, extra_fstab: Optional[str]) -> None:
+    etc = target / "etc"
+    (etc / "hostname").write_text(f"{HOSTNAME}\n")
+    (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n127.0.1.1\t{HOSTNAME}\n"
+                               "::1\tlocalhost ip6-localhost ip6-loopback\n")
+    (etc / "machine-id").write_text(f"{MACHINE_ID}\n")
+    (etc / "fstab").write_text(fstab(extra_fstab))
+    # what Anaconda leaves for kernel-install (90-loaderentry, 50-dracut read it)
+    (etc / "kernel").mkdir(exist_ok=True)
+    (etc / "kernel/cmdline").write_text(f"{ROOT_CMDLINE}\n")
+    for line in (extra_fstab or "").splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and not line.lstrip().startswith("#"):
+            (target / fields[1].lstrip("/")).mkdir(parents=True, exist_ok=True)
+
+
+ROOT_CMDLINE = f"root=UUID={ROOT_UUID} ro rootflags=subvol={ROOT_SUBVOL}"
+
+
+def make_disk(tree_tarball: Path, image_path: Path, size: int = DEFAULT_SIZE,
+              extra_fstab: Optional[str] = None) -> Path:
+    """A raw GPT disk `image_path` of `size` bytes (sparse): the tree installed on Anaconda's
+    layout, fstab by UUID (plus `extra_fstab`, e.g. data_fstab_line()), hostname, machine-id and
+    /etc/kernel/cmdline written. Returns `image_path`."""
+    _partition(image_path, size)
+    with attached(image_path) as loop:
+        _make_filesystems(loop)
+    with mounted(image_path) as target:
+        run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf",
+             str(tree_tarball), "-C", str(target)])
+        _write_identity(target, extra_fstab)
+    return image_path
+
+
+def data_fstab_line(mountpoint: str = DATA_MOUNTPOINT, uuid: str = DATA_UUID) -> str:
+    """fstab line for the data volume. `_netdev`: the disk comes over the network, so systemd
+    orders it after the network and unmounts it before the network goes down at shutdown.
+    `nofail`: a NAS that does not export it (or a missing by-uuid link for etherd disks) leaves
+    /srv/data unmounted instead of holding the boot 90 s and dropping into emergency mode; tests
+    check the mount itself."""
+    return f"UUID={uuid} {mountpoint} ext4 defaults,_netdev,nofail 0 2"
+
+
+def make_data_disk(image: Path, size: int = 256 << 20, uuid: str = DATA_UUID,
+                   label: str = DATA_LABEL) -> Path:
+    """A second disk: GPT with one ext4 partition (fixed UUID and label) from 1 MiB to the end."""
+    with open(image, "wb") as handle:
+        handle.truncate(size)
+    run(["sfdisk", "-q", str(image)], input=f"label: gpt\nstart=2048, type={LINUX_TYPE}, "
+        f"uuid={DATA_PARTUUID}\n")
+    start = 2048 * 512
+    end = size - (1 << 20)  # the backup GPT lives in the last sectors
+    run(["mkfs.ext4", "-q", "-F", "-U", uuid, "-L", label, "-E", f"offset={start}", str(image),
+         f"{(end - start) // 1024}k"])
+    return image
+
+
+def system_image(dest: Path, kernel: str = SUITE, extra_fstab: Optional[str] = None,
+                 size: int = DEFAULT_SIZE, cache: Optional[Path] = None) -> Path:
+    """A fresh system disk at `dest`: make_disk of base_tree(kernel) (the tree is cached; the
+    disk takes seconds, so it is not)."""
+    return make_disk(base_tree(kernel, cache), dest, size, extra_fstab)
+
+
+def boot_kernels(target: Path) -> List[str]:
+    """Kernel versions with a /boot/vmlinuz-KVER in the mounted `target`, oldest first."""
+    versions = [p.name[len("vmlinuz-"):] for p in (target / "boot").glob("vmlinuz-*")]
+    return sorted(versions, key=_version_key)
+
+
+def _version_key(version: str) -> List[object]:
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.+~-]", version)]
+
+
+# ---------------------------------------------------------------- our package in the image
+
+def build_wheel(out: Path) -> Path:
+    """A wheel of the working tree's aoeboot (built from a copy, so no build/ in the checkout)."""
+    import sys
+
+    with tempfile.TemporaryDirectory(prefix="aoeboot-src.") as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        shutil.copytree(REPO / "aoeboot", src / "aoeboot",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            shutil.copy2(REPO / name, src / name)
+        out.mkdir(parents=True, exist_ok=True)
+        run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+             "-w", str(out), str(src)])
+    wheels = sorted(out.glob("aoeboot-*.whl"))
+    if not wheels:
+        raise SysImageError(f"pip wheel left no aoeboot wheel in {out}")
+    return wheels[-1]
+
+
+SITE = "usr/lib/python3/dist-packages"  # Debian's place for packaged Python modules
+
+CONSOLE_SCRIPT = """#!/usr/bin/python3
+import sys
+
+from {module} import {function}
+
+if __name__ == "__main__":
+    sys.exit({function}())
+"""
+
+
+def install_aoeboot(target: Path) -> str:
+    """Install the working tree's aoeboot into the mounted `target` as a package would: the wheel
+    unpacked by the image's own python3 into dist-packages, /usr/bin/aoeboot, then
+    tools/install-files for the dracut module, plugin, units, config, man page and completion.
+    Returns what `aoeboot --version` says inside the image."""
+    with tempfile.TemporaryDirectory(prefix="aoeboot-wheel.", dir=target / "var/tmp") as tmp:
+        wheel = build_wheel(Path(tmp))
+        for old in [*(target / SITE).glob("aoeboot"), *(target / SITE).glob("aoeboot-*-info")]:
+            shutil.rmtree(old)
+        inside = "/" + str(wheel.relative_to(target))
+        chroot_run(target, ["python3", "-m", "zipfile", "-e", inside, "/" + SITE])
+    _write_console_scripts(target)
+    chroot_run(target, ["python3", "-m", "compileall", "-q", f"/{SITE}/aoeboot"])
+    run([REPO / "tools/install-files", target])
+    return chroot_run(target, ["aoeboot", "--version"]).stdout.strip()
+
+
+def _write_console_scripts(target: Path) -> None:
+    import configparser
+
+    parser = configparser.ConfigParser()
+    for info in (target / SITE).glob("aoeboot-*.dist-info"):
+        parser.read(info / "entry_points.txt")
+    for name, ref in parser.items("console_scripts") if parser.has_section(
+            "console_scripts") else []:
+        module, function = ref.split(":")
+        script = target / "usr/bin" / name
+        script.write_text(CONSOLE_SCRIPT.format(module=module, function=function))
+        script.chmod(0o755)
+
+
+KERNEL_HOOK = """#!/bin/sh
+# aoelab: a model of Fedora's kernel-core scriptlets, which call kernel-install themselves
+# (Debian's kernel packages only run dracut from /etc/kernel/postinst.d).
+set -e
+case "${{DEB_MAINT_PARAMS:-}}" in
+    *{when}*|'') ;;
+    *) exit 0 ;;
+esac
+exec kernel-install {command}
+"""
+
+
+def add_kernel_install_hooks(target: Path) -> None:
+    """Make `dpkg -i linux-image-*` in `target` run `kernel-install add KVER IMAGE` (and purge
+    run `kernel-install remove KVER`) as Fedora's kernel packages do."""
+    for phase, when, command in (("postinst.d", "configure", 'add "$1" "$2"'),
+                                 ("postrm.d", "remove", 'remove "$1"')):
+        hook = target / "etc/kernel" / phase / "zz-aoelab-kernel-install"
+        hook.parent.mkdir(parents=True, exist_ok=True)
+        hook.write_text(KERNEL_HOOK.format(when=when, command=command))
+        hook.chmod(0o755)
+
+
+# ---------------------------------------------------------------- checks
+
+@dataclass(frozen=True)
+class FsckResult:
+    """A read-only check of one filesystem of the system disk."""
+    partition: int
+    fstype: str
+    argv: Sequence[str]
+    returncode: int
+    output: str
+
+    @property
+    def clean(self) -> bool:
+        return self.returncode == 0
+
+
+def _fsck_argv(fstype: str, device: str) -> List[str]:
+    return {"btrfs": ["btrfs", "check", "--readonly", device],
+            "ext4": ["e2fsck", "-n", "-f", device],
+            "vfat": ["fsck.vfat", "-n", device]}[fstype]
+
+
+def fsck(image: Path) -> Dict[str, FsckResult]:
+    """Read-only checks of every filesystem on the (unmounted) system disk `image`, keyed by where
+    the system mounts it: '/' (the btrfs volume, /home included), '/boot', '/boot/efi'."""
+    results = {}
+    with attached(image, read_only=True) as loop:
+        for mount in LAYOUT:
+            if mount.mountpoint == "/home":
+                continue  # the same btrfs volume as /
+            argv = _fsck_argv(mount.fstype, f"{loop}p{mount.partition}")
+            proc = subprocess.run(argv, capture_output=True, text=True)
+            results[mount.mountpoint] = FsckResult(mount.partition, mount.fstype, argv,
+                                                   proc.returncode, proc.stdout + proc.stderr)
+    return results
