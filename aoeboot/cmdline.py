@@ -8,8 +8,10 @@ from typing import Iterable, Optional, Sequence, Tuple
 from aoeboot.errors import AoebootError
 from aoeboot.target import Target
 
-# Options aoeboot writes and may replace; every other option belongs to the user.
-OWNED_KEYS = ("root", "rd.aoe.iface", "rd.aoe.timeout", "rd.aoe.deadsecs")
+# Options aoeboot writes and may replace; every other option belongs to the user. rootflags=
+# and rootfstype= come from the installed system's fstab (Fedora's root: btrfs subvolume root).
+OWNED_KEYS = ("root", "rootfstype", "rootflags", "rd.aoe", "rd.aoe.iface", "rd.aoe.timeout",
+              "rd.aoe.deadsecs")
 
 
 @dataclass(frozen=True)

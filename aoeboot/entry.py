@@ -37,8 +37,10 @@ def install_entry(root: Path, target: Optional[Target], interfaces: Sequence[str
     boot = replace(config.boot, target=target,
                    interfaces=tuple(interfaces) or config.boot.interfaces)
     config = replace(config, boot=boot)
-    options = host_options(config, root, strict=True)  # reads fstab before any write
+    # Read every system file we edit before writing any: a broken one stops us here.
+    options = host_options(config, root, strict=True)
     assert options is not None  # a target is set
+    grubdefault.current(root)
     if configuration.load(root) != config:
         configuration.save(config, root)
         changes.append(f"wrote {paths.CONFIG}")

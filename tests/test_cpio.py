@@ -82,3 +82,15 @@ def test_dot_files_and_gzip_with_trailing_zeros(tmp_path):
     packed = subprocess.run(["gzip", "-c"], input=main, capture_output=True, check=True).stdout
     image.write_bytes(packed + b"\0" * 512)  # gzip warns about it (exit 2); the list is whole
     assert cpio.names(image) == [".profile", "etc/.hidden"]
+
+
+def test_contents_of_chosen_files_match_lsinitrd_f(aoe_initrd):
+    """What status reads out of an image (its /etc/cmdline.d), as `lsinitrd -f` prints it."""
+    _, image = aoe_initrd
+    wanted = ["usr/lib/dracut/hooks/cmdline/90-parse-aoe.sh", "etc/os-release"]
+    found = cpio.contents(image, lambda name: name in wanted)
+    assert sorted(found) == sorted(wanted)
+    for name, data in found.items():
+        shown = subprocess.run(["lsinitrd", "-f", name, str(image)], capture_output=True,
+                               check=True).stdout
+        assert data == shown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,105 @@ def test_bad_target(tmp_path, target, message):
     out = aoeboot("install-entry", "--target", target, "--root", str(tmp_path))
     assert out.returncode == 2 and message in out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+FSTAB = ("UUID=9a1e0c52-3a7b-4f64-a1c2-5d6e7f809102 / btrfs subvol=root,compress=zstd:1 0 0\n"
+         "UUID=0b9c8d7e-1f2a-4b3c-8d4e-5f6a7b8c9d0e /boot ext4 defaults 1 2\n")
+ROOT_MOUNT = "rootfstype=btrfs rootflags=subvol=root,compress=zstd:1"
+
+
+def fedora_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
+    """The installer's layout: fstab by UUID with btrfs subvolume root, no /etc/kernel/cmdline
+    yet, grub's /etc/default/grub."""
+    root = installed_root(tmp_path, kver, initrd)
+    (root / "etc/kernel/cmdline").unlink()
+    (root / "etc/fstab").write_text(FSTAB)
+    (root / "etc/default").mkdir()
+    (root / "etc/default/grub").write_text('GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="rhgb quiet"\n')
+    return root
+
+
+def test_root_mount_options_come_from_the_installed_systems_fstab(tmp_path, aoe_initrd):
+    """Never from the installer's own /proc/cmdline: switch-root needs subvol=root."""
+    kver, initrd = aoe_initrd
+    root = fedora_root(tmp_path, kver, initrd)
+    out = aoeboot("install-entry", "--target", "e11.0p3", "--root", str(root))
+    assert out.returncode == 0, out.stderr
+    ours = f"root=/dev/etherd/e11.0p3 {ROOT_MOUNT}"
+    assert (root / "etc/kernel/cmdline").read_text() == f"ro {ours}\n"
+    entry = (root / "boot/loader/entries" / f"fedora-{kver}.conf").read_text()
+    assert f"options ro rhgb quiet {ours}\n" in entry
+    assert (root / "etc/default/grub").read_text() == (
+        f'GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="rhgb quiet {ours}"\n')
+    assert "set the AoE options in GRUB_CMDLINE_LINUX of /etc/default/grub" in out.stdout
+    again = aoeboot("install-entry", "--target", "e11.0p3", "--root", str(root))
+    assert again.stdout.strip() == "nothing to change: already set up to boot from AoE"
+
+
+def test_usr_lib_kernel_cmdline_is_the_base_without_etc_kernel_cmdline(tmp_path, aoe_initrd):
+    kver, initrd = aoe_initrd
+    root = fedora_root(tmp_path, kver, initrd)
+    (root / "usr/lib/kernel").mkdir(parents=True)
+    (root / "usr/lib/kernel/cmdline").write_text("ro console=ttyS0\n")
+    assert aoeboot("install-entry", "--target", "e11.0p3", "--root", str(root)).returncode == 0
+    assert (root / "etc/kernel/cmdline").read_text() == (
+        f"ro console=ttyS0 root=/dev/etherd/e11.0p3 {ROOT_MOUNT}\n")
+
+
+def test_publishing_configured_enables_the_retry_timer(tmp_path, aoe_initrd):
+    kver, initrd = aoe_initrd
+    root = installed_root(tmp_path, kver, initrd)
+    (root / "etc/aoeboot").mkdir(parents=True)
+    (root / "etc/aoeboot/aoeboot.conf").write_text("[publish]\ndestination = /srv/tftp\n")
+    out = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
+    assert "enabled aoeboot-publish.timer" in out.stdout, out.stderr
+    link = root / "etc/systemd/system/timers.target.wants/aoeboot-publish.timer"
+    assert str(link.readlink()) == "/usr/lib/systemd/system/aoeboot-publish.timer"
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda root: (root / "etc/fstab").write_text("UUID=x /boot ext4 defaults 1 2\n"),
+     "etc/fstab has no line for /"),
+    (lambda root: (root / "etc/default/grub").write_text('GRUB_CMDLINE_LINUX="quiet\n'),
+     "etc/default/grub:1: unterminated quote in GRUB_CMDLINE_LINUX"),
+])
+def test_bad_system_files_are_one_line_errors(tmp_path, aoe_initrd, breakage, message):
+    kver, initrd = aoe_initrd
+    root = fedora_root(tmp_path, kver, initrd)
+    breakage(root)
+    out = aoeboot("install-entry", "--target", "e11.0p3", "--root", str(root))
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert message in out.stderr
+    assert not (root / "etc/aoeboot").exists()  # stopped before writing anything
+
+
+@pytest.mark.dracut
+def test_dropin_asks_for_the_module_only_while_it_is_installed(tmp_path):
+    """The drop-in install-entry writes stays after the package is gone: it must not fail every
+    later dracut run (naming a missing module does). Real dracut, with and without 95aoe."""
+    from aoeboot.bootfiles import DRACUT_DROPIN_TEXT
+    from aoelab import dracutdir
+    from tests.conftest import require_programs, require_root
+
+    require_root()
+    require_programs("dracut", "lsinitrd")
+    confdir = tmp_path / "conf.d"
+    confdir.mkdir()
+    (confdir / "90-aoeboot.conf").write_text(DRACUT_DROPIN_TEXT)
+    with_module = dracutdir.overlay(tmp_path / "with")
+    without = dracutdir.overlay(tmp_path / "without")
+    (without / "modules.d/95aoe").unlink()  # the package removed
+    for base, has_aoe in ((with_module, True), (without, False)):
+        image = tmp_path / f"{has_aoe}.img"
+        proc = subprocess.run(
+            ["dracut", "--force", "--no-kernel", "--no-hostonly", "--conf", "/dev/null",
+             "--confdir", str(confdir), "-m", "base", "--no-compress", str(image)],
+            env=dracutdir.env(base), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert ("parse-aoe.sh" in "".join(cpio_names(image))) is has_aoe
+
+
+def cpio_names(image: Path) -> "list[str]":
+    from aoeboot import cpio
+
+    return cpio.names(image)

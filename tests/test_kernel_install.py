@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -217,3 +218,109 @@ def test_unreachable_nas_never_fails_the_kernel_install(tmp_path, kernel, dracut
         assert f"echo aoeboot: booting {kernel.version}" in script.read_text()
     finally:
         subprocess.run(["umount", str(nas)], check=True)
+
+
+def plugin_env(s: Setup, **extra: str) -> "dict[str, str]":
+    """The environment kernel-install gives the plugin, for calling it directly with settings
+    this host's kernel-install (252) never passes (staging area, image type, layout other)."""
+    return {**s.env, "KERNEL_INSTALL_LAYOUT": "bls", "KERNEL_INSTALL_BOOT_ROOT": str(s.boot),
+            **extra}
+
+
+def run_plugin(s: Setup, env, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(PLUGIN), *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_layout_other_builds_where_grub_looks_and_fixes_grubs_entry(tmp_path, kernel,
+                                                                     dracut_base):
+    """Fedora without layout=bls: 20-grub.install wrote /boot/loader/entries/...; the staging
+    area is deleted on exit and never read for `other`, so the initramfs goes to /boot."""
+    s = Setup(tmp_path, dracut_base, [PLUGIN])
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    entries = s.root / "boot/loader/entries"
+    entries.mkdir(parents=True)
+    grub_entry = entries / f"{MACHINE_ID}-{kernel.version}.conf"
+    grub_entry.write_text(f"title Fedora\nversion {kernel.version}\nlinux /vmlinuz-"
+                          f"{kernel.version}\ninitrd /initramfs-{kernel.version}.img\n"
+                          "options root=UUID=1234 ro rhgb\ngrub_users $grub_users\n")
+    env = plugin_env(s, KERNEL_INSTALL_LAYOUT="other", KERNEL_INSTALL_STAGING_AREA=str(staging),
+                     KERNEL_INSTALL_VERBOSE="1")
+    out = run_plugin(s, env, "add", kernel.version, str(s.boot / "unused"), str(kernel.image))
+    assert out.returncode == 0, out.stderr
+    assert s.dracut_runs == 1
+    built = s.root / f"boot/initramfs-{kernel.version}.img"
+    assert initramfs.missing(built) == [] and list(staging.iterdir()) == []
+    assert grub_entry.read_text().splitlines()[4:] == [
+        "options ro rhgb root=/dev/etherd/e11.0p1 rd.aoe.iface=eth0", "grub_users $grub_users"]
+    assert f"set the AoE options in {grub_entry}" in out.stdout
+
+
+def test_one_initramfs_per_entry(tmp_path, kernel, dracut_base, good_initrd):
+    """Debian passes /boot/initrd.img-KVER and dracut's plugin staged another: 90-loaderentry
+    would list both, and every netboot would fetch and unpack both."""
+    s = Setup(tmp_path, dracut_base, [PLUGIN])
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    shutil.copy(good_initrd, staging / "initrd")
+    env = plugin_env(s, KERNEL_INSTALL_STAGING_AREA=str(staging), KERNEL_INSTALL_VERBOSE="1")
+    out = run_plugin(s, env, "add", kernel.version, str(s.boot / MACHINE_ID / kernel.version),
+                     str(kernel.image), str(good_initrd))
+    assert out.returncode == 0, out.stderr
+    assert not (staging / "initrd").exists() and s.dracut_runs == 0
+    assert f"the entry boots {good_initrd}" in out.stdout
+    assert f"checked: {good_initrd} has the aoe driver and our dracut module" in out.stdout
+
+
+def make_uki(tmp_path: Path, initrd: "Path | None") -> Path:
+    """A unified kernel image as systemd's stub and objcopy make one (ukify's ancestor)."""
+    require_programs("objcopy")
+    stub = Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
+    if not stub.exists():
+        require_programs("linuxx64.efi.stub (systemd-boot-efi)")
+    uki = tmp_path / "uki.efi"
+    sections = ["--add-section", f".osrel={Path('/etc/os-release').resolve()}",
+                "--change-section-vma", ".osrel=0x20000"]
+    if initrd is not None:
+        sections += ["--add-section", f".initrd={initrd}", "--change-section-vma",
+                     ".initrd=0x3000000"]
+    subprocess.run(["objcopy", *sections, str(stub), str(uki)], check=True, capture_output=True)
+    return uki
+
+
+@pytest.mark.parametrize("has_aoe", [True, False])
+def test_a_uki_is_checked_never_reported_fine_without_aoe(tmp_path, kernel, dracut_base,
+                                                          good_initrd, has_aoe):
+    s = Setup(tmp_path, dracut_base, [PLUGIN])
+    if has_aoe:
+        initrd = good_initrd
+    else:
+        initrd = tmp_path / "plain.cpio"
+        (tmp_path / "init").write_text("#!/bin/sh\n")
+        subprocess.run(["cpio", "-o", "-H", "newc", "--quiet", "-O", str(initrd)],
+                       input="init\n", cwd=tmp_path, check=True, text=True)
+    uki = make_uki(tmp_path, initrd)
+    env = plugin_env(s, KERNEL_INSTALL_IMAGE_TYPE="uki", KERNEL_INSTALL_LAYOUT="uki",
+                     KERNEL_INSTALL_VERBOSE="1")
+    out = run_plugin(s, env, "add", kernel.version, str(s.boot / "x"), str(uki))
+    assert s.dracut_runs == 0  # nothing dracut builds would reach a UKI
+    if has_aoe:
+        assert out.returncode == 0, out.stderr
+        assert f"checked: the initrd inside {uki} has the aoe driver" in out.stdout
+    else:
+        assert out.returncode == 2
+        assert out.stderr.strip() == (
+            f"aoeboot: the unified kernel image {uki} carries its own initrd, built without the "
+            "aoe driver and the aoeboot dracut module: it cannot boot root from AoE, and no "
+            "initramfs aoeboot builds would reach it (install a kernel with a separate "
+            "initramfs (Fedora: kernel, not kernel-uki-virt))")
+
+
+def test_a_uki_without_initrd(tmp_path, kernel, dracut_base):
+    s = Setup(tmp_path, dracut_base, [PLUGIN])
+    uki = make_uki(tmp_path, None)
+    out = run_plugin(s, plugin_env(s, KERNEL_INSTALL_IMAGE_TYPE="uki"), "add", kernel.version,
+                     str(s.boot / "x"), str(uki))
+    assert out.returncode == 2
+    assert f"{uki} is a unified kernel image without an initrd" in out.stderr
