@@ -42,8 +42,8 @@ def names(image: Path) -> List[str]:
 
 
 def contents(image: Path, wanted: Wanted) -> Dict[str, bytes]:
-    """The contents of the files of `image` whose path `wanted` accepts (the last archive that
-    has a path wins, as when the kernel unpacks them in order)."""
+    """The contents of the regular files of `image` whose path `wanted` accepts (the last
+    archive that has a path wins, as when the kernel unpacks them in order)."""
     kept: Dict[str, bytes] = {}
     _walk(image, wanted, kept)
     return kept
@@ -100,13 +100,13 @@ def _archive(stream: IO[bytes], image: Path, wanted: Wanted,
         if header[:6] not in (NEWC, NEWC_CRC):
             raise AoebootError(f"initramfs {image}: damaged cpio header")
         fields = _fields(header, image)
-        size, namesize = fields[6], fields[11]
+        mode, size, namesize = fields[1], fields[6], fields[11]
         name = _exactly(stream, namesize, image)[:-1].decode("utf-8", "replace")
         _discard(stream, _pad(HEADER + namesize), image)
         if name == TRAILER:
             return found
         plain = _plain(name)
-        if wanted(plain):
+        if mode & 0o170000 == 0o100000 and wanted(plain):  # regular files only
             kept[plain] = _exactly(stream, size, image)
             _discard(stream, _pad(size), image)
         else:

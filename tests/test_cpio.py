@@ -89,7 +89,7 @@ def test_contents_of_chosen_files_match_lsinitrd_f(aoe_initrd):
     _, image = aoe_initrd
     wanted = ["usr/lib/dracut/hooks/cmdline/90-parse-aoe.sh", "etc/os-release"]
     found = cpio.contents(image, lambda name: name in wanted)
-    assert sorted(found) == sorted(wanted)
+    assert sorted(found) == wanted[:1]  # etc/os-release is a symlink: no contents of its own
     for name, data in found.items():
         shown = subprocess.run(["lsinitrd", "-f", name, str(image)], capture_output=True,
                                check=True).stdout

@@ -12,10 +12,10 @@ ANACONDA = """\
 #
 # /etc/fstab
 # Created by anaconda on Tue Nov 24 10:00:00 2026
-UUID=1b2c3d4e-0000-4000-8000-000000000003 /                       btrfs   subvol=root,compress=zstd:1 0 0
+UUID=1b2c3d4e-0000-4000-8000-000000000003 /      btrfs   subvol=root,compress=zstd:1 0 0
 UUID=1b2c3d4e-0000-4000-8000-000000000002 /boot                   ext4    defaults        1 2
 UUID=1B2C-0001          /boot/efi               vfat    umask=0077,shortname=winnt 0 2
-UUID=1b2c3d4e-0000-4000-8000-000000000003 /home                   btrfs   subvol=home,compress=zstd:1 0 0
+UUID=1b2c3d4e-0000-4000-8000-000000000003 /home  btrfs   subvol=home,compress=zstd:1 0 0
 LABEL=data /srv/my\\040data ext4 defaults,nofail,x-systemd.device-timeout=30 0 2
 """
 
