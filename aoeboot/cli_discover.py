@@ -12,6 +12,9 @@ import click
 from aoeboot.config import parse_interface
 from aoeboot.errors import EXIT_NOTHING, AoebootError
 
+WAIT_TIMEOUT = 60.0  # --wait: what a NAS still booting, or a slow link, may take
+RETRIGGER = 2.0
+
 
 @click.command()
 @click.option("-i", "--iface", "interfaces", multiple=True, metavar="IF",
@@ -24,10 +27,16 @@ from aoeboot.errors import EXIT_NOTHING, AoebootError
               help="Probe with raw Ethernet frames (no aoe driver needed).")
 @click.option("--kernel", "mode", flag_value="kernel",
               help="Use the aoe driver: load it, trigger discovery, list /sys/block/etherd!*.")
-def discover(interfaces: Tuple[str, ...], timeout: float, as_json: bool, mode: str) -> None:
+@click.option("--wait", is_flag=True,
+              help="With the aoe driver, until a target is there: discovery again every "
+                   f"{RETRIGGER:g} s, up to --timeout (default {WAIT_TIMEOUT:g} s).")
+def discover(interfaces: Tuple[str, ...], timeout: float, as_json: bool, mode: str,
+             wait: bool) -> None:
     """Find the AoE targets the network offers.
 
     By default the aoe driver is used when it is loaded or can be loaded, else a userspace probe.
+    In the installer's shell, `discover --wait` makes the disks appear under /dev/etherd for
+    partitioning (no more modprobe, echo > /dev/etherd/discover, and looking again).
     Exit 0 when targets were found, 1 when none, 2 when discovery cannot work here.
 
     JSON: a list of objects, one per target and interface, with the keys target ("e11.0"),
@@ -41,8 +50,15 @@ def discover(interfaces: Tuple[str, ...], timeout: float, as_json: bool, mode: s
     from aoeboot import netif
 
     names = netif.resolve(wanted)  # MACs to names; each must exist and be up
-    mode = mode or ("kernel" if _driver_usable() else "userspace")
-    rows = _kernel(names, timeout) if mode == "kernel" else _userspace(names, timeout)
+    if wait and mode == "userspace":
+        raise AoebootError("--wait makes the disks appear through the aoe driver",
+                           hint="drop --userspace")
+    mode = "kernel" if wait else mode or ("kernel" if _driver_usable() else "userspace")
+    if mode == "kernel":
+        rows = _kernel(names, WAIT_TIMEOUT if wait and timeout is None else timeout,
+                       RETRIGGER if wait else 0.0)
+    else:
+        rows = _userspace(names, timeout)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
@@ -81,7 +97,7 @@ def _userspace(interfaces: List[str], timeout: float) -> List[Dict[str, Any]]:
     ]
 
 
-def _kernel(interfaces: List[str], timeout: float) -> List[Dict[str, Any]]:
+def _kernel(interfaces: List[str], timeout: float, retrigger: float) -> List[Dict[str, Any]]:
     from aoeboot import driver
 
     wait = timeout if timeout is not None else 5.0
@@ -93,7 +109,7 @@ def _kernel(interfaces: List[str], timeout: float) -> List[Dict[str, Any]]:
             "firmware_version": t.firmware_version, "payload": t.payload,
             "partitions": [p.name for p in t.partitions],
         }
-        for t in driver.discover(interfaces, wait)
+        for t in driver.discover(interfaces, wait, retrigger=retrigger)
     ]
 
 

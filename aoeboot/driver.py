@@ -180,17 +180,26 @@ def discover(
     root: Path = Path("/"),
     want: Optional[Target] = None,
     progress: Optional[Callable[[float], None]] = None,
+    retrigger: float = 0.0,
 ) -> List[DriverTarget]:
     """Load, trigger and wait up to `timeout` s: for `want` if given, else for the first disk
-    and then a short settle time for the others. Event-driven through udev when possible."""
+    and then a short settle time for the others. Event-driven through udev when possible.
+    With `retrigger`, discovery is triggered again every that many seconds while nothing has
+    come (the driver itself broadcasts only at load and every 60 s: a NAS that boots, or a
+    link that comes up, after the trigger would otherwise wait a minute)."""
     load(interfaces, root)
     monitor = _block_monitor() if root == Path("/") else None  # before the trigger: hear it all
     known = {t.target for t in list_targets(root)}
     trigger(root)
     deadline = time.monotonic() + timeout
     announced: Set[str] = set()
+    last_trigger = time.monotonic()
 
     def done() -> bool:
+        nonlocal last_trigger
+        if retrigger and time.monotonic() - last_trigger >= retrigger:
+            trigger(root)
+            last_trigger = time.monotonic()
         targets = list_targets(root)
         if want is not None:
             return any(t.target == want.disk for t in targets)
