@@ -679,3 +679,83 @@ def fsck(image: Path) -> Dict[str, FsckResult]:
             results[mount.mountpoint] = FsckResult(mount.partition, mount.fstype, argv,
                                                    proc.returncode, proc.stdout + proc.stderr)
     return results
+
+
+# ---------------------------------------------------------------- booting it from a local disk
+
+MULTI_USER = r"Reached target (?:\x1b\[[0-9;]*m)?multi-user\.target"  # status lines are colored
+NIC_RENAMED = re.compile(r"\b(\w+): renamed from eth0\b")
+LOCAL_BOOT_TIMEOUT = 300  # TCG on 2 loaded cores; a good boot takes well under half of it
+
+
+@dataclass(frozen=True)
+class LocalBoot:
+    """What a boot of the system disk as a local virtio disk showed."""
+    kernel: str                  # the kernel version booted
+    console: str                 # the whole serial console
+    multi_user: Optional[float]  # wall seconds from qemu start to multi-user.target, if reached
+    powered_off: bool            # the guest shut down by itself after the power button
+    nic: Optional[str]           # the virtio NIC's predictable name, from the console
+
+    @property
+    def ok(self) -> bool:
+        return self.multi_user is not None and self.powered_off
+
+
+def _boot_files(image: Path, kernel: Optional[str], workdir: Path) -> tuple:
+    """Copy vmlinuz and the stock initramfs of `kernel` (default: the newest) out of /boot."""
+    with mounted(image, read_only=True) as target:
+        kernel = kernel or boot_kernels(target)[-1]
+        vmlinuz = workdir / f"vmlinuz-{kernel}"
+        initrd = workdir / f"initrd.img-{kernel}"
+        shutil.copyfile(target / f"boot/vmlinuz-{kernel}", vmlinuz)
+        shutil.copyfile(target / f"boot/initrd.img-{kernel}", initrd)
+    return kernel, vmlinuz, initrd
+
+
+def _monitor(path: Path, command: str) -> None:
+    """One command to qemu's human monitor on its unix socket."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(str(path))
+        sock.sendall(command.encode() + b"\n")
+        time.sleep(0.2)
+
+
+def boot_local(image: Path, workdir: Path, *, kernel: Optional[str] = None, append: str = "",
+               nic: bool = True, timeout: float = LOCAL_BOOT_TIMEOUT) -> LocalBoot:
+    """Boot the system disk `image` in qemu as a local virtio disk: its own kernel and stock
+    dracut initramfs (copied out of /boot), root=UUID= with rootflags=subvol=root. When
+    multi-user.target is reached, press the (ACPI) power button and wait for a clean power-off.
+    nic: a virtio NIC on a tap in the VM's own namespace (nothing answers there), so the
+    hardware matches an AoE boot's."""
+    from aoelab.netns import Namespace
+    from aoelab.vm import VM
+
+    kernel, vmlinuz, initrd = _boot_files(image, kernel, workdir)
+    monitor = workdir / "monitor.sock"
+    cmdline = f"{ROOT_CMDLINE} systemd.show_status=1 {append}".strip()
+    with Namespace("aoelocal") as ns:
+        if nic:
+            ns.add_tap("tap0")
+        vm = VM(ns, workdir / "console.log", kernel=vmlinuz, initrd=initrd, append=cmdline,
+                tap="tap0" if nic else None, disk=image, memory=1024,
+                extra=["-monitor", f"unix:{monitor},server=on,wait=off"])
+        with vm:
+            reached = vm.wait_for(MULTI_USER, timeout)
+            multi_user = vm.elapsed() if reached else None
+            powered_off = reached is not None and _power_off(vm, monitor)
+    console = vm.text()
+    renamed = NIC_RENAMED.search(console)
+    return LocalBoot(kernel, console, multi_user, powered_off,
+                     renamed.group(1) if renamed else None)
+
+
+def _power_off(vm, monitor: Path, timeout: float = 120) -> bool:
+    """Press the power button (again every 15 s: logind may not watch it yet) until qemu exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _monitor(monitor, "system_powerdown")
+        if vm.wait_exit(15) is not None:
+            return vm.proc.returncode == 0
+    return False
