@@ -33,7 +33,7 @@ def host_options(config: Config, root: Path = Path("/"),
     except AoebootError as err:
         if strict:
             raise
-        log.warning("%s: root is mounted with the kernel's defaults", err)
+        log.info("%s: root is mounted with the kernel's defaults", err)
         root_mount = ()
     boot = config.boot
     return aoe_options(target, boot.interfaces, boot.timeout, boot.deadsecs, root_mount)

@@ -145,11 +145,16 @@ def ensure_initramfs(kver: str, entry_dir: Path, initrds: Sequence[Path], env: E
                      root: Path) -> Tuple[List[str], Path]:
     """Make sure the one initramfs the entry boots has AoE; build it only if missing or without
     AoE. Returns what was done or checked, and where that initramfs is."""
-    report = []
+    report: List[str] = []
     # kernel-install deletes its staging area on exit, and its layouts other than bls and uki
     # never read it: an initramfs left there would be lost.
     staged = (env.staging_area / "initrd"
               if env.staging_area and env.layout in ("bls", "uki") else None)
+    named = _entry_initrd(kver, env, root)
+    if named is not None:
+        # An entry is already there (Fedora's 20-grub.install runs before us, for every
+        # layout): what it names is what boots, and what is published.
+        return _ensure_image(kver, named, report, record_in=root)
     given = [path for path in initrds if path.is_file()]
     if given and staged is not None and staged.is_file():
         # 90-loaderentry.install would list both, and the box would fetch and unpack both.
@@ -158,20 +163,39 @@ def ensure_initramfs(kver: str, entry_dir: Path, initrds: Sequence[Path], env: E
     found = initramfs.find(kver, root, [*given, *([staged] if staged else []),
                                         entry_dir / "initrd"])
     if found is not None:
-        lacking = initramfs.missing(found)
-        if not lacking:
-            report.append(f"checked: {found} has the aoe driver and our dracut module")
-            return report, found
-        log.warning("%s lacks the %s: rebuilding it", found, " and the ".join(lacking))
-        initramfs.build(kver, found)  # kernel-install runs inside the system it serves
-        return report + [f"rebuilt {found} (it lacked the {' and the '.join(lacking)})"], found
-    # No generator made one (Debian's kernel-install has no dracut plugin): make it where
+        return _ensure_image(kver, found, report)
+    # No generator made one (Debian's kernel-install 252 has no dracut plugin): make it where
     # 90-loaderentry.install picks it up, or where Fedora's grub entries look.
     out = staged if staged is not None else under(root, f"/boot/initramfs-{kver}.img")
-    initramfs.build(kver, out)
-    if staged is None:
-        atomic_write(_record(root, kver), json.dumps({"built": [str(out)]}) + "\n")
-    return report + [f"built {out}"], out
+    return _ensure_image(kver, out, report, record_in=root if staged is None else None)
+
+
+def _entry_initrd(kver: str, env: Environment, root: Path) -> Optional[Path]:
+    """The main initramfs an existing entry of `kver` names (the last initrd line: microcode
+    images come first), as a path; None without such an entry."""
+    for boot_root in (env.boot_root, under(root, "/boot")):
+        for path in bls.entries_for(boot_root, kver):
+            names = bls.BootEntry.read(path).get_all("initrd")
+            if names:
+                return under(boot_root, names[-1])
+    return None
+
+
+def _ensure_image(kver: str, image: Path, report: List[str],
+                  record_in: Optional[Path] = None) -> Tuple[List[str], Path]:
+    """Verify `image`, rebuild it if it lacks AoE, build it if missing (one dracut run). With
+    `record_in` (a system root), remember that we built it there, so `remove` deletes it."""
+    if not image.is_file():
+        initramfs.build(kver, image)  # kernel-install runs inside the system it serves
+        if record_in is not None:
+            atomic_write(_record(record_in, kver), json.dumps({"built": [str(image)]}) + "\n")
+        return report + [f"built {image}"], image
+    lacking = initramfs.missing(image)
+    if not lacking:
+        return report + [f"checked: {image} has the aoe driver and our dracut module"], image
+    log.warning("%s lacks the %s: rebuilding it", image, " and the ".join(lacking))
+    initramfs.build(kver, image)
+    return report + [f"rebuilt {image} (it lacked the {' and the '.join(lacking)})"], image
 
 
 def remove(kver: str, entry_dir: Path, env: Environment, root: Path = Path("/")) -> List[str]:
