@@ -1,11 +1,11 @@
 """A real installed Debian 13 ("trixie") system on a disk laid out the way Fedora's installer
 lays one out, built once and cached outside the checkout.
 
-    tree = base_tree()                                   # mmdebstrap, cached tarball
-    disk = system_image(tmp / "sys.img")                 # a private copy of the cached disk
-    with mounted(disk) as target:                        # like Anaconda's /mnt/sysimage
+    disk = system_image(tmp / "sys.img")     # make_disk(base_tree(), ...): the tree is cached
+    with mounted(disk) as target:            # like Anaconda's /mnt/sysimage
         install_aoeboot(target)
         chroot_run(target, ["kernel-install", "add", kver, f"/boot/vmlinuz-{kver}"])
+    boot = boot_local(disk, tmp)             # its own kernel and initramfs, a local virtio disk
     assert all(r.clean for r in fsck(disk).values())
 
 The disk (Anaconda's default on UEFI): GPT; p1 ESP (vfat) on /boot/efi, p2 /boot (ext4), p3 btrfs
@@ -29,6 +29,11 @@ calls dracut directly (writing /boot/initrd.img-KVER) and systemd-boot's `zz-sys
 here). Fedora's kernel-core %posttrans calls `kernel-install add` itself: `add_kernel_install_hooks`
 models that on this image, on request. Layout: /usr/lib/kernel/install.conf sets nothing, so
 kernel-install picks `other` unless $BOOT/loader/entries.srel or $BOOT/<entry-token> exists.
+
+This lab's host kernel (6.18, not Debian's) has ext4 and btrfs but no vfat and no GPT partition
+parser: `attached` adds the partitions with partx, and where vfat cannot be mounted `mounted`
+stages the ESP on a tmpfs through mtools (written back on unmount if changed). In the chroot
+/boot/efi is then not a vfat mount, so bootctl and kernel-install do not see an ESP there.
 
 Tarballs hold packages only; identity (hostname, machine-id, fstab) is written by `make_disk`, so
 changing it never rebuilds the tree. No initramfs-tools: dracut is the initramfs generator and
@@ -634,8 +639,10 @@ exec kernel-install {command}
 
 
 def add_kernel_install_hooks(target: Path) -> None:
-    """Make `dpkg -i linux-image-*` in `target` run `kernel-install add KVER IMAGE` (and purge
-    run `kernel-install remove KVER`) as Fedora's kernel packages do."""
+    """Make `dpkg -i linux-image-*` in `target` run `kernel-install add KVER IMAGE` (and removal
+    run `kernel-install remove KVER`) as Fedora's kernel packages do. They run after Debian's
+    own dracut hook, and kernel-install's 50-dracut.install then builds a second initramfs
+    (into its staging area) unless masked: /etc/kernel/install.d/50-dracut.install -> /dev/null."""
     for phase, when, command in (("postinst.d", "configure", 'add "$1" "$2"'),
                                  ("postrm.d", "remove", 'remove "$1"')):
         hook = target / "etc/kernel" / phase / "zz-aoelab-kernel-install"
