@@ -429,7 +429,7 @@ def _snapshot(root: Path) -> Dict[str, str]:
 
 
 @contextlib.contextmanager
-def _chroot_mounts(target: Path) -> Iterator[None]:
+def chroot_mounts(target: Path) -> Iterator[None]:
     """/proc, /sys, /dev (with /dev/pts) and an empty /run for a chrooted command; an empty /run
     also tells maintainer scripts that systemd does not run there, so they start no daemons."""
     with contextlib.ExitStack() as stack:
@@ -454,7 +454,7 @@ def chroot_run(target: Path, argv: Sequence[str], env: Optional[Mapping[str, str
     the duration. Output is captured as text; with `check`, a failure raises SysImageError."""
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
-    with _chroot_mounts(target):
+    with chroot_mounts(target):
         proc = subprocess.run(["chroot", str(target), *map(str, argv)], env=chroot_env(env),
                               **kwargs)
     if check and proc.returncode != 0:
