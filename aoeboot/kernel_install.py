@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from aoeboot import bls, bootfiles, grubdefault, initramfs, kimage, paths
 from aoeboot import config as configuration
 from aoeboot.cmdline import Cmdline
 from aoeboot.errors import AoebootError
-from aoeboot.fsutil import atomic_write, read_or_empty, safe_name, under
+from aoeboot.fsutil import atomic_write, fsync_dir, read_or_empty, safe_name, under
 from aoeboot.hostopts import host_options
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,13 @@ def ensure_initramfs(kver: str, entry_dir: Path, initrds: Sequence[Path], env: E
     if named is not None:
         # An entry is already there (Fedora's 20-grub.install runs before us, for every
         # layout): what it names is what boots, and what is published.
+        generated = env.staging_area / "initrd" if env.staging_area else None
+        if not named.is_file() and generated is not None and generated.is_file():
+            # the initrd generator built this kernel's image where the entry never looks (and
+            # kernel-install deletes it on exit): take it rather than build another
+            _copy_into_place(generated, named)
+            atomic_write(_record(root, kver), json.dumps({"built": [str(named)]}) + "\n")
+            report.append(f"copied {generated} to {named}, where the entry looks")
         return _ensure_image(kver, named, report, record_in=root)
     given = [path for path in initrds if path.is_file()]
     if given and staged is not None and staged.is_file():
@@ -168,6 +176,22 @@ def ensure_initramfs(kver: str, entry_dir: Path, initrds: Sequence[Path], env: E
     # 90-loaderentry.install picks it up, or where Fedora's grub entries look.
     out = staged if staged is not None else under(root, f"/boot/initramfs-{kver}.img")
     return _ensure_image(kver, out, report, record_in=root if staged is None else None)
+
+
+def _copy_into_place(source: Path, dest: Path) -> None:
+    """Copy atomically, readable for TFTP/HTTP publishing (generators write 0600)."""
+    tmp = dest.with_name(f".{dest.name}.aoeboot.tmp")
+    try:
+        with open(source, "rb") as src, open(tmp, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+        fsync_dir(dest.parent)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise AoebootError(f"cannot write {dest}: {err.strerror}") from None
 
 
 def _entry_initrd(kver: str, env: Environment, root: Path) -> Optional[Path]:
