@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import inspect
 import json
@@ -294,8 +295,8 @@ def attached(image: Path, read_only: bool = False) -> Iterator[str]:
 def _wait_for_partitions(loop: str) -> None:
     """The kernel adds the partition nodes a moment after losetup returns. Kernels built without
     a GPT parser (this lab's host: no CONFIG_EFI_PARTITION) add none: partx reads the table
-    itself and adds them (they go away with the loop device)."""
-    if _partitions_appear(loop, timeout=1.0):
+    itself and adds them (`attached` deletes them again: they outlive the loop device)."""
+    if _partitions_appear(loop, timeout=0.2):
         return
     run(["partx", "--add", loop])
     if not _partitions_appear(loop, timeout=10.0):
@@ -393,6 +394,7 @@ def mounted(image: Path, read_only: bool = False,
             target.rmdir()
 
 
+@functools.lru_cache(maxsize=None)
 def kernel_has_vfat() -> bool:
     """Whether this kernel mounts vfat (the lab's host kernel has neither vfat nor a module)."""
     subprocess.run(["modprobe", "-q", "vfat"], capture_output=True)

@@ -54,10 +54,10 @@ def test_tree_is_cached_under_a_key_of_its_recipe():
     assert debs.version.startswith("6.12.") and debs.version in first.name
     assert all(deb.is_file() and deb.parent.is_relative_to(sysimage.cache_dir())
                for deb in debs.debs)
-    old = sysimage.kernel_debs("bookworm")
+    old = sysimage.kernel_debs(sysimage.OLD_SUITE)
     assert old.version.startswith("6.1.0-") and old.image.name.startswith(
         f"linux-image-{old.version}_")
-    assert sysimage.tree_name("bookworm") != first.name  # the kernel is part of the key
+    assert sysimage.tree_name(sysimage.OLD_SUITE) != first.name  # the kernel is part of the key
 
 
 def test_disk_is_gpt_with_esp_boot_and_btrfs(disk: Path):
