@@ -143,6 +143,20 @@ def test_fsck_reports_every_filesystem_clean(disk: Path):
         assert result.clean, f"{where}: {result.argv} -> {result.returncode}\n{result.output}"
 
 
+def test_what_is_written_to_the_esp_stays_there(disk: Path):
+    """Also where the host kernel has no vfat and the ESP is staged through mtools."""
+    with sysimage.mounted(disk) as target:
+        entry = target / "boot/efi/loader/entries/aoelab-test-6.12.conf"
+        entry.parent.mkdir(parents=True)
+        entry.write_text("title written through the mount\n")
+    with sysimage.mounted(disk, read_only=True) as target:
+        assert (target / "boot/efi/loader/entries/aoelab-test-6.12.conf").read_text() == (
+            "title written through the mount\n")
+    with sysimage.mounted(disk) as target:
+        (target / "boot/efi/loader/entries/aoelab-test-6.12.conf").unlink()
+    assert sysimage.fsck(disk)["/boot/efi"].clean
+
+
 def test_data_disk_has_one_ext4_partition_with_fixed_uuid_and_label(tmp_path: Path):
     require_root()
     image = sysimage.make_data_disk(tmp_path / "data.img", 64 << 20)
