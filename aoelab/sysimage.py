@@ -35,6 +35,12 @@ parser: `attached` adds the partitions with partx, and where vfat cannot be moun
 stages the ESP on a tmpfs through mtools (written back on unmount if changed). In the chroot
 /boot/efi is then not a vfat mount, so bootctl and kernel-install do not see an ESP there.
 
+The cache: $AOELAB_CACHE, else /var/cache/aoelab. debs/<suite>/ holds each suite's kernel .debs
+(fetched once with a private apt state in apt/<suite>/), trees/ the tarballs, named
+debian-trixie-linux-<kernel version>-<key>.tar where the key hashes the whole mmdebstrap argv
+(suite, mirrors, PACKAGES, dpkg excludes, hooks, the kernel .deb names) and the source text of
+the function that writes it. Builders of the same file wait on a lock beside it.
+
 Tarballs hold packages only; identity (hostname, machine-id, fstab) is written by `make_disk`, so
 changing it never rebuilds the tree. No initramfs-tools: dracut is the initramfs generator and
 the tree's /boot/initrd.img-KVER is dracut's stock, generic (non-hostonly) image.
