@@ -23,6 +23,7 @@ from aoeboot.target import MAX_SHELF, MAX_SLOT, Target
 log = logging.getLogger(__name__)
 
 IDENTIFY_GRACE = 0.2  # seconds an IDENTIFY may take after the answer window closes
+IDENTIFY_TAGS = 0x7FFF  # IDENTIFY tags are tag_base | 0x8000 | n; Query Config ones lack 0x8000
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,15 @@ def _handle(frame: bytes, name: str, sock: socket.socket, mac: bytes, tag_base: 
         except wire.WireError as err:
             log.info("bad Query Config reply from %s: %s", _mac_text(header.src), err)
             return
+        # One IDENTIFY per answer, numbered by answer: no two ever share a tag (a count of the
+        # ones still pending would hand out a tag that is still waiting).
+        number = len(answers)
         answers[key] = ProbedTarget(
             target, name, _mac_text(header.src), reply.buffer_count, reply.firmware_version,
             reply.config_string.decode("utf-8", "replace"))
-        tag = tag_base | 0x8000 | len(pending)
+        if number > IDENTIFY_TAGS:
+            return  # more targets than tags: this one's size stays unknown
+        tag = tag_base | 0x8000 | number
         pending[tag] = key
         _send(sock, name, wire.ata_identify(mac, header.src, header.shelf, header.slot, tag))
     elif header.command == wire.CMD_ATA and header.tag in pending:
