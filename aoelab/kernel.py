@@ -12,10 +12,6 @@ class Kernel:
     version: str
     image: Path
 
-    @property
-    def modules(self) -> Path:
-        return Path("/lib/modules") / self.version
-
 
 def installed_kernel(boot: Path = Path("/boot")) -> Optional[Kernel]:
     """The newest /boot/vmlinuz-KVER whose modules (with aoe) are installed, or None."""
