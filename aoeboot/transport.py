@@ -199,12 +199,7 @@ class SshDestination:
         parts = self._ssh()
         if any(" " in part for part in parts):
             raise AoebootError("ssh identity and known_hosts paths must not contain blanks")
-        proc = run(["rsync", "-e", " ".join(parts), *args], check=False, timeout=600)
-        if proc.returncode != 0:
-            last = (proc.stderr or "").strip().splitlines()
-            raise AoebootError(f"rsync to {self.host} failed: "
-                               f"{last[-1] if last else proc.returncode}")
-        return proc.stdout
+        return run(["rsync", "-e", " ".join(parts), *args], timeout=600).stdout
 
     def listing(self) -> Dict[str, int]:
         empty = tempfile.mkdtemp()
