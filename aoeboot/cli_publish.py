@@ -50,16 +50,14 @@ def nas_config(mac: str, target_text: str, fmt: str, script: str, ipxe_image: st
     PXE firmware gets iPXE; iPXE (user-class "iPXE") gets the box's boot script and root-path
     aoe:eX.Y, never iPXE again (that would chain-load forever).
     """
+    from aoeboot import mac as macs
     from aoeboot import nasconfig
-    from aoeboot.config import parse_interface
     from aoeboot.errors import AoebootError
     from aoeboot.target import Target
 
-    normal = parse_interface(mac)
-    if normal.count(":") != 5:
-        raise AoebootError(f"invalid MAC address {mac!r}")
+    normal = macs.parse(mac)
     target = Target.parse(target_text)
-    script = script or f"{normal.replace(':', '-')}/boot.ipxe"
+    script = script or f"{macs.hexhyp(normal)}/boot.ipxe"
     if any(c in script for c in '"\n ;{}') or any(c in ipxe_image for c in '"\n ;{}'):
         raise AoebootError("--script and --ipxe-image must be plain paths or URLs")
     render = nasconfig.dnsmasq if fmt == "dnsmasq" else nasconfig.isc_dhcpd

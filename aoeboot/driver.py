@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Set, Tuple
 
-from aoeboot import paths
+from aoeboot import mac, paths
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import read_or_empty, under
 from aoeboot.run import run
@@ -159,19 +159,12 @@ def _make_target(target: Target, partitions: List[Target],
         target=target,
         state=attr("state"),
         size_bytes=int(size) * 512 if size.isdigit() else 0,
-        mac=_format_mac(attr("mac")),
+        mac=mac.from_hexraw(attr("mac")) or attr("mac"),
         netif=attr("netif"),
         firmware_version=attr("firmware-version"),
         payload=int(payload) if payload.isdigit() else None,
         partitions=tuple(sorted(partitions)),
     )
-
-
-def _format_mac(text: str) -> str:
-    # The driver prints the MAC as 12 hex digits without separators.
-    if len(text) == 12 and all(c in "0123456789abcdefABCDEF" for c in text):
-        return ":".join(text[i:i + 2] for i in range(0, 12, 2)).lower()
-    return text
 
 
 def discover(

@@ -21,8 +21,3 @@ class AoebootError(Exception):
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} ({self.hint})"
-
-
-def die(message: str, hint: Optional[str] = None) -> "AoebootError":
-    """Build an error to raise: `raise die("...")` reads like the mkosi idiom."""
-    return AoebootError(message, hint)

@@ -7,11 +7,12 @@ else (the initramfs's DHCP client, for root=dhcp) gets the target itself, partit
 
 from __future__ import annotations
 
+from aoeboot import mac as macs
 from aoeboot.target import Target
 
 
 def host_tag(mac: str) -> str:
-    return "aoeboot-" + mac.replace(":", "")
+    return "aoeboot-" + macs.hexraw(mac)
 
 
 def isc_dhcpd(mac: str, target: Target, script: str, ipxe_image: str) -> str:

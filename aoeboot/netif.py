@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
+from aoeboot import mac
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import read_or_empty
 
 SYS_NET = Path("/sys/class/net")
 ARPHRD_ETHER = 1
 IFF_UP = 0x1
+
+
+def address(name: str, sys_net: Path = SYS_NET) -> Optional[str]:
+    """The interface's MAC address, or None (no such interface, or not an Ethernet one)."""
+    return mac.normal(read_or_empty(sys_net / name / "address"))
 
 
 def is_up(name: str, sys_net: Path = SYS_NET) -> bool:
@@ -30,9 +36,9 @@ def resolve(interfaces: Sequence[str], sys_net: Path = SYS_NET) -> List[str]:
     each must exist and be up, or the error says which and how to fix it."""
     names = []
     for wanted in interfaces:
-        if wanted.count(":") == 5:
+        if mac.is_mac(wanted):
             matches = [e.name for e in sorted(sys_net.iterdir())
-                       if read_or_empty(e / "address").lower() == wanted]
+                       if address(e.name, sys_net) == mac.normal(wanted)]
             if not matches:
                 raise AoebootError(f"no interface has the MAC address {wanted}")
             name = matches[0]

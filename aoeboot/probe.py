@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from aoeboot import mac as macs
 from aoeboot import netif, wire
 from aoeboot.errors import AoebootError
 from aoeboot.target import MAX_SHELF, MAX_SLOT, Target
@@ -23,6 +24,7 @@ from aoeboot.target import MAX_SHELF, MAX_SLOT, Target
 log = logging.getLogger(__name__)
 
 IDENTIFY_GRACE = 0.2  # seconds an IDENTIFY may take after the answer window closes
+IDENTIFY_TAGS = 0x7FFF  # IDENTIFY tags are tag_base | 0x8000 | n; Query Config ones lack 0x8000
 
 
 @dataclass(frozen=True)
@@ -37,19 +39,11 @@ class ProbedTarget:
     model: Optional[str] = None
 
 
-def _mac(text: str) -> bytes:
-    return bytes(int(part, 16) for part in text.split(":"))
-
-
-def _mac_text(raw: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in raw)
-
-
 def _open(interface: str) -> Tuple[socket.socket, bytes]:
-    try:
-        address = (netif.SYS_NET / interface / "address").read_text().strip()
-    except OSError:
-        raise AoebootError(f"no such interface: {interface}") from None
+    """A raw AoE socket on `interface`, and the interface's own MAC."""
+    address = netif.address(interface)
+    if address is None:
+        raise AoebootError(f"no such Ethernet interface: {interface}")
     try:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(wire.ETH_P_AOE))
     except PermissionError:
@@ -60,7 +54,7 @@ def _open(interface: str) -> Tuple[socket.socket, bytes]:
         sock.close()
         raise AoebootError(f"cannot listen on {interface}: {err.strerror}") from None
     sock.setblocking(False)
-    return sock, _mac(address)
+    return sock, macs.to_bytes(address)
 
 
 def probe(interfaces: Sequence[str] = (), timeout: float = 0.3) -> List[ProbedTarget]:
@@ -125,12 +119,17 @@ def _handle(frame: bytes, name: str, sock: socket.socket, mac: bytes, tag_base: 
         try:
             reply = wire.parse_config_reply(frame)
         except wire.WireError as err:
-            log.info("bad Query Config reply from %s: %s", _mac_text(header.src), err)
+            log.info("bad Query Config reply from %s: %s", macs.from_bytes(header.src), err)
             return
+        # One IDENTIFY per answer, numbered by answer: no two ever share a tag (a count of the
+        # ones still pending would hand out a tag that is still waiting).
+        number = len(answers)
         answers[key] = ProbedTarget(
-            target, name, _mac_text(header.src), reply.buffer_count, reply.firmware_version,
+            target, name, macs.from_bytes(header.src), reply.buffer_count, reply.firmware_version,
             reply.config_string.decode("utf-8", "replace"))
-        tag = tag_base | 0x8000 | len(pending)
+        if number > IDENTIFY_TAGS:
+            return  # more targets than tags: this one's size stays unknown
+        tag = tag_base | 0x8000 | number
         pending[tag] = key
         _send(sock, name, wire.ata_identify(mac, header.src, header.shelf, header.slot, tag))
     elif header.command == wire.CMD_ATA and header.tag in pending:

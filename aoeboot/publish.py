@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from aoeboot import ipxe, paths
+from aoeboot import ipxe, mac, netif, paths
 from aoeboot.cmdline import Cmdline
 from aoeboot.config import Config
 from aoeboot.errors import AoebootError
@@ -49,17 +49,11 @@ def host_name(config: Config, root: Path = Path("/")) -> str:
     if config.publish.host != "auto":
         return config.publish.host
     for interface in config.boot.interfaces:
-        mac = interface if interface.count(":") == 5 else _read_mac(root, interface)
-        if mac:
-            return mac.replace(":", "-")
+        found = (interface if mac.is_mac(interface)
+                 else netif.address(interface, under(root, netif.SYS_NET)))
+        if found:
+            return mac.hexhyp(found)
     return safe_name(socket.gethostname().split(".")[0], "host name")
-
-
-def _read_mac(root: Path, interface: str) -> Optional[str]:
-    try:
-        return under(root, f"/sys/class/net/{interface}/address").read_text().strip()
-    except OSError:
-        return None
 
 
 def destination(config: Config, root: Path = Path("/")) -> Destination:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -9,22 +11,25 @@ from aoeboot.errors import AoebootError
 from aoeboot.target import Target
 
 MOUNTINFO = Path("/proc/self/mountinfo")
+_OCTAL = re.compile(rb"\\([0-3][0-7]{2})")
 
 
-def _unescape(field: str) -> str:
-    # mountinfo escapes blanks, tabs, newlines and backslashes as \ooo
-    return bytes(field, "utf-8").decode("unicode_escape")
+def _unescape(field: bytes) -> str:
+    """A mountinfo field as a path string. The kernel writes a path's bytes as they are, except
+    blank, tab, newline and backslash, written as \\ooo; undo only that, on bytes, and decode
+    as the file system's names are (os.fsdecode), so any name compares equal to its Path."""
+    return os.fsdecode(_OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), field))
 
 
 def mount_source(mount_point: Path, mountinfo: Path = MOUNTINFO) -> Optional[str]:
     """The source device of the last mount at `mount_point` (the one that is visible)."""
     source = None
-    for line in mountinfo.read_text().splitlines():
-        left, _, right = line.partition(" - ")
-        fields = left.split()
+    for line in mountinfo.read_bytes().split(b"\n"):
+        left, _, right = line.partition(b" - ")
+        fields = left.split(b" ")
         if len(fields) >= 5 and Path(_unescape(fields[4])) == mount_point:
-            parts = right.split()
-            source = parts[1] if len(parts) >= 2 else None
+            parts = right.split(b" ")
+            source = _unescape(parts[1]) if len(parts) >= 2 else None
     return source
 
 

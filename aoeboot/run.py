@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
@@ -32,12 +34,14 @@ def run(
     input: Optional[str] = None,
     timeout: Optional[float] = None,
 ) -> subprocess.CompletedProcess:
-    """Run `argv`; on failure raise AoebootError naming the program and its last line of stderr."""
+    """Run `argv`; on failure raise AoebootError naming the command, how it ended (exit code or
+    signal) and its last line of stderr."""
     args = [str(a) for a in argv]
+    line = shlex.join(args)  # what a user would type to run it again
     program = find_program(args[0]) if "/" not in args[0] else args[0]
     if program is None:
         raise AoebootError(f"{args[0]}: program not found", hint="install it or fix PATH")
-    log.debug("running %s", args)
+    log.debug("running %s", line)
     try:
         proc = subprocess.run(
             [program, *args[1:]],
@@ -51,9 +55,19 @@ def run(
             timeout=timeout,
         )
     except subprocess.TimeoutExpired:
-        raise AoebootError(f"{args[0]}: no answer after {timeout} s") from None
+        raise AoebootError(f"{line}: no answer after {timeout} s") from None
     if check and proc.returncode != 0:
         detail = (proc.stderr or "").strip().splitlines()
-        last = detail[-1] if detail else f"exit code {proc.returncode}"
-        raise AoebootError(f"{args[0]} failed: {last}")
+        last = f": {detail[-1]}" if detail else ""
+        raise AoebootError(f"{line} failed ({_ending(proc.returncode)}){last}")
     return proc
+
+
+def _ending(returncode: int) -> str:
+    """How a program ended, from its return code: "exit code 3", "killed by SIGKILL"."""
+    if returncode >= 0:
+        return f"exit code {returncode}"
+    try:
+        return f"killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"killed by signal {-returncode}"

@@ -151,7 +151,26 @@ class DirectoryDestination:
                 raise AoebootError(f"cannot remove {self.path / name}: {err.strerror}") from None
 
 
-_SSH_URL = re.compile(r"ssh://(?:(?P<user>[^@/]+)@)?(?P<host>[^:/]+)(?::(?P<port>[0-9]+))?(?P<path>/.*)")
+# User and host start with a letter or digit, so neither can pass for an ssh option.
+_SSH_URL = re.compile(r"ssh://(?:(?P<user>[A-Za-z0-9_][A-Za-z0-9._-]*)@)?"
+                      r"(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*)(?::(?P<port>[0-9]{1,5}))?(?P<path>/.*)")
+
+
+@dataclass(frozen=True)
+class SshUrl:
+    user: Optional[str]
+    host: str
+    port: Optional[int]
+    path: str  # absolute, on the host
+
+
+def parse_ssh_url(url: str) -> SshUrl:
+    """The one grammar of an ssh destination: ssh://[user@]host[:port]/path."""
+    match = _SSH_URL.fullmatch(url)
+    port = int(match.group("port")) if match and match.group("port") else None
+    if not match or port is not None and not 1 <= port <= 65535:
+        raise AoebootError(f"{url!r} is not ssh://[user@]host[:port]/path")
+    return SshUrl(match.group("user"), match.group("host"), port, match.group("path"))
 
 
 @dataclass
@@ -171,13 +190,9 @@ class SshDestination:
     @classmethod
     def parse(cls, url: str, identity: Optional[Path], known_hosts: Optional[Path],
               subdir: str) -> "SshDestination":
-        match = _SSH_URL.fullmatch(url)
-        if not match:
-            raise AoebootError(f"invalid ssh destination {url!r}", hint="ssh://[user@]host[:port]/path")
-        path = match.group("path").rstrip("/") + "/" + safe_name(subdir, "host name")
-        return cls(match.group("user"), match.group("host"),
-                   int(match.group("port")) if match.group("port") else None, path, identity,
-                   known_hosts)
+        parsed = parse_ssh_url(url)
+        path = parsed.path.rstrip("/") + "/" + safe_name(subdir, "host name")
+        return cls(parsed.user, parsed.host, parsed.port, path, identity, known_hosts)
 
     def _ssh(self) -> List[str]:
         argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
@@ -199,12 +214,7 @@ class SshDestination:
         parts = self._ssh()
         if any(" " in part for part in parts):
             raise AoebootError("ssh identity and known_hosts paths must not contain blanks")
-        proc = run(["rsync", "-e", " ".join(parts), *args], check=False, timeout=600)
-        if proc.returncode != 0:
-            last = (proc.stderr or "").strip().splitlines()
-            raise AoebootError(f"rsync to {self.host} failed: "
-                               f"{last[-1] if last else proc.returncode}")
-        return proc.stdout
+        return run(["rsync", "-e", " ".join(parts), *args], timeout=600).stdout
 
     def listing(self) -> Dict[str, int]:
         empty = tempfile.mkdtemp()

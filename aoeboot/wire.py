@@ -27,7 +27,6 @@ CMD_ATA = 0
 CMD_QUERY_CONFIG = 1
 
 ATA_IDENTIFY = 0xEC
-AFLAG_EXTENDED = 0x40
 
 ERRORS = {
     1: "unrecognized command",

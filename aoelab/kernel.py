@@ -6,15 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from aoeboot import driver
+from aoeboot.kver import sort_key
+
 
 @dataclass(frozen=True)
 class Kernel:
     version: str
     image: Path
-
-    @property
-    def modules(self) -> Path:
-        return Path("/lib/modules") / self.version
 
 
 def installed_kernel(boot: Path = Path("/boot")) -> Optional[Kernel]:
@@ -22,7 +21,6 @@ def installed_kernel(boot: Path = Path("/boot")) -> Optional[Kernel]:
     found = []
     for image in boot.glob("vmlinuz-*"):
         version = image.name[len("vmlinuz-"):]
-        if list(Path("/lib/modules", version).glob("kernel/drivers/block/aoe/aoe.ko*")):
+        if driver.available(version):
             found.append(Kernel(version, image))
-    return max(found, key=lambda k: [int(p) if p.isdigit() else 0 for p in
-                                      k.version.replace("-", ".").split(".")], default=None)
+    return max(found, key=lambda k: sort_key(k.version), default=None)

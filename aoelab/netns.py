@@ -41,9 +41,6 @@ class Namespace:
     def link_up(self, ifname: str) -> None:
         self.run(["ip", "link", "set", ifname, "up"])
 
-    def link_down(self, ifname: str) -> None:
-        self.run(["ip", "link", "set", ifname, "down"])
-
     def add_tap(self, ifname: str) -> None:
         """A tap device (for qemu's `-netdev tap,ifname=...`), up, with no address."""
         self.run(["ip", "tuntap", "add", "dev", ifname, "mode", "tap"])

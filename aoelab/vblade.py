@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
 
 from aoelab.netns import Namespace
 
@@ -21,24 +19,10 @@ def sparse_image(path: Path, size: int) -> Path:
 class Vblade:
     """`vblade SHELF SLOT IFACE IMAGE` running in `ns` until stopped (or the namespace dies)."""
 
-    def __init__(
-        self,
-        ns: Namespace,
-        shelf: int,
-        slot: int,
-        iface: str,
-        image: Path,
-        *,
-        log: Optional[Path] = None,
-        read_only: bool = False,
-    ) -> None:
-        argv = (["vblade"] + (["-r"] if read_only else [])
-                + [str(shelf), str(slot), iface, str(image)])
-        self.log_path = log
-        out = open(log, "ab") if log else subprocess.DEVNULL
-        self.proc = ns.popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        if log:
-            out.close()  # type: ignore[union-attr]
+    def __init__(self, ns: Namespace, shelf: int, slot: int, iface: str, image: Path) -> None:
+        self.proc = ns.popen(["vblade", str(shelf), str(slot), iface, str(image)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL)
         time.sleep(0.1)
         if self.proc.poll() is not None:
             raise RuntimeError(f"vblade {shelf}.{slot} on {iface} exited at once "
@@ -59,6 +43,3 @@ class Vblade:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-
-def have_root() -> bool:
-    return os.geteuid() == 0

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Mapping, Optional, Tuple
 
 import pytest
 
 from aoelab.netns import Namespace, veth_pair
+from aoelab.relay import Relay
 from aoelab.vblade import Vblade, sparse_image
 from tests.conftest import require_programs, require_root
 
@@ -26,16 +28,24 @@ class Lab:
         self.blades[name].proc.send_signal(sig)
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    """NAS namespace (nas0) <-veth-> client namespace (eth0), vblade serving e11.0 and e11.1."""
+@contextlib.contextmanager
+def serve(tmp_path: Path, sizes: Mapping[Tuple[int, int], int],
+          order: Optional[str] = None) -> Iterator[Lab]:
+    """NAS namespace (nas0) <-veth-> client namespace (eth0), vblade serving a sparse image of
+    each size as eSHELF.SLOT. With `order`, a relay in the NAS namespace stands between nas0 and
+    the client and lets those replies through only in that order (see aoelab.relay)."""
     require_root()
     require_programs("ip", "vblade")
-    with Namespace() as nas, Namespace() as client:
-        veth_pair(nas, "nas0", client, "eth0")
+    with Namespace() as nas, Namespace() as client, contextlib.ExitStack() as stack:
+        if order is None:
+            veth_pair(nas, "nas0", client, "eth0")
+        else:
+            veth_pair(nas, "nas0", nas, "relay0")
+            veth_pair(nas, "relay1", client, "eth0")
+            stack.enter_context(Relay(nas, "relay0", "relay1", order))
         blades = {}
         try:
-            for (shelf, slot), size in SIZES.items():
+            for (shelf, slot), size in sizes.items():
                 image = sparse_image(tmp_path / f"e{shelf}.{slot}.img", size)
                 blades[f"e{shelf}.{slot}"] = Vblade(nas, shelf, slot, "nas0", image)
             yield Lab(nas, client, blades)
@@ -43,3 +53,10 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
             for blade in blades.values():
                 blade.proc.send_signal(signal.SIGCONT)
                 blade.stop()
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """vblade serving e11.0 and e11.1 (SIZES) to the client namespace's eth0."""
+    with serve(tmp_path, SIZES) as made:
+        yield made

@@ -9,7 +9,7 @@ import time
 
 from aoelab.netns import Namespace, veth_pair
 from tests.conftest import REPO
-from tests.lab import SIZES, lab  # noqa: F401 (fixture)
+from tests.lab import SIZES, lab, serve  # noqa: F401 (fixture)
 
 
 def discover(ns, *args, timeout=30):
@@ -96,3 +96,16 @@ def test_interface_that_is_down_says_so(lab):  # noqa: F811
     out, _ = discover(lab.client, "--userspace", "-i", "down0")
     assert out.returncode == 2
     assert out.stderr.strip() == "aoeboot: interface down0 is down (ip link set down0 up)"
+
+
+def test_three_targets_whose_answers_interleave_each_get_their_own_size(tmp_path):
+    # The probe sends each IDENTIFY when the target's Query Config answer comes in. Here e12.0's
+    # IDENTIFY reply comes back while e12.1's is still out, and only then does e12.2 answer
+    # Query Config: its IDENTIFY must not reuse the tag e12.1's is waiting under.
+    sizes = {(12, 0): 16 << 20, (12, 1): 32 << 20, (12, 2): 48 << 20}
+    order = "e12.0:config,e12.1:config,e12.0:ata,e12.2:config,e12.1:ata"
+    with serve(tmp_path, sizes, order) as lab:  # noqa: F811
+        out, _ = discover(lab.client, "--userspace", "--json", "-i", "eth0", "--timeout", "1")
+    assert out.returncode == 0, out.stderr
+    assert {r["target"]: r["size_bytes"] for r in json.loads(out.stdout)} == {
+        "e12.0": 16 << 20, "e12.1": 32 << 20, "e12.2": 48 << 20}

@@ -1,9 +1,11 @@
-"""The kernel-driver path against prepared sysfs/dev trees under a root (this host has no aoe.ko;
-the live driver is exercised in the VM tests, where the initramfs uses it)."""
+"""The kernel-driver path against prepared sysfs/dev trees under a root (the live driver is
+exercised in the VM tests, where the initramfs uses it)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 from aoeboot import driver
 from aoeboot.errors import AoebootError
 from aoeboot.target import Target
-from tests.conftest import aoeboot
+from tests.conftest import REPO, require_programs, require_root
 
 
 def make_disk(root: Path, name: str, state="up", sectors=131072, partitions=(1,)) -> None:
@@ -82,14 +84,23 @@ def test_missing_discover_node_is_a_clear_error(root):
         driver.trigger(root)
 
 
-def test_cli_kernel_mode_without_the_module_is_exit_2():
+def test_cli_kernel_mode_without_the_module_is_exit_2(tmp_path):
+    # The running kernel (Debian's, on a Debian host) may well have aoe, loaded or not. Make it
+    # one without: a modprobe that finds no aoe first on PATH, and in a mount namespace of the
+    # CLI's own, a /sys/module without aoe. Nothing is loaded on this host either way.
+    require_root()
+    require_programs("unshare", "mount")
     release = os.uname().release
-    if driver.is_loaded() or list(Path("/lib/modules", release)
-                                  .glob("kernel/drivers/block/aoe/aoe.ko*")):
-        pytest.skip(f"the aoe driver is available for {release}: "
-                    "the missing-module case cannot happen")
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    out = aoeboot("discover", "--kernel")
-    assert out.returncode == 2
+    fake = tmp_path / "bin" / "modprobe"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\necho 'modprobe: FATAL: Module aoe not found in directory "
+                    f"/lib/modules/{release}' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    out = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         'mount -t tmpfs none /sys/module && exec "$@"', "sh",
+         sys.executable, "-m", "aoeboot", "discover", "--kernel"],
+        env={**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"}, cwd=REPO,
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
     assert out.stderr.strip().startswith(f"aoeboot: aoe driver not available for kernel {release}")

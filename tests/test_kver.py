@@ -1,14 +1,14 @@
 """rpmvercmp vectors from rpm's own test suite (tests/rpmvercmp.at), and rpm itself as the
-oracle."""
+oracle; the UAPI version format where it differs from rpm, and systemd itself as the oracle."""
 
-import shutil
 import subprocess
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aoeboot.kver import compare, newest
+from aoeboot.kver import compare, newest, uapi_compare, uapi_sort_key
+from tests.conftest import require_programs
 
 VECTORS = [
     ("1.0", "1.0", 0), ("1.0", "2.0", -1), ("2.0", "1.0", 1), ("2.0.1", "2.0.1", 0),
@@ -69,6 +69,57 @@ version_text = st.text(alphabet="0123456789abcz._+~^", min_size=1, max_size=10)
 @settings(max_examples=300)
 @given(st.lists(st.tuples(version_text, version_text), min_size=1, max_size=20))
 def test_agrees_with_rpm_itself(pairs):
-    if shutil.which("rpm") is None:
-        pytest.skip("rpm not installed")
+    require_programs("rpm")
     assert [compare(a, b) for a, b in pairs] == rpm_vercmp(pairs)
+
+
+# (a, b, rpmvercmp, UAPI): pairs on which the two orders disagree, and some where they agree.
+DISAGREE = [
+    ("6.1-1", "6.1.1", 0, -1),  # UAPI: '-' (a release) ranks below '.' (a point release)
+    ("1.0-1", "1.0.1", 0, -1),
+    ("123a", "123.a", 0, 1),  # UAPI: a run with no prefix is newer than one after '.'
+    ("1.0-1", "1.0^1", 1, -1),  # UAPI: '^' above '-'; rpm: '^' below anything but the end
+    ("6.1.0-1", "6.1.0^1", 1, -1),
+    ("1_0", "1.0", 0, 1),  # UAPI drops '_': "1_0" is 1 then 0 without a prefix
+]
+AGREE = [
+    ("1.0-rc1", "1.0", 1, 1),  # no '~': the longer is newer in both
+    ("1.0~rc1", "1.0", -1, -1),
+    ("1~", "1", -1, -1),
+    ("1.0^", "1.0", 1, 1),
+    ("1.0^git1", "1.0.1", -1, -1),
+    ("6.11.10-300.fc41.x86_64", "6.11.4-301.fc41.x86_64", 1, 1),
+    ("10.0001", "10.1", 0, 0),
+    ("abc", "abcde", -1, -1),
+    ("a", "1", -1, -1),
+]
+
+
+@pytest.mark.parametrize("a, b, rpm, uapi", DISAGREE + AGREE)
+def test_uapi_and_rpm_orders(a, b, rpm, uapi):
+    assert (compare(a, b), uapi_compare(a, b)) == (rpm, uapi)
+    assert (compare(b, a), uapi_compare(b, a)) == (-rpm, -uapi)
+
+
+def test_uapi_order_of_systemd_boot_entries():
+    # systemd's own example of the order, oldest first (string-util-fundamental.c)
+    ordered = ["122.1", "123~rc1-1", "123", "123-a", "123-a.1", "123-1", "123-1.1", "123^post1",
+               "123.a-1", "123.1-1", "123a-1", "124-1"]
+    assert sorted(reversed(ordered), key=uapi_sort_key) == ordered
+
+
+def systemd_compare(a, b):
+    """systemd's strverscmp_improved(), through `systemd-analyze compare-versions` (252+)."""
+    out = subprocess.run(["systemd-analyze", "compare-versions", "--", a, b],
+                         capture_output=True, text=True, check=False)
+    return {0: 0, 11: 1, 12: -1}[out.returncode]
+
+
+uapi_text = st.text(alphabet="0123456789abz._-+~^é", min_size=0, max_size=10)
+
+
+@settings(max_examples=300)
+@given(uapi_text, uapi_text)
+def test_uapi_agrees_with_systemd_itself(a, b):
+    require_programs("systemd-analyze")
+    assert uapi_compare(a, b) == systemd_compare(a, b)
