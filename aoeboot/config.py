@@ -24,20 +24,22 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
+from aoeboot import mac
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, under
 from aoeboot.paths import CONFIG as CONFIG_PATH
 from aoeboot.target import Target
+from aoeboot.transport import parse_ssh_url
 
 _IFNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,14}")
-_MAC = re.compile(r"(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}")
 _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 def parse_interface(text: str) -> str:
     """An interface name or a MAC address (normalised to lower case with colons)."""
-    if _MAC.fullmatch(text):
-        return text.lower().replace("-", ":")
+    found = mac.normal(text)
+    if found:
+        return found
     if _IFNAME.fullmatch(text) and text not in (".", ".."):
         return text
     raise AoebootError(f"invalid interface {text!r}", hint="an interface name or a MAC address")
@@ -78,8 +80,7 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
 
 def _destination(text: str) -> str:
     if text.startswith("ssh://"):
-        if not re.fullmatch(r"ssh://(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+(?::[0-9]+)?/.*", text):
-            raise AoebootError(f"{text!r} is not ssh://[user@]host[:port]/path")
+        parse_ssh_url(text)  # the one grammar, shared with the transport that uses it
         return text
     if not text.startswith("/"):
         raise AoebootError(f"{text!r} is neither an absolute directory nor ssh://host/path")

@@ -4,6 +4,7 @@ devices are named by UUID=/LABEL=/PARTUUID= (links that udev must make for AoE d
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -11,7 +12,7 @@ from typing import List, Optional, Tuple
 from aoeboot import paths
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import under
-from aoeboot.rootdev import _unescape as unescape  # fstab escapes like mountinfo
+from aoeboot.rootdev import unescape  # fstab escapes blanks as mountinfo does: \040
 
 # Mount options that say how and when to mount, not what: never part of rootflags=.
 _NOT_ROOTFLAGS = {"defaults", "ro", "rw", "auto", "noauto", "nofail", "_netdev", "users",
@@ -59,7 +60,8 @@ def parse(text: str, where: str) -> List[Entry]:
             raise AoebootError(f"{where}:{number}: expected 'device mount-point type options', "
                                f"got {line!r}")
         options = tuple(fields[3].split(",")) if len(fields) > 3 else ("defaults",)
-        entries.append(Entry(unescape(fields[0]), unescape(fields[1]), fields[2], options))
+        device, mount_point = (unescape(os.fsencode(f)) for f in fields[:2])
+        entries.append(Entry(device, mount_point, fields[2], options))
     return entries
 
 

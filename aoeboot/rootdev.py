@@ -14,7 +14,7 @@ MOUNTINFO = Path("/proc/self/mountinfo")
 _OCTAL = re.compile(rb"\\([0-3][0-7]{2})")
 
 
-def _unescape(field: bytes) -> str:
+def unescape(field: bytes) -> str:
     """A mountinfo field as a path string. The kernel writes a path's bytes as they are, except
     blank, tab, newline and backslash, written as \\ooo; undo only that, on bytes, and decode
     as the file system's names are (os.fsdecode), so any name compares equal to its Path."""
@@ -27,9 +27,9 @@ def mount_source(mount_point: Path, mountinfo: Path = MOUNTINFO) -> Optional[str
     for line in mountinfo.read_bytes().split(b"\n"):
         left, _, right = line.partition(b" - ")
         fields = left.split(b" ")
-        if len(fields) >= 5 and Path(_unescape(fields[4])) == mount_point:
+        if len(fields) >= 5 and Path(unescape(fields[4])) == mount_point:
             parts = right.split(b" ")
-            source = _unescape(parts[1]) if len(parts) >= 2 else None
+            source = unescape(parts[1]) if len(parts) >= 2 else None
     return source
 
 

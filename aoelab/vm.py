@@ -86,9 +86,11 @@ class VM:
             argv += ["-boot", "n", "-device", "sga"]
         self.argv = argv + list(extra)
         self.proc: Optional[subprocess.Popen] = None
+        self.started = 0.0
 
     def start(self) -> "VM":
         self.console.write_text("")
+        self.started = time.monotonic()
         self.proc = self.ns.popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE)
         return self
@@ -118,6 +120,10 @@ class VM:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
+
+    def elapsed(self) -> float:
+        """Wall seconds since start() (the boot benchmarks' clock)."""
+        return time.monotonic() - self.started
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

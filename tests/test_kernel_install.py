@@ -71,6 +71,7 @@ class Setup:
             "KERNEL_INSTALL_PLUGINS": " ".join(str(p) for p in plugins),
             "dracutbasedir": str(dracut_base),
             "AOEBOOT_ROOT": str(self.root),
+            "PYTHONPATH": str(REPO),  # this checkout's aoeboot, whatever the venv installed
         }
 
     def kernel_install(self, *args, verbose=False):
