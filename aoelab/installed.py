@@ -1,0 +1,174 @@
+"""The real installed system on AoE, as a user gets there: the disk from aoelab.sysimage,
+aoeboot installed into it as a package, `install-entry` run from the installer's shell (the
+single-file aoeboot.pyz under a bare python3), the distribution's `kernel-install add`, then a
+VM that boots it from vblade and reports, from inside, what it sees.
+
+What cannot run here is modelled, and named so: Fedora's 20-grub.install (files/20-grub.install)
+writes the boot entry. The NAS's file share (where kernels are published) is the host's
+directory given to the VM over virtio-9p and mounted at /srv/nas, as a NAS's NFS share would be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, Mapping, Optional, Sequence, Tuple
+
+from aoelab import sysimage
+
+FILES = Path(__file__).resolve().parent / "files"
+REPO = Path(__file__).resolve().parent.parent
+PYZ_BUILDER = REPO / "tools" / "build-pyz.py"
+
+SHELF, ROOT_PART, BOOT_PART = 11, 3, 2
+TARGET = f"e{SHELF}.0p{ROOT_PART}"  # the system disk's btrfs partition
+DATA_TARGET = f"e{SHELF}.1"
+MAC = "52:54:00:12:34:56"
+NAS_TAG = "nas"
+NAS_MOUNT = "/srv/nas"
+PUBLISH_DIR = f"{NAS_MOUNT}/aoeboot"
+STEP = "AOELAB-STEP"
+DONE = "AOELAB-PROBE-DONE"
+
+PROBE_HEAD = """#!/bin/sh
+# aoelab probe: each step's output between markers on the serial console, then power off.
+step() {
+    name=$1
+    shift
+    out=$("$@" 2>&1)
+    rc=$?
+    printf '%s %s rc=%s\\n%s\\n%s-END %s\\n' STEP_MARK "$name" "$rc" "$out" STEP_MARK "$name"
+}
+"""
+PROBE_TAIL = """echo DONE_MARK
+systemctl --no-block poweroff
+"""
+
+
+def build_pyz(out: Path) -> Path:
+    """The single-file aoeboot the installer's shell runs (tools/build-pyz.py)."""
+    subprocess.run([str(PYZ_BUILDER), str(out)], check=True, capture_output=True, text=True)
+    return out
+
+
+def install_entry_from_installer(pyz: Path, target: Path, *args: str) -> str:
+    """`python3 aoeboot.pyz install-entry --root TARGET ...` with the bare system python3 (no
+    site-packages: as in the installer, where aoeboot is not installed), while /proc, /sys and
+    /dev are bind-mounted into the target as Anaconda does. Returns its output."""
+    with sysimage.chroot_mounts(target):
+        proc = subprocess.run(["/usr/bin/python3", "-I", "-S", str(pyz), "install-entry",
+                               "--root", str(target), *args],
+                              capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise sysimage.SysImageError(f"install-entry failed ({proc.returncode}): "
+                                     f"{proc.stderr.strip()[-2000:]}")
+    return proc.stdout
+
+
+GENERIC_DRACUT = """# aoelab: this image is prepared on another machine than the one that boots it,
+# so its initramfs images are generic, as Fedora's dracut-config-generic makes them.
+hostonly="no"
+"""
+
+
+def make_generic(target: Path) -> None:
+    (target / "etc/dracut.conf.d/99-aoelab-generic.conf").write_text(GENERIC_DRACUT)
+
+
+def add_grub_model(target: Path) -> None:
+    """Fedora's 20-grub.install, modelled (see files/20-grub.install)."""
+    plugin = target / "usr/lib/kernel/install.d/20-grub.install"
+    shutil.copy(FILES / "20-grub.install", plugin)
+    plugin.chmod(0o755)
+
+
+def mount_nas_share(target: Path, nas_dir: Path) -> None:
+    """The NAS's share at /srv/nas: bind-mounted while the image is prepared here (see
+    `nas_bind`), virtio-9p from fstab when the VM runs."""
+    (target / NAS_MOUNT.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    fstab = target / "etc/fstab"
+    line = f"{NAS_TAG} {NAS_MOUNT} 9p trans=virtio,version=9p2000.L,nofail 0 0\n"
+    if line not in fstab.read_text():
+        with open(fstab, "a") as handle:
+            handle.write(line)
+
+
+@contextlib.contextmanager
+def nas_bind(target: Path, nas_dir: Path) -> Iterator[None]:
+    """The NAS's share at /srv/nas in the target while it is prepared here."""
+    point = target / NAS_MOUNT.lstrip("/")
+    point.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "--bind", str(nas_dir), str(point)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(point)], check=True)
+
+
+def write_probe(target: Path, steps: Mapping[str, Sequence[str]]) -> None:
+    """Install the probe: each step an argv run once multi-user.target is reached."""
+    body = "".join(f"step {shlex.quote(name)} {shlex.join(argv)}\n" for name, argv in steps.items())
+    script = target / "usr/local/sbin/aoelab-probe"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    text = (PROBE_HEAD + body + PROBE_TAIL).replace("STEP_MARK", STEP).replace("DONE_MARK", DONE)
+    script.write_text(text)
+    script.chmod(0o755)
+    unit = target / "etc/systemd/system/aoelab-probe.service"
+    shutil.copy(FILES / "aoelab-probe.service", unit)
+    wants = target / "etc/systemd/system/multi-user.target.wants/aoelab-probe.service"
+    wants.parent.mkdir(parents=True, exist_ok=True)
+    if not wants.is_symlink():
+        wants.symlink_to("/etc/systemd/system/aoelab-probe.service")
+
+
+@dataclass(frozen=True)
+class Step:
+    rc: int
+    out: str
+
+
+def steps(console: str) -> Dict[str, Step]:
+    """What each probe step printed (the console may carry kernel lines in between)."""
+    found = {}
+    pattern = rf"^{STEP} (\S+) rc=(\d+)\r?\n(.*?)^{STEP}-END \1\r?$"
+    for match in re.finditer(pattern, console, re.M | re.S):
+        found[match.group(1)] = Step(int(match.group(2)), match.group(3).replace("\r", ""))
+    return found
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A boot entry's linux, initrd and options, as a boot loader would load them."""
+    kver: str
+    linux: Path
+    initrd: Path
+    options: str
+
+
+def read_entry(target: Path, kver: str, workdir: Path) -> Entry:
+    """The entry of `kver` under the mounted target's /boot, with its files copied out."""
+    from aoeboot import bls
+
+    paths = bls.entries_for(target / "boot", kver)
+    if len(paths) != 1:
+        raise sysimage.SysImageError(f"expected one boot entry for {kver}, found {paths}")
+    entry = bls.BootEntry.read(paths[0])
+    initrds = entry.get_all("initrd")
+    if len(initrds) != 1:
+        raise sysimage.SysImageError(f"{paths[0]} names {len(initrds)} initrds: {initrds}")
+    linux = workdir / f"vmlinuz-{kver}"
+    initrd = workdir / f"initrd-{kver}"
+    shutil.copyfile(target / "boot" / str(entry.get("linux")).lstrip("/"), linux)
+    shutil.copyfile(target / "boot" / initrds[0].lstrip("/"), initrd)
+    return Entry(kver, linux, initrd, entry.options.render())
+
+
+def vm_extra(nas_dir: Optional[Path]) -> Tuple[str, ...]:
+    if nas_dir is None:
+        return ()
+    return ("-virtfs", f"local,path={nas_dir},mount_tag={NAS_TAG},security_model=none")
