@@ -1,13 +1,14 @@
 #!/bin/sh
-# udev RUN on a network interface rename (ACTION=move). The aoe driver matches its aoe_iflist
-# by name and drops every frame from an interface not in it: after eth0 became enp0s3 the root
-# disk would go silent and die when aoe_deadsecs runs out. Put the new name in the old one's
-# place; an empty list (every interface) needs nothing.
+# udev RUN when a network interface is renamed. The aoe driver matches its aoe_iflist by name
+# and drops every frame from an interface not in it: after eth0 became ens2 the root disk would
+# go silent, and die when aoe_deadsecs runs out. Put the new name in the old one's place; an
+# empty list (every interface) needs nothing. udev gives the old name as INTERFACE_OLD when it
+# renamed the interface itself (ACTION=add), the kernel as DEVPATH_OLD (ACTION=move).
 
 list=/sys/module/aoe/parameters/aoe_iflist
-old=${DEVPATH_OLD##*/}
+old=${INTERFACE_OLD:-${DEVPATH_OLD##*/}}
 new=$INTERFACE
-[ -w "$list" ] && [ -n "$old" ] && [ -n "$new" ] || exit 0
+[ -e "$list" ] && [ -n "$old" ] && [ -n "$new" ] && [ "$old" != "$new" ] || exit 0
 read -r names < "$list" || exit 0
 renamed=""
 found=0
@@ -20,3 +21,4 @@ for name in $names; do
 done
 [ $found = 1 ] || exit 0
 echo "${renamed# }" > "$list"
+echo "aoeboot: $old is now $new: aoe_iflist is '${renamed# }'" > /dev/kmsg
