@@ -15,11 +15,13 @@ import re
 import shlex
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 from aoelab import sysimage
+from aoelab.vm import VM
 
 FILES = Path(__file__).resolve().parent / "files"
 REPO = Path(__file__).resolve().parent.parent
@@ -110,8 +112,10 @@ def nas_bind(target: Path, nas_dir: Path) -> Iterator[None]:
         subprocess.run(["umount", str(point)], check=True)
 
 
-def write_probe(target: Path, steps: Mapping[str, Sequence[str]]) -> None:
-    """Install the probe: each step an argv run once multi-user.target is reached."""
+def write_probe(target: Path, steps: Mapping[str, Sequence[str]],
+                mounts: Sequence[str] = ()) -> None:
+    """Install the probe: each step an argv run once multi-user.target is reached (and the
+    file systems at `mounts`, which may come later, are mounted: the probe fails without)."""
     body = "".join(f"step {shlex.quote(name)} {shlex.join(argv)}\n" for name, argv in steps.items())
     script = target / "usr/local/sbin/aoelab-probe"
     script.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +123,10 @@ def write_probe(target: Path, steps: Mapping[str, Sequence[str]]) -> None:
     script.write_text(text)
     script.chmod(0o755)
     unit = target / "etc/systemd/system/aoelab-probe.service"
-    shutil.copy(FILES / "aoelab-probe.service", unit)
+    text = (FILES / "aoelab-probe.service").read_text()
+    if mounts:
+        text = text.replace("[Unit]\n", f"[Unit]\nRequiresMountsFor={' '.join(mounts)}\n")
+    unit.write_text(text)
     wants = target / "etc/systemd/system/multi-user.target.wants/aoelab-probe.service"
     wants.parent.mkdir(parents=True, exist_ok=True)
     if not wants.is_symlink():
@@ -168,7 +175,21 @@ def read_entry(target: Path, kver: str, workdir: Path) -> Entry:
     return Entry(kver, linux, initrd, entry.options.render())
 
 
-def vm_extra(nas_dir: Optional[Path]) -> Tuple[str, ...]:
+def vm_extra(probe_log: Path, nas_dir: Optional[Path]) -> Tuple[str, ...]:
+    """The probe's serial port (ttyS1, after the console's ttyS0) and the NAS's share."""
+    extra = ("-serial", f"file:{probe_log}")
     if nas_dir is None:
-        return ()
-    return ("-virtfs", f"local,path={nas_dir},mount_tag={NAS_TAG},security_model=none")
+        return extra
+    return extra + ("-virtfs", f"local,path={nas_dir},mount_tag={NAS_TAG},security_model=none")
+
+
+def wait_for_probe(probe_log: Path, vm: "VM", timeout: float) -> bool:
+    """Until the probe says it is done (True), qemu exits or time runs out (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe_log.exists() and DONE in probe_log.read_text(errors="replace"):
+            return True
+        if vm.proc is not None and vm.proc.poll() is not None:
+            break
+        time.sleep(0.5)
+    return probe_log.exists() and DONE in probe_log.read_text(errors="replace")

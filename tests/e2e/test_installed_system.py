@@ -49,8 +49,8 @@ PROBE = {
     "nic": ["sh", "-c", f"for n in /sys/class/net/*; do [ \"$(cat $n/address)\" = {installed.MAC} ]"
             " && echo ${n##*/}; done; cat /sys/module/aoe/parameters/aoe_iflist"],
     # a rename while up, at any time: the aoe driver must be told, or the root disk goes silent
-    "rename": ["sh", "-c", "set -e; nic=$(for n in /sys/class/net/*; do [ \"$(cat $n/address)\" = "
-               f"{installed.MAC} ] && echo ${{n##*/}}; done); ip link set dev $nic name aoex0;"
+    "rename": ["sh", "-c", "set -e; nic=$(grep -l " + installed.MAC + " /sys/class/net/*/address"
+               " | cut -d/ -f5); ip link set dev $nic name aoex0;"
                " udevadm settle; cat /sys/module/aoe/parameters/aoe_iflist;"
                " dd if=/dev/urandom of=/var/tmp/after-rename bs=64k count=32 conv=fsync"
                " status=none; sync; echo 3 > /proc/sys/vm/drop_caches;"
@@ -85,7 +85,7 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Box:
         with installed.nas_bind(target, nas):
             done = sysimage.chroot_run(target, ["kernel-install", "-v", "add", kver,
                                                 f"/boot/vmlinuz-{kver}"])
-        installed.write_probe(target, PROBE)
+        installed.write_probe(target, PROBE, mounts=[sysimage.DATA_MOUNTPOINT])
         entry = installed.read_entry(target, kver, work)
     return Box(disk, data, nas, entry, install_log, done.stdout + done.stderr)
 
@@ -97,15 +97,16 @@ def boot(box: Box, workdir: Path, options: str) -> Dict[str, object]:
         ns.add_tap("tap0")
         with Vblade(ns, installed.SHELF, 0, "tap0", box.disk), \
                 Vblade(ns, installed.SHELF, 1, "tap0", box.data):
+            probe = workdir / "probe.log"
             vm = VM(ns, workdir / "console.log", kernel=box.entry.linux, initrd=box.entry.initrd,
                     append=f"{CONSOLE} {options}", mac=installed.MAC, memory=1024,
-                    extra=installed.vm_extra(box.nas))
+                    extra=installed.vm_extra(probe, box.nas))
             with vm:
-                done = vm.wait_for(installed.DONE, BOOT_TIMEOUT)
+                done = installed.wait_for_probe(probe, vm, BOOT_TIMEOUT)
                 exit_code = vm.wait_exit(180)
-    console = vm.text()
-    return {"done": done, "exit": exit_code, "console": console,
-            "steps": installed.steps(console)}
+    probed = probe.read_text(errors="replace") if probe.exists() else ""
+    return {"done": done, "exit": exit_code, "console": vm.text(),
+            "steps": installed.steps(probed)}
 
 
 def mounts(step: installed.Step) -> Dict[str, Dict[str, str]]:
