@@ -63,7 +63,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE_ENV = "AOELAB_CACHE"
@@ -280,6 +280,93 @@ def _build_tree(kernel: KernelDebs, tarball: Path) -> None:
         tail = log.read_text(errors="replace")[-3000:]
         raise SysImageError(f"mmdebstrap failed ({proc.returncode}); log {log}:\n{tail}")
     os.replace(partial, tarball)
+
+
+# ---------------------------------------------------------------- minimal trees
+
+def _minimal_argv(packages: Sequence[str], kernel: KernelDebs, out: Path) -> List[str]:
+    """A tree of exactly `packages` and what they depend on (no Recommends: mmdebstrap installs
+    none), over the `apt` variant (Essential packages and apt only), plus the kernel .debs; no
+    initramfs-tools, so the kernel's initramfs tool is dracut if `packages` bring it."""
+    argv = ["mmdebstrap", "--mode=root", "--variant=apt", "--format=tar",
+            "--aptopt=Acquire::Languages \"none\"",
+            "--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount",
+            "--hook-dir=/usr/share/mmdebstrap/hooks/eatmydata",
+            "--include=" + ",".join([*packages, "initramfs-tools-"])]
+    argv += [f"--dpkgopt=path-exclude={pattern}" for pattern in DPKG_EXCLUDES]
+    argv += ["--dpkgopt=path-include=/usr/share/doc/*/copyright"]
+    argv += [f"--include={deb}" for deb in kernel.debs]
+    return argv + [SUITE, str(out), *_sources(SUITE)]
+
+
+def minimal_tree_name(packages: Sequence[str], kernel: str = SUITE,
+                      cache: Optional[Path] = None) -> str:
+    """The cache file name of minimal_tree(packages, kernel): its key, as tree_name's."""
+    debs = kernel_debs(kernel, cache)
+    recipe = _minimal_argv(packages, debs, Path("OUT"))
+    recipe = [a.replace(str(debs.image.parent), "DEBS") for a in recipe]
+    key = _digest(recipe, inspect.getsource(_minimal_argv))
+    return f"debian-{SUITE}-minimal-linux-{debs.version}-{key}.tar"
+
+
+def minimal_tree(packages: Sequence[str], kernel: str = SUITE,
+                 cache: Optional[Path] = None) -> Path:
+    """The tarball of a trixie tree holding only `packages` (Debian names) with their
+    dependencies and `kernel`'s linux-image: what a package's Requires alone bring to a system.
+    Built on the first call (a minute or two), reused after; cached beside base_tree's trees."""
+    cache = cache or cache_dir()
+    trees = cache / "trees"
+    trees.mkdir(exist_ok=True)
+    tarball = trees / minimal_tree_name(packages, kernel, cache)
+    with _locked(tarball):
+        if not tarball.exists():
+            _mmdebstrap(_minimal_argv(packages, kernel_debs(kernel, cache),
+                                      tarball.with_name(tarball.name + ".partial")), tarball)
+    return tarball
+
+
+def _mmdebstrap(argv: Sequence[str], tarball: Path) -> None:
+    """Run an mmdebstrap `argv` that writes `tarball`.partial; rename it to `tarball` on success,
+    the log kept beside it."""
+    partial = tarball.with_name(tarball.name + ".partial")
+    log = tarball.with_name(tarball.name + ".log")
+    with open(log, "w") as handle:
+        proc = subprocess.run(list(argv), stdout=handle, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        partial.unlink(missing_ok=True)
+        tail = log.read_text(errors="replace")[-3000:]
+        raise SysImageError(f"mmdebstrap failed ({proc.returncode}); log {log}:\n{tail}")
+    os.replace(partial, tarball)
+
+
+def _mounts_under(path: Path) -> List[str]:
+    """Mount points at or below `path` (from /proc/self/mounts, octal escapes undone)."""
+    top = str(path.resolve())
+    points = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[1])
+        if point == top or point.startswith(top + "/"):
+            points.append(point)
+    return points
+
+
+@contextlib.contextmanager
+def unpacked(tarball: Path, where: Optional[Path] = None) -> Iterator[Path]:
+    """A tree tarball (base_tree, minimal_tree) extracted into a fresh directory (`where`, else a
+    temporary one) and removed after. A plain directory serves chroot_run and install_aoeboot as
+    a mounted disk does, minus the disk: for what needs no boot, partitions or fstab."""
+    target = where or Path(tempfile.mkdtemp(prefix="tree."))
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        run(["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf", str(tarball),
+             "-C", str(target)])
+        yield target
+    finally:
+        left = _mounts_under(target)
+        if left:  # never delete through a bind mount of the host's /dev or /sys
+            raise SysImageError(f"{target}: still mounted there, not removed: {left}")
+        run(["rm", "-rf", "--one-file-system", str(target)])
 
 
 # ---------------------------------------------------------------- loop devices and mounts
@@ -618,6 +705,54 @@ def install_aoeboot(target: Path) -> str:
     chroot_run(target, ["python3", "-m", "compileall", "-q", f"/{SITE}/aoeboot"])
     run([REPO / "tools/install-files", target])
     return chroot_run(target, ["aoeboot", "--version"]).stdout.strip()
+
+
+def package_files() -> Tuple[List[str], List[str]]:
+    """What tools/install-files installs, relative to the root and sorted: (files and symlinks,
+    the directories it makes that hold them or nothing, i.e. the package's own directories such
+    as modules.d/95aoe and /var/lib/aoeboot, not /usr or /usr/lib above them). Run into a
+    temporary DESTDIR and listed."""
+    with tempfile.TemporaryDirectory(prefix="aoeboot-destdir.") as tmp:
+        dest = Path(tmp)
+        run([REPO / "tools/install-files", dest])
+        found = list(dest.rglob("*"))
+        files = [p for p in found if p.is_symlink() or not p.is_dir()]
+        dirs = [p for p in found if p.is_dir() and not p.is_symlink() and (
+            not any(p.iterdir()) or any(f.parent == p for f in files))]
+        return (sorted(str(p.relative_to(dest)) for p in files),
+                sorted(str(p.relative_to(dest)) for p in dirs))
+
+
+def remove_aoeboot(target: Path) -> List[str]:
+    """Remove what install_aoeboot put into `target` as a package manager removes a package:
+    every file tools/install-files installs, the Python package with its dist-info, the console
+    scripts, then the package's own directories (package_files) left empty. What the package
+    does not install stays, as dpkg or a removal by hand leaves it: the drop-in
+    /etc/dracut.conf.d/90-aoeboot.conf, written by `aoeboot install-entry` (rpm removes it only
+    because the spec lists it as %ghost).
+    Returns the removed paths, relative to `target`."""
+    import configparser
+
+    removed = []
+    parser = configparser.ConfigParser()
+    for info in (target / SITE).glob("aoeboot-*.dist-info"):
+        parser.read(info / "entry_points.txt")
+    scripts = [f"usr/bin/{name}" for name in (parser.options("console_scripts") if
+                                              parser.has_section("console_scripts") else [])]
+    files, dirs = package_files()
+    for rel in [*scripts, *files]:
+        path = target / rel
+        if path.is_symlink() or path.exists():
+            path.unlink()
+            removed.append(rel)
+    for tree in [*(target / SITE).glob("aoeboot"), *(target / SITE).glob("aoeboot-*-info")]:
+        shutil.rmtree(tree)
+        removed.append(str(tree.relative_to(target)))
+    for rel in sorted(dirs, key=len, reverse=True):
+        if (target / rel).is_dir() and not any((target / rel).iterdir()):
+            (target / rel).rmdir()
+            removed.append(rel)
+    return removed
 
 
 def _write_console_scripts(target: Path) -> None:
