@@ -21,10 +21,11 @@ from typing import Dict
 import pytest
 
 from aoelab import installed, sysimage
+from aoelab.dnsmasq import Dnsmasq
 from aoelab.netns import Namespace
 from aoelab.vblade import Vblade
 from aoelab.vm import VM
-from tests.conftest import require_programs, require_root
+from tests.conftest import aoeboot, require_programs, require_root
 
 pytestmark = [pytest.mark.vm, pytest.mark.dracut]
 
@@ -90,17 +91,25 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Box:
     return Box(disk, data, nas, entry, install_log, done.stdout + done.stderr)
 
 
-def boot(box: Box, workdir: Path, options: str) -> Dict[str, object]:
-    """Serve the disks with vblade and boot the entry's kernel and initramfs with `options`."""
+def boot(box: Box, workdir: Path, options: str = "", netboot: bool = False) -> Dict[str, object]:
+    """The NAS (vblade serving both disks, dnsmasq as `nas-config` configures it, TFTP from the
+    published directory) and the box: the entry's kernel and initramfs with `options`, or, with
+    `netboot`, whatever iPXE finds in the NAS's boot script."""
     workdir.mkdir(exist_ok=True)
+    fragment = aoeboot("nas-config", "--mac", installed.MAC, "--target", installed.TARGET,
+                       "--format", "dnsmasq")
+    assert fragment.returncode == 0, fragment.stderr
     with Namespace("aoesys") as ns:
         ns.add_tap("tap0")
         with Vblade(ns, installed.SHELF, 0, "tap0", box.disk), \
-                Vblade(ns, installed.SHELF, 1, "tap0", box.data):
+                Vblade(ns, installed.SHELF, 1, "tap0", box.data), \
+                Dnsmasq(ns, "tap0", box.nas / "aoeboot", fragment.stdout, workdir):
             probe = workdir / "probe.log"
-            vm = VM(ns, workdir / "console.log", kernel=box.entry.linux, initrd=box.entry.initrd,
-                    append=f"{CONSOLE} {options}", mac=installed.MAC, memory=1024,
-                    extra=installed.vm_extra(probe, box.nas))
+            how = ({"netboot": True} if netboot else
+                   {"kernel": box.entry.linux, "initrd": box.entry.initrd,
+                    "append": f"{CONSOLE} {options}"})
+            vm = VM(ns, workdir / "console.log", mac=installed.MAC, memory=1024,
+                    extra=installed.vm_extra(probe, box.nas), **how)  # type: ignore[arg-type]
             with vm:
                 done = installed.wait_for_probe(probe, vm, BOOT_TIMEOUT)
                 exit_code = vm.wait_exit(180)
@@ -130,7 +139,7 @@ def assert_healthy_boot(result: Dict[str, object], box: Box) -> Dict[str, instal
     assert steps["failed"].out.strip() == "", steps["failed"].out  # no unit failed
     for bad in ("I/O error", "Buffer I/O", "BTRFS error", "EXT4-fs error", "Emergency",
                 "Timed out waiting for device"):
-        assert bad not in console, bad
+        assert bad not in console, bad  # (empty for a netboot: the kernel's console is VGA)
     assert result["exit"] == 0  # powered off cleanly
     for where, check in sysimage.fsck(box.disk).items():
         assert check.clean, f"{where}: {check.output[-2000:]}"
@@ -159,6 +168,13 @@ def test_install_then_boot_over_aoe_to_multi_user(box, tmp_path):
     assert all(c["level"] == "OK" for c in status["checks"]), status["checks"]
     renamed = NIC_RENAMED.search(console)
     print(f"NIC: {nic} (renamed in the console: {renamed.group(0) if renamed else 'no'})")
+
+
+def test_netboot_of_the_published_kernel(box, tmp_path):
+    """What the NAS serves: iPXE runs the box's script and boots the published kernel and
+    initramfs with the published command line (no console= in it: the probe reports)."""
+    result = boot(box, tmp_path / "netboot", netboot=True)
+    assert_healthy_boot(result, box)
 
 
 def test_options_rewritten_by_a_tool_that_knows_nothing_of_aoe(box, tmp_path):
