@@ -15,10 +15,11 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 from aoelab import sysimage
 from aoelab.vm import VM
@@ -36,6 +37,8 @@ NAS_MOUNT = "/srv/nas"
 PUBLISH_DIR = f"{NAS_MOUNT}/aoeboot"
 STEP = "AOELAB-STEP"
 DONE = "AOELAB-PROBE-DONE"
+# The console on ttyS0 with systemd's status lines; no shell, and power off, if the initramfs fails.
+CONSOLE = "console=ttyS0,115200 systemd.show_status=1 rd.shell=0 rd.emergency=poweroff"
 
 PROBE_HEAD = """#!/bin/sh
 # aoelab probe: each step's output between markers on the serial console, then power off.
@@ -193,3 +196,91 @@ def wait_for_probe(probe_log: Path, vm: "VM", timeout: float) -> bool:
             break
         time.sleep(0.5)
     return probe_log.exists() and DONE in probe_log.read_text(errors="replace")
+
+
+@dataclass(frozen=True)
+class Box:
+    """The box's disks as the NAS serves them, and what installing it said."""
+    disk: Path
+    data: Path
+    nas: Path  # the NAS's share (published kernels under aoeboot/)
+    kver: str  # the kernel installed first
+    install_log: str
+    kernel_install_log: str
+
+
+def install_box(work: Path, kernel: str = sysimage.SUITE,
+                prepare: Optional[Callable[[Path], None]] = None) -> Box:
+    """A user's installation: the system disk (with the data volume in fstab by UUID=), the
+    aoeboot package in it, publishing to the NAS's share configured, install-entry from the
+    installer's shell, then the distribution's `kernel-install add` (after the grub model).
+    `prepare(target)` runs before install-entry (extra files, hooks)."""
+    nas = work / "nas"
+    nas.mkdir(parents=True)
+    disk = sysimage.system_image(work / "system.img", kernel=kernel,
+                                 extra_fstab=sysimage.data_fstab_line())
+    data = sysimage.make_data_disk(work / "data.img")
+    pyz = build_pyz(work / "aoeboot.pyz")
+    with sysimage.mounted(disk) as target:
+        sysimage.install_aoeboot(target)  # the package, as dnf --installroot would put it
+        make_generic(target)
+        add_grub_model(target)
+        mount_nas_share(target, nas)
+        config = target / "etc/aoeboot/aoeboot.conf"
+        config.write_text(f"[publish]\ndestination = {PUBLISH_DIR}\n")
+        if prepare is not None:
+            prepare(target)
+        install_log = install_entry_from_installer(pyz, target, "--target", TARGET,
+                                                   "--iface", MAC)
+        kver = sysimage.boot_kernels(target)[-1]
+        with nas_bind(target, nas):
+            done = sysimage.chroot_run(target, ["kernel-install", "-v", "add", kver,
+                                                f"/boot/vmlinuz-{kver}"])
+    return Box(disk, data, nas, kver, install_log, done.stdout + done.stderr)
+
+
+def fsck_data(image: Path) -> subprocess.CompletedProcess:
+    """e2fsck -n of the data volume's one partition (1 MiB in, as make_data_disk puts it)."""
+    with sysimage.attached(image, read_only=True) as loop:
+        return subprocess.run(["e2fsck", "-n", "-f", f"{loop}p1"], capture_output=True,
+                              text=True)
+
+
+@dataclass(frozen=True)
+class Boot:
+    done: bool  # the probe ran to its end
+    exit_code: Optional[int]  # qemu's: 0 after a clean power-off
+    console: str  # ttyS0: the kernel and systemd
+    steps: Dict[str, Step]  # what the probe reported (ttyS1)
+
+
+def boot(box: Box, workdir: Path, *, entry: Optional[Entry] = None, options: str = "",
+         netboot: bool = False, nic: str = "virtio-net-pci", timeout: float = 900) -> Boot:
+    """The NAS (vblade serving both disks, dnsmasq as `aoeboot nas-config` configures it, TFTP
+    from the published directory) and the box: `entry`'s kernel and initramfs with `options`,
+    or, with `netboot`, whatever iPXE finds in the NAS's boot script."""
+    from aoelab.dnsmasq import Dnsmasq
+    from aoelab.netns import Namespace
+    from aoelab.vblade import Vblade
+
+    workdir.mkdir(exist_ok=True)
+    fragment = subprocess.run([sys.executable, "-m", "aoeboot", "nas-config", "--mac", MAC,
+                               "--target", TARGET, "--format", "dnsmasq"], cwd=REPO,
+                              capture_output=True, text=True, check=True).stdout
+    probe = workdir / "probe.log"
+    if netboot:
+        how: Dict[str, Any] = {"netboot": True}
+    else:
+        assert entry is not None, "a direct boot needs an entry"
+        how = {"kernel": entry.linux, "initrd": entry.initrd, "append": f"{CONSOLE} {options}"}
+    with Namespace("aoesys") as ns:
+        ns.add_tap("tap0")
+        with Vblade(ns, SHELF, 0, "tap0", box.disk), Vblade(ns, SHELF, 1, "tap0", box.data), \
+                Dnsmasq(ns, "tap0", box.nas / "aoeboot", fragment, workdir):
+            vm = VM(ns, workdir / "console.log", mac=MAC, memory=1024, nic=nic,
+                    extra=vm_extra(probe, box.nas), **how)
+            with vm:
+                done = wait_for_probe(probe, vm, timeout)
+                exit_code = vm.wait_exit(180)
+    probed = probe.read_text(errors="replace") if probe.exists() else ""
+    return Boot(done, exit_code, vm.text(), steps(probed))

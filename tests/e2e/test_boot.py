@@ -121,6 +121,19 @@ def test_no_nas_reports_and_takes_the_emergency_path(nas, tmp_path, kernel, init
     assert gave_up - aoe_loaded < 15 + 10  # rd.aoe.timeout counts from the cmdline hook
 
 
+def test_root_by_uuid_with_aoe_wanted_reports_when_nothing_came(nas, tmp_path, kernel, initramfs):
+    """Options a boot loader tool rewrote: root=UUID=... and no rd.aoe.* but the rd.aoe=1 an
+    image of an AoE host carries itself. No NAS: the emergency path must say what AoE saw."""
+    vm = VM(nas, tmp_path / "console.log", kernel=kernel.image, initrd=initramfs("systemd"),
+            append="root=UUID=0b0e0c0a-0000-4000-8000-00000000f00d rd.aoe=1 rd.timeout=20")
+    with vm:
+        report = vm.wait_for(r"end of AoE report", BOOT_TIMEOUT)
+        vm.wait_exit(60)
+    console = vm.text()
+    assert report, f"no AoE report; console tail:\n{console[-3000:]}"
+    assert "aoe: driver loaded" in console and "no AoE target answered" in console
+
+
 E1000_BOOTS = 5
 
 
