@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from aoeboot import bls, paths
 from aoeboot.cmdline import OWNED_KEYS, Cmdline
 from aoeboot.errors import AoebootError
-from aoeboot.fsutil import atomic_write, read_or_empty, safe_name, under
+from aoeboot.fsutil import atomic_write, read_or_empty, read_text, safe_name, under
 from aoeboot.kver import sort_key
 
 BOOT_DIRS = ("/boot", "/efi", "/boot/efi")
@@ -74,7 +74,7 @@ def cmdline_base(root: Path, fallback: Optional[str]) -> Cmdline:
     `fallback` (the running command line; the installer passes none: its own is no guide)."""
     usr = under(root, paths.USR_KERNEL_CMDLINE)
     if usr.exists():
-        return Cmdline.parse(_read(usr), where=str(usr))
+        return Cmdline.parse(read_text(usr), where=str(usr))
     if fallback is None:
         return Cmdline(("ro",))
     return Cmdline.parse(fallback).without(["BOOT_IMAGE", "initrd"])
@@ -83,7 +83,7 @@ def cmdline_base(root: Path, fallback: Optional[str]) -> Cmdline:
 def ensure_cmdline(path: Path, options: Sequence[str], base: Cmdline) -> bool:
     """Give the command line file our options, keeping the user's; `base` stands in for a
     missing file. True if it changed."""
-    text = _read(path) if path.exists() else None
+    text = read_text(path) if path.exists() else None
     current = base if text is None else Cmdline.parse(text, where=str(path))
     if text is not None and owned(current) == tuple(options):
         return False
@@ -121,10 +121,3 @@ def ensure_publish_timer(root: Path) -> bool:
         raise AoebootError(f"cannot enable {paths.PUBLISH_TIMER} ({link}): "
                            f"{err.strerror}") from None
     return True
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise AoebootError(f"cannot read {path}: {err}") from None

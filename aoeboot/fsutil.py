@@ -29,6 +29,14 @@ def read_or_empty(path: Path) -> str:
         return ""
 
 
+def read_text(path: Path) -> str:
+    """A text file the user or the system wrote; unreadable is a one-line error naming it."""
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise AoebootError(f"cannot read {path}: {err}") from None
+
+
 def under(root: Path, path: Union[str, Path]) -> Path:
     """`path` (absolute, as seen from inside `root`) as a path under `root`."""
     return Path(root) / str(path).lstrip("/")

@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 from aoeboot import paths
 from aoeboot.cmdline import Cmdline
 from aoeboot.errors import AoebootError
-from aoeboot.fsutil import atomic_write, under
+from aoeboot.fsutil import atomic_write, read_text, under
 
 _ASSIGNMENT = re.compile(r"(?P<lead>\s*(?:export\s+)?GRUB_CMDLINE_LINUX=)(?P<value>.*)")
 _PLAIN = re.compile(r"[^\s\"'`$\\;&|<>()]*")
@@ -49,7 +49,7 @@ def current(root: Path) -> Optional[Cmdline]:
     if not path.exists():
         return None
     found = None
-    for number, line in enumerate(_read(path).splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         match = _ASSIGNMENT.fullmatch(line)
         if match:
             found = _value(match.group("value"), f"{path}:{number}")
@@ -62,7 +62,7 @@ def ensure(root: Path, owned: Sequence[str]) -> bool:
     path = under(root, paths.DEFAULT_GRUB)
     if not path.exists():
         return False
-    lines = _read(path).splitlines()
+    lines = read_text(path).splitlines()
     last = None
     for index, line in enumerate(lines):
         if _ASSIGNMENT.fullmatch(line):
@@ -79,10 +79,3 @@ def ensure(root: Path, owned: Sequence[str]) -> bool:
         lines[last] = lead.replace("GRUB_CMDLINE_LINUX=", "") + assignment
     atomic_write(path, "\n".join(lines) + "\n")
     return True
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise AoebootError(f"cannot read {path}: {err}") from None
