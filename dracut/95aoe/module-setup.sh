@@ -73,6 +73,7 @@ bake_cmdline() {
         mkdir -p "$initdir/etc/cmdline.d"
         echo "$_opts" > "$initdir/etc/cmdline.d/50-aoeboot.conf"
     elif [ $? -ne 1 ]; then
+        # shellcheck disable=SC2016 # the backquotes are literal: they quote a command
         dwarn 'aoe: `aoeboot cmdline --initramfs` failed: the image carries no AoE options'
     fi
 }
