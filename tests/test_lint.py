@@ -1,4 +1,6 @@
-"""The tree stays clean: `ruff check .` over the repository, `mypy aoeboot` over the package."""
+"""The tree stays clean: `ruff check .` over the repository, `mypy aoeboot` over the package,
+`shellcheck` and `shfmt -s -d` over every shell script (style in .editorconfig, shellcheck's
+settings for the dracut module in dracut/.shellcheckrc)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,20 @@ import importlib.util
 import subprocess
 import sys
 
-from tests.conftest import REPO, _missing
+import pytest
+
+from tests.conftest import REPO, _missing, require_programs
+
+# Every shell script in the tree; test_every_shell_script_is_linted keeps the list whole.
+SHELL_SCRIPTS = sorted(str(p.relative_to(REPO)) for p in (REPO / "dracut").rglob("*.sh")) + [
+    "kernel-install.d/60-aoeboot.install",
+    "tools/setup",
+    "tools/test",
+    "tools/demo",
+    "tools/install-files",
+    ".ci/run",
+    "aoelab/files/20-grub.install",
+]
 
 
 def _run(module: str, *args: str) -> subprocess.CompletedProcess:
@@ -25,3 +40,48 @@ def test_ruff_clean():
 def test_mypy_clean():
     out = _run("mypy", "aoeboot")
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _run_program(*argv: str) -> subprocess.CompletedProcess:
+    # a missing program is a skip here, a failure under CI (tools/setup installs both)
+    require_programs(argv[0])
+    return subprocess.run(list(argv), capture_output=True, text=True, cwd=REPO, check=False,
+                          timeout=300)
+
+
+def test_shell_scripts_exist():
+    missing = [s for s in SHELL_SCRIPTS if not (REPO / s).is_file()]
+    assert not missing, f"listed in SHELL_SCRIPTS but not in the tree: {missing}"
+
+
+def test_shellcheck_clean():
+    out = _run_program("shellcheck", *SHELL_SCRIPTS)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_shfmt_clean():
+    # No indent/-ci/-bn/-sr flags: shfmt takes them from .editorconfig (any such flag would make
+    # it ignore the file). -s because Debian 12's shfmt 3.6 does not read `simplify` from it.
+    out = _run_program("shfmt", "-s", "-d", *SHELL_SCRIPTS)
+    assert out.returncode == 0, "shfmt -s -w fixes these:\n" + out.stdout + out.stderr
+
+
+def test_every_shell_script_is_linted():
+    # a new script with a sh/bash shebang must join SHELL_SCRIPTS (and so the two tests above)
+    try:
+        files = subprocess.run(["git", "ls-files", "-z"], capture_output=True, text=True, cwd=REPO,
+                               check=True, timeout=60).stdout.split("\0")
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout: cannot list the tracked files")
+    scripts = set()
+    for name in filter(None, files):
+        path = REPO / name
+        if path.is_file() and not path.is_symlink():
+            with path.open("rb") as f:
+                first = f.readline()
+            words = first[2:].split() if first.startswith(b"#!") else []
+            if words and words[0].endswith(b"/env"):
+                words = words[1:]  # #!/usr/bin/env bash
+            if words and words[0].split(b"/")[-1] in (b"sh", b"bash", b"dash"):
+                scripts.add(name)
+    assert scripts - set(SHELL_SCRIPTS) == set(), "shell scripts not in SHELL_SCRIPTS"

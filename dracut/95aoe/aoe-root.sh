@@ -12,7 +12,7 @@ case "$aoe_name" in
 esac
 aoe_dev=/dev/etherd/$aoe_name
 echo "$aoe_dev" > /tmp/aoe.root
-[ -s /tmp/aoe.allowed ] || echo "$1" > /tmp/aoe.allowed  # AoE where DHCP answered
+[ -s /tmp/aoe.allowed ] || echo "$1" > /tmp/aoe.allowed # AoE where DHCP answered
 aoe_timeout=$(getarg rd.aoe.timeout=)
 [ -f /tmp/aoe.timeout ] || echo "${aoe_timeout:-180}" > /tmp/aoe.timeout
 read -r aoe_uptime _ < /proc/uptime

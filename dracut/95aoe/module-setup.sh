@@ -49,7 +49,7 @@ install() {
     inst_hook emergency 05 "$moddir/aoe-report.sh"
     inst_script "$moddir/aoe-up.sh" /sbin/aoe-up
     inst_script "$moddir/aoe-report.sh" /sbin/aoe-report
-    inst_script "$moddir/aoe-root.sh" /sbin/aoeroot  # netroot handler for root=dhcp
+    inst_script "$moddir/aoe-root.sh" /sbin/aoeroot # netroot handler for root=dhcp
     inst_script "$moddir/aoeboot-rename.sh" "${udevdir:-/lib/udev}/aoeboot-rename"
     inst_simple "$moddir/aoe-initqueue.rules" "${udevrulesdir:-/lib/udev/rules.d}/61-aoe-initqueue.rules"
     inst_simple "$moddir/61-aoeboot.rules" "${udevrulesdir:-/lib/udev/rules.d}/61-aoeboot.rules"
@@ -73,6 +73,7 @@ bake_cmdline() {
         mkdir -p "$initdir/etc/cmdline.d"
         echo "$_opts" > "$initdir/etc/cmdline.d/50-aoeboot.conf"
     elif [ $? -ne 1 ]; then
-        dwarn "aoe: \`aoeboot cmdline --initramfs\` failed: the image carries no AoE options"
+        # shellcheck disable=SC2016 # the backquotes are literal: they quote a command
+        dwarn 'aoe: `aoeboot cmdline --initramfs` failed: the image carries no AoE options'
     fi
 }

@@ -8,6 +8,7 @@ type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
 
 # root=dhcp: 40network's netroot sources the cmdline hooks again with the DHCP root-path in
 # $netroot; /sbin/aoeroot (aoe-root.sh) takes it from there.
+# shellcheck disable=SC2034 # rootok is read by dracut after the cmdline hooks
 if [ "${netroot%%:*}" = aoe ]; then
     rootok=1
     return 0
@@ -15,6 +16,7 @@ fi
 
 [ -z "$root" ] && root=$(getarg root=)
 
+# shellcheck disable=SC2034 # rootok is read by dracut after the cmdline hooks
 case "${root#block:}" in
     aoe:e*)
         root="block:/dev/etherd/${root#aoe:}"
