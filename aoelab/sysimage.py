@@ -894,18 +894,20 @@ def boot_local(image: Path, workdir: Path, *, kernel: Optional[str] = None, appe
         with vm:
             reached = vm.wait_for(MULTI_USER, timeout)
             multi_user = vm.elapsed() if reached else None
-            powered_off = reached is not None and _power_off(vm, monitor)
+            powered_off = reached is not None and power_off(vm, monitor)
     console = vm.text()
     renamed = NIC_RENAMED.search(console)
     return LocalBoot(kernel, console, multi_user, powered_off,
                      renamed.group(1) if renamed else None)
 
 
-def _power_off(vm, monitor: Path, timeout: float = 120) -> bool:
-    """Press the power button (again every 15 s: logind may not watch it yet) until qemu exits."""
+def power_off(vm, monitor: Path, timeout: float = 120) -> bool:
+    """Press the power button (again every 15 s: logind may not watch it yet) until qemu exits;
+    True for a clean exit. A monitor that is gone means qemu is going too."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        _monitor(monitor, "system_powerdown")
+        with contextlib.suppress(OSError):
+            _monitor(monitor, "system_powerdown")
         if vm.wait_exit(15) is not None:
             return vm.proc.returncode == 0
     return False
