@@ -85,6 +85,17 @@ def make_generic(target: Path) -> None:
     (target / "etc/dracut.conf.d/99-aoelab-generic.conf").write_text(GENERIC_DRACUT)
 
 
+def add_rescue(target: Path) -> None:
+    """What Fedora's 51-dracut-rescue.install leaves once, at the first kernel install: a copy of
+    the kernel as vmlinuz-0-rescue-MACHINEID and a generic initramfs built before aoeboot was
+    there (here the distribution's stock image: it has aoe.ko, not our dracut module)."""
+    kver = sysimage.boot_kernels(target)[-1]
+    boot = target / "boot"
+    shutil.copy(boot / f"vmlinuz-{kver}", boot / f"vmlinuz-0-rescue-{sysimage.MACHINE_ID}")
+    shutil.copy(boot / f"initrd.img-{kver}",
+                boot / f"initramfs-0-rescue-{sysimage.MACHINE_ID}.img")
+
+
 def add_grub_model(target: Path) -> None:
     """Fedora's 20-grub.install, modelled (see files/20-grub.install)."""
     plugin = target / "usr/lib/kernel/install.d/20-grub.install"

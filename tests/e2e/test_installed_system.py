@@ -53,10 +53,11 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Box:
                      "dnsmasq")
     work = tmp_path_factory.mktemp("installed")
 
-    def probe(target: Path) -> None:
+    def prepare(target: Path) -> None:
         installed.write_probe(target, PROBE, mounts=[sysimage.DATA_MOUNTPOINT])
+        installed.add_rescue(target)
 
-    return installed.install_box(work, prepare=probe)
+    return installed.install_box(work, prepare=prepare)
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +139,19 @@ def test_options_rewritten_by_a_tool_that_knows_nothing_of_aoe_on_an_e1000(box, 
                             nic="e1000")
     steps = assert_healthy_boot(result, box)
     assert "e1000" in result.console and steps["nic"].out.split()[0] != "eth0"
+
+
+def test_the_rescue_initramfs_was_rebuilt_with_aoe(box):
+    """Fedora's rescue image is built once, before our drop-in existed: install-entry rebuilds
+    it, for the kernel it was made for (read from the rescue kernel's header)."""
+    from aoeboot import initramfs
+
+    assert "rebuilt the rescue initramfs boot/initramfs-0-rescue-" in box.install_log, \
+        box.install_log
+    with sysimage.mounted(box.disk, read_only=True) as target:
+        rescue = initramfs.rescue_images(target)
+        assert [r.kver for r in rescue] == [box.kver]
+        assert initramfs.missing(rescue[0].image) == []
 
 
 def test_the_entry_boots_one_initramfs_that_carries_the_aoe_options(entry):
