@@ -3,9 +3,14 @@
 
 type warn > /dev/null 2>&1 || . /lib/dracut-lib.sh
 # warn, not echo: under systemd only the kernel log reaches the console
-[ -f /tmp/aoe.root ] || [ "${0##*/}" = aoe-report ] || return 0
+# As a hook: only when AoE was wanted, and once (emergency.service may have run it already).
+if [ "${0##*/}" != aoe-report ]; then
+    [ -f /tmp/aoe.root ] && [ ! -e /tmp/aoe.reported ] || return 0
+fi
 warn "aoe: ---- AoE report ----"
-warn "aoe: root $(cat /tmp/aoe.root 2> /dev/null), allowed interfaces: $(cat /tmp/aoe.allowed 2> /dev/null)"
+aoe_wanted=$(cat /tmp/aoe.root 2> /dev/null)
+[ -n "$aoe_wanted" ] || aoe_wanted="$(getarg root=) (AoE wanted: rd.aoe)"
+warn "aoe: root $aoe_wanted, allowed interfaces: $(cat /tmp/aoe.allowed 2> /dev/null)"
 if [ -d /sys/module/aoe ]; then
     warn "aoe: driver loaded, aoe_iflist: $(cat /sys/module/aoe/parameters/aoe_iflist 2> /dev/null)"
 else
@@ -23,4 +28,5 @@ for d in /sys/block/etherd!*; do
 done
 [ $aoe_seen = 1 ] || warn "aoe: no AoE target answered"
 warn "aoe: ---- end of AoE report ----"
-unset aoe_seen
+: > /tmp/aoe.reported
+unset aoe_seen aoe_wanted

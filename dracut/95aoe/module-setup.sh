@@ -55,6 +55,8 @@ install() {
     inst_simple "$moddir/61-aoeboot.rules" "${udevrulesdir:-/lib/udev/rules.d}/61-aoeboot.rules"
     if dracut_module_included "systemd-initrd"; then
         inst_script "$moddir/aoe-generator.sh" "$systemdutildir"/system-generators/dracut-aoe-generator
+        inst_simple "$moddir/aoe-emergency.conf" \
+            "$systemdsystemunitdir/emergency.service.d/50-aoe-report.conf"
     fi
     # aoetools' modules-load.d entry would load aoe on every interface at early boot, before
     # rd.aoe.iface= applies; aoe-up loads it with the interface list instead.

@@ -131,7 +131,9 @@ def test_root_by_uuid_with_aoe_wanted_reports_when_nothing_came(nas, tmp_path, k
         vm.wait_exit(60)
     console = vm.text()
     assert report, f"no AoE report; console tail:\n{console[-3000:]}"
+    assert "aoe: root UUID=0b0e0c0a-0000-4000-8000-00000000f00d (AoE wanted: rd.aoe)" in console
     assert "aoe: driver loaded" in console and "no AoE target answered" in console
+    assert console.count("---- AoE report ----") == 1  # once, whichever path got there
 
 
 E1000_BOOTS = 5
