@@ -1,6 +1,6 @@
 """The installed system's boot files that aoeboot keeps right, shared by install-entry, the
 kernel-install plugin and status: installed kernels, boot entries, the kernel command line
-file, /etc/default/grub, the dracut drop-in and the publish timer."""
+file, the dracut drop-in and the publish timer (/etc/default/grub: grubdefault.py)."""
 
 from __future__ import annotations
 
@@ -37,11 +37,10 @@ def installed_kernels(root: Path) -> List[str]:
     return sorted((safe_name(v, "kernel version") for v in versions), key=sort_key)
 
 
-def entry_files(root: Path, extra_dirs: Sequence[Path] = ()) -> List[Path]:
-    """Every Boot Loader Spec entry under root's boot directories (and `extra_dirs`, boot roots
-    given as they are), each once."""
+def entry_files(root: Path) -> List[Path]:
+    """Every Boot Loader Spec entry under root's boot directories, each once."""
     seen: Dict[Path, Path] = {}
-    for base in [under(root, d) for d in BOOT_DIRS] + list(extra_dirs):
+    for base in [under(root, d) for d in BOOT_DIRS]:
         for path in bls.all_entries(base):
             seen.setdefault(path.resolve(), path)
     return list(seen.values())

@@ -108,15 +108,20 @@ def add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
     return report
 
 
-def _fix_entries(kver: str, env: Environment, root: Path, options: Sequence[str]) -> List[str]:
-    """The entries of `kver` wherever they are: kernel-install's boot root (layout bls) and
-    /boot/loader/entries (Fedora's 20-grub.install writes there for every layout)."""
-    found: Dict[Path, Path] = {}
+def _entries(kver: str, env: Environment, root: Path) -> Dict[Path, Path]:
+    """The entries of `kver` wherever they are, each once, with the boot root each is under:
+    kernel-install's boot root (layout bls) and /boot (Fedora's 20-grub.install writes to
+    /boot/loader/entries for every layout)."""
+    found: Dict[Path, Tuple[Path, Path]] = {}
     for boot_root in (env.boot_root, under(root, "/boot")):
         for path in bls.entries_for(boot_root, kver):
-            found.setdefault(path.resolve(), path)
+            found.setdefault(path.resolve(), (path, boot_root))
+    return dict(found.values())
+
+
+def _fix_entries(kver: str, env: Environment, root: Path, options: Sequence[str]) -> List[str]:
     report = []
-    for path in found.values():
+    for path in _entries(kver, env, root):
         if bootfiles.fix_entry(path, options):
             report.append(f"set the AoE options in {path}")
         else:
@@ -197,11 +202,10 @@ def _copy_into_place(source: Path, dest: Path) -> None:
 def _entry_initrd(kver: str, env: Environment, root: Path) -> Optional[Path]:
     """The main initramfs an existing entry of `kver` names (the last initrd line: microcode
     images come first), as a path; None without such an entry."""
-    for boot_root in (env.boot_root, under(root, "/boot")):
-        for path in bls.entries_for(boot_root, kver):
-            names = bls.BootEntry.read(path).get_all("initrd")
-            if names:
-                return under(boot_root, names[-1])
+    for path, boot_root in _entries(kver, env, root).items():
+        names = bls.BootEntry.read(path).get_all("initrd")
+        if names:
+            return under(boot_root, names[-1])
     return None
 
 
