@@ -6,13 +6,12 @@ Commands are imported only when invoked, so `aoeboot --help` and shell completio
 from __future__ import annotations
 
 import importlib
-import sys
 from typing import Dict, List, Optional
 
 import click
 
 from aoeboot import __version__
-from aoeboot.errors import EXIT_USAGE, AoebootError
+from aoeboot.errors import EXIT_INTERRUPTED
 
 # command name -> "module:attribute" of its click.Command
 COMMANDS: Dict[str, str] = {
@@ -54,6 +53,14 @@ class LazyGroup(click.Group):
             raise
         return getattr(module, attribute)
 
+    def invoke(self, ctx: click.Context) -> object:
+        # click turns Ctrl-C into Abort, exit 1, which here means "found nothing".
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("aoeboot: interrupted", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help without importing every command module.
         rows = [(name, SHORT_HELP.get(name, "")) for name in self.list_commands(ctx)]
@@ -80,24 +87,5 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
 
 
 def main() -> None:
-    debug = "--debug" in sys.argv[1:]
-    try:
-        cli.main(prog_name="aoeboot", standalone_mode=False)
-    except AoebootError as err:
-        if debug:
-            raise
-        from aoeboot import log
-
-        log.error(str(err))  # stderr, and the journal when run by kernel-install or systemd
-        sys.exit(err.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aoeboot: aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(EXIT_USAGE if err.exit_code == 2 else err.exit_code)
-    except click.exceptions.Exit as err:
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    sys.exit(0)
+    # Standalone mode: click shows AoebootError (a ClickException) and exits with its code.
+    cli.main(prog_name="aoeboot")

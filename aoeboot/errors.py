@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Optional
+
+import click
 
 # Exit codes that mean something, shared by every command.
 EXIT_OK = 0
 EXIT_NOTHING = 1  # the command worked but found nothing (no targets, next boot would fail)
 EXIT_USAGE = 2  # bad input, or the command cannot work here (not root, no such interface)
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 
-class AoebootError(Exception):
-    """A one-line, user-facing error. The CLI prints it and exits with `exit_code`."""
+class AoebootError(click.ClickException):
+    """A one-line, user-facing error; click (standalone mode) shows it and exits with exit_code."""
 
-    def __init__(self, message: str, hint: Optional[str] = None, exit_code: int = EXIT_USAGE):
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, hint: Optional[str] = None):
         super().__init__(message)
-        self.message = message
         self.hint = hint
-        self.exit_code = exit_code
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+    def show(self, file: object = None) -> None:
+        # Through logging, so a run under kernel-install leaves the line in the journal too;
+        # with --debug (log level DEBUG) its traceback comes with it.
+        from aoeboot import log
+
+        debug = logging.getLogger().isEnabledFor(logging.DEBUG)
+        log.error(str(self), self if debug else None)

@@ -45,11 +45,12 @@ def setup(verbosity: int = 0, debug: bool = False, to_journal: "bool | None" = N
     return "stderr"
 
 
-def error(message: str) -> None:
+def error(message: str, exc: "BaseException | None" = None) -> None:
     """The one line a failed command prints: through the configured handlers (so the journal
-    has it too), or plainly on stderr when the failure came before logging was set up."""
+    has it too), or plainly on stderr when the failure came before logging was set up.
+    `exc` adds that exception's traceback (for --debug)."""
     root = logging.getLogger()
     if root.handlers:
-        root.error(message)
+        root.error(message, exc_info=exc)
     else:
         print(f"{IDENTIFIER}: {message}", file=sys.stderr)
