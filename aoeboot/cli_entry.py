@@ -59,7 +59,7 @@ def install_entry(target_text: Optional[str], interfaces: Tuple[str, ...], root:
     one, and puts the AoE options into every boot entry. Running it again changes nothing.
     """
     from aoeboot.config import parse_interface
-    from aoeboot.entry import install_entry as run_install_entry
+    from aoeboot.install_entry import install_entry as run_install_entry
     from aoeboot.target import Target
 
     target = Target.parse(target_text) if target_text else None
