@@ -22,7 +22,7 @@ made it. Both were prepared on this host, so their initramfs images are generic.
 3. The image build (sysimage.base_tree): cold and warm if it had to build, else warm.
 
 TCG on a shared machine: the boots take minutes, dracut inside a guest takes minutes more.
-Run as root, with the project's venv: .venv/bin/python bench/installed [--runs N]
+Run as root, with the project's venv: .venv/bin/python bench/installed.py [--runs N]
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ def main() -> None:
             sysimage.build_wheel(Path(tmp))  # what install_aoeboot needs of this interpreter
         except sysimage.SysImageError as err:
             raise SystemExit(f"{sys.executable} cannot build aoeboot's wheel: run it with the "
-                             f"project's venv (tools/setup): .venv/bin/python bench/installed\n"
+                             f"project's venv (tools/setup): .venv/bin/python bench/installed.py\n"
                              f"{str(err)[-500:]}") from None
     say(image_build())
     work = Path(tempfile.mkdtemp(prefix="bench-installed.", dir="/var/tmp"))

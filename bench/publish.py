@@ -2,7 +2,7 @@
 """Benchmark publishing: the same kernel + initramfs (the installed Debian ones, else random data
 of the same size) published with aoeboot to a directory, and copied with plain `cp` and `rsync`,
 alternating, in one run. Prints the ratio (goal <= 1.1) and the bytes aoeboot sends on an
-unchanged re-publish (goal 0).  bench/publish [--runs N]
+unchanged re-publish (goal 0).  bench/publish.py [--runs N]
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `aoeboot discover --userspace` against vblade in namespaces made here, measured side by side.
 
 Goals (issue 2): whole discovery < 0.5 s with a 0.3 s answer window; cold start < 150 ms.
-Run as root: bench/discover [--runs N]
+Run as root: bench/discover.py [--runs N]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 """Benchmark boot: the same VM, kernel and systemd initramfs (built with our module), root on AoE
 (vblade on a tap) and root on a local virtio disk with the same filesystem, alternating, several
 times in one run. Prints kernel-start-to-root-mounted (guest printk time of the ext4 mount) and
-the ratio AoE / local. Goal (issue 3): at most 1.15. Run as root: bench/boot [--runs N]
+the ratio AoE / local. Goal (issue 3): at most 1.15. Run as root: bench/boot.py [--runs N]
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ plugin is then run alone, on a fresh copy of that state, with those arguments an
 environment, --runs times: the median is its cost. Cross-checks: the plugin's own run time
 inside that add (timestamps of the plugins around it), and one add without the plugin beside it.
 Goal (issue 4): the plugin costs <= 5 % of a kernel-install add, and the add runs dracut once.
-Run as root: bench/kernel-install [--runs N]
+Run as root: bench/kernel_install.py [--runs N]
 """
 
 from __future__ import annotations

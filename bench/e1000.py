@@ -12,7 +12,7 @@ For each boot: kernel "Link is Up" to the partition scan line (guest printk time
 mounted, and from a capture of AoE frames on the NAS's tap: IDENTIFY requests, ATA requests the
 NAS answered, and ATA requests the guest re-sent with the same command and LBA (a retransmit:
 the driver's timer ran out, ~16 s after its last ata_id reset it). Run as root:
-bench/e1000 [--boots N] [--variants current,every-pass,old]
+bench/e1000.py [--boots N] [--variants current,every-pass,old]
 """
 
 from __future__ import annotations
