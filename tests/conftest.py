@@ -1,52 +1,18 @@
-"""Shared test helpers: requirements that skip with a reason, or fail under CI."""
+"""Fixtures every test can ask for by name; the plain helpers are in tests/helpers.py."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
+from typing import Iterator, List, Tuple
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _missing(reason: str) -> None:
-    # Under CI every requirement is installed by .ci/run: a missing one is a failure, not a skip.
-    if os.environ.get("CI") == "true" or os.environ.get("AOEBOOT_NO_SKIP") == "1":
-        pytest.fail(f"requirement missing under CI: {reason}")
-    pytest.skip(reason)
-
-
-def require_programs(*names: str) -> None:
-    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
-    for name in names:
-        if shutil.which(name, path=path) is None:
-            _missing(f"program {name!r} not installed")
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        _missing("needs root")
-
-
-def aoeboot(*args: str, env=None, input=None, timeout=120) -> subprocess.CompletedProcess:
-    """Run the real CLI in a fresh interpreter, as a user would."""
-    return subprocess.run(
-        [sys.executable, "-m", "aoeboot", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        input=input,
-        timeout=timeout,
-        cwd=REPO,
-    )
+from tests.helpers import require_programs, require_root
+from tests.lab import SIZES, Lab, serve
 
 
 @pytest.fixture(scope="session")
-def aoe_initrd(tmp_path_factory):
+def aoe_initrd(tmp_path_factory: pytest.TempPathFactory) -> Tuple[str, Path]:
     """(kver, path) of a small real initramfs with aoe.ko and our module, built once per session
     by dracut for the installed Debian kernel (about a minute)."""
     from aoelab import dracutdir
@@ -59,3 +25,21 @@ def aoe_initrd(tmp_path_factory):
         pytest.fail("no installed kernel with aoe.ko: install linux-image-amd64")
     work = tmp_path_factory.mktemp("aoe-initrd")
     return kernel.version, dracutdir.build(work / "initrd.img", kernel.version, work, systemd=False)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """vblade serving e11.0 and e11.1 (SIZES) to the client namespace's eth0."""
+    with serve(tmp_path, SIZES) as made:
+        yield made
+
+
+# Fixtures that run a real dracut build: a test that uses one (even through another fixture)
+# carries the `dracut` marker, so `-m "not dracut"` really leaves every dracut run out.
+DRACUT_FIXTURES = {"aoe_initrd", "dracut_base"}
+
+
+def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+    for item in items:
+        if DRACUT_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.dracut)

@@ -8,12 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, Mapping, Optional, Tuple
 
-import pytest
-
 from aoelab.netns import Namespace, veth_pair
 from aoelab.relay import Relay
 from aoelab.vblade import Vblade, sparse_image
-from tests.conftest import require_programs, require_root
+from tests.helpers import require_programs, require_root
 
 SIZES = {(11, 0): 64 << 20, (11, 1): 3 << 30}
 
@@ -53,10 +51,3 @@ def serve(tmp_path: Path, sizes: Mapping[Tuple[int, int], int],
             for blade in blades.values():
                 blade.proc.send_signal(signal.SIGCONT)
                 blade.stop()
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    """vblade serving e11.0 and e11.1 (SIZES) to the client namespace's eth0."""
-    with serve(tmp_path, SIZES) as made:
-        yield made

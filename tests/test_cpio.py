@@ -9,7 +9,7 @@ import pytest
 
 from aoeboot import cpio
 from aoeboot.errors import AoebootError
-from tests.conftest import _missing, require_programs
+from tests.helpers import missing, require_programs
 
 
 def lsinitrd_names(image: Path) -> set:
@@ -31,7 +31,7 @@ def test_compressed_system_initramfs_lists_as_lsinitrd_does():
     require_programs("lsinitrd")
     images = sorted(Path("/boot").glob("initrd.img-*")) + sorted(Path("/boot").glob("initramfs-*"))
     if not images:
-        _missing("no /boot/initrd.img-* on this machine (install linux-image-amd64 and dracut)")
+        missing("no /boot/initrd.img-* on this machine (install linux-image-amd64 and dracut)")
     assert set(cpio.names(images[-1])) == lsinitrd_names(images[-1])
 
 

@@ -8,8 +8,8 @@ import sys
 import time
 
 from aoelab.netns import Namespace, veth_pair
-from tests.conftest import REPO
-from tests.lab import SIZES, lab, serve  # noqa: F401 (fixture)
+from tests.helpers import REPO
+from tests.lab import SIZES, serve
 
 
 def discover(ns, *args, timeout=30):
@@ -19,7 +19,7 @@ def discover(ns, *args, timeout=30):
     return out, time.monotonic() - start
 
 
-def test_finds_both_targets_with_their_sizes(lab):  # noqa: F811
+def test_finds_both_targets_with_their_sizes(lab):
     out, _ = discover(lab.client, "--userspace", "--json", "-i", "eth0")
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
@@ -29,7 +29,7 @@ def test_finds_both_targets_with_their_sizes(lab):  # noqa: F811
     assert all(r["model"] == "Coraid EtherDrive vblade" for r in rows)
 
 
-def test_table_by_default(lab):  # noqa: F811
+def test_table_by_default(lab):
     out, _ = discover(lab.client, "--userspace")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -38,7 +38,7 @@ def test_table_by_default(lab):  # noqa: F811
     assert lines[2].split()[:4] == ["e11.1", "3.0", "GiB", "eth0"]
 
 
-def test_target_that_vanishes_is_dropped_within_the_timeout(lab):  # noqa: F811
+def test_target_that_vanishes_is_dropped_within_the_timeout(lab):
     out, _ = discover(lab.client, "--userspace", "--json", "-i", "eth0")
     assert [r["target"] for r in json.loads(out.stdout)] == ["e11.0", "e11.1"]
     lab.stop("e11.1", signal.SIGSTOP)  # a NAS process that hangs: no answer at all
@@ -52,7 +52,7 @@ def test_target_that_vanishes_is_dropped_within_the_timeout(lab):  # noqa: F811
     assert (out.returncode, json.loads(out.stdout)) == (1, [])
 
 
-def test_interface_without_a_nas_finds_nothing(lab):  # noqa: F811
+def test_interface_without_a_nas_finds_nothing(lab):
     with Namespace() as empty:
         veth_pair(empty, "void0", lab.client, "eth1")
         out, took = discover(lab.client, "--userspace", "--json", "-i", "eth1", "--timeout", "0.4")
@@ -62,18 +62,18 @@ def test_interface_without_a_nas_finds_nothing(lab):  # noqa: F811
     assert [r["target"] for r in json.loads(out.stdout)] == ["e11.0", "e11.1"]
 
 
-def test_no_such_interface_is_one_line_exit_2(lab):  # noqa: F811
+def test_no_such_interface_is_one_line_exit_2(lab):
     out, _ = discover(lab.client, "--userspace", "-i", "nope0")
     assert out.returncode == 2
     assert out.stderr.strip() == "aoeboot: no such interface: nope0"
 
 
-def test_bad_interface_name_is_rejected_before_anything_runs(lab):  # noqa: F811
+def test_bad_interface_name_is_rejected_before_anything_runs(lab):
     out, _ = discover(lab.client, "--userspace", "-i", "../etc")
     assert out.returncode == 2 and "invalid interface '../etc'" in out.stderr
 
 
-def test_not_root_is_exit_2_with_reason(lab):  # noqa: F811
+def test_not_root_is_exit_2_with_reason(lab):
     out = lab.client.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                           sys.executable, "-m", "aoeboot", "discover", "--userspace"],
                          check=False, cwd=REPO)
@@ -81,7 +81,7 @@ def test_not_root_is_exit_2_with_reason(lab):  # noqa: F811
     assert out.stderr.strip() == "aoeboot: discover needs root (raw sockets or the aoe driver)"
 
 
-def test_interface_by_mac(lab):  # noqa: F811
+def test_interface_by_mac(lab):
     mac = lab.client.mac("eth0")
     out, _ = discover(lab.client, "--userspace", "--json", "-i", mac.upper())
     assert out.returncode == 0, out.stderr
@@ -91,7 +91,7 @@ def test_interface_by_mac(lab):  # noqa: F811
     assert out.stderr.strip() == "aoeboot: no interface has the MAC address 02:00:00:00:00:99"
 
 
-def test_interface_that_is_down_says_so(lab):  # noqa: F811
+def test_interface_that_is_down_says_so(lab):
     lab.client.run(["ip", "link", "add", "down0", "type", "veth", "peer", "name", "down1"])
     out, _ = discover(lab.client, "--userspace", "-i", "down0")
     assert out.returncode == 2
@@ -104,7 +104,7 @@ def test_three_targets_whose_answers_interleave_each_get_their_own_size(tmp_path
     # Query Config: its IDENTIFY must not reuse the tag e12.1's is waiting under.
     sizes = {(12, 0): 16 << 20, (12, 1): 32 << 20, (12, 2): 48 << 20}
     order = "e12.0:config,e12.1:config,e12.0:ata,e12.2:config,e12.1:ata"
-    with serve(tmp_path, sizes, order) as lab:  # noqa: F811
+    with serve(tmp_path, sizes, order) as lab:
         out, _ = discover(lab.client, "--userspace", "--json", "-i", "eth0", "--timeout", "1")
     assert out.returncode == 0, out.stderr
     assert {r["target"]: r["size_bytes"] for r in json.loads(out.stdout)} == {

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from aoeboot import cli, config
-from tests.conftest import REPO, require_programs
+from tests.helpers import REPO, require_programs
 
 MAN = REPO / "doc" / "aoeboot.1"
 

@@ -15,7 +15,7 @@ import pytest
 from aoeboot import driver
 from aoeboot.errors import AoebootError
 from aoeboot.target import Target
-from tests.conftest import REPO, require_programs, require_root
+from tests.helpers import REPO, require_programs, require_root
 
 
 def make_disk(root: Path, name: str, state="up", sectors=131072, partitions=(1,)) -> None:

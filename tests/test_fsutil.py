@@ -5,7 +5,7 @@ import pytest
 
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, safe_name
-from tests.conftest import require_root
+from tests.helpers import require_root
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):

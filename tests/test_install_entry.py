@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import aoeboot
+from tests.helpers import aoeboot
 
 ENTRY = ("title Fedora\nversion {kver}\nlinux /vmlinuz-{kver}\n"
          "options root=UUID=abcd ro rhgb quiet\n")
@@ -145,7 +145,7 @@ def test_dropin_asks_for_the_module_only_while_it_is_installed(tmp_path):
     later dracut run (naming a missing module does). Real dracut, with and without 95aoe."""
     from aoeboot.bootfiles import DRACUT_DROPIN_TEXT
     from aoelab import dracutdir
-    from tests.conftest import require_programs, require_root
+    from tests.helpers import require_programs, require_root
 
     require_root()
     require_programs("dracut", "lsinitrd")

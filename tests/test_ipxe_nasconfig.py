@@ -1,6 +1,6 @@
 from aoeboot import ipxe, nasconfig
 from aoeboot.target import Target
-from tests.conftest import aoeboot
+from tests.helpers import aoeboot
 
 K1 = ipxe.Published("6.11.10-300.fc41.x86_64", "vmlinuz-a", "initrd-a",
                     "ro root=/dev/etherd/e11.0p1")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, require_programs, require_root
+from tests.helpers import REPO, require_programs, require_root
 
 JOURNALD = Path("/lib/systemd/systemd-journald")
 

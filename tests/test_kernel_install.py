@@ -15,7 +15,7 @@ import pytest
 from aoeboot import initramfs
 from aoelab import dracutdir
 from aoelab.kernel import installed_kernel
-from tests.conftest import REPO, aoeboot, require_programs, require_root
+from tests.helpers import REPO, aoeboot, require_programs, require_root
 
 PLUGIN = REPO / "kernel-install.d" / "60-aoeboot.install"
 SYSTEM_PLUGINS = Path("/usr/lib/kernel/install.d")

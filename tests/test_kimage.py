@@ -6,13 +6,13 @@ import shutil
 
 from aoeboot import initramfs, kimage
 from aoelab.kernel import installed_kernel
-from tests.conftest import _missing
+from tests.helpers import missing
 
 
 def test_version_of_the_installed_debian_kernel(tmp_path):
     kernel = installed_kernel()
     if kernel is None:
-        _missing("no installed kernel (linux-image-amd64)")
+        missing("no installed kernel (linux-image-amd64)")
     assert kimage.version(kernel.image) == kernel.version
     # the rescue copy keeps its header, whatever its name
     rescue = tmp_path / "boot/vmlinuz-0-rescue-0123456789abcdef0123456789abcdef"

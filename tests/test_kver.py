@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aoeboot.kver import compare, newest, uapi_compare, uapi_sort_key
-from tests.conftest import require_programs
+from tests.helpers import require_programs
 
 VECTORS = [
     ("1.0", "1.0", 0), ("1.0", "2.0", -1), ("2.0", "1.0", 1), ("2.0.1", "2.0.1", 0),

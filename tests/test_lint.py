@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, _missing, require_programs
+from tests.helpers import REPO, missing, require_programs
 
 # Every shell script in the tree; test_every_shell_script_is_linted keeps the list whole.
 SHELL_SCRIPTS = sorted(str(p.relative_to(REPO)) for p in (REPO / "dracut").rglob("*.sh")) + [
@@ -27,7 +27,7 @@ SHELL_SCRIPTS = sorted(str(p.relative_to(REPO)) for p in (REPO / "dracut").rglob
 def _run(module: str, *args: str) -> subprocess.CompletedProcess:
     # a missing linter is a skip here, a failure under CI (tools/setup installs both)
     if importlib.util.find_spec(module) is None:
-        _missing(f"Python module {module!r} not installed")
+        missing(f"Python module {module!r} not installed")
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
                           cwd=REPO, check=False, timeout=300)
 
@@ -50,8 +50,8 @@ def _run_program(*argv: str) -> subprocess.CompletedProcess:
 
 
 def test_shell_scripts_exist():
-    missing = [s for s in SHELL_SCRIPTS if not (REPO / s).is_file()]
-    assert not missing, f"listed in SHELL_SCRIPTS but not in the tree: {missing}"
+    absent = [s for s in SHELL_SCRIPTS if not (REPO / s).is_file()]
+    assert not absent, f"listed in SHELL_SCRIPTS but not in the tree: {absent}"
 
 
 def test_shellcheck_clean():

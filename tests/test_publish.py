@@ -20,7 +20,7 @@ from aoeboot.config import BootConfig, Config, PublishConfig
 from aoeboot.target import Target
 from aoeboot.transport import sha256
 from aoelab.netns import Namespace
-from tests.conftest import REPO, aoeboot, require_programs, require_root
+from tests.helpers import REPO, aoeboot, require_programs, require_root
 
 OPTIONS = ("ro", "root=/dev/etherd/e11.0p1", "rd.aoe.iface=eth0")
 

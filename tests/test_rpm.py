@@ -19,7 +19,7 @@ import pytest
 
 from aoeboot import __version__, config
 from aoeboot.config import BootConfig, Config, PublishConfig
-from tests.conftest import REPO, require_programs
+from tests.helpers import REPO, require_programs
 
 SPEC = REPO / "spec" / "aoeboot.spec"
 CONF = REPO / "etc" / "aoeboot.conf"
@@ -43,7 +43,7 @@ DATA_FILES = [
 ]
 REQUIRES = [
     "dracut", "dracut-network", "kmod", "iproute", "systemd-udev",
-    "python3dist(click)", "python3dist(pyudev)", "python3dist(packaging)",
+    "python3dist(click)", "python3dist(pyudev)",
 ]
 RECOMMENDS = ["python3-systemd", "rsync", "openssh-clients"]
 

@@ -17,7 +17,7 @@ import pytest
 from aoeboot import publish
 from aoeboot.config import BootConfig, Config, PublishConfig
 from aoeboot.target import Target
-from tests.conftest import aoeboot, require_programs
+from tests.helpers import aoeboot, require_programs
 
 MACHINE_ID = "0123456789abcdef0123456789abcdef"
 OPTIONS = "ro quiet root=/dev/etherd/e11.0p1 rootfstype=ext4 rd.aoe.iface=eth0"

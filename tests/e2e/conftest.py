@@ -11,7 +11,7 @@ import pytest
 from aoelab import dracutdir
 from aoelab.kernel import Kernel, installed_kernel
 from aoelab.netns import Namespace
-from tests.conftest import require_programs, require_root
+from tests.helpers import require_programs, require_root
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from aoelab.disk import CLEAN, MARKER, fsck_clean, make_disk
 from aoelab.dnsmasq import Dnsmasq
 from aoelab.vblade import Vblade
 from aoelab.vm import VM, printk_time
-from tests.conftest import aoeboot, require_programs
+from tests.helpers import aoeboot, require_programs
 
 pytestmark = [pytest.mark.vm, pytest.mark.dracut]
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, require_programs, require_root
+from tests.helpers import REPO, require_programs, require_root
 
 pytestmark = [pytest.mark.vm, pytest.mark.dracut]
 

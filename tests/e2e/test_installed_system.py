@@ -21,7 +21,7 @@ import pytest
 
 from aoelab import installed, sysimage
 from aoelab.installed import Boot, Box
-from tests.conftest import require_programs, require_root
+from tests.helpers import require_programs, require_root
 
 pytestmark = [pytest.mark.vm, pytest.mark.dracut]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aoelab import installed, sysimage
-from tests.conftest import require_programs, require_root
+from tests.helpers import require_programs, require_root
 
 pytestmark = [pytest.mark.vm, pytest.mark.dracut]
 

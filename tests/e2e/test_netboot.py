@@ -16,7 +16,7 @@ from aoelab.disk import MARKER, make_disk
 from aoelab.dnsmasq import Dnsmasq
 from aoelab.vblade import Vblade
 from aoelab.vm import CONSOLE_ARGS, VM
-from tests.conftest import aoeboot, require_programs
+from tests.helpers import aoeboot, require_programs
 
 pytestmark = [pytest.mark.vm, pytest.mark.dracut]
 

@@ -24,7 +24,7 @@ import pytest
 
 from aoeboot import bootfiles, initramfs
 from aoelab import sysimage
-from tests.conftest import REPO, require_programs, require_root
+from tests.helpers import REPO, require_programs, require_root
 
 SPEC = REPO / "spec/aoeboot.spec"
 DROPIN = "etc/dracut.conf.d/90-aoeboot.conf"
@@ -40,7 +40,6 @@ FEDORA_TO_DEBIAN = {
     "systemd-udev": "udev",
     "python3dist(click)": "python3-click",
     "python3dist(pyudev)": "python3-pyudev",
-    "python3dist(packaging)": "python3-packaging",
 }
 # Not from the spec: the kernel the box boots (kernel-core on Fedora: the .debs minimal_tree
 # adds) and the interpreter the python3dist() requirements run on.

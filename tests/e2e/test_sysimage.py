@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 
 from aoelab import sysimage
-from tests.conftest import REPO, require_programs, require_root
+from tests.helpers import REPO, require_programs, require_root
 
 pytestmark = [pytest.mark.vm]
 
