@@ -80,7 +80,7 @@ PACKAGES = (
     "systemd", "systemd-sysv", "udev", "dbus", "kmod", "util-linux", "procps", "iproute2",
     "dracut", "dracut-network", "zstd", "btrfs-progs", "e2fsprogs", "dosfstools",
     "network-manager", "aoetools",
-    "python3", "python3-click", "python3-pyudev", "python3-packaging", "python3-systemd",
+    "python3", "python3-click", "python3-pyudev", "python3-systemd",
     "systemd-boot", "systemd-boot-efi",
     "initramfs-tools-",  # apt's "must not be installed": dracut is the initramfs generator
 )

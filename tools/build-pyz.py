@@ -43,7 +43,7 @@ CACHE_FORMAT = 1  # bump when the cache layout changes
 
 # What a compiled extension module or shared library looks like, whatever the platform.
 COMPILED = re.compile(r"\.(so|pyd|dll|dylib)(\.|$)")
-# Kept from each *.dist-info: the licence texts (click's BSD and packaging's licences require
+# Kept from each *.dist-info: the licence texts (click's BSD and pyudev's LGPL require
 # their notice to travel with copies) and METADATA (what importlib.metadata reads).
 KEEP_DIST_INFO = re.compile(r"^(METADATA|LICEN[CS]E.*|COPYING.*|NOTICE.*|AUTHORS.*|licenses)$")
 TEST_DIRS = {"tests", "test"}
