@@ -13,6 +13,7 @@ from typing import List, Optional, Tuple
 
 from aoeboot.cmdline import Cmdline
 from aoeboot.errors import AoebootError
+from aoeboot.paths import BLS_ENTRIES
 
 _LINE = re.compile(r"(?P<key>[A-Za-z0-9_-]+)(?P<gap>[ \t]+)(?P<value>.*)")
 
@@ -86,7 +87,7 @@ class BootEntry:
 def entries_for(boot_root: Path, kver: str) -> List[Path]:
     """The entries of kernel `kver` under `boot_root`: TOKEN-KVER.conf and TOKEN-KVER+TRIES.conf,
     and any other entry whose `version` is kver (Fedora's grub entries)."""
-    directory = boot_root / "loader" / "entries"
+    directory = boot_root / BLS_ENTRIES
     if not directory.is_dir():
         return []
     found = []
@@ -104,5 +105,5 @@ def entries_for(boot_root: Path, kver: str) -> List[Path]:
 
 
 def all_entries(boot_root: Path) -> List[Path]:
-    directory = boot_root / "loader" / "entries"
+    directory = boot_root / BLS_ENTRIES
     return sorted(directory.glob("*.conf")) if directory.is_dir() else []
