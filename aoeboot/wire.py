@@ -117,12 +117,18 @@ def parse_header(frame: bytes) -> Header:
     return Header(dst, src, shelf, slot, command, tag, verflags & 0x0F, error)
 
 
-def parse_config_reply(frame: bytes) -> ConfigReply:
+def _reply_header(frame: bytes, command: int, name: str, body: struct.Struct) -> Header:
+    """The header of a reply to `command`, whose fixed part `body` is all there."""
     header = parse_header(frame)
-    if header.command != CMD_QUERY_CONFIG:
-        raise WireError(f"command {header.command} is not Query Config")
-    if len(frame) < HEADER_LEN + _CONFIG.size:
-        raise WireError("Query Config reply is truncated")
+    if header.command != command:
+        raise WireError(f"command {header.command} is not {name}")
+    if len(frame) < HEADER_LEN + body.size:
+        raise WireError(f"{name} reply is truncated")
+    return header
+
+
+def parse_config_reply(frame: bytes) -> ConfigReply:
+    header = _reply_header(frame, CMD_QUERY_CONFIG, "Query Config", _CONFIG)
     bufcnt, firmware, scnt, vercmd, cslen = _CONFIG.unpack_from(frame, HEADER_LEN)
     start = HEADER_LEN + _CONFIG.size
     if cslen > 1024 or start + cslen > len(frame):
@@ -131,11 +137,7 @@ def parse_config_reply(frame: bytes) -> ConfigReply:
 
 
 def parse_ata_reply(frame: bytes) -> AtaReply:
-    header = parse_header(frame)
-    if header.command != CMD_ATA:
-        raise WireError(f"command {header.command} is not ATA")
-    if len(frame) < HEADER_LEN + _ATA.size:
-        raise WireError("ATA reply is truncated")
+    header = _reply_header(frame, CMD_ATA, "ATA", _ATA)
     _aflags, err, _scnt, status, _lba = _ATA.unpack_from(frame, HEADER_LEN)
     return AtaReply(header, status, err, frame[HEADER_LEN + _ATA.size:])
 
