@@ -51,7 +51,8 @@ class LazyGroup(click.Group):
             if err.name == module_name:
                 return None
             raise
-        return getattr(module, attribute)
+        command: click.Command = getattr(module, attribute)
+        return command
 
     def invoke(self, ctx: click.Context) -> object:
         # click turns Ctrl-C into Abort, exit 1, which here means "found nothing".

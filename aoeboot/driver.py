@@ -10,7 +10,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Set, Tuple
 
 from aoeboot import mac, paths
 from aoeboot.errors import AoebootError
@@ -131,9 +131,10 @@ def _udev_targets() -> Optional[List[DriverTarget]]:
     return found
 
 
-def _udev_attr(device: "object", name: str) -> str:
+def _udev_attr(device: Any, name: str) -> str:  # a pyudev.Device (pyudev has no types)
     try:
-        return device.attributes.asstring(name).strip()  # type: ignore[attr-defined]
+        value: str = device.attributes.asstring(name)
+        return value.strip()
     except (KeyError, UnicodeDecodeError):
         return ""
 
@@ -233,7 +234,7 @@ def _wait(done: Callable[[], bool], deadline: float, monitor: "Optional[object]"
                 pass
 
 
-def _block_monitor():  # type: ignore[no-untyped-def]
+def _block_monitor() -> Any:  # a pyudev.Monitor, or None (pyudev has no types)
     """A pyudev monitor of block uevents straight from the kernel (works without udevd)."""
     try:
         import pyudev

@@ -16,7 +16,8 @@ def _journal_handler() -> "logging.Handler | None":
         return None
     if not os.path.exists("/run/systemd/journal/socket"):
         return None
-    return JournalHandler(SYSLOG_IDENTIFIER=IDENTIFIER)
+    handler: logging.Handler = JournalHandler(SYSLOG_IDENTIFIER=IDENTIFIER)
+    return handler
 
 
 def setup(verbosity: int = 0, debug: bool = False, to_journal: "bool | None" = None) -> str:

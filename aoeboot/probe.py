@@ -101,7 +101,9 @@ def _exchange(links: List[Tuple[str, socket.socket, bytes]], timeout: float) -> 
 
 
 def _handle(frame: bytes, name: str, sock: socket.socket, mac: bytes, tag_base: int,
-            answers: Dict, identified: Dict, pending: Dict) -> None:
+            answers: Dict[Tuple[Target, str], ProbedTarget],
+            identified: Dict[Tuple[Target, str], wire.Identity],
+            pending: Dict[int, Tuple[Target, str]]) -> None:
     try:
         header = wire.parse_header(frame)
     except wire.WireError:

@@ -33,7 +33,7 @@ def run(
     env: Optional[Mapping[str, str]] = None,
     input: Optional[str] = None,
     timeout: Optional[float] = None,
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[str]:
     """Run `argv`; on failure raise AoebootError naming the command, how it ended (exit code or
     signal) and its last line of stderr."""
     args = [str(a) for a in argv]

@@ -214,7 +214,8 @@ class SshDestination:
         parts = self._ssh()
         if any(" " in part for part in parts):
             raise AoebootError("ssh identity and known_hosts paths must not contain blanks")
-        return run(["rsync", "-e", " ".join(parts), *args], timeout=600).stdout
+        out: str = run(["rsync", "-e", " ".join(parts), *args], timeout=600).stdout
+        return out
 
     def listing(self) -> Dict[str, int]:
         empty = tempfile.mkdtemp()
