@@ -29,6 +29,12 @@ for n in /sys/class/net/*; do
 done
 [ -n "$ifaces" ] || exit 0
 
+if [ ! -d /sys/module/aoe ]; then
+    # rd.aoe.timeout counts from here, when AoE can first look: a NIC whose driver came late
+    # (a slow boot) must not eat the time the NAS has to answer
+    read -r aoe_uptime _ < /proc/uptime
+    echo "${aoe_uptime%.*}" > /tmp/aoe.start
+fi
 if [ -z "$allowed" ]; then
     # every interface: no list at all, which no later rename can make stale
     [ -d /sys/module/aoe ] || modprobe aoe
