@@ -18,6 +18,14 @@ log = logging.getLogger(__name__)
 Arg = Union[str, Path]
 
 
+class CommandFailed(AoebootError):
+    """A program that ran and failed; `stderr` for callers that know where its cause is."""
+
+    def __init__(self, message: str, stderr: str) -> None:
+        super().__init__(message)
+        self.stderr = stderr
+
+
 def find_program(name: str) -> Optional[str]:
     """Where `name` is, looking in the sbin directories too (kernel-install runs with a thin
     PATH)."""
@@ -59,7 +67,7 @@ def run(
     if check and proc.returncode != 0:
         detail = (proc.stderr or "").strip().splitlines()
         last = f": {detail[-1]}" if detail else ""
-        raise AoebootError(f"{line} failed ({_ending(proc.returncode)}){last}")
+        raise CommandFailed(f"{line} failed ({_ending(proc.returncode)}){last}", proc.stderr or "")
     return proc
 
 

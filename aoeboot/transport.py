@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional, Protocol
 
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, fsync_dir, safe_name
-from aoeboot.run import run
+from aoeboot.run import CommandFailed, run
 
 CHUNK = 4 << 20  # bytes copied before the hasher may start on them
 
@@ -214,7 +214,16 @@ class SshDestination:
         parts = self._ssh()
         if any(" " in part for part in parts):
             raise AoebootError("ssh identity and known_hosts paths must not contain blanks")
-        out: str = run(["rsync", "-e", " ".join(parts), *args], timeout=600).stdout
+        try:
+            out: str = run(["rsync", "-e", " ".join(parts), *args], timeout=600).stdout
+        except CommandFailed as err:
+            # rsync's last line ("error in rsync protocol data stream") hides why ssh failed,
+            # which ssh said first: "Host key verification failed.", "Connection refused"
+            said = [ln.strip() for ln in err.stderr.splitlines()
+                    if ln.strip() and not ln.startswith("rsync")]
+            if not said:
+                raise
+            raise AoebootError(f"{err.message}; ssh: {said[0]}") from None
         return out
 
     def listing(self) -> Dict[str, int]:
