@@ -144,12 +144,17 @@ def test_sigkill_at_many_points_never_leaves_a_broken_script(tmp_path):
             initrd=str(initrd))], cwd=REPO)
         return proc, kernel, initrd
 
-    began = time.monotonic()  # one whole publish, to spread the kills over its length
-    proc, kernel, initrd = start(0)
-    assert proc.wait() == 0
-    whole = time.monotonic() - began
+    # The shortest of three whole publishes, to spread the kills over its length (the first
+    # pays for cold caches; a loaded machine slows some: the shortest is what a kill must beat).
+    lengths = []
+    for run in range(3):
+        began = time.monotonic()
+        proc, kernel, initrd = start(run)
+        assert proc.wait() == 0
+        lengths.append(time.monotonic() - began)
+    whole = min(lengths)
     kills = 0
-    for run in range(1, 31):
+    for run in range(3, 33):
         proc, kernel, initrd = start(run)
         time.sleep(rng.uniform(0, whole))
         if proc.poll() is None:
