@@ -113,6 +113,7 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Box:
 
 
 def test_only_the_box_reaches_its_disk_and_a_rogue_server_is_named(box, tmp_path):
+    (tmp_path / "entry").mkdir()
     with sysimage.mounted(box.disk, read_only=True) as target:
         entry = installed.read_entry(target, box.kver, tmp_path / "entry")
         config = (target / "etc/aoeboot/aoeboot.conf").read_text()
