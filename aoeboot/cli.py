@@ -31,7 +31,7 @@ SHORT_HELP = {
     "install-entry": "Set an installed system up to boot from its AoE disk.",
     "kernel-install": "Entry point of the kernel-install plugin (add/remove).",
     "publish": "Publish kernels and the iPXE script to the NAS.",
-    "nas-config": "Print the DHCP configuration the NAS needs for this box.",
+    "nas-config": "Print the NAS's DHCP fragment or vblade export for this box.",
     "status": "Check the whole boot chain (alias: doctor).",
 }
 

@@ -46,10 +46,13 @@ def cmdline(root: Path, for_initramfs: bool) -> None:
               help="The AoE root partition. Default: the AoE device mounted at --root.")
 @click.option("--iface", "interfaces", multiple=True, metavar="IF|MAC",
               help="Interface (name or MAC) AoE may use at boot; repeatable. Default: all.")
+@click.option("--server", "servers", multiple=True, metavar="MAC",
+              help="The NAS's MAC that serves the target; repeatable. Default: the servers "
+                   "the aoe driver uses for it.")
 @ROOT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")
-def install_entry(target_text: Optional[str], interfaces: Tuple[str, ...], root: Path,
-                  as_json: bool) -> None:
+def install_entry(target_text: Optional[str], interfaces: Tuple[str, ...],
+                  servers: Tuple[str, ...], root: Path, as_json: bool) -> None:
     """Set an installed system up to boot from its AoE disk.
 
     Run from the installer's shell after installing onto an AoE disk. Writes
@@ -57,14 +60,19 @@ def install_entry(target_text: Optional[str], interfaces: Tuple[str, ...], root:
     fstab), GRUB_CMDLINE_LINUX where /etc/default/grub exists, and a dracut drop-in; builds an
     initramfs with AoE support for every installed kernel (and the rescue image) that lacks
     one, and puts the AoE options into every boot entry. Running it again changes nothing.
+
+    Records which server MACs serve the target (--server, else what the aoe driver sees):
+    `status` and the initramfs's AoE report name any other server that answers for it.
     """
+    from aoeboot import mac
     from aoeboot.config import parse_interface
     from aoeboot.install_entry import install_entry as run_install_entry
     from aoeboot.target import Target
 
     target = Target.parse(target_text) if target_text else None
     names = [parse_interface(name) for name in interfaces]
-    changes = run_install_entry(root, target, names)
+    recorded = tuple(dict.fromkeys(mac.parse(server) for server in servers))
+    changes = run_install_entry(root, target, names, recorded)
     if as_json:
         click.echo(json.dumps({"changed": bool(changes), "changes": changes}, indent=2))
     elif changes:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional, Tuple
 
 import click
+
+from aoeboot import mac as macs
 
 
 @click.command()
@@ -34,31 +37,58 @@ def publish(root: Path, as_json: bool) -> None:
                    f"nothing pending")
 
 
+FORMATS = ["isc-dhcpd", "dnsmasq", "vblade", "vblade-unit"]
+
+
 @click.command("nas-config")
-@click.option("--mac", required=True, help="The box's boot NIC MAC address.")
+@click.option("--mac", "mac_texts", required=True, multiple=True, metavar="MAC",
+              help="The box's NIC MAC address; repeatable (every NIC that boots or reaches the "
+                   "disk).")
 @click.option("--target", "target_text", required=True, metavar="eX.Y[pN]",
-              help="The box's AoE root: iPXE gets the disk, root=dhcp the partition.")
-@click.option("--format", "fmt", type=click.Choice(["isc-dhcpd", "dnsmasq"]), default="isc-dhcpd",
-              show_default=True)
+              help="The box's AoE root: iPXE gets the disk, root=dhcp the partition, vblade "
+                   "exports the disk.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="isc-dhcpd",
+              show_default=True,
+              help="A DHCP fragment, the vblade command line, or a systemd unit running it.")
 @click.option("--script", default=None, metavar="PATH|URL",
               help="What iPXE fetches: default MAC/boot.ipxe, relative to the TFTP root.")
 @click.option("--ipxe-image", default="undionly.kpxe", show_default=True,
               help="The iPXE image PXE firmware chain-loads (ipxe.efi for UEFI).")
-def nas_config(mac: str, target_text: str, fmt: str, script: str, ipxe_image: str) -> None:
-    """Print the DHCP fragment the NAS needs to netboot this box.
+@click.option("--nas-iface", "nas_iface", default=None, metavar="IF",
+              help="vblade: the NAS's interface towards the box.")
+@click.option("--export", "export", default=None, metavar="PATH",
+              help="vblade: the file or block device holding the box's disk (/dev/vg/box).")
+def nas_config(mac_texts: Tuple[str, ...], target_text: str, fmt: str, script: Optional[str],
+               ipxe_image: str, nas_iface: Optional[str], export: Optional[str]) -> None:
+    """Print what the NAS needs for this box: its DHCP fragment, or its vblade export.
 
-    PXE firmware gets iPXE; iPXE (user-class "iPXE") gets the box's boot script and root-path
-    aoe:eX.Y, never iPXE again (that would chain-load forever).
+    DHCP (isc-dhcpd, dnsmasq): PXE firmware gets iPXE; iPXE (user-class "iPXE") gets the box's
+    boot script and root-path aoe:eX.Y, never iPXE again (that would chain-load forever).
+
+    vblade, vblade-unit: the vblade command line (or a systemd service running it) that
+    exports the box's disk on --nas-iface from --export, answering the box's MACs only
+    (vblade -m): AoE has no authentication, and any other machine on the network could
+    otherwise read and write the disk.
     """
-    from aoeboot import mac as macs
     from aoeboot import nasconfig
+    from aoeboot.config import interface_name
     from aoeboot.errors import AoebootError
     from aoeboot.target import Target
 
-    normal = macs.parse(mac)
+    box = nasconfig.box_macs(mac_texts)
     target = Target.parse(target_text)
-    script = script or f"{macs.hexhyp(normal)}/boot.ipxe"
+    if fmt.startswith("vblade"):
+        if nas_iface is None or export is None:
+            raise AoebootError(f"--format {fmt} needs --nas-iface IF and --export PATH",
+                               hint="the NAS's interface towards the box, and the file or "
+                                    "device holding its disk")
+        netif, path = interface_name(nas_iface), nasconfig.export_path(export)
+        render = nasconfig.vblade_unit if fmt == "vblade-unit" else nasconfig.vblade_command
+        click.echo(render(box, target, netif, path), nl=False)
+        return
+    script = script or f"{macs.hexhyp(box[0])}/boot.ipxe"
     if any(c in script for c in '"\n ;{}') or any(c in ipxe_image for c in '"\n ;{}'):
         raise AoebootError("--script and --ipxe-image must be plain paths or URLs")
-    render = nasconfig.dnsmasq if fmt == "dnsmasq" else nasconfig.isc_dhcpd
-    click.echo(render(normal, target, script, ipxe_image), nl=False)
+    render_dhcp = nasconfig.dnsmasq if fmt == "dnsmasq" else nasconfig.isc_dhcpd
+    click.echo("".join(render_dhcp(mac, target, script, ipxe_image, first=index == 0)
+                       for index, mac in enumerate(box)), nl=False)

@@ -7,6 +7,8 @@ An INI file with two sections. Every key is known and validated; any error names
     interfaces = eth0           # names or MACs, blank-separated; empty: every interface
     timeout = 180               # rd.aoe.timeout, seconds to wait for the root disk
     deadsecs = 0                # rd.aoe.deadsecs, the driver's aoe_deadsecs (0 = never give up)
+    servers = 52:54:00:aa:00:01 # the NAS's MACs that serve the target (install-entry records
+                                # them); status and the initramfs's AoE report name any other
 
     [publish]
     destination = /srv/tftp/aoeboot   # a directory, or ssh://[user@]host[:port]/path
@@ -45,12 +47,20 @@ def parse_interface(text: str) -> str:
     raise AoebootError(f"invalid interface {text!r}", hint="an interface name or a MAC address")
 
 
+def interface_name(text: str) -> str:
+    """An interface name (what vblade and aoe_iflist take), never a MAC address."""
+    if mac.is_mac(text) or not _IFNAME.fullmatch(text) or text in (".", ".."):
+        raise AoebootError(f"invalid interface name {text!r}", hint="a name such as eth0 or enp1s0")
+    return text
+
+
 @dataclass(frozen=True)
 class BootConfig:
     target: Optional[Target] = None
     interfaces: Tuple[str, ...] = ()
     timeout: Optional[int] = None
     deadsecs: Optional[int] = None
+    servers: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,10 @@ def _interfaces(text: str) -> Tuple[str, ...]:
     return tuple(parse_interface(word) for word in text.replace(",", " ").split())
 
 
+def _macs(text: str) -> Tuple[str, ...]:
+    return tuple(dict.fromkeys(mac.parse(word) for word in text.replace(",", " ").split()))
+
+
 # section -> key -> parser of a non-empty value. An empty value means "the default".
 _SCHEMA: Dict[str, Dict[str, Callable[[str], object]]] = {
     "boot": {
@@ -110,6 +124,7 @@ _SCHEMA: Dict[str, Dict[str, Callable[[str], object]]] = {
         "interfaces": _interfaces,
         "timeout": _int_in(1, 86400),
         "deadsecs": _int_in(0, 86400),
+        "servers": _macs,
     },
     "publish": {
         "destination": _destination,

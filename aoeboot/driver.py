@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 IFLIST_PARAM = Path("/sys/module/aoe/parameters/aoe_iflist")
 ETHERD = Path("/dev/etherd")
 SYS_BLOCK = Path("/sys/block")
+DEBUGFS = Path("/sys/kernel/debug/aoe")  # one file per disk: every server (target) it uses
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,24 @@ def _make_target(target: Target, partitions: List[Target],
         payload=int(payload) if payload.isdigit() else None,
         partitions=tuple(sorted(partitions)),
     )
+
+
+def servers(disk: Target, root: Path = Path("/")) -> Tuple[str, ...]:
+    """The MAC of every server the driver uses for `disk`, in its order. A second server that
+    answers for the same shelf.slot becomes one more of them (the driver then spreads I/O over
+    all). Only the driver's debugfs file lists each (a line `MAC:nout:maxout:nframes` per
+    server); without debugfs, sysfs `mac` gives the first. Empty when the disk is not there."""
+    found = []
+    for line in read_or_empty(under(root, DEBUGFS / disk.disk.name)).splitlines():
+        fields = line.split(":")
+        server = mac.from_hexraw(fields[0]) if len(fields) == 4 else None
+        if server and server not in found:
+            found.append(server)
+    if not found:
+        sysfs = under(root, SYS_BLOCK) / disk.disk.sysfs_name
+        first = mac.from_hexraw(read_or_empty(sysfs / "mac"))
+        found = [first] if first else []
+    return tuple(found)
 
 
 def discover(

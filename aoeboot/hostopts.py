@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 # In the initramfs only: AoE is wanted even where a boot loader tool rewrote the options to
 # root=UUID=... without any rd.aoe.* (parse-aoe.sh then brings AoE up, and reports on failure).
 AOE_WANTED = "rd.aoe=1"
+# In the initramfs only: the NAS's server MACs install-entry recorded, which the AoE report
+# compares with those that answered.
+SERVERS_OPTION = "rd.aoe.server"
 
 
 def host_options(config: Config, root: Path = Path("/"),
@@ -40,7 +43,10 @@ def host_options(config: Config, root: Path = Path("/"),
 
 
 def initramfs_options(config: Config, root: Path = Path("/")) -> Optional[Tuple[str, ...]]:
-    """What the dracut module bakes into /etc/cmdline.d: the host options and AOE_WANTED. The
-    real command line still wins wherever it says otherwise."""
+    """What the dracut module bakes into /etc/cmdline.d: the host options, AOE_WANTED and the
+    recorded servers. The real command line still wins wherever it says otherwise."""
     options = host_options(config, root)
-    return None if options is None else (*options, AOE_WANTED)
+    if options is None:
+        return None
+    servers = config.boot.servers
+    return (*options, AOE_WANTED, *([f"{SERVERS_OPTION}={','.join(servers)}"] if servers else []))

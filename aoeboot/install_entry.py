@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
-from aoeboot import bootfiles, grubdefault, initramfs, paths, rootdev
+from aoeboot import bootfiles, driver, grubdefault, initramfs, paths, rootdev
 from aoeboot import config as configuration
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import under
@@ -22,8 +22,11 @@ from aoeboot.target import Target
 log = logging.getLogger(__name__)
 
 
-def install_entry(root: Path, target: Optional[Target], interfaces: Sequence[str]) -> List[str]:
+def install_entry(root: Path, target: Optional[Target], interfaces: Sequence[str],
+                  servers: Sequence[str] = ()) -> List[str]:
     """Write config, kernel command line, dracut drop-in; fix initramfs images and entries.
+    Records the MACs of the NAS's servers of the target: `servers`, else those the aoe driver
+    uses for it (in the installer the disk is on AoE already), else what the config has.
     Returns what changed (empty: all was already right)."""
     root = Path(root)
     if not root.is_dir():
@@ -34,13 +37,23 @@ def install_entry(root: Path, target: Optional[Target], interfaces: Sequence[str
                            hint="name the root partition with --target eX.YpN")
     changes: List[str] = []
     config = configuration.load(root)
+    recorded = tuple(servers) or _serving(root, target) or config.boot.servers
+    if set(recorded) == set(config.boot.servers):
+        recorded = config.boot.servers  # the driver lists them in the order they answered
     boot = replace(config.boot, target=target,
-                   interfaces=tuple(interfaces) or config.boot.interfaces)
+                   interfaces=tuple(interfaces) or config.boot.interfaces, servers=recorded)
+    if recorded != config.boot.servers:
+        changes.append(f"recorded {', '.join(recorded)} as the server(s) of {target.disk.name}"
+                       + (f" (was {', '.join(config.boot.servers)})" if config.boot.servers
+                          else ""))
     config = replace(config, boot=boot)
     # Read every system file we edit before writing any: a broken one stops us here.
     options = host_options(config, root, strict=True)
     assert options is not None  # a target is set
     grubdefault.current(root)
+    if not recorded:
+        log.warning("cannot tell which NAS serves %s (the aoe driver does not see it): no server "
+                    "MAC recorded; `install-entry --server MAC` names it", target.disk.name)
     if configuration.load(root) != config:
         configuration.save(config, root)
         changes.append(f"wrote {paths.CONFIG}")
@@ -68,6 +81,11 @@ def install_entry(root: Path, target: Optional[Target], interfaces: Sequence[str
         if bootfiles.fix_entry(path, options):
             changes.append(f"set the AoE options in {path.relative_to(root)}")
     return changes
+
+
+def _serving(root: Path, target: Target) -> Tuple[str, ...]:
+    """The servers the aoe driver (under `root`: Anaconda bind-mounts /sys) uses for the disk."""
+    return driver.servers(target.disk, root) if driver.is_loaded(root) else ()
 
 
 def _fix_rescue(root: Path) -> List[str]:

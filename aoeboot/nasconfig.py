@@ -1,21 +1,38 @@
-"""DHCP configuration for the NAS: PXE firmware gets iPXE, iPXE gets this box's script.
+"""What the NAS needs for this box: its DHCP fragment and its vblade export.
 
-iPXE identifies itself with user-class "iPXE"; it must never be handed iPXE again, or it
+DHCP: iPXE identifies itself with user-class "iPXE"; it must never be handed iPXE again, or it
 chain-loads itself forever. iPXE's root-path names the disk (`sanboot aoe:e11.0`); everyone
 else (the initramfs's DHCP client, for root=dhcp) gets the target itself, partition included.
+
+vblade: AoE has no authentication; vblade's `-m mac[,mac...]` is its one access control. A
+listed MAC is the only source whose frames vblade answers (no Query Config answer, no ATA
+command for anyone else); with `-m` its announcement at start goes to those MACs alone.
+vblade parses the list loosely (a MAC it cannot parse is skipped with a message, and with none
+left the export is open to all; more than 32 overrun its table), so the list is validated here.
 """
 
 from __future__ import annotations
 
+import re
+import shlex
+from pathlib import PurePosixPath
+from typing import List, Sequence
+
 from aoeboot import mac as macs
+from aoeboot.errors import AoebootError
 from aoeboot.target import Target
+
+VBLADE = "/usr/sbin/vblade"  # Debian's and Fedora's vblade package
+MAX_MASKS = 32  # vblade's Nmasks
+_PATH_PART = re.compile(r"[A-Za-z0-9_+~:@,=-][A-Za-z0-9._+~:@,=-]*")
 
 
 def host_tag(mac: str) -> str:
     return "aoeboot-" + macs.hexraw(mac)
 
 
-def isc_dhcpd(mac: str, target: Target, script: str, ipxe_image: str) -> str:
+def isc_dhcpd(mac: str, target: Target, script: str, ipxe_image: str, first: bool = True) -> str:
+    """One host block per NIC of the box (`first` does not matter here)."""
     return "\n".join([
         f"# aoeboot: {mac} boots root from {target.uri}",
         f"host {host_tag(mac)} {{",
@@ -32,15 +49,102 @@ def isc_dhcpd(mac: str, target: Target, script: str, ipxe_image: str) -> str:
     ])
 
 
-def dnsmasq(mac: str, target: Target, script: str, ipxe_image: str) -> str:
+def dnsmasq(mac: str, target: Target, script: str, ipxe_image: str, first: bool = True) -> str:
+    """One block per NIC of the box; the user-class tag is set once, in the `first`."""
     tag = host_tag(mac)
     return "\n".join([
         f"# aoeboot: {mac} boots root from {target.uri}",
         f"dhcp-host={mac},set:{tag}",
-        "dhcp-userclass=set:ipxe,iPXE",
+        *(["dhcp-userclass=set:ipxe,iPXE"] if first else []),
         f"dhcp-boot=tag:{tag},tag:!ipxe,{ipxe_image}",
         f"dhcp-boot=tag:{tag},tag:ipxe,{script}",
         f"dhcp-option=tag:{tag},tag:ipxe,option:root-path,{target.disk.uri}",
         f"dhcp-option=tag:{tag},tag:!ipxe,option:root-path,{target.uri}",
+        "",
+    ])
+
+
+def box_macs(texts: Sequence[str]) -> List[str]:
+    """The box's NIC MACs, each once, in aoeboot's form; what a NIC cannot have is an error."""
+    found: List[str] = []
+    for text in texts:
+        normal = macs.parse(text)
+        first = int(normal[:2], 16)
+        if first & 1 or normal == "00:00:00:00:00:00":
+            raise AoebootError(f"{text!r} is a multicast or null address, no NIC's MAC")
+        if normal not in found:
+            found.append(normal)
+    if not found:
+        raise AoebootError("no MAC address given", hint="--mac MAC, once per NIC of the box")
+    if len(found) > MAX_MASKS:
+        raise AoebootError(f"{len(found)} MACs given: vblade takes at most {MAX_MASKS}")
+    return found
+
+
+def export_path(text: str) -> str:
+    """The file or block device vblade exports: an absolute, normalised path of plain names
+    (it ends up in a command line and a unit file, and is shown to the user)."""
+    path = PurePosixPath(text)
+    parts = text.split("/")[1:]
+    if (not text.startswith("/") or len(text) > 4096 or not parts
+            or not all(_PATH_PART.fullmatch(p) and p not in (".", "..") for p in parts)
+            or str(path) != text):
+        raise AoebootError(f"invalid export path {text!r}",
+                           hint="an absolute path of plain names, e.g. /dev/vg/box or "
+                                "/srv/aoe/box.img")
+    return text
+
+
+def vblade_argv(box: Sequence[str], target: Target, netif: str, export: str,
+                program: str = "vblade") -> List[str]:
+    """`vblade -m MAC[,MAC...] SHELF SLOT NETIF FILE`: the box's whole disk, to its MACs only.
+    `box`, `netif` and `export` as box_macs, config.interface_name and export_path return them."""
+    disk = target.disk
+    return [program, "-m", ",".join(box), str(disk.shelf), str(disk.slot), netif, export]
+
+
+def vblade_command(box: Sequence[str], target: Target, netif: str, export: str) -> str:
+    """The command line to run on the NAS, quoted for a POSIX shell."""
+    return "\n".join([
+        f"# aoeboot: export {target.disk.name} on {netif} to {', '.join(box)} only",
+        shlex.join(vblade_argv(box, target, netif, export)),
+        "",
+    ])
+
+
+def unit_name(target: Target) -> str:
+    return f"vblade-{target.disk.name}.service"
+
+
+def _unit_word(word: str) -> str:
+    """One ExecStart= argument. Every input is validated to plain characters, so none needs
+    systemd's quoting, and none holds a specifier (%) or a variable ($)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.,:/@+=~-]+", word):
+        raise AoebootError(f"cannot put {word!r} into a unit file unquoted")
+    return word
+
+
+def vblade_unit(box: Sequence[str], target: Target, netif: str, export: str) -> str:
+    """A systemd service for the NAS that runs vblade_argv and restarts it if it stops (an
+    interface that is not there yet, a NAS under load); install it as unit_name(target)."""
+    argv = vblade_argv(box, target, netif, export, program=VBLADE)
+    name = unit_name(target)
+    return "\n".join([
+        f"# aoeboot: /etc/systemd/system/{name} on the NAS: exports {export} as "
+        f"{target.disk.name}",
+        f"# on {netif}, answering {', '.join(box)} only (vblade -m).",
+        f"# systemctl daemon-reload && systemctl enable --now {name}",
+        "[Unit]",
+        f"Description=AoE export {target.disk.name} for {', '.join(box)}",
+        "Documentation=man:vblade(8)",
+        "After=network.target",
+        "",
+        "[Service]",
+        "ExecStart=" + " ".join(_unit_word(word) for word in argv),
+        "Restart=always",
+        "RestartSec=5",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
         "",
     ])

@@ -158,3 +158,39 @@ def _with_identity(answer: ProbedTarget, identity: Optional[wire.Identity]) -> P
         return answer
     return ProbedTarget(**{**answer.__dict__, "size_bytes": identity.size_bytes,
                            "model": identity.model})
+
+
+def read_sector(interface: str, server: str, target: Target, lba: int = 0,
+                timeout: float = 1.0) -> Optional[bytes]:
+    """One ATA READ of sector `lba` of `target`, sent from `interface` to the server MAC
+    `server`: its 512 bytes, or None when nothing answered within `timeout` (a vblade whose
+    -m list leaves this interface's MAC out answers nothing at all). An error answer raises."""
+    sock, own = _open(interface)
+    tag = ((os.getpid() & 0xFFFF) << 16) | 0x4000 | (lba & 0x3FFF)
+    try:
+        _send(sock, interface, wire.ata_read(own, macs.to_bytes(server), target.shelf,
+                                             target.slot, tag, lba))
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([sock], [], [], left)[0]:
+                return None
+            try:
+                frame = sock.recv(9000)
+                header = wire.parse_header(frame)
+            except BlockingIOError:
+                continue
+            except wire.WireError:
+                continue
+            if not header.is_response or header.tag != tag or header.command != wire.CMD_ATA:
+                continue
+            if header.flags & wire.FLAG_ERROR:
+                raise AoebootError(f"{target.disk.name} from {server}: "
+                                   f"{wire.error_text(header.error)}")
+            reply = wire.parse_ata_reply(frame)
+            if reply.status & 0x01 or len(reply.data) < wire.SECTOR:
+                raise AoebootError(f"{target.disk.name} from {server}: ATA read of sector {lba} "
+                                   f"failed (status {reply.status:#04x}, error {reply.error:#04x})")
+            return reply.data[:wire.SECTOR]
+    finally:
+        sock.close()

@@ -64,7 +64,7 @@ def check(root: Path = Path("/"), progress: Callable[[str], None] = lambda _: No
     host = _host(root, checks)
     if host is None:
         return checks
-    for step in (_driver, _interfaces, _target, _root_mount, _fstab, _cmdline, _entries,
+    for step in (_driver, _interfaces, _target, _servers, _root_mount, _fstab, _cmdline, _entries,
                  _grub_default, _initramfs, _installed, _publish):
         progress(step.__name__.strip("_").replace("_", " "))
         checks += step(host)
@@ -174,6 +174,31 @@ def _target(host: Host) -> List[Check]:
                       f"(partitions: {parts})", "is it the right disk?")]
     size = f"{seen.size_bytes / 2**30:.1f} GiB"
     return [Check("target", OK, f"{disk.name} is up, {size}, via {seen.netif} from {seen.mac}")]
+
+
+def _servers(host: Host) -> List[Check]:
+    """Which servers answer for the disk, against those install-entry recorded: a second NAS
+    exporting the same shelf.slot, or a spoofer, becomes one more server the driver spreads
+    reads and writes over."""
+    disk = host.target.disk.name
+    seen = driver.servers(host.target.disk, host.root) if driver.is_loaded(host.root) else ()
+    if not seen:
+        return []  # the target check says why
+    recorded = host.config.boot.servers
+    if not recorded:
+        return [Check("server", OK, f"{disk} is served by {', '.join(seen)} (no server MACs "
+                      "recorded to compare with: `aoeboot install-entry` records them)")]
+    unexpected = [server for server in seen if server not in recorded]
+    if unexpected:
+        return [Check("server", WARN, f"{disk} is also answered by {', '.join(unexpected)}, "
+                      f"which {paths.CONFIG} does not record (recorded: {', '.join(recorded)}): "
+                      f"a second NAS exporting {disk}, or a spoofer, and the driver reads and "
+                      "writes through every server it hears",
+                      "find that MAC on the network; if the NAS really changed, "
+                      "`aoeboot install-entry --server MAC`")]
+    silent = [server for server in recorded if server not in seen]
+    return [Check("server", OK, f"{disk} is served by {', '.join(seen)}, as recorded"
+                  + (f" ({', '.join(silent)} not heard)" if silent else ""))]
 
 
 def _root_mount(host: Host) -> List[Check]:

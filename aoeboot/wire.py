@@ -27,6 +27,9 @@ CMD_ATA = 0
 CMD_QUERY_CONFIG = 1
 
 ATA_IDENTIFY = 0xEC
+ATA_READ_EXT = 0x24  # READ SECTORS EXT: 48-bit LBA
+AFLAG_EXTENDED = 0x40
+SECTOR = 512
 
 ERRORS = {
     1: "unrecognized command",
@@ -103,6 +106,17 @@ def ata_identify(src: bytes, dst: bytes, shelf: int, slot: int, tag: int) -> byt
     """ATA IDENTIFY DEVICE for one sector (the 512-byte identify block)."""
     header = Header(dst, src, shelf, slot, CMD_ATA, tag)
     return _pad(header.pack() + _ATA.pack(0, 0, 1, ATA_IDENTIFY, b"\0" * 6))
+
+
+def ata_read(src: bytes, dst: bytes, shelf: int, slot: int, tag: int, lba: int,
+             count: int = 1) -> bytes:
+    """ATA READ SECTORS EXT of `count` sectors from `lba` (48-bit, least significant byte
+    first, as AoE carries it)."""
+    if not 0 <= lba < 1 << 48 or not 1 <= count <= 2:  # two sectors fill a 1500-byte frame
+        raise ValueError(f"cannot read {count} sector(s) at LBA {lba} in one frame")
+    header = Header(dst, src, shelf, slot, CMD_ATA, tag)
+    return _pad(header.pack() + _ATA.pack(AFLAG_EXTENDED, 0, count, ATA_READ_EXT,
+                                          lba.to_bytes(6, "little")))
 
 
 def parse_header(frame: bytes) -> Header:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
 
 from aoelab import sysimage
+from aoelab.netns import Namespace
 from aoelab.vm import VM
 
 FILES = Path(__file__).resolve().parent / "files"
@@ -32,6 +33,7 @@ SHELF, ROOT_PART, BOOT_PART = 11, 3, 2
 TARGET = f"e{SHELF}.0p{ROOT_PART}"  # the system disk's btrfs partition
 DATA_TARGET = f"e{SHELF}.1"
 MAC = "52:54:00:12:34:56"
+NAS_MAC = "02:aa:00:00:00:01"  # the NAS's interface towards the box, when it is a bridge (lan)
 NAS_TAG = "nas"
 NAS_MOUNT = "/srv/nas"
 PUBLISH_DIR = f"{NAS_MOUNT}/aoeboot"
@@ -221,11 +223,13 @@ class Box:
 
 
 def install_box(work: Path, kernel: str = sysimage.SUITE,
-                prepare: Optional[Callable[[Path], None]] = None) -> Box:
+                prepare: Optional[Callable[[Path], None]] = None,
+                install_args: Sequence[str] = ()) -> Box:
     """A user's installation: the system disk (with the data volume in fstab by UUID=), the
     aoeboot package in it, publishing to the NAS's share configured, install-entry from the
     installer's shell, then the distribution's `kernel-install add` (after the grub model).
-    `prepare(target)` runs before install-entry (extra files, hooks)."""
+    `prepare(target)` runs before install-entry (extra files, hooks); `install_args` are more
+    install-entry options."""
     nas = work / "nas"
     nas.mkdir(parents=True)
     disk = sysimage.system_image(work / "system.img", kernel=kernel,
@@ -242,7 +246,7 @@ def install_box(work: Path, kernel: str = sysimage.SUITE,
         if prepare is not None:
             prepare(target)
         install_log = install_entry_from_installer(pyz, target, "--target", TARGET,
-                                                   "--iface", MAC)
+                                                   "--iface", MAC, *install_args)
         kver = sysimage.boot_kernels(target)[-1]
         with nas_bind(target, nas):
             done = sysimage.chroot_run(target, ["kernel-install", "-v", "add", kver,
@@ -266,12 +270,18 @@ class Boot:
 
 
 def boot(box: Box, workdir: Path, *, entry: Optional[Entry] = None, options: str = "",
-         netboot: bool = False, nic: str = "virtio-net-pci", timeout: float = 900) -> Boot:
+         netboot: bool = False, nic: str = "virtio-net-pci", timeout: float = 900,
+         lan: bool = False, root_argv: Optional[Callable[[str], Sequence[str]]] = None,
+         during: Optional[Callable[[Namespace, str, VM, Path], None]] = None) -> Boot:
     """The NAS (vblade serving both disks, dnsmasq as `aoeboot nas-config` configures it, TFTP
     from the published directory) and the box: `entry`'s kernel and initramfs with `options`,
-    or, with `netboot`, whatever iPXE finds in the NAS's boot script."""
+    or, with `netboot`, whatever iPXE finds in the NAS's boot script.
+
+    With `lan`, the NAS serves on a bridge br0 (address NAS_MAC) holding the box's tap, so that
+    other machines can join the network (veth pairs into br0). `root_argv(nas_iface)` is the
+    vblade command line of the system disk (default: open to all). `during(ns, nas_iface, vm,
+    probe_log)` runs once the VM has started, before waiting for the probe."""
     from aoelab.dnsmasq import Dnsmasq
-    from aoelab.netns import Namespace
     from aoelab.vblade import Vblade
 
     workdir.mkdir(exist_ok=True)
@@ -286,11 +296,19 @@ def boot(box: Box, workdir: Path, *, entry: Optional[Entry] = None, options: str
         how = {"kernel": entry.linux, "initrd": entry.initrd, "append": f"{CONSOLE} {options}"}
     with Namespace("aoesys") as ns:
         ns.add_tap("tap0")
-        with Vblade(ns, SHELF, 0, "tap0", box.disk), Vblade(ns, SHELF, 1, "tap0", box.data), \
-                Dnsmasq(ns, "tap0", box.nas / "aoeboot", fragment, workdir):
+        nas_iface = "tap0"
+        if lan:
+            nas_iface = "br0"
+            ns.add_bridge(nas_iface, NAS_MAC, ["tap0"])
+        argv = root_argv(nas_iface) if root_argv else None
+        with Vblade(ns, SHELF, 0, nas_iface, box.disk, argv=argv), \
+                Vblade(ns, SHELF, 1, nas_iface, box.data), \
+                Dnsmasq(ns, nas_iface, box.nas / "aoeboot", fragment, workdir):
             vm = VM(ns, workdir / "console.log", mac=MAC, memory=1024, nic=nic,
                     extra=vm_extra(probe, box.nas), **how)
             with vm:
+                if during is not None:
+                    during(ns, nas_iface, vm, probe)
                 done = wait_for_probe(probe, vm, timeout)
                 exit_code = vm.wait_exit(180)
     probed = probe.read_text(errors="replace") if probe.exists() else ""

@@ -46,6 +46,14 @@ class Namespace:
         self.run(["ip", "tuntap", "add", "dev", ifname, "mode", "tap"])
         self.link_up(ifname)
 
+    def add_bridge(self, ifname: str, mac: str, ports: Sequence[str] = ()) -> None:
+        """A bridge (no STP: ports forward at once) with address `mac`, up, with `ports` in it:
+        one Ethernet segment that more namespaces can join through veth pairs."""
+        self.run(["ip", "link", "add", ifname, "address", mac, "type", "bridge"])
+        for port in ports:
+            self.run(["ip", "link", "set", port, "master", ifname])
+        self.link_up(ifname)
+
     def mac(self, ifname: str) -> str:
         return self.run(["cat", f"/sys/class/net/{ifname}/address"]).stdout.strip()
 

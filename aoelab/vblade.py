@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
+from typing import Optional, Sequence
 
 from aoelab.netns import Namespace
 
@@ -19,14 +20,15 @@ def sparse_image(path: Path, size: int) -> Path:
 class Vblade:
     """`vblade SHELF SLOT IFACE IMAGE` running in `ns` until stopped (or the namespace dies)."""
 
-    def __init__(self, ns: Namespace, shelf: int, slot: int, iface: str, image: Path) -> None:
-        self.proc = ns.popen(["vblade", str(shelf), str(slot), iface, str(image)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    def __init__(self, ns: Namespace, shelf: int, slot: int, iface: str, image: Path,
+                 argv: Optional[Sequence[str]] = None) -> None:
+        """With `argv`, that command line exactly (`aoeboot nas-config --format vblade`'s)."""
+        command = list(argv) if argv else ["vblade", str(shelf), str(slot), iface, str(image)]
+        self.proc = ns.popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              stdin=subprocess.DEVNULL)
         time.sleep(0.1)
         if self.proc.poll() is not None:
-            raise RuntimeError(f"vblade {shelf}.{slot} on {iface} exited at once "
-                               f"({self.proc.returncode})")
+            raise RuntimeError(f"{' '.join(command)} exited at once ({self.proc.returncode})")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

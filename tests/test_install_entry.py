@@ -169,3 +169,58 @@ def cpio_names(image: Path) -> "list[str]":
     from aoeboot import cpio
 
     return cpio.names(image)
+
+
+def test_records_the_servers_the_driver_uses_and_the_initramfs_carries_them(tmp_path, aoe_initrd):
+    """In the installer the disk is on AoE already: the servers come from the driver (its
+    debugfs file lists each, here two), and the image the dracut module builds carries them."""
+    kver, initrd = aoe_initrd
+    root = installed_root(tmp_path, kver, initrd)
+    (root / "sys/module/aoe").mkdir(parents=True)
+    (root / "sys/block/etherd!e11.0").mkdir(parents=True)
+    (root / "sys/block/etherd!e11.0/mac").write_text("525400aa0001\n")
+    (root / "sys/kernel/debug/aoe").mkdir(parents=True)
+    (root / "sys/kernel/debug/aoe/e11.0").write_text(
+        "rttavg: 2 rttdev: 1\nfalloc: 1\nffree: 0000000000000000\n525400aa0001:0:16:16\n"
+        "\tssthresh:8\n\ttaint:0\n\teth0\nfalloc: 1\nffree: 0000000000000000\n"
+        "525400aa0002:0:16:16\n\tssthresh:8\n\ttaint:0\n\teth1\n")
+    out = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == (
+        "recorded 52:54:00:aa:00:01, 52:54:00:aa:00:02 as the server(s) of e11.0")
+    config = (root / "etc/aoeboot/aoeboot.conf").read_text()
+    assert "servers = 52:54:00:aa:00:01 52:54:00:aa:00:02\n" in config
+    # the kernel command line stays as it was; only the image carries them (for its report)
+    assert "rd.aoe.server" not in (root / "etc/kernel/cmdline").read_text()
+    baked = aoeboot("cmdline", "--initramfs", "--root", str(root))
+    assert baked.stdout.split()[-2:] == [
+        "rd.aoe=1", "rd.aoe.server=52:54:00:aa:00:01,52:54:00:aa:00:02"], baked.stdout
+    # the driver lists them in the order they answered: a new order changes nothing
+    (root / "sys/kernel/debug/aoe/e11.0").write_text("525400aa0002:0:16:16\n525400aa0001:0:1:16\n")
+    again = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
+    assert again.stdout.strip() == "nothing to change: already set up to boot from AoE"
+
+
+def test_server_named_by_hand_wins_and_bad_ones_are_one_line(tmp_path, aoe_initrd):
+    kver, initrd = aoe_initrd
+    root = installed_root(tmp_path, kver, initrd)
+    (root / "etc/aoeboot").mkdir(parents=True)
+    (root / "etc/aoeboot/aoeboot.conf").write_text("[boot]\nservers = 52:54:00:aa:00:01\n")
+    out = aoeboot("install-entry", "--target", "e11.0p1", "--server", "02-AA-00-00-00-09",
+                  "--root", str(root))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == (
+        "recorded 02:aa:00:00:00:09 as the server(s) of e11.0 (was 52:54:00:aa:00:01)")
+    assert "servers = 02:aa:00:00:00:09\n" in (root / "etc/aoeboot/aoeboot.conf").read_text()
+    bad = aoeboot("install-entry", "--target", "e11.0p1", "--server", "nas", "--root", str(root))
+    assert bad.returncode == 2 and bad.stderr.startswith("aoeboot: invalid MAC address 'nas'")
+    assert len(bad.stderr.splitlines()) == 1
+
+
+def test_without_the_driver_nothing_is_recorded_and_it_says_so(tmp_path, aoe_initrd):
+    kver, initrd = aoe_initrd
+    out = aoeboot("install-entry", "--target", "e11.0p1", "--root",
+                  str(installed_root(tmp_path, kver, initrd)))
+    assert out.returncode == 0, out.stderr
+    assert "cannot tell which NAS serves e11.0" in out.stderr
+    assert "servers" not in (tmp_path / "sysimage/etc/aoeboot/aoeboot.conf").read_text()

@@ -1,3 +1,5 @@
+import pytest
+
 from aoeboot import ipxe, nasconfig
 from aoeboot.target import Target
 from tests.helpers import aoeboot
@@ -58,3 +60,69 @@ def test_nas_config_cli():
     assert "tag:ipxe,52-54-00-12-34-56/boot.ipxe" in out.stdout
     bad = aoeboot("nas-config", "--mac", "eth0", "--target", "e11.0")
     assert bad.returncode == 2 and "invalid MAC address 'eth0'" in bad.stderr
+
+
+def test_dhcp_fragments_for_a_box_with_two_nics():
+    out = aoeboot("nas-config", "--mac", "52:54:00:12:34:56", "--mac", "52:54:00:12:34:57",
+                  "--target", "e11.0p1", "--format", "dnsmasq")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines.count("dhcp-userclass=set:ipxe,iPXE") == 1
+    for tag in ("aoeboot-525400123456", "aoeboot-525400123457"):
+        # either NIC may PXE-boot; both get the one script (the publish directory of the first)
+        assert f"dhcp-boot=tag:{tag},tag:ipxe,52-54-00-12-34-56/boot.ipxe" in lines
+    isc = aoeboot("nas-config", "--mac", "52:54:00:12:34:56", "--mac", "52:54:00:12:34:57",
+                  "--target", "e11.0p1")
+    assert isc.stdout.count("host aoeboot-52540012345") == 2, isc.stdout
+
+
+def test_vblade_exports_the_whole_disk_to_the_box_only():
+    out = aoeboot("nas-config", "--mac", "52-54-00-12-34-56", "--mac", "52:54:00:12:34:57",
+                  "--mac", "52:54:00:12:34:56", "--target", "aoe:e11.0p3", "--format", "vblade",
+                  "--nas-iface", "enp3s0", "--export", "/dev/disk/by-id/ata-WDC_WD40-part1")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "# aoeboot: export e11.0 on enp3s0 to 52:54:00:12:34:56, 52:54:00:12:34:57 only",
+        "vblade -m 52:54:00:12:34:56,52:54:00:12:34:57 11 0 enp3s0 "
+        "/dev/disk/by-id/ata-WDC_WD40-part1"]
+
+
+BAD_VBLADE = [
+    ({"--export": "/srv/aoe/my box.img"}, "invalid export path '/srv/aoe/my box.img'"),
+    ({"--export": "srv/box.img"}, "invalid export path 'srv/box.img'"),
+    ({"--export": "/srv/aoe/../box.img"}, "invalid export path '/srv/aoe/../box.img'"),
+    ({"--export": "/srv/aoe/"}, "invalid export path '/srv/aoe/'"),
+    ({"--export": "/srv/$HOME"}, "invalid export path '/srv/$HOME'"),
+    ({"--export": "/srv/%n"}, "invalid export path '/srv/%n'"),
+    ({"--export": "/"}, "invalid export path '/'"),
+    ({"--nas-iface": "52:54:00:aa:00:01"}, "invalid interface name '52:54:00:aa:00:01'"),
+    ({"--nas-iface": "eth0;reboot"}, "invalid interface name 'eth0;reboot'"),
+    ({"--nas-iface": ""}, "invalid interface name ''"),
+    ({"--mac": "ff:ff:ff:ff:ff:ff"}, "'ff:ff:ff:ff:ff:ff' is a multicast or null address"),
+    ({"--mac": "00:00:00:00:00:00"}, "'00:00:00:00:00:00' is a multicast or null address"),
+    ({"--mac": "52:54:00:12:34"}, "invalid MAC address '52:54:00:12:34'"),
+    ({"--mac": [f"52:54:00:00:00:{n:02x}" for n in range(33)]},
+     "33 MACs given: vblade takes at most 32"),
+]
+
+
+@pytest.mark.parametrize("bad, message", BAD_VBLADE,
+                         ids=[f"{next(iter(b))}-{i}" for i, (b, _) in enumerate(BAD_VBLADE)])
+@pytest.mark.parametrize("fmt", ["vblade", "vblade-unit"])
+def test_bad_vblade_input_is_one_line_exit_2(fmt, bad, message):
+    given = {"--mac": "52:54:00:12:34:56", "--nas-iface": "eth0", "--export": "/dev/vg/box",
+             **bad}
+    argv = ["nas-config", "--target", "e11.0", "--format", fmt]
+    for option, values in given.items():
+        for value in [values] if isinstance(values, str) else values:
+            argv += [option, value]
+    out = aoeboot(*argv)
+    assert out.returncode == 2 and out.stdout == "", out.stdout
+    assert len(out.stderr.splitlines()) == 1 and message in out.stderr, out.stderr
+
+
+def test_vblade_without_its_inputs_says_what_it_needs():
+    out = aoeboot("nas-config", "--mac", "52:54:00:12:34:56", "--target", "e11.0", "--format",
+                  "vblade", "--export", "/dev/vg/box")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.startswith("aoeboot: --format vblade needs --nas-iface IF and --export PATH")

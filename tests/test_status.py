@@ -115,8 +115,8 @@ def test_healthy_root_is_all_ok(root, aoe_initrd):
     assert lines[-1] == "next boot: OK"
     assert all(line.startswith("OK ") for line in lines[:-1]), out.stdout
     names = [line.split()[1] for line in lines[:-1]]
-    for name in ("config", "driver", "target", "root", "cmdline", "entry", "initramfs", "dracut",
-                 "plugin", "publish"):
+    for name in ("config", "driver", "target", "server", "root", "cmdline", "entry", "initramfs",
+                 "dracut", "plugin", "publish"):
         assert name in names, out.stdout
     assert f"boot/initramfs-{kver}.img has the aoe driver and our module" in out.stdout
     assert f"boots {kver}; files verified" in out.stdout
@@ -252,12 +252,32 @@ def _pending(root: Path) -> None:
     state_file.write_text(json.dumps(state))
 
 
+def _second_server(root: Path) -> None:
+    """A second NAS (or a spoofer) answers for e11.0: the driver's debugfs file lists it as one
+    more server of the disk; sysfs `mac` still shows only the first."""
+    config = root / "etc/aoeboot/aoeboot.conf"
+    recorded = "interfaces = eth0\nservers = 52:54:00:12:34:56\n"
+    config.write_text(config.read_text().replace("interfaces = eth0\n", recorded))
+    debugfs = root / "sys/kernel/debug/aoe/e11.0"
+    debugfs.parent.mkdir(parents=True)
+    debugfs.write_text(DEBUGFS)
+
+
 def _mask_plugin(root: Path) -> None:
     (root / "etc/kernel/install.d").mkdir(parents=True)
     (root / "etc/kernel/install.d/60-aoeboot.install").symlink_to("/dev/null")
 
 
+# /sys/kernel/debug/aoe/e11.0 as the driver writes it, with two servers for the disk
+DEBUGFS = ("rttavg: 2 rttdev: 1\nnskbpool: 0\nkicked: 0\nmaxbcnt: 8192\nref: 1\n"
+           "falloc: 1\nffree: 0000000000000000\n525400123456:0:16:16\n\tssthresh:8\n\ttaint:0\n"
+           "\tr:3\n\tw:1\n\teth0\n"
+           "falloc: 1\nffree: 0000000000000000\n02aa00000099:0:1:16\n\tssthresh:8\n\ttaint:0\n"
+           "\tr:1\n\tw:0\n\teth0\n")
+
 WARNINGS = [
+    ("server", _second_server, "e11.0 is also answered by 02:aa:00:00:00:99, which "
+     "/etc/aoeboot/aoeboot.conf does not record (recorded: 52:54:00:12:34:56)"),
     ("dracut", _remove("etc/dracut.conf.d/90-aoeboot.conf"),
      "/etc/dracut.conf.d/90-aoeboot.conf is missing"),
     ("plugin", _mask_plugin, "masks the kernel-install plugin"),
@@ -282,6 +302,19 @@ def test_what_only_breaks_later_warns_and_exits_0(root, name, breakage, message)
     assert ("WARN", name) in [(level, n) for level, n, _ in found], found
     assert any(message in m for level, n, m in found if level == "WARN" and n == name), found
     assert all(level != "FAIL" for level, _, _ in found), found
+
+
+def test_servers_as_recorded_are_ok(root):
+    _second_server(root)
+    config = root / "etc/aoeboot/aoeboot.conf"
+    config.write_text(config.read_text().replace("servers = 52:54:00:12:34:56",
+                                                 "servers = 02:aa:00:00:00:99 52:54:00:12:34:56"))
+    out = status(root, "--json")
+    assert ("OK", "server", "e11.0 is served by 52:54:00:12:34:56, 02:aa:00:00:00:99, as "
+            "recorded") in levels(out), out.stdout
+    (root / "sys/kernel/debug/aoe/e11.0").unlink()  # no debugfs: sysfs names the first server
+    assert ("OK", "server", "e11.0 is served by 52:54:00:12:34:56, as recorded "
+            "(02:aa:00:00:00:99 not heard)") in levels(status(root, "--json"))
 
 
 def test_root_not_set_up_at_all(tmp_path):

@@ -93,3 +93,18 @@ def test_malformed_frames_rejected(frame, message):
 def test_error_reply_flags():
     header = wire.parse_header(_reply_header(1, wire.FLAG_RESPONSE | wire.FLAG_ERROR, 3))
     assert header.flags & wire.FLAG_ERROR and wire.error_text(header.error) == "device unavailable"
+
+
+def test_ata_read_ext_bytes():
+    frame = wire.ata_read(SRC, DST, shelf=11, slot=0, tag=9, lba=0x0102030405)
+    assert frame[:24] == DST + SRC + b"\x88\xa2\x10\x00\x00\x0b\x00\x00\x00\x00\x00\x09"
+    assert frame[24:36] == (
+        b"\x40"  # aflags: extended (48-bit LBA), no write
+        + b"\x00"  # err/feature
+        + b"\x01"  # one sector
+        + b"\x24"  # READ SECTORS EXT
+        + b"\x05\x04\x03\x02\x01\x00"  # LBA, least significant byte first
+        + b"\x00\x00"  # reserved
+    )
+    with pytest.raises(ValueError):
+        wire.ata_read(SRC, DST, 11, 0, 9, lba=1 << 48)

@@ -2,7 +2,8 @@
 # Root on AoE: root=aoe:eX.Y[pN] (iPXE's spelling) or root=/dev/etherd/eX.Y[pN]; also
 # root=UUID=/LABEL= on an AoE disk when rd.aoe.iface= (or rd.aoe=1) says AoE is wanted.
 # root=dhcp with a DHCP root-path aoe:eX.Y[pN] where a DHCP module (network) is included.
-# Options: rd.aoe.iface=IF|MAC[,...] (else BOOTIF=), rd.aoe.timeout=S, rd.aoe.deadsecs=S.
+# Options: rd.aoe.iface=IF|MAC[,...] (else BOOTIF=), rd.aoe.timeout=S, rd.aoe.deadsecs=S;
+# rd.aoe.server=MAC[,...] (the recorded servers, for the report: aoe-report.sh).
 
 type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
 

@@ -1,0 +1,108 @@
+"""`nas-config --format vblade|vblade-unit` against the real vblade: the command line it prints,
+run as printed in a namespace, answers the box's MAC and nothing else on the same link."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import pytest
+
+from aoelab.netns import Namespace, veth_pair
+from aoelab.vblade import sparse_image
+from tests.helpers import REPO, aoeboot, require_programs, require_root
+
+BOX = "52:54:00:12:34:56"
+STRANGER = "52:54:00:66:66:66"
+NAS = "02:aa:00:00:00:01"
+SECTOR = 5
+DATA = bytes(range(256)) * 2
+
+
+def printed_argv(*args: str) -> List[str]:
+    out = aoeboot("nas-config", "--mac", BOX, "--target", "e11.0p3", *args)
+    assert out.returncode == 0, out.stderr
+    commands = [line for line in out.stdout.splitlines() if not line.startswith("#")]
+    assert len(commands) == 1, out.stdout
+    return shlex.split(commands[0])
+
+
+def client_sees(client: Namespace) -> "tuple[list, Optional[bytes]]":
+    """What the client finds by discovery, and sector SECTOR of e11.0 read straight from the
+    NAS's MAC (no discovery needed for that)."""
+    found = client.run([sys.executable, "-m", "aoeboot", "discover", "--userspace", "--json",
+                        "-i", "eth0", "--timeout", "0.5"], check=False, cwd=REPO)
+    assert found.returncode in (0, 1), found.stderr
+    code = ("import sys; from aoeboot.probe import read_sector; from aoeboot.target import Target;"
+            f"data = read_sector('eth0', '{NAS}', Target(11, 0), {SECTOR}, timeout=1.0);"
+            "sys.stdout.write('none' if data is None else data.hex())")
+    read = client.run([sys.executable, "-c", code], check=False, cwd=REPO)
+    assert read.returncode == 0, read.stderr
+    return json.loads(found.stdout), None if read.stdout == "none" else bytes.fromhex(read.stdout)
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    disk = sparse_image(tmp_path / "box.img", 16 << 20)
+    with open(disk, "r+b") as handle:
+        handle.seek(SECTOR * 512)
+        handle.write(DATA)
+    return disk
+
+
+def test_the_printed_vblade_answers_the_box_and_no_one_else(image):
+    require_root()
+    require_programs("vblade")
+    argv = printed_argv("--format", "vblade", "--nas-iface", "nas0", "--export", str(image))
+    assert argv == ["vblade", "-m", BOX, "11", "0", "nas0", str(image)]
+    with Namespace() as nas, Namespace() as client:
+        veth_pair(nas, "nas0", client, "eth0", left_mac=NAS, right_mac=STRANGER)
+        # control: the same export without -m answers this client
+        open_blade = nas.popen(argv[:1] + argv[3:], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        try:
+            rows, data = client_sees(client)
+        finally:
+            open_blade.terminate()
+            open_blade.wait(timeout=5)
+        assert [(r["target"], r["mac"]) for r in rows] == [("e11.0", NAS)]
+        assert data == DATA
+        blade = nas.popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            time.sleep(0.2)
+            assert blade.poll() is None, blade.stderr.read() if blade.stderr else ""
+            assert client_sees(client) == ([], None)  # another MAC: not found, not read
+            client.run(["ip", "link", "set", "eth0", "address", BOX])
+            rows, data = client_sees(client)  # the box's MAC: found and read
+            assert [(r["target"], r["mac"]) for r in rows] == [("e11.0", NAS)]
+            assert data == DATA
+        finally:
+            blade.terminate()
+            blade.wait(timeout=5)
+
+
+def test_the_unit_runs_the_same_command_and_systemd_accepts_it(tmp_path, image):
+    require_programs("systemd-analyze")
+    out = aoeboot("nas-config", "--mac", BOX, "--mac", "52:54:00:12:34:57", "--target", "e11.0p3",
+                  "--format", "vblade-unit", "--nas-iface", "eth0", "--export", "/dev/vg/box")
+    assert out.returncode == 0, out.stderr
+    assert "/etc/systemd/system/vblade-e11.0.service" in out.stdout
+    exec_start = [line for line in out.stdout.splitlines() if line.startswith("ExecStart=")]
+    assert exec_start == [f"ExecStart=/usr/sbin/vblade -m {BOX},52:54:00:12:34:57 11 0 eth0 "
+                          "/dev/vg/box"]
+    command = aoeboot("nas-config", "--mac", BOX, "--mac", "52:54:00:12:34:57", "--target",
+                      "e11.0", "--format", "vblade", "--nas-iface", "eth0", "--export",
+                      "/dev/vg/box")
+    assert shlex.split(command.stdout.splitlines()[1])[1:] == \
+        shlex.split(exec_start[0].partition("=")[2])[1:]
+    unit = tmp_path / "vblade-e11.0.service"
+    unit.write_text(out.stdout)
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                            text=True, env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"})
+    assert verify.returncode == 0 and str(unit) not in verify.stderr, verify.stderr
