@@ -41,11 +41,12 @@ def test_list_targets_reads_every_attribute(root):
     make_disk(root, "e11.1", state="down,closewait", partitions=())
     make_disk(root, "e11.0", partitions=(2, 1))
     (root / "sys/block/sda").mkdir()
+    route = (driver.Route("52:54:00:aa:bb:cc", ("eth0",)),)
     assert driver.list_targets(root) == [
         driver.DriverTarget(Target(11, 0), "up", 131072 * 512, "52:54:00:aa:bb:cc", "eth0",
-                            "0x4019", 8192, (Target(11, 0, 1), Target(11, 0, 2))),
+                            "0x4019", 8192, (Target(11, 0, 1), Target(11, 0, 2)), route),
         driver.DriverTarget(Target(11, 1), "down,closewait", 131072 * 512, "52:54:00:aa:bb:cc",
-                            "eth0", "0x4019", 8192, ()),
+                            "eth0", "0x4019", 8192, (), route),
     ]
     assert [t.is_up for t in driver.list_targets(root)] == [True, False]
 
@@ -104,3 +105,50 @@ def test_cli_kernel_mode_without_the_module_is_exit_2(tmp_path):
         capture_output=True, text=True, timeout=60)
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().startswith(f"aoeboot: aoe driver not available for kernel {release}")
+
+
+# What the driver's debugfs file (drivers/block/aoe/aoeblk.c, aoe_debugfs_show) says of a disk
+# two servers answer for, the first through two interfaces.
+DEBUGFS_TWO_SERVERS = """rttavg: 1200 rttdev: 350
+nskbpool: 0
+kicked: 0
+maxbcnt: 8192
+ref: 1
+falloc: 36
+ffree: 0000000000000000
+525400aabbcc:0:16:16
+\tssthresh:8
+\ttaint:0
+\tr:1402
+\tw:8873
+\tens3,ens4
+525400ddeeff:0:1:16
+\tssthresh:0
+\ttaint:0
+\tr:0
+\tw:0
+\tens3
+"""
+
+
+def test_every_path_to_a_disk_from_debugfs(root):
+    make_disk(root, "e11.0")
+    (root / "sys/kernel/debug/aoe").mkdir(parents=True)
+    (root / "sys/kernel/debug/aoe/e11.0").write_text(DEBUGFS_TWO_SERVERS)
+    [found] = driver.list_targets(root)
+    assert found.routes == (driver.Route("52:54:00:aa:bb:cc", ("ens3", "ens4")),
+                            driver.Route("52:54:00:dd:ee:ff", ("ens3",)))
+    assert found.paths == [("ens3", "52:54:00:aa:bb:cc"), ("ens4", "52:54:00:aa:bb:cc"),
+                           ("ens3", "52:54:00:dd:ee:ff")]
+    # rto(): 2 * rttavg + 8 * (rttdev >> RTTDSCALE), in microseconds
+    assert driver.retransmit_timeout(Target(11, 0), root) == pytest.approx(0.0052)
+
+
+def test_paths_without_debugfs_come_from_sysfs(root):
+    make_disk(root, "e11.0")
+    (root / "sys/block/etherd!e11.0/netif").write_text("ens3,ens4\n")
+    [found] = driver.list_targets(root)
+    assert found.paths == [("ens3", "52:54:00:aa:bb:cc"), ("ens4", "52:54:00:aa:bb:cc")]
+    assert driver.retransmit_timeout(Target(11, 0), root) is None
+    (root / "sys/block/etherd!e11.0/netif").write_text("none\n")
+    assert driver.list_targets(root)[0].paths == []
