@@ -79,7 +79,8 @@ def available(kver: str, root: Path = Path("/")) -> bool:
 
 
 def load(interfaces: Sequence[str] = (), root: Path = Path("/")) -> None:
-    """Load aoe if needed and restrict it to `interfaces` (all interfaces when empty)."""
+    """Load aoe if needed, restricted to `interfaces` (all interfaces when empty). A driver
+    already loaded keeps every interface it has and gains `interfaces` (see `widen`)."""
     iflist = " ".join(interfaces)
     if not is_loaded(root):
         if root != Path("/"):
@@ -89,7 +90,18 @@ def load(interfaces: Sequence[str] = (), root: Path = Path("/")) -> None:
             raise AoebootError(f"aoe driver not available for kernel {_release()}",
                                hint="install the kernel's modules, or use --userspace")
         return
-    set_interfaces(interfaces, root)
+    widen(interfaces, root)
+
+
+def widen(interfaces: Sequence[str], root: Path = Path("/")) -> None:
+    """Let the loaded driver use `interfaces` too, never taking one away: on a box whose root
+    is on AoE the disk may be reached only through the interfaces already listed, and the
+    driver drops every frame from the others. An empty list already means every interface, and
+    there is no writing it back: the driver takes a written "\\n" for a list that matches none."""
+    current = read_or_empty(under(root, IFLIST_PARAM)).split()
+    missing = [name for name in interfaces if name not in current]
+    if current and missing:
+        set_interfaces(current + missing, root)
 
 
 def _release() -> str:
@@ -99,7 +111,9 @@ def _release() -> str:
 
 
 def set_interfaces(interfaces: Sequence[str], root: Path = Path("/")) -> None:
-    """Write the interface list: the module parameter if writable, else /dev/etherd/interfaces."""
+    """Write the interface list: the module parameter if writable, else /dev/etherd/interfaces.
+    Never empty (see `widen`)."""
+    assert interfaces, "an empty list written to the driver matches no interface"
     text = " ".join(interfaces) + "\n"
     for path in (under(root, IFLIST_PARAM), under(root, ETHERD / "interfaces")):
         try:

@@ -51,7 +51,8 @@ def test_list_targets_reads_every_attribute(root):
     assert [t.is_up for t in driver.list_targets(root)] == [True, False]
 
 
-def test_discover_sets_iflist_triggers_and_waits_for_the_wanted_disk(root):
+def test_discover_widens_iflist_triggers_and_waits_for_the_wanted_disk(root):
+    (root / "sys/module/aoe/parameters/aoe_iflist").write_text("eth0\n")
     timer = threading.Timer(0.3, make_disk, (root, "e11.0"))
     timer.start()
     start = time.monotonic()
@@ -68,6 +69,22 @@ def test_discover_gives_up_at_the_timeout(root):
     start = time.monotonic()
     assert driver.discover([], timeout=0.4, root=root) == []
     assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize("before, asked, after", [
+    ("ens2 ens4\n", [], "ens2 ens4\n"),  # the box's root paths stay
+    ("ens2\n", ["ens2"], "ens2\n"),
+    ("\n", ["eth0"], "\n"),  # every interface already; no list can say so again
+    ("\n", [], "\n"),
+])
+def test_discover_never_takes_an_interface_away_from_the_driver(root, before, asked, after):
+    """The driver drops every frame from an interface not in its list: on a box whose root is
+    on AoE, a list without the root's interfaces (a written "\\n" matches none) hangs the
+    root disk. discover only ever adds."""
+    iflist = root / "sys/module/aoe/parameters/aoe_iflist"
+    iflist.write_text(before)
+    driver.discover(asked, timeout=0.1, root=root)
+    assert iflist.read_text() == after
 
 
 def test_iflist_falls_back_to_dev_etherd_interfaces(root):
