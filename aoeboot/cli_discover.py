@@ -42,7 +42,9 @@ def discover(interfaces: Tuple[str, ...], timeout: float, as_json: bool, mode: s
     JSON: a list of objects, one per target and interface, with the keys target ("e11.0"),
     shelf, slot, size_bytes (null if unknown), mac (the server's), interface, and per mode:
     userspace: buffer_count, firmware_version, config_string, model;
-    kernel: state, firmware_version, payload, partitions (["e11.0p1", ...]).
+    kernel: state, firmware_version, payload, partitions (["e11.0p1", ...]), paths (every way
+    to the target: [{"interface": "ens3", "mac": SERVER}, ...]; the aoe driver spreads I/O over
+    them all; interface then lists them comma-separated).
     """
     wanted = [parse_interface(name) for name in interfaces]
     if os.geteuid() != 0:
@@ -108,6 +110,7 @@ def _kernel(interfaces: List[str], timeout: float, retrigger: float) -> List[Dic
             "size_bytes": t.size_bytes, "mac": t.mac, "interface": t.netif, "state": t.state,
             "firmware_version": t.firmware_version, "payload": t.payload,
             "partitions": [p.name for p in t.partitions],
+            "paths": [{"interface": i, "mac": server} for i, server in t.paths],
         }
         for t in driver.discover(interfaces, wait, retrigger=retrigger)
     ]
@@ -123,11 +126,18 @@ def _human(size: Any) -> str:
     return str(size)
 
 
+def _servers(row: Dict[str, Any]) -> str:
+    """Every server MAC answering for the target (the driver knows them all), else the one."""
+    servers = list(dict.fromkeys(p["mac"] for p in row.get("paths", ())))
+    return ",".join(servers) or str(row["mac"])
+
+
 def _print_table(rows: List[Dict[str, Any]], mode: str) -> None:
     extra = "model" if mode == "userspace" else "state"
     header = ("TARGET", "SIZE", "INTERFACE", "SERVER MAC", extra.upper())
     table = [header] + [
-        (r["target"], _human(r["size_bytes"]), r["interface"], r["mac"], str(r.get(extra) or ""))
+        (r["target"], _human(r["size_bytes"]), r["interface"], _servers(r),
+         str(r.get(extra) or ""))
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]

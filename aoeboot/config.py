@@ -6,9 +6,9 @@ An INI file with two sections. Every key is known and validated; any error names
     target = e11.0p1            # the root device on AoE
     interfaces = eth0           # names or MACs, blank-separated; empty: every interface
     timeout = 180               # rd.aoe.timeout, seconds to wait for the root disk
-    deadsecs = 0                # rd.aoe.deadsecs, the driver's aoe_deadsecs (0 = never give up)
-    servers = 52:54:00:aa:00:01 # the NAS's MACs that serve the target (install-entry records
-                                # them); status and the initramfs's AoE report name any other
+    deadsecs = 0                # rd.aoe.deadsecs, aoe_deadsecs; empty: 0 = never give up
+    servers = 52:54:00:aa:00:01 # the NAS's MACs serving the target (install-entry records
+                                # them; status and the AoE report name any other server)
 
     [publish]
     destination = /srv/tftp/aoeboot   # a directory, or ssh://[user@]host[:port]/path

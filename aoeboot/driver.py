@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +22,21 @@ from aoeboot.target import Target
 log = logging.getLogger(__name__)
 
 IFLIST_PARAM = Path("/sys/module/aoe/parameters/aoe_iflist")
+DEADSECS_PARAM = Path("/sys/module/aoe/parameters/aoe_deadsecs")
 ETHERD = Path("/dev/etherd")
 SYS_BLOCK = Path("/sys/block")
-DEBUGFS = Path("/sys/kernel/debug/aoe")  # one file per disk: every server (target) it uses
+# The driver's per-disk debugfs file (aoeblk.c): its round-trip estimate and, for every server
+# MAC answering for the disk, the local interfaces that reach it. sysfs has only one server MAC.
+DEBUGFS = Path("/sys/kernel/debug/aoe")
+_DEBUG_SERVER = re.compile(r"([0-9a-f]{12}):\d+:\d+:\d+")
+_DEBUG_RTT = re.compile(r"rttavg: (\d+) rttdev: (\d+)")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One server MAC answering for a disk and the local interfaces that reach it: the paths."""
+    server: str
+    interfaces: Tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -36,10 +49,16 @@ class DriverTarget:
     firmware_version: str
     payload: Optional[int]
     partitions: Tuple[Target, ...]
+    routes: Tuple[Route, ...] = ()  # every path: server MAC and the interfaces reaching it
 
     @property
     def is_up(self) -> bool:
         return self.state.split(",")[0] == "up"
+
+    @property
+    def paths(self) -> List[Tuple[str, str]]:
+        """(local interface, server MAC) for every path to the disk."""
+        return [(i, r.server) for r in self.routes for i in r.interfaces]
 
 
 def is_loaded(root: Path = Path("/")) -> bool:
@@ -60,7 +79,8 @@ def available(kver: str, root: Path = Path("/")) -> bool:
 
 
 def load(interfaces: Sequence[str] = (), root: Path = Path("/")) -> None:
-    """Load aoe if needed and restrict it to `interfaces` (all interfaces when empty)."""
+    """Load aoe if needed, restricted to `interfaces` (all interfaces when empty). A driver
+    already loaded keeps every interface it has and gains `interfaces` (see `widen`)."""
     iflist = " ".join(interfaces)
     if not is_loaded(root):
         if root != Path("/"):
@@ -70,7 +90,18 @@ def load(interfaces: Sequence[str] = (), root: Path = Path("/")) -> None:
             raise AoebootError(f"aoe driver not available for kernel {_release()}",
                                hint="install the kernel's modules, or use --userspace")
         return
-    set_interfaces(interfaces, root)
+    widen(interfaces, root)
+
+
+def widen(interfaces: Sequence[str], root: Path = Path("/")) -> None:
+    """Let the loaded driver use `interfaces` too, never taking one away: on a box whose root
+    is on AoE the disk may be reached only through the interfaces already listed, and the
+    driver drops every frame from the others. An empty list already means every interface, and
+    there is no writing it back: the driver takes a written "\\n" for a list that matches none."""
+    current = read_or_empty(under(root, IFLIST_PARAM)).split()
+    missing = [name for name in interfaces if name not in current]
+    if current and missing:
+        set_interfaces(current + missing, root)
 
 
 def _release() -> str:
@@ -80,7 +111,9 @@ def _release() -> str:
 
 
 def set_interfaces(interfaces: Sequence[str], root: Path = Path("/")) -> None:
-    """Write the interface list: the module parameter if writable, else /dev/etherd/interfaces."""
+    """Write the interface list: the module parameter if writable, else /dev/etherd/interfaces.
+    Never empty (see `widen`)."""
+    assert interfaces, "an empty list written to the driver matches no interface"
     text = " ".join(interfaces) + "\n"
     for path in (under(root, IFLIST_PARAM), under(root, ETHERD / "interfaces")):
         try:
@@ -108,7 +141,7 @@ def list_targets(root: Path = Path("/")) -> List[DriverTarget]:
     read from root/sys/block/etherd!eX.Y (an installer's --root, a prepared tree in tests)."""
     found = _udev_targets() if root == Path("/") else None
     if found is None:
-        found = _sysfs_targets(under(root, SYS_BLOCK))
+        found = _sysfs_targets(under(root, SYS_BLOCK), root)
     return sorted(found, key=lambda t: t.target)
 
 
@@ -128,7 +161,8 @@ def _udev_targets() -> Optional[List[DriverTarget]]:
                           if child.device_type == "partition"]
         except AoebootError:
             continue
-        found.append(_make_target(target, partitions, functools.partial(_udev_attr, device)))
+        found.append(_make_target(target, partitions, functools.partial(_udev_attr, device),
+                                  _debug_text(Path("/"), target)))
     return found
 
 
@@ -140,7 +174,7 @@ def _udev_attr(device: Any, name: str) -> str:  # a pyudev.Device (pyudev has no
         return ""
 
 
-def _sysfs_targets(block: Path) -> List[DriverTarget]:
+def _sysfs_targets(block: Path, root: Path) -> List[DriverTarget]:
     found = []
     for entry in sorted(block.glob("etherd!e*")) if block.is_dir() else ():
         try:
@@ -149,42 +183,74 @@ def _sysfs_targets(block: Path) -> List[DriverTarget]:
         except AoebootError:
             continue
         # _make_target reads every attribute at once, within this iteration
-        found.append(_make_target(target, partitions, lambda name: read_or_empty(entry / name)))
+        found.append(_make_target(target, partitions, lambda name: read_or_empty(entry / name),
+                                  _debug_text(root, target)))
     return found
 
 
+def _debug_text(root: Path, target: Target) -> str:
+    """The driver's debugfs file for the disk; empty where debugfs is not mounted (or not
+    readable: it is root's)."""
+    return read_or_empty(under(root, DEBUGFS) / target.disk.name)
+
+
+def _routes(debug: str, server: str, netif: str) -> Tuple[Route, ...]:
+    """Every server MAC and its interfaces from the debugfs text; else the one server sysfs
+    names, reached through every interface its `netif` lists (comma-separated)."""
+    routes: List[Route] = []
+    current: Optional[str] = None
+    for line in debug.splitlines():
+        found = _DEBUG_SERVER.fullmatch(line.strip())
+        if found and not line.startswith("\t"):
+            current = mac.from_hexraw(found.group(1)) or found.group(1)
+            routes.append(Route(current, ()))
+        elif current is not None and line.startswith("\t") and ":" not in line:
+            names = tuple(n for n in line.strip().split(",") if n)
+            routes[-1] = Route(current, names)
+    if routes:
+        return tuple(routes)
+    names = tuple(n for n in netif.split(",") if n and n != "none")
+    return (Route(server, names),) if server else ()
+
+
+def retransmit_timeout(target: Target, root: Path = Path("/")) -> Optional[float]:
+    """Seconds the driver waits for an answer before it sends a frame of `target` again: its
+    rto() from the round-trip average and deviation (debugfs), checked every TIMERTICK (0.1 s).
+    None where debugfs is not there."""
+    found = _DEBUG_RTT.search(_debug_text(root, target))
+    if found is None:
+        return None
+    average, deviation = int(found.group(1)), int(found.group(2))
+    # debugfs shows rttavg >> RTTSCALE and rttdev >> RTTDSCALE; rto = 2 * avg + 8 * dev (us)
+    return max(2 * average + 8 * deviation, 1) / 1e6
+
+
 def _make_target(target: Target, partitions: List[Target],
-                 attr: Callable[[str], str]) -> DriverTarget:
+                 attr: Callable[[str], str], debug: str = "") -> DriverTarget:
     payload = attr("payload")
     size = attr("size")
+    server = mac.from_hexraw(attr("mac")) or attr("mac")
     return DriverTarget(
         target=target,
         state=attr("state"),
         size_bytes=int(size) * 512 if size.isdigit() else 0,
-        mac=mac.from_hexraw(attr("mac")) or attr("mac"),
+        mac=server,
         netif=attr("netif"),
         firmware_version=attr("firmware-version"),
         payload=int(payload) if payload.isdigit() else None,
         partitions=tuple(sorted(partitions)),
+        routes=_routes(debug, server, attr("netif")),
     )
 
 
 def servers(disk: Target, root: Path = Path("/")) -> Tuple[str, ...]:
     """The MAC of every server the driver uses for `disk`, in its order. A second server that
     answers for the same shelf.slot becomes one more of them (the driver then spreads I/O over
-    all). Only the driver's debugfs file lists each (a line `MAC:nout:maxout:nframes` per
-    server); without debugfs, sysfs `mac` gives the first. Empty when the disk is not there."""
-    found = []
-    for line in read_or_empty(under(root, DEBUGFS / disk.disk.name)).splitlines():
-        fields = line.split(":")
-        server = mac.from_hexraw(fields[0]) if len(fields) == 4 else None
-        if server and server not in found:
-            found.append(server)
-    if not found:
-        sysfs = under(root, SYS_BLOCK) / disk.disk.sysfs_name
-        first = mac.from_hexraw(read_or_empty(sysfs / "mac"))
-        found = [first] if first else []
-    return tuple(found)
+    all). Only the driver's debugfs file lists each; without debugfs, sysfs `mac` gives the
+    first. Empty when the disk is not there."""
+    first = mac.from_hexraw(read_or_empty(under(root, SYS_BLOCK) / disk.disk.sysfs_name / "mac"))
+    routes = _routes(_debug_text(root, disk), first or "", "")
+    return tuple(dict.fromkeys(route.server for route in routes))
 
 
 def discover(

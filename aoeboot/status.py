@@ -64,8 +64,8 @@ def check(root: Path = Path("/"), progress: Callable[[str], None] = lambda _: No
     host = _host(root, checks)
     if host is None:
         return checks
-    for step in (_driver, _interfaces, _target, _servers, _root_mount, _fstab, _cmdline, _entries,
-                 _grub_default, _initramfs, _installed, _publish):
+    for step in (_driver, _interfaces, _target, _servers, _deadsecs, _root_mount, _fstab,
+                 _cmdline, _entries, _grub_default, _initramfs, _installed, _publish):
         progress(step.__name__.strip("_").replace("_", " "))
         checks += step(host)
     return checks
@@ -173,6 +173,10 @@ def _target(host: Host) -> List[Check]:
         return [Check("target", FAIL, f"{disk.name} has no partition {host.target.partition} "
                       f"(partitions: {parts})", "is it the right disk?")]
     size = f"{seen.size_bytes / 2**30:.1f} GiB"
+    every = seen.paths
+    if len(every) > 1:
+        ways = ", ".join(f"{local} to {server}" for local, server in every)
+        return [Check("target", OK, f"{disk.name} is up, {size}, over {len(every)} paths: {ways}")]
     return [Check("target", OK, f"{disk.name} is up, {size}, via {seen.netif} from {seen.mac}")]
 
 
@@ -199,6 +203,35 @@ def _servers(host: Host) -> List[Check]:
     silent = [server for server in recorded if server not in seen]
     return [Check("server", OK, f"{disk} is served by {', '.join(seen)}, as recorded"
                   + (f" ({', '.join(silent)} not heard)" if silent else ""))]
+
+
+def _deadsecs(host: Host) -> List[Check]:
+    """Whether the driver would give up on the root disk while the NAS is away (reboot, update):
+    with aoe_deadsecs > 0 it fails every write after that long, the file system aborts, and
+    the box never recovers when the NAS is back. 0 waits, like an NFS hard mount."""
+    checks = []
+    configured = host.config.boot.deadsecs
+    if configured:
+        checks.append(Check("deadsecs", WARN, f"{paths.CONFIG} sets deadsecs = {configured}: "
+                            f"each boot gives up on the root disk after the NAS is away "
+                            f"{configured} s, and every later write is lost",
+                            "remove the key (or set 0) to wait for the NAS however long"))
+    if not driver.is_loaded(host.root) or _mounted_target(host.root) is None:
+        return checks  # not running from AoE (an installer's target): nothing in force yet
+    text = read_or_empty(under(host.root, driver.DEADSECS_PARAM))
+    if not text.isdigit():
+        return checks + [Check("deadsecs", WARN, f"cannot read {driver.DEADSECS_PARAM}: whether "
+                               "the root disk waits for the NAS is unknown")]
+    seconds = int(text)
+    if seconds == 0:
+        return checks + [Check("deadsecs", OK, "aoe_deadsecs=0: the root disk waits for the NAS "
+                               "however long it is away")]
+    hint = (f"`echo 0 > {driver.DEADSECS_PARAM}` now" +
+            ("" if configured else "; for the next boots rebuild the initramfs with this aoeboot "
+             "(`aoeboot install-entry`): it makes 0 the default"))
+    return checks + [Check("deadsecs", WARN, f"aoe_deadsecs={seconds}: the aoe driver gives up "
+                           f"on the root disk when the NAS is away {seconds} s, and every "
+                           "later write is lost", hint)]
 
 
 def _root_mount(host: Host) -> List[Check]:

@@ -19,10 +19,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from aoelab import sysimage
 from aoelab.netns import Namespace
+from aoelab.vblade import Vblade
 from aoelab.vm import VM
 
 FILES = Path(__file__).resolve().parent / "files"
@@ -33,7 +34,8 @@ SHELF, ROOT_PART, BOOT_PART = 11, 3, 2
 TARGET = f"e{SHELF}.0p{ROOT_PART}"  # the system disk's btrfs partition
 DATA_TARGET = f"e{SHELF}.1"
 MAC = "52:54:00:12:34:56"
-NAS_MAC = "02:aa:00:00:00:01"  # the NAS's interface towards the box, when it is a bridge (lan)
+MAC2 = "52:54:00:12:34:57"  # a second NIC on the NAS's network: a second path
+NAS_MAC = "02:aa:00:00:00:01"  # the NAS's bridge towards the box (lan, or several NICs)
 NAS_TAG = "nas"
 NAS_MOUNT = "/srv/nas"
 PUBLISH_DIR = f"{NAS_MOUNT}/aoeboot"
@@ -224,12 +226,12 @@ class Box:
 
 def install_box(work: Path, kernel: str = sysimage.SUITE,
                 prepare: Optional[Callable[[Path], None]] = None,
-                install_args: Sequence[str] = ()) -> Box:
+                macs: Sequence[str] = (MAC,), install_args: Sequence[str] = ()) -> Box:
     """A user's installation: the system disk (with the data volume in fstab by UUID=), the
     aoeboot package in it, publishing to the NAS's share configured, install-entry from the
-    installer's shell, then the distribution's `kernel-install add` (after the grub model).
-    `prepare(target)` runs before install-entry (extra files, hooks); `install_args` are more
-    install-entry options."""
+    installer's shell (`--iface` for each of `macs`), then the distribution's `kernel-install
+    add` (after the grub model). `prepare(target)` runs before install-entry (extra files,
+    hooks); `install_args` are more install-entry options."""
     nas = work / "nas"
     nas.mkdir(parents=True)
     disk = sysimage.system_image(work / "system.img", kernel=kernel,
@@ -245,8 +247,9 @@ def install_box(work: Path, kernel: str = sysimage.SUITE,
         config.write_text(f"[publish]\ndestination = {PUBLISH_DIR}\n")
         if prepare is not None:
             prepare(target)
-        install_log = install_entry_from_installer(pyz, target, "--target", TARGET,
-                                                   "--iface", MAC, *install_args)
+        ifaces = [arg for mac in macs for arg in ("--iface", mac)]
+        install_log = install_entry_from_installer(pyz, target, "--target", TARGET, *ifaces,
+                                                   *install_args)
         kver = sysimage.boot_kernels(target)[-1]
         with nas_bind(target, nas):
             done = sysimage.chroot_run(target, ["kernel-install", "-v", "add", kver,
@@ -275,41 +278,104 @@ def boot(box: Box, workdir: Path, *, entry: Optional[Entry] = None, options: str
          during: Optional[Callable[[Namespace, str, VM, Path], None]] = None) -> Boot:
     """The NAS (vblade serving both disks, dnsmasq as `aoeboot nas-config` configures it, TFTP
     from the published directory) and the box: `entry`'s kernel and initramfs with `options`,
-    or, with `netboot`, whatever iPXE finds in the NAS's boot script.
+    or, with `netboot`, whatever iPXE finds in the NAS's boot script. `lan`, `root_argv`: as
+    for running(). `during(ns, nas_iface, vm, probe_log)` runs once the VM has started, before
+    waiting for the probe."""
+    with running(box, workdir, entry=entry, options=options, netboot=netboot, nic=nic,
+                 lan=lan, root_argv=root_argv) as live:
+        if during is not None:
+            during(live.ns, live.nas_iface, live.vm, live.probe)
+        done = wait_for_probe(live.probe, live.vm, timeout)
+        exit_code = live.vm.wait_exit(180)
+    return live.result(done, exit_code)
 
-    With `lan`, the NAS serves on a bridge br0 (address NAS_MAC) holding the box's tap, so that
-    other machines can join the network (veth pairs into br0). `root_argv(nas_iface)` is the
-    vblade command line of the system disk (default: open to all). `during(ns, nas_iface, vm,
-    probe_log)` runs once the VM has started, before waiting for the probe."""
+
+class Live:
+    """The NAS and the box while it runs: the test stops and starts the NAS, takes the box's
+    links down and up on the host side, and reads their counters."""
+
+    def __init__(self, box: Box, ns: Namespace, nas_iface: str, taps: Sequence[str],
+                 probe: Path, monitor: Path,
+                 root_argv: Optional[Callable[[str], Sequence[str]]] = None) -> None:
+        self.box, self.ns, self.nas_iface, self.taps = box, ns, nas_iface, tuple(taps)
+        self.probe, self.monitor, self.root_argv = probe, monitor, root_argv
+        self.vblades: List[Vblade] = []
+        self.vm: VM
+
+    def start_nas(self) -> None:
+        """vblade serving the system disk (e11.0) and the data volume (e11.1)."""
+        assert not self.vblades, "the NAS is already serving"
+        argv = self.root_argv(self.nas_iface) if self.root_argv else None
+        self.vblades = [Vblade(self.ns, SHELF, 0, self.nas_iface, self.box.disk, argv=argv),
+                        Vblade(self.ns, SHELF, 1, self.nas_iface, self.box.data)]
+
+    def stop_nas(self) -> None:
+        for vblade in self.vblades:
+            vblade.stop()
+        self.vblades = []
+
+    def set_link(self, tap: str, up: bool) -> None:
+        """The box's link `tap`, on the host (NAS) side: as a cable pulled or a switch port."""
+        self.ns.run(["ip", "link", "set", "dev", tap, "up" if up else "down"])
+
+    def counters(self, tap: str) -> Tuple[int, int]:
+        """(bytes from the box, bytes to the box) on link `tap` (the tap's rx and tx)."""
+        stats = f"/sys/class/net/{tap}/statistics"
+        out = self.ns.run(["cat", f"{stats}/rx_bytes", f"{stats}/tx_bytes"]).stdout.split()
+        return int(out[0]), int(out[1])
+
+    def press_power_button(self) -> None:
+        sysimage.monitor_command(self.monitor, "system_powerdown")
+
+    def probed(self) -> str:
+        return self.probe.read_text(errors="replace") if self.probe.exists() else ""
+
+    def result(self, done: bool, exit_code: Optional[int]) -> Boot:
+        return Boot(done, exit_code, self.vm.text(), steps(self.probed()))
+
+
+@contextlib.contextmanager
+def running(box: Box, workdir: Path, *, entry: Optional[Entry] = None, options: str = "",
+            netboot: bool = False, nic: str = "virtio-net-pci",
+            macs: Sequence[str] = (MAC,), lan: bool = False,
+            root_argv: Optional[Callable[[str], Sequence[str]]] = None) -> Iterator[Live]:
+    """The NAS and the box, started; everything stops when the block ends. One NIC per MAC in
+    `macs`, each on its own tap (tap0, tap1, ...); with more than one, or with `lan`, the taps
+    and the NAS (address NAS_MAC) are ports of one bridge br0 in the NAS's namespace (one
+    network, several paths; other machines can join it through veth pairs). `root_argv(
+    nas_iface)` is the vblade command line of the system disk (default: open to all)."""
     from aoelab.dnsmasq import Dnsmasq
-    from aoelab.vblade import Vblade
 
     workdir.mkdir(exist_ok=True)
-    fragment = subprocess.run([sys.executable, "-m", "aoeboot", "nas-config", "--mac", MAC,
+    fragment = subprocess.run([sys.executable, "-m", "aoeboot", "nas-config", "--mac", macs[0],
                                "--target", TARGET, "--format", "dnsmasq"], cwd=REPO,
                               capture_output=True, text=True, check=True).stdout
     probe = workdir / "probe.log"
+    monitor = workdir / "monitor.sock"
     if netboot:
         how: Dict[str, Any] = {"netboot": True}
     else:
         assert entry is not None, "a direct boot needs an entry"
         how = {"kernel": entry.linux, "initrd": entry.initrd, "append": f"{CONSOLE} {options}"}
+    taps = [f"tap{i}" for i in range(len(macs))]
+    extra = list(vm_extra(probe, box.nas)) + ["-monitor", f"unix:{monitor},server=on,wait=off"]
+    for i, mac in enumerate(macs[1:], start=1):
+        extra += ["-netdev", f"tap,id=n{i},ifname={taps[i]},script=no,downscript=no",
+                  "-device", f"{nic},netdev=n{i},mac={mac}"]
     with Namespace("aoesys") as ns:
-        ns.add_tap("tap0")
-        nas_iface = "tap0"
-        if lan:
+        for tap in taps:
+            ns.add_tap(tap)
+        nas_iface = taps[0]
+        if len(taps) > 1 or lan:
             nas_iface = "br0"
-            ns.add_bridge(nas_iface, NAS_MAC, ["tap0"])
-        argv = root_argv(nas_iface) if root_argv else None
-        with Vblade(ns, SHELF, 0, nas_iface, box.disk, argv=argv), \
-                Vblade(ns, SHELF, 1, nas_iface, box.data), \
-                Dnsmasq(ns, nas_iface, box.nas / "aoeboot", fragment, workdir):
-            vm = VM(ns, workdir / "console.log", mac=MAC, memory=1024, nic=nic,
-                    extra=vm_extra(probe, box.nas), **how)
-            with vm:
-                if during is not None:
-                    during(ns, nas_iface, vm, probe)
-                done = wait_for_probe(probe, vm, timeout)
-                exit_code = vm.wait_exit(180)
-    probed = probe.read_text(errors="replace") if probe.exists() else ""
-    return Boot(done, exit_code, vm.text(), steps(probed))
+            ns.add_bridge(nas_iface, NAS_MAC, taps)
+        live = Live(box, ns, nas_iface, taps, probe, monitor, root_argv)
+        live.start_nas()
+        try:
+            with Dnsmasq(ns, nas_iface, box.nas / "aoeboot", fragment, workdir):
+                live.vm = VM(ns, workdir / "console.log", mac=macs[0], memory=1024, nic=nic,
+                             extra=extra, **how)
+                with live.vm:
+                    yield live
+        finally:
+            live.stop_nas()

@@ -863,7 +863,7 @@ def _boot_files(image: Path, kernel: Optional[str], workdir: Path) -> tuple:
     return kernel, vmlinuz, initrd
 
 
-def _monitor(path: Path, command: str) -> None:
+def monitor_command(path: Path, command: str) -> None:
     """One command to qemu's human monitor on its unix socket."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(5)
@@ -907,7 +907,7 @@ def power_off(vm, monitor: Path, timeout: float = 120) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):
-            _monitor(monitor, "system_powerdown")
+            monitor_command(monitor, "system_powerdown")
         if vm.wait_exit(15) is not None:
             return vm.proc.returncode == 0
     return False

@@ -41,16 +41,18 @@ def test_list_targets_reads_every_attribute(root):
     make_disk(root, "e11.1", state="down,closewait", partitions=())
     make_disk(root, "e11.0", partitions=(2, 1))
     (root / "sys/block/sda").mkdir()
+    route = (driver.Route("52:54:00:aa:bb:cc", ("eth0",)),)
     assert driver.list_targets(root) == [
         driver.DriverTarget(Target(11, 0), "up", 131072 * 512, "52:54:00:aa:bb:cc", "eth0",
-                            "0x4019", 8192, (Target(11, 0, 1), Target(11, 0, 2))),
+                            "0x4019", 8192, (Target(11, 0, 1), Target(11, 0, 2)), route),
         driver.DriverTarget(Target(11, 1), "down,closewait", 131072 * 512, "52:54:00:aa:bb:cc",
-                            "eth0", "0x4019", 8192, ()),
+                            "eth0", "0x4019", 8192, (), route),
     ]
     assert [t.is_up for t in driver.list_targets(root)] == [True, False]
 
 
-def test_discover_sets_iflist_triggers_and_waits_for_the_wanted_disk(root):
+def test_discover_widens_iflist_triggers_and_waits_for_the_wanted_disk(root):
+    (root / "sys/module/aoe/parameters/aoe_iflist").write_text("eth0\n")
     timer = threading.Timer(0.3, make_disk, (root, "e11.0"))
     timer.start()
     start = time.monotonic()
@@ -67,6 +69,22 @@ def test_discover_gives_up_at_the_timeout(root):
     start = time.monotonic()
     assert driver.discover([], timeout=0.4, root=root) == []
     assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize("before, asked, after", [
+    ("ens2 ens4\n", [], "ens2 ens4\n"),  # the box's root paths stay
+    ("ens2\n", ["ens2"], "ens2\n"),
+    ("\n", ["eth0"], "\n"),  # every interface already; no list can say so again
+    ("\n", [], "\n"),
+])
+def test_discover_never_takes_an_interface_away_from_the_driver(root, before, asked, after):
+    """The driver drops every frame from an interface not in its list: on a box whose root is
+    on AoE, a list without the root's interfaces (a written "\\n" matches none) hangs the
+    root disk. discover only ever adds."""
+    iflist = root / "sys/module/aoe/parameters/aoe_iflist"
+    iflist.write_text(before)
+    driver.discover(asked, timeout=0.1, root=root)
+    assert iflist.read_text() == after
 
 
 def test_iflist_falls_back_to_dev_etherd_interfaces(root):
@@ -104,3 +122,50 @@ def test_cli_kernel_mode_without_the_module_is_exit_2(tmp_path):
         capture_output=True, text=True, timeout=60)
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().startswith(f"aoeboot: aoe driver not available for kernel {release}")
+
+
+# What the driver's debugfs file (drivers/block/aoe/aoeblk.c, aoe_debugfs_show) says of a disk
+# two servers answer for, the first through two interfaces.
+DEBUGFS_TWO_SERVERS = """rttavg: 1200 rttdev: 350
+nskbpool: 0
+kicked: 0
+maxbcnt: 8192
+ref: 1
+falloc: 36
+ffree: 0000000000000000
+525400aabbcc:0:16:16
+\tssthresh:8
+\ttaint:0
+\tr:1402
+\tw:8873
+\tens3,ens4
+525400ddeeff:0:1:16
+\tssthresh:0
+\ttaint:0
+\tr:0
+\tw:0
+\tens3
+"""
+
+
+def test_every_path_to_a_disk_from_debugfs(root):
+    make_disk(root, "e11.0")
+    (root / "sys/kernel/debug/aoe").mkdir(parents=True)
+    (root / "sys/kernel/debug/aoe/e11.0").write_text(DEBUGFS_TWO_SERVERS)
+    [found] = driver.list_targets(root)
+    assert found.routes == (driver.Route("52:54:00:aa:bb:cc", ("ens3", "ens4")),
+                            driver.Route("52:54:00:dd:ee:ff", ("ens3",)))
+    assert found.paths == [("ens3", "52:54:00:aa:bb:cc"), ("ens4", "52:54:00:aa:bb:cc"),
+                           ("ens3", "52:54:00:dd:ee:ff")]
+    # rto(): 2 * rttavg + 8 * (rttdev >> RTTDSCALE), in microseconds
+    assert driver.retransmit_timeout(Target(11, 0), root) == pytest.approx(0.0052)
+
+
+def test_paths_without_debugfs_come_from_sysfs(root):
+    make_disk(root, "e11.0")
+    (root / "sys/block/etherd!e11.0/netif").write_text("ens3,ens4\n")
+    [found] = driver.list_targets(root)
+    assert found.paths == [("ens3", "52:54:00:aa:bb:cc"), ("ens4", "52:54:00:aa:bb:cc")]
+    assert driver.retransmit_timeout(Target(11, 0), root) is None
+    (root / "sys/block/etherd!e11.0/netif").write_text("none\n")
+    assert driver.list_targets(root)[0].paths == []

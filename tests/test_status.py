@@ -77,7 +77,7 @@ def healthy_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
     write("proc/sys/kernel/osrelease", kver + "\n")
     write("proc/self/mountinfo",
           f"23 1 259:1 / {root} rw,relatime shared:1 - ext4 /dev/etherd/e11.0p1 rw\n")
-    (root / "sys/module/aoe").mkdir(parents=True)
+    write("sys/module/aoe/parameters/aoe_deadsecs", "0\n")  # what our initramfs sets
     disk = "sys/block/etherd!e11.0"
     for name, value in (("state", "up"), ("size", "8388608"), ("mac", "525400123456"),
                         ("netif", "eth0")):
@@ -275,9 +275,37 @@ DEBUGFS = ("rttavg: 2 rttdev: 1\nnskbpool: 0\nkicked: 0\nmaxbcnt: 8192\nref: 1\n
            "falloc: 1\nffree: 0000000000000000\n02aa00000099:0:1:16\n\tssthresh:8\n\ttaint:0\n"
            "\tr:1\n\tw:0\n\teth0\n")
 
+
+def _two_paths(root: Path) -> None:
+    """Not a warning: the healthy box with a second NIC, as the driver's debugfs shows it."""
+    (root / "sys/kernel/debug/aoe").mkdir(parents=True)
+    (root / "sys/kernel/debug/aoe/e11.0").write_text(
+        "rttavg: 900 rttdev: 100\n525400123456:0:16:16\n\tssthresh:8\n\ttaint:0\n\tr:9\n"
+        "\tw:9\n\teth0,eth1\n")
+
+
+def test_status_shows_every_path(root):
+    _two_paths(root)
+    out = status(root)
+    assert out.returncode == 0, out.stdout
+    assert ("e11.0 is up, 4.0 GiB, over 2 paths: eth0 to 52:54:00:12:34:56, eth1 to "
+            "52:54:00:12:34:56") in out.stdout
+
+
+def test_status_shows_that_the_root_disk_waits_for_the_nas(root):
+    out = status(root)
+    assert "OK    deadsecs   aoe_deadsecs=0: the root disk waits for the NAS" in out.stdout, \
+        out.stdout
+
+
 WARNINGS = [
     ("server", _second_server, "e11.0 is also answered by 02:aa:00:00:00:99, which "
      "/etc/aoeboot/aoeboot.conf does not record (recorded: 52:54:00:12:34:56)"),
+    ("deadsecs", _set("sys/module/aoe/parameters/aoe_deadsecs", "180\n"),
+     "aoe_deadsecs=180: the aoe driver gives up on the root disk when the NAS is away 180 s"),
+    ("deadsecs", _set("etc/aoeboot/aoeboot.conf", "[boot]\ntarget = e11.0p1\ninterfaces = eth0\n"
+                                                  "deadsecs = 60\n"),
+     "sets deadsecs = 60: each boot gives up on the root disk after the NAS is away 60 s"),
     ("dracut", _remove("etc/dracut.conf.d/90-aoeboot.conf"),
      "/etc/dracut.conf.d/90-aoeboot.conf is missing"),
     ("plugin", _mask_plugin, "masks the kernel-install plugin"),

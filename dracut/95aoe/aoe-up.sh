@@ -1,9 +1,9 @@
 #!/bin/sh
 # aoe-up: queued by udev whenever a NIC appears or is renamed (so look at them all). Bring every
-# interface AoE may use up (no address), restrict the aoe driver to them when rd.aoe.iface=
-# names some (by name: that is all aoe_iflist knows; aoeboot-rename keeps it in step with
-# renames), and trigger discovery as soon as each one has carrier, so boot never waits for the
-# driver's own 60 s broadcast timer.
+# interface AoE may use up (no address), set the driver's aoe_deadsecs (0: never give up on
+# the NAS), restrict it to those interfaces when rd.aoe.iface= names some (by name: that is all
+# aoe_iflist knows; aoeboot-rename keeps it in step with renames), and trigger discovery as
+# soon as each one has carrier, so boot never waits for the driver's own 60 s broadcast timer.
 
 type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
 
@@ -29,19 +29,32 @@ for n in /sys/class/net/*; do
 done
 [ -n "$ifaces" ] || exit 0
 
+# The root disk waits for its NAS however long it is away, like an NFS hard mount: the driver's
+# own default (180 s) fails every later write after a NAS reboot that long. rd.aoe.deadsecs=
+# (aoeboot.conf's deadsecs) or the module's own aoe.aoe_deadsecs= say otherwise. The module
+# keeps the value after switch_root (root holds it loaded).
+deadsecs=$(getarg rd.aoe.deadsecs=) || deadsecs=$(getarg aoe.aoe_deadsecs=) || deadsecs=0
+case "$deadsecs" in
+    '' | *[!0-9]*)
+        warn "aoe: rd.aoe.deadsecs='$deadsecs' is not a number of seconds; using 0 (never give up)"
+        deadsecs=0
+        ;;
+esac
+
 if [ ! -d /sys/module/aoe ]; then
     # rd.aoe.timeout counts from here, when AoE can first look: a NIC whose driver came late
     # (a slow boot) must not eat the time the NAS has to answer
     read -r aoe_uptime _ < /proc/uptime
     echo "${aoe_uptime%.*}" > /tmp/aoe.start
 fi
-if [ -z "$allowed" ]; then
-    # every interface: no list at all, which no later rename can make stale
-    [ -d /sys/module/aoe ] || modprobe aoe
-elif [ -d /sys/module/aoe ]; then
-    echo "$ifaces" > /sys/module/aoe/parameters/aoe_iflist
+if [ -d /sys/module/aoe ]; then
+    echo "$deadsecs" > /sys/module/aoe/parameters/aoe_deadsecs
+    # every interface (no list at all, which no later rename can make stale), or these
+    [ -z "$allowed" ] || echo "$ifaces" > /sys/module/aoe/parameters/aoe_iflist
+elif [ -z "$allowed" ]; then
+    modprobe aoe aoe_deadsecs="$deadsecs"
 else
-    modprobe aoe aoe_iflist="$ifaces"
+    modprobe aoe aoe_deadsecs="$deadsecs" aoe_iflist="$ifaces"
 fi
 
 # e1000 and friends raise carrier seconds after probe; frames sent before that are lost.

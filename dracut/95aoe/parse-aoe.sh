@@ -2,7 +2,7 @@
 # Root on AoE: root=aoe:eX.Y[pN] (iPXE's spelling) or root=/dev/etherd/eX.Y[pN]; also
 # root=UUID=/LABEL= on an AoE disk when rd.aoe.iface= (or rd.aoe=1) says AoE is wanted.
 # root=dhcp with a DHCP root-path aoe:eX.Y[pN] where a DHCP module (network) is included.
-# Options: rd.aoe.iface=IF|MAC[,...] (else BOOTIF=), rd.aoe.timeout=S, rd.aoe.deadsecs=S;
+# Options: rd.aoe.iface=IF|MAC[,...] (else BOOTIF=), rd.aoe.timeout=S, rd.aoe.deadsecs=S (aoe-up);
 # rd.aoe.server=MAC[,...] (the recorded servers, for the report: aoe-report.sh).
 
 type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
@@ -49,11 +49,7 @@ echo "${aoe_timeout:-180}" > /tmp/aoe.timeout
 read -r aoe_uptime _ < /proc/uptime
 echo "${aoe_uptime%.*}" > /tmp/aoe.start
 
-aoe_deadsecs=$(getarg rd.aoe.deadsecs=)
-mkdir -p /etc/modprobe.d
-[ -n "$aoe_deadsecs" ] && echo "options aoe aoe_deadsecs=$aoe_deadsecs" > /etc/modprobe.d/aoe-dracut.conf
-
 [ -n "$aoe_dev" ] && wait_for_dev "$aoe_dev"
 # keep the network up until root is unmounted at shutdown
 need_shutdown
-unset aoe_dev aoe_ifaces aoe_bootif aoe_timeout aoe_uptime aoe_deadsecs
+unset aoe_dev aoe_ifaces aoe_bootif aoe_timeout aoe_uptime

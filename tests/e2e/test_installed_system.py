@@ -40,6 +40,9 @@ PROBE = {
                " dd if=/dev/urandom of=/var/tmp/after-rename bs=64k count=32 conv=fsync"
                " status=none; sync; echo 3 > /proc/sys/vm/drop_caches;"
                " timeout 120 sha256sum /var/tmp/after-rename >/dev/null && echo io-ok"],
+    # the root disk never gives up on the NAS: set by the initramfs, kept after switch_root,
+    # also when the options were rewritten without any rd.aoe.*
+    "deadsecs": ["cat", "/sys/module/aoe/parameters/aoe_deadsecs"],
     "status": ["aoeboot", "status", "--json"],
     "failed": ["systemctl", "--failed", "--no-legend", "--plain"],
 }
@@ -87,6 +90,7 @@ def assert_healthy_boot(result: Boot, box: Box) -> Dict[str, installed.Step]:
     assert found["/boot"]["source"] == f"/dev/etherd/e{installed.SHELF}.0p{installed.BOOT_PART}"
     assert found[sysimage.DATA_MOUNTPOINT]["source"] == f"/dev/etherd/{installed.DATA_TARGET}p1"
     assert steps["failed"].out.strip() == "", steps["failed"].out  # no unit failed
+    assert steps["deadsecs"].out.strip() == "0", steps["deadsecs"].out
     for bad in ("I/O error", "Buffer I/O", "BTRFS error", "EXT4-fs error", "Emergency",
                 "Timed out waiting for device"):
         assert bad not in console, bad  # (empty for a netboot: the kernel's console is VGA)

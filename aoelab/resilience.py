@@ -1,0 +1,174 @@
+"""The box under a user's load while the NAS goes away, a link goes down, or both: the guest's
+side is files/aoelab-resilience (installed into the box by `install`); this is the host's side,
+shared by tests/e2e/test_resilience.py and bench/resilience.
+
+The guest reports events on its second serial port (the probe log): "AOELAB-EV NAME ... t=T".
+`Events` follows that file from a thread and stamps every event with the host's monotonic time
+when it appeared, so host actions (vblade stopped, started) and guest progress share one clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from aoelab import installed, sysimage
+
+PROGRAM = "/usr/local/sbin/aoelab-resilience"
+ROOT_RECORDS = "var/lib/aoelab/records"  # in the root subvolume
+DATA_RECORDS = "aoelab-records"  # at the top of the data volume (/srv/data)
+CTL = "aoelab-ctl"  # in the NAS share: the host's requests for throughput runs
+EVENT = re.compile(r"AOELAB-EV (\S+)(.*?) t=([0-9.]+)\r?$", re.M)
+# What must never be on the box's console: I/O errors, a file system giving up, the driver
+# giving up on a disk, a kernel oops or warning.
+BAD_CONSOLE = ("I/O error", "Buffer I/O", "EXT4-fs error", "BTRFS error", "BTRFS critical",
+               "Aborting journal", "closewait", "Oops", "BUG:", "Call Trace", "WARNING: CPU",
+               "soak-error")
+
+
+def install(target: Path, steps: Dict[str, Sequence[str]]) -> None:
+    """The guest program and a probe that runs `steps` (the last one may be the program)."""
+    program = target / PROGRAM.lstrip("/")
+    program.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(installed.FILES / "aoelab-resilience", program)
+    program.chmod(0o755)
+    installed.write_probe(target, steps, mounts=[sysimage.DATA_MOUNTPOINT])
+
+
+@dataclass(frozen=True)
+class Event:
+    host: float  # the host's monotonic time when the line appeared
+    name: str
+    words: Tuple[str, ...]
+    guest: float  # the box's monotonic time when it said it
+
+    def get(self, key: str) -> str:
+        for word in self.words:
+            name, _, value = word.partition("=")
+            if name == key:
+                return value
+        raise KeyError(f"{key} not in {self}")
+
+
+class Events:
+    """The guest's events as they arrive, each stamped with the host's clock."""
+
+    def __init__(self, path: Path, alive: Callable[[], bool]) -> None:
+        self.path, self.alive = path, alive
+        self.seen: List[Event] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        offset = 0
+        pending = ""
+        while not self._done.is_set():
+            try:
+                with open(self.path, "rb") as handle:
+                    handle.seek(offset)
+                    chunk = handle.read()
+            except FileNotFoundError:
+                chunk = b""
+            now = time.monotonic()
+            offset += len(chunk)
+            pending += chunk.decode(errors="replace")
+            lines = pending.split("\n")
+            pending = lines.pop()
+            with self._lock:
+                for line in lines:
+                    found = EVENT.search(line)
+                    if found:
+                        self.seen.append(Event(now, found.group(1),
+                                               tuple(found.group(2).split()),
+                                               float(found.group(3))))
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def named(self, name: str, after: float = 0.0) -> List[Event]:
+        with self._lock:
+            return [e for e in self.seen if e.name == name and e.host >= after]
+
+    def wait(self, name: str, timeout: float, after: float = 0.0, count: int = 1) -> List[Event]:
+        """Until `count` events `name` arrived after host time `after`; AssertionError when the
+        box stops or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.named(name, after)
+            if len(found) >= count:
+                return found
+            if not self.alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {count} '{name}' event(s) within {timeout:.0f} s "
+                             f"(box running: {self.alive()}; last events: {self.seen[-5:]})")
+
+    def last_record(self) -> int:
+        recs = self.named("rec")
+        return int(recs[-1].words[0]) if recs else 0
+
+
+def wait_for_traffic(counters: Callable[[], Tuple[int, int]], grow: int, timeout: float,
+                     alive: Callable[[], bool]) -> Optional[float]:
+    """Seconds until the box sent `grow` bytes more on a link (its rx on the host side); None
+    when it did not within `timeout`."""
+    start = time.monotonic()
+    base = counters()[0]
+    while time.monotonic() - start < timeout and alive():
+        if counters()[0] - base >= grow:
+            return time.monotonic() - start
+        time.sleep(0.2)
+    return None
+
+
+@dataclass(frozen=True)
+class Records:
+    numbers: List[int]  # the record numbers in the file, in order
+    damaged: List[str]  # lines whose checksum does not match
+
+    @property
+    def contiguous(self) -> bool:
+        return self.numbers == list(range(1, len(self.numbers) + 1))
+
+
+def parse_records(text: str) -> Records:
+    numbers, damaged = [], []
+    for line in text.splitlines():
+        fields = line.split()
+        body = " ".join(fields[:2])
+        if len(fields) != 3 or hashlib.sha256(body.encode()).hexdigest()[:16] != fields[2]:
+            damaged.append(line)
+            continue
+        numbers.append(int(fields[0]))
+    return Records(numbers, damaged)
+
+
+def records_on_disks(box: installed.Box) -> Dict[str, Records]:
+    """The records as the box left them on the NAS's disks (read-only, after it powered off)."""
+    found = {}
+    with sysimage.mounted(box.disk, read_only=True) as target:
+        found["root"] = parse_records((target / ROOT_RECORDS).read_text())
+    with sysimage.attached(box.data, read_only=True) as loop, \
+            tempfile.TemporaryDirectory(prefix="aoelab-data.") as point:
+        subprocess.run(["mount", "-o", "ro,noload", f"{loop}p1", point], check=True)
+        try:
+            found["data"] = parse_records((Path(point) / DATA_RECORDS).read_text())
+        finally:
+            subprocess.run(["umount", point], check=True)
+    return found
+
+
+def bad_console_lines(console: str) -> List[str]:
+    return [line for line in console.splitlines() if any(bad in line for bad in BAD_CONSOLE)]

@@ -1,0 +1,179 @@
+"""The box rides out its NAS going away and a link going down, under a user's load, in one boot.
+
+The real installed system (as tests/e2e/test_installed_system.py installs it), with two NICs
+on the NAS's network and `install-entry --iface` naming both, boots from AoE with what
+install-entry sets up by default. Inside, aoelab-resilience writes one record a second to the
+root (btrfs) and the data volume (ext4), each fsync'ed, and runs a soak: parallel writers and
+readers verified by checksum, and a build-like load. Meanwhile, from the host:
+
+1. Two paths: one link is taken down on the host side mid-soak; records and the soak go on over
+   the other; once it is back, the box sends over it again (the driver finds it again with its
+   own discovery broadcast, at most 60 s later).
+2. The NAS (vblade) is stopped for 200 s, longer than the driver's default aoe_deadsecs (180 s,
+   which lost every later write), then started: the records go on.
+3. The NAS goes away again and the power button is pressed: the poweroff is under way, waits,
+   and finishes once the NAS is back.
+
+Afterwards every record the box reported as synced is on both disks, in order, intact; every
+file system is clean; the console shows no I/O error and no oops.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from aoelab import installed, resilience, sysimage
+from tests.conftest import require_programs, require_root
+
+pytestmark = [pytest.mark.vm, pytest.mark.dracut]
+
+OUTAGE = 200  # seconds: longer than the driver's default aoe_deadsecs (180)
+SOAK = 60  # seconds of parallel checksummed I/O and a build-like load
+BOOT_TIMEOUT = 900  # TCG on two shared cores
+LINK_DOWN_RECORDS = 8  # records the box must write while one link is down
+BOTH_LINKS_TRAFFIC = 256 << 10  # bytes the box sends on the link once it is back
+# systemd's status lines once the poweroff is under way
+SHUTTING_DOWN = re.compile(r"Stopping|Stopped|Deactivated|Unmounting|Power-Off")
+
+PROBE = {
+    "deadsecs": ["cat", "/sys/module/aoe/parameters/aoe_deadsecs"],
+    "discover": ["aoeboot", "discover", "--json"],
+    "status": ["aoeboot", "status", "--json"],
+    "load": [resilience.PROGRAM, "/dev/ttyS1", "--soak", str(SOAK)],
+}
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory) -> installed.Box:
+    require_root()
+    require_programs("mmdebstrap", "qemu-system-x86_64", "vblade", "btrfs", "mkfs.ext4",
+                     "dnsmasq")
+    work = tmp_path_factory.mktemp("resilience")
+    return installed.install_box(work, prepare=lambda target: resilience.install(target, PROBE),
+                                 macs=(installed.MAC, installed.MAC2))
+
+
+def test_the_box_rides_out_its_nas_going_away_and_a_link_going_down(box, tmp_path):
+    with sysimage.mounted(box.disk, read_only=True) as target:
+        entry = installed.read_entry(target, box.kver, tmp_path)
+    assert f"rd.aoe.iface={installed.MAC},{installed.MAC2}" in entry.options.split()
+    assert "rd.aoe.deadsecs" not in entry.options  # the default, as install-entry sets it up
+    with installed.running(box, tmp_path / "boot", entry=entry, options=entry.options,
+                           macs=(installed.MAC, installed.MAC2)) as live:
+        def alive() -> bool:
+            return live.vm.proc is not None and live.vm.proc.poll() is None
+
+        events = resilience.Events(live.probe, alive)
+        try:
+            events.wait("soak-start", BOOT_TIMEOUT)
+            links = _two_paths(live, events, alive)
+            soak = events.wait("soak", SOAK * 10)[0]
+            nas_back = _outage(live, events)
+            powered_off = _poweroff_while_the_nas_is_away(live, events)
+        finally:
+            events.close()
+        exit_code = live.vm.wait_exit(300)
+        result = live.result(True, exit_code)
+
+    steps = result.steps
+    print(f"links (bytes from the box, to the box): {links}")
+    print(f"soak: {' '.join(soak.words)}; NAS back -> first synced record: {nas_back:.2f} s; "
+          f"poweroff: {powered_off}")
+    # what the box said about itself before the load started
+    assert steps["deadsecs"].out.strip() == "0", steps["deadsecs"].out
+    status = json.loads(steps["status"].out)
+    checks = {(c["name"], c["level"]): c["message"] for c in status["checks"]}
+    assert ("deadsecs", "OK") in checks, status["checks"]
+    assert "over 2 paths" in checks[("target", "OK")], checks
+    disks = {d["target"]: d for d in json.loads(steps["discover"].out)}
+    assert len({p["interface"] for p in disks[f"e{installed.SHELF}.0"]["paths"]}) == 2, disks
+
+    # the soak: no error, every checksum verified, builds done
+    assert soak.get("errors") == "0" and int(soak.get("ok")) > 0, soak
+    assert int(soak.get("builds")) > 0, soak
+    # clean power-off, clean file systems, nothing bad on the console
+    assert exit_code == 0, result.console[-3000:]
+    assert resilience.bad_console_lines(result.console) == []
+    for where, check in sysimage.fsck(box.disk).items():
+        assert check.clean, f"{where}: {check.output[-2000:]}"
+    data = installed.fsck_data(box.data)
+    assert data.returncode == 0, data.stdout
+    # every record reported synced is on both disks, in order, intact
+    reported = events.last_record()
+    for where, records in resilience.records_on_disks(box).items():
+        assert records.damaged == [] and records.contiguous, (where, records)
+        assert reported <= len(records.numbers) <= reported + 1, (where, reported, records)
+
+
+def _two_paths(live: installed.Live, events: resilience.Events, alive) -> dict:
+    """tap1 down mid-soak, the box goes on over tap0; up again, the box uses it again."""
+    first, second = live.taps
+    for tap in live.taps:  # both links carry the load before
+        assert resilience.wait_for_traffic(lambda: live.counters(tap), BOTH_LINKS_TRAFFIC,
+                                           120, alive) is not None, f"no traffic on {tap}"
+    links = {"before": {tap: live.counters(tap) for tap in live.taps}}
+    live.set_link(second, up=False)
+    down = time.monotonic()
+    links["at down"] = {tap: live.counters(tap) for tap in live.taps}
+    records = events.wait("rec", 120, after=down, count=LINK_DOWN_RECORDS)
+    links["down"] = {tap: live.counters(tap) for tap in live.taps}
+    live.set_link(second, up=True)
+    # while down, nothing crossed the link that was down; the other carried the load
+    assert links["down"][second][0] == links["at down"][second][0], links
+    assert links["down"][first][0] > links["at down"][first][0], links
+    assert len(records) >= LINK_DOWN_RECORDS
+    # the driver's discovery broadcast (every 60 s) finds the link again
+    again = resilience.wait_for_traffic(lambda: live.counters(second), BOTH_LINKS_TRAFFIC, 150,
+                                        alive)
+    links["after"] = {tap: live.counters(tap) for tap in live.taps}
+    assert again is not None, f"{second} unused since it came back: {links}"
+    links["used again after (s)"] = round(again, 1)
+    return links
+
+
+def _outage(live: installed.Live, events: resilience.Events) -> float:
+    """The NAS away for OUTAGE s; returns the seconds from its return to the first record."""
+    live.stop_nas()
+    stopped = time.monotonic()
+    time.sleep(OUTAGE)  # the outage is the subject: its length is what is tested
+    during = events.named("rec", after=stopped + 2)
+    assert len(during) <= 1, during  # at most the one already on the wire
+    assert live.vm.proc is not None and live.vm.proc.poll() is None
+    live.start_nas()
+    back = time.monotonic()
+    after = events.wait("rec", 120, after=back, count=5)  # the box goes on
+    return after[0].host - back
+
+
+def _poweroff_while_the_nas_is_away(live: installed.Live, events: resilience.Events) -> str:
+    """The NAS away again; the power button; the poweroff waits for the NAS, then finishes."""
+    live.stop_nas()
+    stopped = time.monotonic()
+    last = events.named("rec")[-1].host
+    while time.monotonic() - max(last, stopped) < 3:  # until the writer is stuck on the NAS
+        time.sleep(0.2)
+        last = events.named("rec")[-1].host
+    seen = len(live.vm.text())
+    started = None
+    for _ in range(4):  # logind may miss a press while busy: press again
+        live.press_power_button()
+        deadline = time.monotonic() + 15
+        while started is None and time.monotonic() < deadline:
+            if SHUTTING_DOWN.search(live.vm.text()[seen:]):
+                started = time.monotonic()
+            time.sleep(0.2)
+        if started is not None:
+            break
+    assert started is not None, live.vm.text()[-3000:]
+    # The poweroff goes as far as it can without the NAS, and no further: the writer's record
+    # and the file systems wait for it.
+    assert live.vm.wait_exit(20) is None, "powered off without the NAS"
+    assert events.named("writer-stopped") == []
+    live.start_nas()
+    back = time.monotonic()
+    events.wait("writer-stopped", 120, after=back)  # the record under way, synced; then stops
+    return f"under way {back - started:.0f} s without the NAS, went on once it was back"
