@@ -27,7 +27,7 @@ import time
 import pytest
 
 from aoelab import installed, resilience, sysimage
-from tests.conftest import require_programs, require_root
+from tests.helpers import require_programs, require_root
 
 pytestmark = [pytest.mark.vm, pytest.mark.dracut]
 
