@@ -42,23 +42,31 @@ def publish(root: Path, as_json: bool) -> None:
               show_default=True)
 @click.option("--script", default=None, metavar="PATH|URL",
               help="What iPXE fetches: default MAC/boot.ipxe, relative to the TFTP root.")
-@click.option("--ipxe-image", default="undionly.kpxe", show_default=True,
-              help="The iPXE image PXE firmware chain-loads (ipxe.efi for UEFI).")
-def nas_config(mac: str, target_text: str, fmt: str, script: str, ipxe_image: str) -> None:
+@click.option("--bios-image", "--ipxe-image", "bios_image", default="undionly.kpxe",
+              show_default=True, metavar="FILE",
+              help="The iPXE image BIOS PXE firmware (option 93 = 0) chain-loads.")
+@click.option("--efi-image", default="snponly.efi", show_default=True, metavar="FILE",
+              help="The iPXE image x86-64 UEFI firmware (option 93 = 7 or 9) chain-loads "
+                   "(ipxe.efi brings iPXE's own NIC drivers).")
+@click.option("--arm64-efi-image", default="", metavar="FILE",
+              help="The iPXE image arm64 UEFI firmware (option 93 = 11) chain-loads; none unless "
+                   "named.")
+def nas_config(mac: str, target_text: str, fmt: str, script: str, bios_image: str,
+               efi_image: str, arm64_efi_image: str) -> None:
     """Print the DHCP fragment the NAS needs to netboot this box.
 
-    PXE firmware gets iPXE; iPXE (user-class "iPXE") gets the box's boot script and root-path
-    aoe:eX.Y, never iPXE again (that would chain-load forever).
+    PXE firmware gets the iPXE image for its architecture (DHCP option 93); iPXE (user-class
+    "iPXE") gets the box's boot script and root-path aoe:eX.Y, never iPXE again (that would
+    chain-load forever). An image given as "" is not offered.
     """
     from aoeboot import mac as macs
     from aoeboot import nasconfig
-    from aoeboot.errors import AoebootError
+    from aoeboot.pxearch import Images, check_plain
     from aoeboot.target import Target
 
     normal = macs.parse(mac)
     target = Target.parse(target_text)
-    script = script or f"{macs.hexhyp(normal)}/boot.ipxe"
-    if any(c in script for c in '"\n ;{}') or any(c in ipxe_image for c in '"\n ;{}'):
-        raise AoebootError("--script and --ipxe-image must be plain paths or URLs")
+    script = check_plain("--script", script or f"{macs.hexhyp(normal)}/boot.ipxe")
+    images = Images(bios_image, efi_image, arm64_efi_image).checked()
     render = nasconfig.dnsmasq if fmt == "dnsmasq" else nasconfig.isc_dhcpd
-    click.echo(render(normal, target, script, ipxe_image), nl=False)
+    click.echo(render(normal, target, script, images), nl=False)
