@@ -27,6 +27,12 @@ def require_programs(*names: str) -> None:
             _missing(f"program {name!r} not installed")
 
 
+def require_files(*paths: Path) -> None:
+    for path in paths:
+        if not path.exists():
+            _missing(f"{path} missing (its package is not installed)")
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         _missing("needs root")
