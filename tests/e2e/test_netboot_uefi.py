@@ -2,7 +2,8 @@
 DHCP as x86-64 UEFI (option 93 = 7); dnsmasq, configured with what `aoeboot nas-config` prints,
 offers snponly.efi; iPXE EFI runs the published script; the newest kernel is corrupt, so the
 previous one (EFI stub, initrd= from iPXE) boots, and its root is `root=aoe:abftp1`: the disk
-and the NIC come from the aBFT that iPXE installed as an ACPI table, with no rd.aoe.iface=."""
+and the NIC come from the aBFT that iPXE installed as an ACPI table, with no rd.aoe.iface=.
+Then an aBFT alone, with no AoE option at all (a direct boot: quick)."""
 
 from __future__ import annotations
 
@@ -66,3 +67,24 @@ def test_uefi_pxe_snponly_previous_kernel_root_from_abft(nas, tmp_path, kernel, 
     assert "aoeboot.test=abft" in console and "aoeboot.test=newest" not in console
     assert "rd.aoe.iface" not in console and "ACPI: aBFT" in console
     assert "root=/dev/etherd/e11.0p1" in console.split(MARKER)[1].splitlines()[0]
+
+
+def test_an_abft_alone_makes_root_label_boot_over_aoe(nas, tmp_path, kernel, initramfs):
+    """No AoE option at all: `root=LABEL=` and no rd.aoe.iface=, rd.aoe or BOOTIF=. The aBFT
+    (here given to the VM as an ACPI table by qemu, laid out as iPXE writes it: shelf 11 little-
+    endian, slot 0, reserved, the NIC's MAC) says AoE is wanted and on which NIC. Without it
+    the module would not look for AoE, and root would never come."""
+    table = tmp_path / "abft.bin"
+    table.write_bytes(bytes([11, 0, 0, 0]) + bytes.fromhex(MAC.replace(":", "")))
+    disk = make_disk(tmp_path / "root.img")
+    with Vblade(nas, 11, 0, "tap0", disk):
+        vm = VM(nas, tmp_path / "console.log", kernel=kernel.image,
+                initrd=initramfs("systemd"), append="root=LABEL=aoeroot",
+                extra=["-acpitable", f"sig=aBFT,rev=1,oem_id=FENSYS,oem_table_id=iPXE,"
+                       f"data={table}"])
+        with vm:
+            match = vm.wait_for(MARKER, 300)
+            vm.wait_exit(60)
+    console = vm.text()
+    assert match, f"no root over AoE; console tail:\n{console[-3000:]}"
+    assert "ACPI: aBFT" in console and "rd.aoe" not in console and "BOOTIF" not in console
