@@ -20,7 +20,10 @@ def test_script_boots_newest_then_previous_then_sanboot():
     assert lines[k0 + 3:k0 + 5] == ["initrd initrd-a || goto k1", "boot || goto k1"]
     k1 = lines.index(":k1")
     assert lines[k1 + 2].endswith("|| goto sanboot") and lines[k1 + 4] == "boot || goto sanboot"
-    assert "sanboot aoe:e11.0 || goto failed" in lines
+    # the disk iPXE attached for the DHCP root-path is let go first, or sanboot cannot attach it
+    sanboot = lines.index(":sanboot")
+    assert lines[sanboot + 2:sanboot + 5] == ["sanunhook --drive 0x80 || goto sanhook",
+                                              ":sanhook", "sanboot aoe:e11.0 || goto failed"]
 
 
 def test_script_with_base_url():
