@@ -27,6 +27,7 @@ from aoelab.vm import VM
 FILES = Path(__file__).resolve().parent / "files"
 REPO = Path(__file__).resolve().parent.parent
 PYZ_BUILDER = REPO / "tools" / "build-pyz.py"
+SNPONLY = Path("/usr/lib/ipxe/snponly.efi")  # Debian's ipxe: iPXE for UEFI, the firmware's NIC
 
 SHELF, ROOT_PART, BOOT_PART = 11, 3, 2
 TARGET = f"e{SHELF}.0p{ROOT_PART}"  # the system disk's btrfs partition
@@ -221,11 +222,15 @@ class Box:
 
 
 def install_box(work: Path, kernel: str = sysimage.SUITE,
-                prepare: Optional[Callable[[Path], None]] = None) -> Box:
+                prepare: Optional[Callable[[Path], None]] = None,
+                kernel_install_env: Optional[Mapping[str, str]] = None,
+                with_initrd: bool = False) -> Box:
     """A user's installation: the system disk (with the data volume in fstab by UUID=), the
     aoeboot package in it, publishing to the NAS's share configured, install-entry from the
     installer's shell, then the distribution's `kernel-install add` (after the grub model).
-    `prepare(target)` runs before install-entry (extra files, hooks)."""
+    `prepare(target)` runs before install-entry (extra files, hooks); `kernel_install_env`
+    and `with_initrd` (pass /boot/initrd.img-KVER, as Debian's zz-systemd-boot hook does) shape
+    the kernel-install run."""
     nas = work / "nas"
     nas.mkdir(parents=True)
     disk = sysimage.system_image(work / "system.img", kernel=kernel,
@@ -245,8 +250,10 @@ def install_box(work: Path, kernel: str = sysimage.SUITE,
                                                    "--iface", MAC)
         kver = sysimage.boot_kernels(target)[-1]
         with nas_bind(target, nas):
+            initrd = [f"/boot/initrd.img-{kver}"] if with_initrd else []
             done = sysimage.chroot_run(target, ["kernel-install", "-v", "add", kver,
-                                                f"/boot/vmlinuz-{kver}"])
+                                                f"/boot/vmlinuz-{kver}", *initrd],
+                                       env=kernel_install_env)
     return Box(disk, data, nas, kver, install_log, done.stdout + done.stderr)
 
 
@@ -266,10 +273,12 @@ class Boot:
 
 
 def boot(box: Box, workdir: Path, *, entry: Optional[Entry] = None, options: str = "",
-         netboot: bool = False, nic: str = "virtio-net-pci", timeout: float = 900) -> Boot:
+         netboot: bool = False, nic: str = "virtio-net-pci", timeout: float = 900,
+         firmware: str = "bios") -> Boot:
     """The NAS (vblade serving both disks, dnsmasq as `aoeboot nas-config` configures it, TFTP
     from the published directory) and the box: `entry`'s kernel and initramfs with `options`,
-    or, with `netboot`, whatever iPXE finds in the NAS's boot script."""
+    or, with `netboot`, whatever iPXE finds in the NAS's boot script. `firmware` "uefi": OVMF,
+    whose own PXE fetches iPXE (snponly.efi, put in the TFTP root here) from the NAS."""
     from aoelab.dnsmasq import Dnsmasq
     from aoelab.netns import Namespace
     from aoelab.vblade import Vblade
@@ -280,7 +289,10 @@ def boot(box: Box, workdir: Path, *, entry: Optional[Entry] = None, options: str
                               capture_output=True, text=True, check=True).stdout
     probe = workdir / "probe.log"
     if netboot:
-        how: Dict[str, Any] = {"netboot": True}
+        how: Dict[str, Any] = {"netboot": True, "firmware": firmware,
+                               "option_rom": firmware == "bios"}
+        if firmware == "uefi":
+            shutil.copy(SNPONLY, box.nas / "aoeboot")
     else:
         assert entry is not None, "a direct boot needs an entry"
         how = {"kernel": entry.linux, "initrd": entry.initrd, "append": f"{CONSOLE} {options}"}
