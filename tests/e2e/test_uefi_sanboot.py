@@ -67,7 +67,7 @@ def test_sanboot_under_uefi_boots_the_entry_on_the_esp(box, tmp_path):
     for kernel in (box.nas / "aoeboot").glob("*/vmlinuz-*"):
         with open(kernel, "r+b") as handle:
             handle.write(b"\0" * 65536)
-    result = installed.boot(box, tmp_path / "uefi", netboot=True, firmware="uefi")
+    result = installed.boot(box, tmp_path / "uefi", netboot=True, firmware="uefi", timeout=1800)
     console = result.console
     assert result.done, f"the probe never ran:\n{console[-5000:]}"
     assert "Start PXE over IPv4" in console and "aoeboot: sanboot aoe:e11.0" in console
