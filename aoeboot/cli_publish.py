@@ -52,17 +52,26 @@ FORMATS = ["isc-dhcpd", "dnsmasq", "vblade", "vblade-unit"]
               help="A DHCP fragment, the vblade command line, or a systemd unit running it.")
 @click.option("--script", default=None, metavar="PATH|URL",
               help="What iPXE fetches: default MAC/boot.ipxe, relative to the TFTP root.")
-@click.option("--ipxe-image", default="undionly.kpxe", show_default=True,
-              help="The iPXE image PXE firmware chain-loads (ipxe.efi for UEFI).")
+@click.option("--bios-image", "--ipxe-image", "bios_image", default="undionly.kpxe",
+              show_default=True, metavar="FILE",
+              help="The iPXE image BIOS PXE firmware (option 93 = 0) chain-loads.")
+@click.option("--efi-image", default="snponly.efi", show_default=True, metavar="FILE",
+              help="The iPXE image x86-64 UEFI firmware (option 93 = 7 or 9) chain-loads "
+                   "(ipxe.efi brings iPXE's own NIC drivers).")
+@click.option("--arm64-efi-image", default="", metavar="FILE",
+              help="The iPXE image arm64 UEFI firmware (option 93 = 11) chain-loads; none unless "
+                   "named.")
 @click.option("--nas-iface", "nas_iface", default=None, metavar="IF",
               help="vblade: the NAS's interface towards the box.")
 @click.option("--export", "export", default=None, metavar="PATH",
               help="vblade: the file or block device holding the box's disk (/dev/vg/box).")
 def nas_config(mac_texts: Tuple[str, ...], target_text: str, fmt: str, script: Optional[str],
-               ipxe_image: str, nas_iface: Optional[str], export: Optional[str]) -> None:
+               bios_image: str, efi_image: str, arm64_efi_image: str, nas_iface: Optional[str],
+               export: Optional[str]) -> None:
     """Print what the NAS needs for this box: its DHCP fragment, or its vblade export.
 
-    DHCP (isc-dhcpd, dnsmasq): PXE firmware gets iPXE; iPXE (user-class "iPXE") gets the box's
+    DHCP (isc-dhcpd, dnsmasq): PXE firmware gets the iPXE image for its architecture (DHCP
+    option 93; an image given as "" is not offered); iPXE (user-class "iPXE") gets the box's
     boot script and root-path aoe:eX.Y, never iPXE again (that would chain-load forever).
 
     vblade, vblade-unit: the vblade command line (or a systemd service running it) that
@@ -73,6 +82,7 @@ def nas_config(mac_texts: Tuple[str, ...], target_text: str, fmt: str, script: O
     from aoeboot import nasconfig
     from aoeboot.config import interface_name
     from aoeboot.errors import AoebootError
+    from aoeboot.pxearch import Images, check_plain
     from aoeboot.target import Target
 
     box = nasconfig.box_macs(mac_texts)
@@ -86,9 +96,8 @@ def nas_config(mac_texts: Tuple[str, ...], target_text: str, fmt: str, script: O
         render = nasconfig.vblade_unit if fmt == "vblade-unit" else nasconfig.vblade_command
         click.echo(render(box, target, netif, path), nl=False)
         return
-    script = script or f"{macs.hexhyp(box[0])}/boot.ipxe"
-    if any(c in script for c in '"\n ;{}') or any(c in ipxe_image for c in '"\n ;{}'):
-        raise AoebootError("--script and --ipxe-image must be plain paths or URLs")
+    script = check_plain("--script", script or f"{macs.hexhyp(box[0])}/boot.ipxe")
+    images = Images(bios_image, efi_image, arm64_efi_image).checked()
     render_dhcp = nasconfig.dnsmasq if fmt == "dnsmasq" else nasconfig.isc_dhcpd
-    click.echo("".join(render_dhcp(mac, target, script, ipxe_image, first=index == 0)
+    click.echo("".join(render_dhcp(mac, target, script, images, first=index == 0)
                        for index, mac in enumerate(box)), nl=False)

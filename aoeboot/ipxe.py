@@ -12,6 +12,14 @@ from typing import List, Sequence
 
 from aoeboot.target import Target
 
+# What the menu costs every boot. iPXE's menu stops its countdown at the first key (menu_ui.c:
+# any key cancels the timeout), so it only has to leave a person watching the console time to
+# see the menu and press one key; choosing the fallback then takes as long as they like.
+# Seeing and reacting takes about a second; 3 s leaves margin for a slow serial console or KVM
+# switch. bench/netboot measures it (about 3 s of every boot, against 60-90 s of TCG netboot).
+MENU_TIMEOUT_MS = 3000
+SAN_DRIVE = 0x80  # the drive number iPXE gives the first SAN disk (BIOS and UEFI alike)
+
 
 @dataclass(frozen=True)
 class Published:
@@ -34,7 +42,7 @@ def render(host: str, kernels: Sequence[Published], target: Target, base_url: st
     for label, kernel in zip(labels, kernels):
         lines.append(f"item {label} Linux {kernel.kver} (root {target.name}) || goto {first}")
     lines += [f"item sanboot Boot {target.disk.uri} directly (sanboot) || goto {first}",
-              f"choose --default {first} --timeout 3000 selected || goto {first}",
+              f"choose --default {first} --timeout {MENU_TIMEOUT_MS} selected || goto {first}",
               "goto ${selected}"]
     for index, (label, kernel) in enumerate(zip(labels, kernels)):
         fallback = labels[index + 1] if index + 1 < len(kernels) else "sanboot"
@@ -47,7 +55,12 @@ def render(host: str, kernels: Sequence[Published], target: Target, base_url: st
             f"initrd {base}{kernel.initrd} || goto {fallback}",
             f"boot || goto {fallback}",
         ]
+    # iPXE has already attached the disk as SAN drive 0x80 when DHCP gave it a root-path (as
+    # nas-config does: that is what leaves the aBFT for root=aoe:abft); attaching it again
+    # fails ("Could not open SAN device"), so let go of it first, if it is there.
     lines += [":sanboot", f"echo aoeboot: sanboot {target.disk.uri}",
+              f"sanunhook --drive {SAN_DRIVE:#x} || goto sanhook",
+              ":sanhook",
               f"sanboot {target.disk.uri} || goto failed",
               ":failed", "echo aoeboot: nothing could be booted", "shell", ""]
     return "\n".join(lines)

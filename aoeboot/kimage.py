@@ -52,3 +52,18 @@ def uki_initrd(image: Path) -> Optional[bytes]:
     except struct.error:
         raise AoebootError(f"kernel image {image} is damaged (PE headers cut short)") from None
     return None
+
+
+def has_efi_stub(image: Path) -> bool:
+    """Whether a kernel image is also a PE program that UEFI (and iPXE EFI) can start: a bzImage
+    built with CONFIG_EFI_STUB, or a UKI. False if unreadable."""
+    try:
+        with open(image, "rb") as handle:
+            head = handle.read(0x40)
+            if len(head) < 0x40 or head[:2] != b"MZ":
+                return False
+            (pe,) = struct.unpack_from("<I", head, 0x3C)
+            handle.seek(pe)
+            return handle.read(4) == b"PE\0\0"
+    except OSError:
+        return False

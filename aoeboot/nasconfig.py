@@ -1,8 +1,10 @@
 """What the NAS needs for this box: its DHCP fragment and its vblade export.
 
-DHCP: iPXE identifies itself with user-class "iPXE"; it must never be handed iPXE again, or it
-chain-loads itself forever. iPXE's root-path names the disk (`sanboot aoe:e11.0`); everyone
-else (the initramfs's DHCP client, for root=dhcp) gets the target itself, partition included.
+DHCP: the firmware's client-architecture option (93) picks the iPXE image (aoeboot.pxearch):
+BIOS gets `undionly.kpxe`, x86-64 UEFI an EFI build. iPXE identifies itself with user-class
+"iPXE"; it must never be handed iPXE again, or it chain-loads itself forever, so that test comes
+first. iPXE's root-path names the disk (`sanboot aoe:e11.0`); everyone else (the initramfs's
+DHCP client, for root=dhcp) gets the target itself, partition included.
 
 vblade: AoE has no authentication; vblade's `-m mac[,mac...]` is its one access control. A
 listed MAC is the only source whose frames vblade answers (no Query Config answer, no ATA
@@ -20,6 +22,7 @@ from typing import List, Sequence
 
 from aoeboot import mac as macs
 from aoeboot.errors import AoebootError
+from aoeboot.pxearch import ARCHES, Images
 from aoeboot.target import Target
 
 VBLADE = "/usr/sbin/vblade"  # Debian's and Fedora's vblade package
@@ -31,9 +34,15 @@ def host_tag(mac: str) -> str:
     return "aoeboot-" + macs.hexraw(mac)
 
 
-def isc_dhcpd(mac: str, target: Target, script: str, ipxe_image: str, first: bool = True) -> str:
+def _isc_arch_test(firmware: str) -> str:
+    # pxe-system-type is isc-dhcpd's built-in name for option 93 (an array of 16-bit values)
+    return " or ".join(f"option pxe-system-type = {arch >> 8:02x}:{arch & 0xff:02x}"
+                       for arch in ARCHES[firmware])
+
+
+def isc_dhcpd(mac: str, target: Target, script: str, images: Images, first: bool = True) -> str:
     """One host block per NIC of the box (`first` does not matter here)."""
-    return "\n".join([
+    lines: List[str] = [
         f"# aoeboot: {mac} boots root from {target.uri}",
         f"host {host_tag(mac)} {{",
         f"  hardware ethernet {mac};",
@@ -41,27 +50,41 @@ def isc_dhcpd(mac: str, target: Target, script: str, ipxe_image: str, first: boo
         f'    filename "{script}";',
         f'    option root-path "{target.disk.uri}";',
         "  } else {",
-        f'    filename "{ipxe_image}";',
         f'    option root-path "{target.uri}";',
-        "  }",
-        "}",
-        "",
-    ])
+    ]
+    offered = list(images.by_firmware().items())
+    for index, (firmware, image) in enumerate(offered):
+        opener = "} elsif" if index else "if"
+        lines += [f"    {opener} {_isc_arch_test(firmware)} {{", f'      filename "{image}";']
+    if offered:
+        lines.append("    }")
+    lines += ["  }", "}", ""]
+    return "\n".join(lines)
 
 
-def dnsmasq(mac: str, target: Target, script: str, ipxe_image: str, first: bool = True) -> str:
-    """One block per NIC of the box; the user-class tag is set once, in the `first`."""
+def dnsmasq(mac: str, target: Target, script: str, images: Images, first: bool = True) -> str:
+    """One block per NIC of the box; the user-class and architecture tags are set once, in the
+    `first`."""
     tag = host_tag(mac)
-    return "\n".join([
+    offered = images.by_firmware()
+    lines: List[str] = [
         f"# aoeboot: {mac} boots root from {target.uri}",
         f"dhcp-host={mac},set:{tag}",
-        *(["dhcp-userclass=set:ipxe,iPXE"] if first else []),
-        f"dhcp-boot=tag:{tag},tag:!ipxe,{ipxe_image}",
+    ]
+    if first:
+        lines.append("dhcp-userclass=set:ipxe,iPXE")
+        for firmware in offered:
+            lines += [f"dhcp-match=set:aoeboot-{firmware},option:client-arch,{arch}"
+                      for arch in ARCHES[firmware]]
+    lines += [f"dhcp-boot=tag:{tag},tag:!ipxe,tag:aoeboot-{firmware},{image}"
+              for firmware, image in offered.items()]
+    lines += [
         f"dhcp-boot=tag:{tag},tag:ipxe,{script}",
         f"dhcp-option=tag:{tag},tag:ipxe,option:root-path,{target.disk.uri}",
         f"dhcp-option=tag:{tag},tag:!ipxe,option:root-path,{target.uri}",
         "",
-    ])
+    ]
+    return "\n".join(lines)
 
 
 def box_macs(texts: Sequence[str]) -> List[str]:

@@ -27,6 +27,7 @@ from aoeboot.target import Target
 log = logging.getLogger(__name__)
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
+ABFT = "/sys/firmware/acpi/tables/aBFT"  # iPXE's AoE boot firmware table, as an ACPI table
 FIX = "run `aoeboot install-entry`"
 
 
@@ -64,8 +65,8 @@ def check(root: Path = Path("/"), progress: Callable[[str], None] = lambda _: No
     host = _host(root, checks)
     if host is None:
         return checks
-    for step in (_driver, _interfaces, _target, _servers, _deadsecs, _root_mount, _fstab,
-                 _cmdline, _entries, _grub_default, _initramfs, _installed, _publish):
+    for step in (_firmware, _driver, _interfaces, _target, _servers, _deadsecs, _root_mount,
+                 _fstab, _cmdline, _entries, _grub_default, _initramfs, _installed, _publish):
         progress(step.__name__.strip("_").replace("_", " "))
         checks += step(host)
     return checks
@@ -113,6 +114,47 @@ def _mounted_target(root: Path) -> Optional[Target]:
         return rootdev.aoe_root(root, under(root, rootdev.MOUNTINFO))
     except OSError:
         return None
+
+
+def firmware(root: Path) -> str:
+    """"UEFI" or "BIOS": how the running system was booted (the kernel's /sys/firmware/efi)."""
+    return "UEFI" if under(root, "/sys/firmware/efi").is_dir() else "BIOS"
+
+
+def _firmware(host: Host) -> List[Check]:
+    name = firmware(host.root)
+    message = f"booted with {name}"
+    if name == "UEFI":
+        bits = read_or_empty(under(host.root, "/sys/firmware/efi/fw_platform_size")).strip()
+        message += f" ({bits}-bit)" if bits else ""
+    if under(host.root, ABFT).is_file():
+        message += "; iPXE attached the AoE disk and left its aBFT (root=aoe:abft works)"
+    checks = [Check("firmware", OK, message)]
+    destination = host.config.publish.destination or ""
+    if destination and not destination.startswith("ssh://"):
+        checks += _ipxe_images(name, Path(destination))
+    return checks
+
+
+def _ipxe_images(name: str, tftp: Path) -> List[Check]:
+    """The NAS's TFTP root (taken to be the publish destination, where the script's default
+    path is relative to) should hold iPXE for this firmware; tell only when it holds iPXE for
+    the other one, the sign that it is the TFTP root indeed."""
+    from aoeboot.pxearch import Images
+
+    default = Images()
+    names = {"BIOS": {default.bios, "undionly.kkpxe", "ipxe.pxe"},
+             "UEFI": {default.efi_x86_64, "ipxe.efi"}}
+    other = "BIOS" if name == "UEFI" else "UEFI"
+    has = {fw: sorted(n for n in files if (tftp / n).is_file()) for fw, files in names.items()}
+    if has[other] and not has[name]:
+        option = "--efi-image" if name == "UEFI" else "--bios-image"
+        return [Check("firmware", WARN, f"{tftp} holds iPXE for {other} ({', '.join(has[other])}) "
+                      f"but none for {name} ({' or '.join(sorted(names[name]))}): this box's PXE "
+                      "firmware would get no iPXE",
+                      f"copy it there from the ipxe package; `aoeboot nas-config {option}` "
+                      "names it")]
+    return []
 
 
 def _driver(host: Host) -> List[Check]:
@@ -528,6 +570,17 @@ def _nas_script(host: Host, published: Sequence[str]) -> List[Check]:
                          and sha256(directory / str(k.get(f))) == k.get(f"{f}_sha256")
                          for f in ("kernel", "initrd"))]
     listed = ", then ".join(str(k.get("kver")) for k in kernels)
+    if firmware(host.root) == "UEFI" and not broken:
+        from aoeboot.kimage import has_efi_stub
+
+        stubless = [str(k.get("kver")) for k in kernels
+                    if not has_efi_stub(directory / str(k.get("kernel")))]
+        if stubless:
+            # iPXE EFI starts a kernel as a PE program: without the EFI stub it cannot
+            level = FAIL if len(stubless) == len(kernels) else WARN
+            return [Check("publish", level, f"this box boots with UEFI, but the NAS's "
+                          f"{publish.SCRIPT} kernels {', '.join(stubless)} have no EFI stub",
+                          "a kernel built with CONFIG_EFI_STUB (every distribution kernel)")]
     if broken:
         names = ", ".join(str(k.get("kver")) for k in broken)
         # iPXE falls back kernel by kernel: only when none is whole does the netboot fail.

@@ -29,6 +29,7 @@ from aoelab.vm import VM
 FILES = Path(__file__).resolve().parent / "files"
 REPO = Path(__file__).resolve().parent.parent
 PYZ_BUILDER = REPO / "tools" / "build-pyz.py"
+SNPONLY = Path("/usr/lib/ipxe/snponly.efi")  # Debian's ipxe: iPXE for UEFI, the firmware's NIC
 
 SHELF, ROOT_PART, BOOT_PART = 11, 3, 2
 TARGET = f"e{SHELF}.0p{ROOT_PART}"  # the system disk's btrfs partition
@@ -226,12 +227,16 @@ class Box:
 
 def install_box(work: Path, kernel: str = sysimage.SUITE,
                 prepare: Optional[Callable[[Path], None]] = None,
-                macs: Sequence[str] = (MAC,), install_args: Sequence[str] = ()) -> Box:
+                macs: Sequence[str] = (MAC,), install_args: Sequence[str] = (),
+                kernel_install_env: Optional[Mapping[str, str]] = None,
+                with_initrd: bool = False) -> Box:
     """A user's installation: the system disk (with the data volume in fstab by UUID=), the
     aoeboot package in it, publishing to the NAS's share configured, install-entry from the
     installer's shell (`--iface` for each of `macs`), then the distribution's `kernel-install
     add` (after the grub model). `prepare(target)` runs before install-entry (extra files,
-    hooks); `install_args` are more install-entry options."""
+    hooks); `install_args` are more install-entry options; `kernel_install_env` and
+    `with_initrd` (pass /boot/initrd.img-KVER, as Debian's zz-systemd-boot hook does) shape
+    the kernel-install run."""
     nas = work / "nas"
     nas.mkdir(parents=True)
     disk = sysimage.system_image(work / "system.img", kernel=kernel,
@@ -252,8 +257,10 @@ def install_box(work: Path, kernel: str = sysimage.SUITE,
                                                    *install_args)
         kver = sysimage.boot_kernels(target)[-1]
         with nas_bind(target, nas):
+            initrd = [f"/boot/initrd.img-{kver}"] if with_initrd else []
             done = sysimage.chroot_run(target, ["kernel-install", "-v", "add", kver,
-                                                f"/boot/vmlinuz-{kver}"])
+                                                f"/boot/vmlinuz-{kver}", *initrd],
+                                       env=kernel_install_env)
     return Box(disk, data, nas, kver, install_log, done.stdout + done.stderr)
 
 
@@ -275,14 +282,15 @@ class Boot:
 def boot(box: Box, workdir: Path, *, entry: Optional[Entry] = None, options: str = "",
          netboot: bool = False, nic: str = "virtio-net-pci", timeout: float = 900,
          lan: bool = False, root_argv: Optional[Callable[[str], Sequence[str]]] = None,
-         during: Optional[Callable[[Namespace, str, VM, Path], None]] = None) -> Boot:
+         during: Optional[Callable[[Namespace, str, VM, Path], None]] = None,
+         firmware: str = "bios") -> Boot:
     """The NAS (vblade serving both disks, dnsmasq as `aoeboot nas-config` configures it, TFTP
     from the published directory) and the box: `entry`'s kernel and initramfs with `options`,
-    or, with `netboot`, whatever iPXE finds in the NAS's boot script. `lan`, `root_argv`: as
-    for running(). `during(ns, nas_iface, vm, probe_log)` runs once the VM has started, before
-    waiting for the probe."""
+    or, with `netboot`, whatever iPXE finds in the NAS's boot script. `lan`, `root_argv`,
+    `firmware`: as for running(). `during(ns, nas_iface, vm, probe_log)` runs once the VM has
+    started, before waiting for the probe."""
     with running(box, workdir, entry=entry, options=options, netboot=netboot, nic=nic,
-                 lan=lan, root_argv=root_argv) as live:
+                 lan=lan, root_argv=root_argv, firmware=firmware) as live:
         if during is not None:
             during(live.ns, live.nas_iface, live.vm, live.probe)
         done = wait_for_probe(live.probe, live.vm, timeout)
@@ -338,12 +346,15 @@ class Live:
 def running(box: Box, workdir: Path, *, entry: Optional[Entry] = None, options: str = "",
             netboot: bool = False, nic: str = "virtio-net-pci",
             macs: Sequence[str] = (MAC,), lan: bool = False,
-            root_argv: Optional[Callable[[str], Sequence[str]]] = None) -> Iterator[Live]:
+            root_argv: Optional[Callable[[str], Sequence[str]]] = None,
+            firmware: str = "bios") -> Iterator[Live]:
     """The NAS and the box, started; everything stops when the block ends. One NIC per MAC in
     `macs`, each on its own tap (tap0, tap1, ...); with more than one, or with `lan`, the taps
     and the NAS (address NAS_MAC) are ports of one bridge br0 in the NAS's namespace (one
     network, several paths; other machines can join it through veth pairs). `root_argv(
-    nas_iface)` is the vblade command line of the system disk (default: open to all)."""
+    nas_iface)` is the vblade command line of the system disk (default: open to all).
+    `firmware` "uefi": OVMF, whose own PXE fetches iPXE (snponly.efi, put in the TFTP root
+    here) from the NAS."""
     from aoelab.dnsmasq import Dnsmasq
 
     workdir.mkdir(exist_ok=True)
@@ -353,7 +364,10 @@ def running(box: Box, workdir: Path, *, entry: Optional[Entry] = None, options: 
     probe = workdir / "probe.log"
     monitor = workdir / "monitor.sock"
     if netboot:
-        how: Dict[str, Any] = {"netboot": True}
+        how: Dict[str, Any] = {"netboot": True, "firmware": firmware,
+                               "option_rom": firmware == "bios"}
+        if firmware == "uefi":
+            shutil.copy(SNPONLY, box.nas / "aoeboot")
     else:
         assert entry is not None, "a direct boot needs an entry"
         how = {"kernel": entry.linux, "initrd": entry.initrd, "append": f"{CONSOLE} {options}"}

@@ -103,7 +103,7 @@ ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 # Anaconda's /boot and btrfs partitions: "Linux filesystem" (not the discoverable root type, so
 # systemd-gpt-auto-generator leaves them alone).
 LINUX_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
-ESP_MIB = 64
+ESP_MIB = 600  # as Anaconda makes it: a kernel and its initramfs fit when the ESP is $BOOT
 BOOT_MIB = 512  # two kernels with their generic dracut images fit
 DEFAULT_SIZE = 4 << 30
 ROOT_SUBVOL = "root"

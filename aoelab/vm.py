@@ -18,6 +18,9 @@ from typing import List, Optional, Sequence
 from aoelab.netns import Namespace
 
 QEMU = "qemu-system-x86_64"
+# Debian's ovmf: the x86-64 UEFI firmware, code read-only, variables a copy per VM
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 CONSOLE_ARGS = "console=ttyS0,115200 panic=-1 rd.shell=0 rd.emergency=poweroff"
 PRINTK_TIME = re.compile(r"^\[\s*(\d+\.\d+)\]", re.M)
 
@@ -63,8 +66,12 @@ class VM:
         disk: Optional[Path] = None,
         netboot: bool = False,
         memory: int = 512,
+        firmware: str = "bios",
+        option_rom: bool = True,
         extra: Sequence[str] = (),
     ) -> None:
+        """`firmware` "bios" (SeaBIOS) or "uefi" (OVMF, variables kept beside `console`).
+        Without `option_rom` the NIC has no iPXE ROM: UEFI's own PXE must fetch iPXE."""
         self.ns = ns
         self.console = console
         argv: List[str] = [QEMU, "-accel", accel(), "-m", str(memory), "-smp", "1",
@@ -78,10 +85,17 @@ class VM:
                 argv += ["-initrd", str(initrd)]
         if tap is not None:
             argv += ["-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
-                     "-device", f"{nic},netdev=n0,mac={mac}"]
+                     "-device", f"{nic},netdev=n0,mac={mac}" + ("" if option_rom else ",romfile=")]
         if disk is not None:
             argv += ["-drive", f"file={disk},format=raw,if=virtio"]
-        if netboot:
+        if firmware == "uefi":
+            variables = console.with_name(console.stem + "-ovmf-vars.fd")
+            variables.write_bytes(OVMF_VARS.read_bytes())
+            argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+                     "-drive", f"if=pflash,format=raw,unit=1,file={variables}"]
+            if netboot:  # OVMF writes its console (and iPXE's) to the serial port itself
+                argv += ["-boot", "n"]
+        elif netboot:
             # sgabios copies the BIOS text console (where iPXE writes) to the serial port
             argv += ["-boot", "n", "-device", "sga"]
         self.argv = argv + list(extra)

@@ -28,6 +28,12 @@ def require_programs(*names: str) -> None:
             missing(f"program {name!r} not installed")
 
 
+def require_files(*paths: Path) -> None:
+    for path in paths:
+        if not path.exists():
+            missing(f"{path} missing (its package is not installed)")
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         missing("needs root")

@@ -1,6 +1,7 @@
 import pytest
 
 from aoeboot import ipxe, nasconfig
+from aoeboot.pxearch import Images
 from aoeboot.target import Target
 from tests.helpers import aoeboot
 
@@ -21,7 +22,10 @@ def test_script_boots_newest_then_previous_then_sanboot():
     assert lines[k0 + 3:k0 + 5] == ["initrd initrd-a || goto k1", "boot || goto k1"]
     k1 = lines.index(":k1")
     assert lines[k1 + 2].endswith("|| goto sanboot") and lines[k1 + 4] == "boot || goto sanboot"
-    assert "sanboot aoe:e11.0 || goto failed" in lines
+    # the disk iPXE attached for the DHCP root-path is let go first, or sanboot cannot attach it
+    sanboot = lines.index(":sanboot")
+    assert lines[sanboot + 2:sanboot + 5] == ["sanunhook --drive 0x80 || goto sanhook",
+                                              ":sanhook", "sanboot aoe:e11.0 || goto failed"]
 
 
 def test_script_with_base_url():
@@ -31,23 +35,24 @@ def test_script_with_base_url():
 
 
 def test_dhcp_fragments_never_send_ipxe_to_ipxe():
-    isc = nasconfig.isc_dhcpd("52:54:00:12:34:56", Target(11, 0), "x/boot.ipxe", "undionly.kpxe")
+    isc = nasconfig.isc_dhcpd("52:54:00:12:34:56", Target(11, 0), "x/boot.ipxe", Images())
     assert 'if exists user-class and option user-class = "iPXE" {' in isc
     inner = isc.split('"iPXE" {')[1].split("} else {")[0]
     assert 'filename "x/boot.ipxe";' in inner and "undionly" not in inner
     assert 'option root-path "aoe:e11.0";' in inner
-    dm = nasconfig.dnsmasq("52:54:00:12:34:56", Target(11, 0), "x/boot.ipxe", "undionly.kpxe")
-    assert "dhcp-boot=tag:aoeboot-525400123456,tag:!ipxe,undionly.kpxe" in dm.splitlines()
+    dm = nasconfig.dnsmasq("52:54:00:12:34:56", Target(11, 0), "x/boot.ipxe", Images())
+    assert ("dhcp-boot=tag:aoeboot-525400123456,tag:!ipxe,tag:aoeboot-bios,undionly.kpxe"
+            in dm.splitlines())
     assert "dhcp-boot=tag:aoeboot-525400123456,tag:ipxe,x/boot.ipxe" in dm.splitlines()
 
 
 def test_root_path_is_the_disk_for_ipxe_and_the_partition_for_linux():
     target = Target(11, 0, 1)
-    isc = nasconfig.isc_dhcpd("52:54:00:12:34:56", target, "x/boot.ipxe", "undionly.kpxe")
+    isc = nasconfig.isc_dhcpd("52:54:00:12:34:56", target, "x/boot.ipxe", Images())
     ipxe_part, other = isc.split('"iPXE" {')[1].split("} else {")
     assert 'option root-path "aoe:e11.0";' in ipxe_part  # sanboot takes a disk
     assert 'option root-path "aoe:e11.0p1";' in other  # root=dhcp in the initramfs
-    dm = nasconfig.dnsmasq("52:54:00:12:34:56", target, "x/boot.ipxe", "undionly.kpxe").splitlines()
+    dm = nasconfig.dnsmasq("52:54:00:12:34:56", target, "x/boot.ipxe", Images()).splitlines()
     assert "dhcp-option=tag:aoeboot-525400123456,tag:ipxe,option:root-path,aoe:e11.0" in dm
     assert "dhcp-option=tag:aoeboot-525400123456,tag:!ipxe,option:root-path,aoe:e11.0p1" in dm
 
@@ -126,3 +131,21 @@ def test_vblade_without_its_inputs_says_what_it_needs():
                   "vblade", "--export", "/dev/vg/box")
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.startswith("aoeboot: --format vblade needs --nas-iface IF and --export PATH")
+
+
+def test_fragments_pick_the_image_by_client_architecture():
+    images = Images(efi_x86_64="ipxe.efi", efi_arm64="arm64/snponly.efi")
+    dm = nasconfig.dnsmasq("52:54:00:12:34:56", Target(11, 0), "x/boot.ipxe", images).splitlines()
+    assert "dhcp-match=set:aoeboot-bios,option:client-arch,0" in dm
+    assert {"dhcp-match=set:aoeboot-efi-x86_64,option:client-arch,7",
+            "dhcp-match=set:aoeboot-efi-x86_64,option:client-arch,9",
+            "dhcp-match=set:aoeboot-efi-arm64,option:client-arch,11"} <= set(dm)
+    assert "dhcp-boot=tag:aoeboot-525400123456,tag:!ipxe,tag:aoeboot-efi-x86_64,ipxe.efi" in dm
+    default = nasconfig.dnsmasq("52:54:00:12:34:56", Target(11, 0), "x/boot.ipxe", Images())
+    assert "snponly.efi" in default and "client-arch,11" not in default  # arm64 only if named
+    isc = nasconfig.isc_dhcpd("52:54:00:12:34:56", Target(11, 0), "x/boot.ipxe", images)
+    assert "if option pxe-system-type = 00:00 {" in isc
+    assert ("} elsif option pxe-system-type = 00:07 or option pxe-system-type = 00:09 {"
+            in isc)
+    assert '} elsif option pxe-system-type = 00:0b {\n      filename "arm64/snponly.efi";' in isc
+    assert isc.count("{") == isc.count("}")

@@ -191,7 +191,35 @@ def _rescue_without_aoe(root: Path) -> None:
     _cpio(root / "boot" / f"initramfs-0-rescue-{MACHINE_ID}.img", work)
 
 
+def _uefi(root: Path) -> None:
+    """The box booted with UEFI (the kernel's /sys/firmware/efi)."""
+    (root / "sys/firmware/efi").mkdir(parents=True)
+    (root / "sys/firmware/efi/fw_platform_size").write_text("64\n")
+
+
+def _uefi_with_bios_ipxe_only(root: Path) -> None:
+    _uefi(root)
+    _publish_real_kernel(root)
+    (root.parent / "nas/undionly.kpxe").write_text("iPXE for BIOS\n")
+
+
+def _publish_real_kernel(root: Path) -> None:
+    """Publish the machine's own kernel (an EFI stub bzImage) in place of the stand-in."""
+    from aoelab.kernel import installed_kernel
+
+    kernel = installed_kernel()
+    assert kernel is not None, "no installed kernel (linux-image-amd64)"
+    kver = (root / "proc/sys/kernel/osrelease").read_text().strip()
+    shutil.copy(kernel.image, root / f"boot/vmlinuz-{kver}")
+    config = Config(BootConfig(Target(11, 0, 1), ("eth0",)),
+                    PublishConfig(str(root.parent / "nas"), host="box"))
+    publish.after_add(root=root, config=config, kver=kver, kernel=root / f"boot/vmlinuz-{kver}",
+                      initrd=root / f"boot/initramfs-{kver}.img", options=tuple(OPTIONS.split()))
+
+
 BROKEN = [
+    # under UEFI iPXE starts the kernel as a PE program: the stand-in kernel has no EFI stub
+    ("publish", _uefi, "this box boots with UEFI, but the NAS's boot.ipxe kernels"),
     ("config", _set("etc/aoeboot/aoeboot.conf", "[boot]\ntarget = e70000.0p1\n"),
      "etc/aoeboot/aoeboot.conf:2: target: AoE shelf 70000 out of range"),
     ("driver", _newer_kernel_without_aoe,
@@ -306,6 +334,8 @@ WARNINGS = [
     ("deadsecs", _set("etc/aoeboot/aoeboot.conf", "[boot]\ntarget = e11.0p1\ninterfaces = eth0\n"
                                                   "deadsecs = 60\n"),
      "sets deadsecs = 60: each boot gives up on the root disk after the NAS is away 60 s"),
+    ("firmware", _uefi_with_bios_ipxe_only,
+     "holds iPXE for BIOS (undionly.kpxe) but none for UEFI (ipxe.efi or snponly.efi)"),
     ("dracut", _remove("etc/dracut.conf.d/90-aoeboot.conf"),
      "/etc/dracut.conf.d/90-aoeboot.conf is missing"),
     ("plugin", _mask_plugin, "masks the kernel-install plugin"),
@@ -353,3 +383,21 @@ def test_root_not_set_up_at_all(tmp_path):
 
 def test_doctor_is_status(tmp_path):
     assert aoeboot("doctor", "--root", str(tmp_path)).stdout == status(tmp_path).stdout
+
+
+def test_status_names_the_firmware(root):
+    bios = status(root)
+    assert bios.returncode == 0
+    assert "OK    firmware   booted with BIOS" in bios.stdout.splitlines(), bios.stdout
+    _uefi(root)
+    _publish_real_kernel(root)
+    (root / "sys/firmware/acpi/tables").mkdir(parents=True)
+    (root / "sys/firmware/acpi/tables/aBFT").write_bytes(b"aBFT" + bytes(42))
+    (root.parent / "nas/snponly.efi").write_text("iPXE for UEFI\n")
+    (root.parent / "nas/undionly.kpxe").write_text("iPXE for BIOS\n")
+    uefi = status(root, "--json")
+    assert uefi.returncode == 0, uefi.stdout + uefi.stderr
+    found = levels(uefi)
+    assert ("OK", "firmware", "booted with UEFI (64-bit); iPXE attached the AoE disk and left its "
+            "aBFT (root=aoe:abft works)") in found, found
+    assert all(level == "OK" for level, _, _ in found), found

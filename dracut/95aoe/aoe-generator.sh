@@ -1,12 +1,17 @@
 #!/bin/sh
-# systemd generator: root=aoe:eX.Y[pN] is no device path, so systemd-fstab-generator skips it;
-# mount /sysroot from /dev/etherd/eX.Y[pN] ourselves.
+# systemd generator: root=aoe:eX.Y[pN] (or aoe:abft[pN], the disk in iPXE's aBFT) is no device
+# path, so systemd-fstab-generator gets it wrong; mount /sysroot from /dev/etherd/... ourselves.
 
 type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
 
 root=$(getarg root=)
 case "$root" in
-    aoe:e*) ;;
+    aoe:abft*)
+        . /lib/aoe-lib.sh
+        aoe_abft_read || exit 0
+        what="/dev/etherd/$aoe_abft_disk${root#aoe:abft}"
+        ;;
+    aoe:e*) what="/dev/etherd/${root#aoe:}" ;;
     *) exit 0 ;;
 esac
 
@@ -22,7 +27,7 @@ fstype=$(getarg rootfstype=)
     echo "Before=initrd-root-fs.target"
     echo "[Mount]"
     echo "Where=/sysroot"
-    echo "What=/dev/etherd/${root#aoe:}"
+    echo "What=$what"
     [ -n "$fstype" ] && echo "Type=$fstype"
     [ -n "$flags" ] && echo "Options=$flags"
 } > "$GENERATOR_DIR/sysroot.mount"

@@ -12,7 +12,7 @@ check() {
     [[ $hostonly ]] || [[ $mount_needs ]] && {
         for_each_host_dev_and_slaves block_is_aoe || return 255
     }
-    require_binaries ip modprobe || return 1
+    require_binaries ip modprobe od tr || return 1
     return 0
 }
 
@@ -43,7 +43,8 @@ cmdline() {
 
 # called by dracut
 install() {
-    inst_multiple ip modprobe sleep
+    inst_multiple ip modprobe sleep od tr
+    inst_simple "$moddir/aoe-lib.sh" /lib/aoe-lib.sh
     inst_hook cmdline 90 "$moddir/parse-aoe.sh"
     inst_hook initqueue/settled 90 "$moddir/aoe-discover.sh"
     inst_hook emergency 05 "$moddir/aoe-report.sh"

@@ -2,8 +2,11 @@
 # Root on AoE: root=aoe:eX.Y[pN] (iPXE's spelling) or root=/dev/etherd/eX.Y[pN]; also
 # root=UUID=/LABEL= on an AoE disk when rd.aoe.iface= (or rd.aoe=1) says AoE is wanted.
 # root=dhcp with a DHCP root-path aoe:eX.Y[pN] where a DHCP module (network) is included.
-# Options: rd.aoe.iface=IF|MAC[,...] (else BOOTIF=), rd.aoe.timeout=S, rd.aoe.deadsecs=S (aoe-up);
-# rd.aoe.server=MAC[,...] (the recorded servers, for the report: aoe-report.sh).
+# root=aoe:abft[pN]: the disk iPXE attached, from its aBFT; with an aBFT present AoE is wanted
+# and its NIC is the interface, so root=UUID= needs no AoE option at all.
+# Options: rd.aoe.iface=IF|MAC[,...] (else the aBFT's NIC, else BOOTIF=), rd.aoe.timeout=S,
+# rd.aoe.deadsecs=S (aoe-up); rd.aoe.server=MAC[,...] (the recorded servers, for the report:
+# aoe-report.sh).
 
 type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
 
@@ -17,8 +20,19 @@ fi
 
 [ -z "$root" ] && root=$(getarg root=)
 
+. /lib/aoe-lib.sh
+aoe_abft_read && info "aoe: aBFT from iPXE: $aoe_abft_disk on $aoe_abft_mac"
+
 # shellcheck disable=SC2034 # rootok is read by dracut after the cmdline hooks
 case "${root#block:}" in
+    aoe:abft*)
+        if [ -z "$aoe_abft_disk" ]; then
+            warn "aoe: root=$root but no aBFT: iPXE leaves one Linux can read only under UEFI"
+            return 0
+        fi
+        root="block:/dev/etherd/$aoe_abft_disk${root#aoe:abft}"
+        rootok=1
+        ;;
     aoe:e*)
         root="block:/dev/etherd/${root#aoe:}"
         rootok=1
@@ -28,7 +42,8 @@ case "${root#block:}" in
         rootok=1
         ;;
     *)
-        getarg rd.aoe.iface= > /dev/null || getargbool 0 rd.aoe || return 0
+        [ -n "$aoe_abft_disk" ] || getarg rd.aoe.iface= > /dev/null || getargbool 0 rd.aoe \
+            || return 0
         ;;
 esac
 
@@ -38,6 +53,7 @@ echo "$aoe_dev" > /tmp/aoe.root
 
 # Interfaces and MACs AoE may use; empty means every interface.
 aoe_ifaces=$(getarg rd.aoe.iface=)
+[ -z "$aoe_ifaces" ] && aoe_ifaces=$aoe_abft_mac
 if [ -z "$aoe_ifaces" ] && aoe_bootif=$(getarg BOOTIF=); then
     # PXE's BOOTIF=01-52-54-00-12-34-56: hardware type 01, then the MAC
     aoe_ifaces=$(echo "${aoe_bootif#01-}" | tr 'A-F-' 'a-f:')
@@ -52,4 +68,5 @@ echo "${aoe_uptime%.*}" > /tmp/aoe.start
 [ -n "$aoe_dev" ] && wait_for_dev "$aoe_dev"
 # keep the network up until root is unmounted at shutdown
 need_shutdown
+unset aoe_abft_disk aoe_abft_mac
 unset aoe_dev aoe_ifaces aoe_bootif aoe_timeout aoe_uptime

@@ -50,6 +50,10 @@ def test_ipxe_boots_published_kernels_and_falls_back(nas, tmp_path, kernel, init
     assert publish.read_state(root)["state"] == "done"
     console = netboot(nas, tmp_path, tftp, "first")
     assert "aoeboot.test=first" in console
+    # iPXE attached the disk (the DHCP root-path) but under BIOS keeps its aBFT in base memory,
+    # out of the ACPI tables Linux reads (under UEFI it is one: test_netboot_uefi)
+    assert "Registered SAN device 0x80" in console and "ACPI: RSDT" in console
+    assert "ACPI: aBFT" not in console
 
     # a newer kernel (same image, new initramfs contents) becomes the default
     second = initramfs("shell")

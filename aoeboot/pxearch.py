@@ -1,0 +1,63 @@
+"""Which iPXE image each firmware gets: the DHCP client-architecture option (93, RFC 4578).
+
+PXE firmware names its architecture in option 93. BIOS (0) runs `undionly.kpxe`; x86-64 UEFI
+(7, the value OVMF and most PCs send; 9 from some older firmware) runs an EFI build of iPXE
+(`snponly.efi` drives the NIC through the firmware's own network driver, which the firmware just
+proved it has; `ipxe.efi` brings iPXE's drivers); arm64 UEFI (11) gets an image only when one is
+named. Every other architecture gets no boot file: an image it cannot run would only fail later.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+from aoeboot.errors import AoebootError
+
+# firmware name -> option 93 values, in the order the fragments test them
+ARCHES: Dict[str, Tuple[int, ...]] = {"bios": (0,), "efi-x86_64": (7, 9), "efi-arm64": (11,)}
+
+# What a DHCP server's configuration can carry unquoted and unescaped: no white space, quotes,
+# backslashes, commas (dnsmasq's separator), ; { } (isc-dhcpd's syntax) or # (comments).
+_PLAIN = re.compile(r"[!$%&()*+\-./0-9:=?@A-Z\[\]^_a-z|~]+")
+
+
+def check_plain(what: str, value: str) -> str:
+    """`value` unchanged if a DHCP configuration can carry it as a file name or URL."""
+    if not _PLAIN.fullmatch(value):
+        raise AoebootError(f"{what}: {value!r} is not a plain file name or URL "
+                           "(no spaces, quotes, backslashes, commas, ';', '{', '}' or '#')")
+    return value
+
+
+@dataclass(frozen=True)
+class Images:
+    """The iPXE image per firmware, as the NAS's TFTP root names them; "" = none offered."""
+
+    bios: str = "undionly.kpxe"
+    efi_x86_64: str = "snponly.efi"
+    efi_arm64: str = ""
+
+    def by_firmware(self) -> Dict[str, str]:
+        """firmware name (as ARCHES) -> image, only those that are offered."""
+        named = {"bios": self.bios, "efi-x86_64": self.efi_x86_64, "efi-arm64": self.efi_arm64}
+        return {firmware: image for firmware, image in named.items() if image}
+
+    def checked(self) -> "Images":
+        for option, image in (("--bios-image", self.bios), ("--efi-image", self.efi_x86_64),
+                              ("--arm64-efi-image", self.efi_arm64)):
+            if image:
+                check_plain(option, image)
+        if not self.by_firmware():
+            raise AoebootError("no iPXE image left to offer: name at least one of --bios-image, "
+                               "--efi-image, --arm64-efi-image")
+        return self
+
+
+def firmware_of(arch: int) -> str:
+    """The firmware name for an option-93 value, "" for one no image is made for."""
+    for firmware, values in ARCHES.items():
+        if arch in values:
+            return firmware
+    return ""
