@@ -18,8 +18,6 @@ from aoelab.dnsmasq import NAS_IP, Dnsmasq
 from aoelab.netns import Namespace, veth_pair
 from tests.helpers import aoeboot, require_programs, require_root
 
-pytestmark = pytest.mark.root
-
 MAC = "52:54:00:12:34:56"
 SCRIPT = "52-54-00-12-34-56/boot.ipxe"
 # (option 93 or None, user class) -> what the default fragment offers
