@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 from aoeboot.cmdline import Cmdline
 from aoeboot.errors import AoebootError
@@ -21,16 +20,16 @@ _LINE = re.compile(r"(?P<key>[A-Za-z0-9_-]+)(?P<gap>[ \t]+)(?P<value>.*)")
 @dataclass(frozen=True)
 class Line:
     text: str  # the raw line, without newline
-    key: Optional[str] = None  # None for comments and blank lines
+    key: str | None = None  # None for comments and blank lines
     value: str = ""
 
 
 @dataclass(frozen=True)
 class BootEntry:
-    lines: Tuple[Line, ...]
+    lines: tuple[Line, ...]
 
     @classmethod
-    def parse(cls, text: str, where: str = "boot entry") -> "BootEntry":
+    def parse(cls, text: str, where: str = "boot entry") -> BootEntry:
         lines = []
         for number, raw in enumerate(text.splitlines(), start=1):
             stripped = raw.strip()
@@ -44,7 +43,7 @@ class BootEntry:
         return cls(tuple(lines))
 
     @classmethod
-    def read(cls, path: Path) -> "BootEntry":
+    def read(cls, path: Path) -> BootEntry:
         try:
             return cls.parse(path.read_text(), where=str(path))
         except (OSError, UnicodeDecodeError) as err:
@@ -53,11 +52,11 @@ class BootEntry:
     def render(self) -> str:
         return "".join(line.text + "\n" for line in self.lines)
 
-    def get(self, key: str) -> Optional[str]:
+    def get(self, key: str) -> str | None:
         values = self.get_all(key)
         return values[0] if values else None
 
-    def get_all(self, key: str) -> List[str]:
+    def get_all(self, key: str) -> list[str]:
         return [line.value for line in self.lines if line.key == key]
 
     @property
@@ -65,9 +64,9 @@ class BootEntry:
         """All `options` lines joined, as the boot loader does."""
         return Cmdline.parse(" ".join(self.get_all("options")))
 
-    def with_options(self, options: Cmdline) -> "BootEntry":
+    def with_options(self, options: Cmdline) -> BootEntry:
         """Replace the options (the first `options` line takes them all; others are dropped)."""
-        new: List[Line] = []
+        new: list[Line] = []
         done = False
         for line in self.lines:
             if line.key != "options":
@@ -84,7 +83,7 @@ class BootEntry:
         return BootEntry(tuple(new))
 
 
-def entries_for(boot_root: Path, kver: str) -> List[Path]:
+def entries_for(boot_root: Path, kver: str) -> list[Path]:
     """The entries of kernel `kver` under `boot_root`: TOKEN-KVER.conf and TOKEN-KVER+TRIES.conf,
     and any other entry whose `version` is kver (Fedora's grub entries)."""
     directory = boot_root / BLS_ENTRIES
@@ -104,6 +103,6 @@ def entries_for(boot_root: Path, kver: str) -> List[Path]:
     return found
 
 
-def all_entries(boot_root: Path) -> List[Path]:
+def all_entries(boot_root: Path) -> list[Path]:
     directory = boot_root / BLS_ENTRIES
     return sorted(directory.glob("*.conf")) if directory.is_dir() else []

@@ -5,8 +5,8 @@ file, the dracut drop-in and the publish timer (/etc/default/grub: grubdefault.p
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from aoeboot import bls, paths
 from aoeboot.cmdline import OWNED_KEYS, Cmdline
@@ -27,7 +27,7 @@ DRACUT_DROPIN_TEXT = (
 )
 
 
-def installed_kernels(root: Path) -> List[str]:
+def installed_kernels(root: Path) -> list[str]:
     """Kernel versions with modules under root/lib/modules, oldest first."""
     modules = under(root, paths.MODULES)
     if not modules.is_dir():
@@ -37,16 +37,16 @@ def installed_kernels(root: Path) -> List[str]:
     return sorted((safe_name(v, "kernel version") for v in versions), key=sort_key)
 
 
-def entry_files(root: Path) -> List[Path]:
+def entry_files(root: Path) -> list[Path]:
     """Every Boot Loader Spec entry under root's boot directories, each once."""
-    seen: Dict[Path, Path] = {}
+    seen: dict[Path, Path] = {}
     for base in [under(root, d) for d in BOOT_DIRS]:
         for path in bls.all_entries(base):
             seen.setdefault(path.resolve(), path)
     return list(seen.values())
 
 
-def entry_kver(path: Path, entry: bls.BootEntry, kernels: Sequence[str]) -> Optional[str]:
+def entry_kver(path: Path, entry: bls.BootEntry, kernels: Sequence[str]) -> str | None:
     """The kernel an entry boots: its `version`, else the KVER in TOKEN-KVER[+TRIES].conf."""
     version = entry.get("version")
     if version:
@@ -55,7 +55,7 @@ def entry_kver(path: Path, entry: bls.BootEntry, kernels: Sequence[str]) -> Opti
     return next((k for k in kernels if stem.endswith("-" + k)), None)
 
 
-def owned(cmdline: Cmdline) -> Tuple[str, ...]:
+def owned(cmdline: Cmdline) -> tuple[str, ...]:
     return tuple(o for o in cmdline.options if o.partition("=")[0] in OWNED_KEYS)
 
 
@@ -68,7 +68,7 @@ def fix_entry(path: Path, options: Sequence[str]) -> bool:
     return True
 
 
-def cmdline_base(root: Path, fallback: Optional[str]) -> Cmdline:
+def cmdline_base(root: Path, fallback: str | None) -> Cmdline:
     """What kernel-install would use without /etc/kernel/cmdline: /usr/lib/kernel/cmdline, else
     `fallback` (the running command line; the installer passes none: its own is no guide)."""
     usr = under(root, paths.USR_KERNEL_CMDLINE)

@@ -6,7 +6,6 @@ Commands are imported only when invoked, so `aoeboot --help` and shell completio
 from __future__ import annotations
 
 import importlib
-from typing import Dict, List, Optional
 
 import click
 
@@ -14,7 +13,7 @@ from aoeboot import __version__
 from aoeboot.errors import EXIT_INTERRUPTED
 
 # command name -> "module:attribute" of its click.Command
-COMMANDS: Dict[str, str] = {
+COMMANDS: dict[str, str] = {
     "discover": "aoeboot.cli_discover:discover",
     "cmdline": "aoeboot.cli_entry:cmdline",
     "install-entry": "aoeboot.cli_entry:install_entry",
@@ -37,10 +36,10 @@ SHORT_HELP = {
 
 
 class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> List[str]:
+    def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
-    def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         name = ALIASES.get(name, name)
         if name not in COMMANDS:
             return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 import click
 
@@ -30,7 +30,7 @@ RETRIGGER = 2.0
 @click.option("--wait", is_flag=True,
               help="With the aoe driver, until a target is there: discovery again every "
                    f"{RETRIGGER:g} s, up to --timeout (default {WAIT_TIMEOUT:g} s).")
-def discover(interfaces: Tuple[str, ...], timeout: float, as_json: bool, mode: str,
+def discover(interfaces: tuple[str, ...], timeout: float, as_json: bool, mode: str,
              wait: bool) -> None:
     """Find the AoE targets the network offers.
 
@@ -82,7 +82,7 @@ def _progress(what: str, seconds: float) -> None:
         click.echo(f"aoeboot: {what} (up to {seconds:g} s)...", err=True)
 
 
-def _userspace(interfaces: List[str], timeout: float) -> List[Dict[str, Any]]:
+def _userspace(interfaces: list[str], timeout: float) -> list[dict[str, Any]]:
     from aoeboot.probe import probe
 
     window = timeout if timeout is not None else 0.3
@@ -99,7 +99,7 @@ def _userspace(interfaces: List[str], timeout: float) -> List[Dict[str, Any]]:
     ]
 
 
-def _kernel(interfaces: List[str], timeout: float, retrigger: float) -> List[Dict[str, Any]]:
+def _kernel(interfaces: list[str], timeout: float, retrigger: float) -> list[dict[str, Any]]:
     from aoeboot import driver
 
     wait = timeout if timeout is not None else 5.0
@@ -126,13 +126,13 @@ def _human(size: Any) -> str:
     return str(size)
 
 
-def _servers(row: Dict[str, Any]) -> str:
+def _servers(row: dict[str, Any]) -> str:
     """Every server MAC answering for the target (the driver knows them all), else the one."""
     servers = list(dict.fromkeys(p["mac"] for p in row.get("paths", ())))
     return ",".join(servers) or str(row["mac"])
 
 
-def _print_table(rows: List[Dict[str, Any]], mode: str) -> None:
+def _print_table(rows: list[dict[str, Any]], mode: str) -> None:
     extra = "model" if mode == "userspace" else "state"
     header = ("TARGET", "SIZE", "INTERFACE", "SERVER MAC", extra.upper())
     table = [header] + [

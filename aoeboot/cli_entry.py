@@ -7,7 +7,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional, Tuple
 
 import click
 
@@ -51,8 +50,8 @@ def cmdline(root: Path, for_initramfs: bool) -> None:
                    "the aoe driver uses for it.")
 @ROOT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")
-def install_entry(target_text: Optional[str], interfaces: Tuple[str, ...],
-                  servers: Tuple[str, ...], root: Path, as_json: bool) -> None:
+def install_entry(target_text: str | None, interfaces: tuple[str, ...],
+                  servers: tuple[str, ...], root: Path, as_json: bool) -> None:
     """Set an installed system up to boot from its AoE disk.
 
     Run from the installer's shell after installing onto an AoE disk. Writes
@@ -90,7 +89,7 @@ def install_entry(target_text: Optional[str], interfaces: Tuple[str, ...],
 @click.argument("initrds", nargs=-1, type=click.Path(path_type=Path))
 @click.pass_context
 def kernel_install(ctx: click.Context, command: str, kver: str, entry_dir: Path,
-                   kernel_image: Optional[Path], initrds: Tuple[Path, ...]) -> None:
+                   kernel_image: Path | None, initrds: tuple[Path, ...]) -> None:
     """Entry point of the kernel-install plugin 60-aoeboot.install.
 
     Arguments as kernel-install passes them: add KVER ENTRY-DIR KERNEL-IMAGE [INITRD...] or

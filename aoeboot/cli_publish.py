@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional, Tuple
 
 import click
 
@@ -65,9 +64,9 @@ FORMATS = ["isc-dhcpd", "dnsmasq", "vblade", "vblade-unit"]
               help="vblade: the NAS's interface towards the box.")
 @click.option("--export", "export", default=None, metavar="PATH",
               help="vblade: the file or block device holding the box's disk (/dev/vg/box).")
-def nas_config(mac_texts: Tuple[str, ...], target_text: str, fmt: str, script: Optional[str],
-               bios_image: str, efi_image: str, arm64_efi_image: str, nas_iface: Optional[str],
-               export: Optional[str]) -> None:
+def nas_config(mac_texts: tuple[str, ...], target_text: str, fmt: str, script: str | None,
+               bios_image: str, efi_image: str, arm64_efi_image: str, nas_iface: str | None,
+               export: str | None) -> None:
     """Print what the NAS needs for this box: its DHCP fragment, or its vblade export.
 
     DHCP (isc-dhcpd, dnsmasq): PXE firmware gets the iPXE image for its architecture (DHCP

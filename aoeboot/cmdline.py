@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence, Tuple
 
 from aoeboot.errors import AoebootError
 from aoeboot.target import Target
@@ -16,10 +16,10 @@ OWNED_KEYS = ("root", "rootfstype", "rootflags", "rd.aoe", "rd.aoe.iface", "rd.a
 
 @dataclass(frozen=True)
 class Cmdline:
-    options: Tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
 
     @classmethod
-    def parse(cls, text: str, where: str = "kernel command line") -> "Cmdline":
+    def parse(cls, text: str, where: str = "kernel command line") -> Cmdline:
         """Split like the kernel does: on blanks, except inside double quotes."""
         options, current, quoted, started = [], [], False, False
         for char in text:
@@ -45,7 +45,7 @@ class Cmdline:
     def render(self) -> str:
         return " ".join(self.options)
 
-    def get(self, key: str) -> Optional[str]:
+    def get(self, key: str) -> str | None:
         """The value of the last `key=value` (the kernel and dracut take the last one)."""
         value = None
         for option in self.options:
@@ -54,11 +54,11 @@ class Cmdline:
                 value = rest.strip('"') if sep else ""
         return value
 
-    def without(self, keys: Iterable[str]) -> "Cmdline":
+    def without(self, keys: Iterable[str]) -> Cmdline:
         drop = set(keys)
         return Cmdline(tuple(o for o in self.options if o.partition("=")[0] not in drop))
 
-    def with_owned(self, owned: Sequence[str]) -> "Cmdline":
+    def with_owned(self, owned: Sequence[str]) -> Cmdline:
         """Replace every option aoeboot owns with `owned`, keeping the rest in place and order."""
         return Cmdline(self.without(OWNED_KEYS).options + tuple(owned))
 
@@ -69,10 +69,10 @@ class Cmdline:
 def aoe_options(
     target: Target,
     interfaces: Sequence[str] = (),
-    timeout: Optional[int] = None,
-    deadsecs: Optional[int] = None,
+    timeout: int | None = None,
+    deadsecs: int | None = None,
     root_mount: Sequence[str] = (),
-) -> Tuple[str, ...]:
+) -> tuple[str, ...]:
     """The options that make our dracut module boot root from `target`; `root_mount` are the
     rootfstype=/rootflags= the root file system needs."""
     options = [f"root={target.device}", *root_mount]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable
 
 from aoeboot import mac
 from aoeboot.errors import AoebootError
@@ -56,21 +56,21 @@ def interface_name(text: str) -> str:
 
 @dataclass(frozen=True)
 class BootConfig:
-    target: Optional[Target] = None
-    interfaces: Tuple[str, ...] = ()
-    timeout: Optional[int] = None
-    deadsecs: Optional[int] = None
-    servers: Tuple[str, ...] = ()
+    target: Target | None = None
+    interfaces: tuple[str, ...] = ()
+    timeout: int | None = None
+    deadsecs: int | None = None
+    servers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class PublishConfig:
-    destination: Optional[str] = None
+    destination: str | None = None
     host: str = "auto"
     url: str = ""
     keep: int = 2
-    ssh_identity: Optional[Path] = None
-    ssh_known_hosts: Optional[Path] = None
+    ssh_identity: Path | None = None
+    ssh_known_hosts: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -109,16 +109,16 @@ def _absolute_path(text: str) -> Path:
     return Path(text)
 
 
-def _interfaces(text: str) -> Tuple[str, ...]:
+def _interfaces(text: str) -> tuple[str, ...]:
     return tuple(parse_interface(word) for word in text.replace(",", " ").split())
 
 
-def _macs(text: str) -> Tuple[str, ...]:
+def _macs(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(mac.parse(word) for word in text.replace(",", " ").split()))
 
 
 # section -> key -> parser of a non-empty value. An empty value means "the default".
-_SCHEMA: Dict[str, Dict[str, Callable[[str], object]]] = {
+_SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
     "boot": {
         "target": Target.parse,
         "interfaces": _interfaces,
@@ -139,8 +139,8 @@ _SCHEMA: Dict[str, Dict[str, Callable[[str], object]]] = {
 
 def parse(text: str, where: str = str(CONFIG_PATH)) -> Config:
     """Parse the config text; every error is `where:LINE: what`."""
-    values: Dict[str, Dict[str, object]] = {name: {} for name in _SCHEMA}
-    section: Optional[str] = None
+    values: dict[str, dict[str, object]] = {name: {} for name in _SCHEMA}
+    section: str | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         here = f"{where}:{number}"
@@ -199,7 +199,7 @@ def render(config: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load(root: Path = Path("/"), path: Optional[Path] = None) -> Config:
+def load(root: Path = Path("/"), path: Path | None = None) -> Config:
     """Read the config under `root`; a missing file is the empty config."""
     file = path if path is not None else under(root, CONFIG_PATH)
     try:
@@ -211,7 +211,7 @@ def load(root: Path = Path("/"), path: Optional[Path] = None) -> Config:
     return parse(text, where=str(file))
 
 
-def save(config: Config, root: Path = Path("/"), path: Optional[Path] = None) -> None:
+def save(config: Config, root: Path = Path("/"), path: Path | None = None) -> None:
     atomic_write(path if path is not None else under(root, CONFIG_PATH), render(config))
 
 

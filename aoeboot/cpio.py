@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Callable, Dict, List, Sequence
+from typing import IO, Callable
 
 from aoeboot.errors import AoebootError
 from aoeboot.run import find_program
@@ -36,23 +37,23 @@ DECOMPRESSORS = (
 Wanted = Callable[[str], bool]
 
 
-def names(image: Path) -> List[str]:
+def names(image: Path) -> list[str]:
     """Every path in `image` (without a leading '/'), archive after archive."""
     return _walk(image, lambda name: False, {})
 
 
-def contents(image: Path, wanted: Wanted) -> Dict[str, bytes]:
+def contents(image: Path, wanted: Wanted) -> dict[str, bytes]:
     """The contents of the regular files of `image` whose path `wanted` accepts (the last
     archive that has a path wins, as when the kernel unpacks them in order)."""
-    kept: Dict[str, bytes] = {}
+    kept: dict[str, bytes] = {}
     _walk(image, wanted, kept)
     return kept
 
 
-def _walk(image: Path, wanted: Wanted, kept: Dict[str, bytes]) -> List[str]:
+def _walk(image: Path, wanted: Wanted, kept: dict[str, bytes]) -> list[str]:
     try:
         with open(image, "rb") as handle:
-            found: List[str] = []
+            found: list[str] = []
             while _more(handle):
                 head = handle.peek(8)[:8]
                 if head[:6] not in (NEWC, NEWC_CRC):
@@ -64,7 +65,7 @@ def _walk(image: Path, wanted: Wanted, kept: Dict[str, bytes]) -> List[str]:
 
 
 def _compressed(handle: IO[bytes], head: bytes, image: Path, wanted: Wanted,
-                kept: Dict[str, bytes]) -> List[str]:
+                kept: dict[str, bytes]) -> list[str]:
     argv = next((argv for magic, argv in DECOMPRESSORS if head.startswith(magic)), None)
     if argv is None:
         raise AoebootError(f"initramfs {image}: unknown format (starts with {head[:6].hex()})")
@@ -77,7 +78,7 @@ def _compressed(handle: IO[bytes], head: bytes, image: Path, wanted: Wanted,
     proc = subprocess.Popen([program, *argv[1:]], stdin=handle.fileno(), stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
-    found: List[str] = []
+    found: list[str] = []
     try:
         while _more(proc.stdout):
             found += _archive(proc.stdout, image, wanted, kept)
@@ -91,10 +92,10 @@ def _compressed(handle: IO[bytes], head: bytes, image: Path, wanted: Wanted,
 
 
 def _archive(stream: IO[bytes], image: Path, wanted: Wanted,
-             kept: Dict[str, bytes]) -> List[str]:
+             kept: dict[str, bytes]) -> list[str]:
     """Names of one newc archive, up to and including its trailer; the data of wanted files
     goes into `kept`."""
-    found: List[str] = []
+    found: list[str] = []
     while True:
         header = _exactly(stream, HEADER, image)
         if header[:6] not in (NEWC, NEWC_CRC):

@@ -9,9 +9,10 @@ import functools
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable
 
 from aoeboot import mac, paths
 from aoeboot.errors import AoebootError
@@ -36,7 +37,7 @@ _DEBUG_RTT = re.compile(r"rttavg: (\d+) rttdev: (\d+)")
 class Route:
     """One server MAC answering for a disk and the local interfaces that reach it: the paths."""
     server: str
-    interfaces: Tuple[str, ...]
+    interfaces: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -47,16 +48,16 @@ class DriverTarget:
     mac: str
     netif: str
     firmware_version: str
-    payload: Optional[int]
-    partitions: Tuple[Target, ...]
-    routes: Tuple[Route, ...] = ()  # every path: server MAC and the interfaces reaching it
+    payload: int | None
+    partitions: tuple[Target, ...]
+    routes: tuple[Route, ...] = ()  # every path: server MAC and the interfaces reaching it
 
     @property
     def is_up(self) -> bool:
         return self.state.split(",")[0] == "up"
 
     @property
-    def paths(self) -> List[Tuple[str, str]]:
+    def paths(self) -> list[tuple[str, str]]:
         """(local interface, server MAC) for every path to the disk."""
         return [(i, r.server) for r in self.routes for i in r.interfaces]
 
@@ -136,7 +137,7 @@ def trigger(root: Path = Path("/")) -> None:
         raise AoebootError(f"cannot trigger discovery via {path}: {err.strerror}") from None
 
 
-def list_targets(root: Path = Path("/")) -> List[DriverTarget]:
+def list_targets(root: Path = Path("/")) -> list[DriverTarget]:
     """Every etherd disk the driver knows: through udev (pyudev) on the running system, else
     read from root/sys/block/etherd!eX.Y (an installer's --root, a prepared tree in tests)."""
     found = _udev_targets() if root == Path("/") else None
@@ -145,7 +146,7 @@ def list_targets(root: Path = Path("/")) -> List[DriverTarget]:
     return sorted(found, key=lambda t: t.target)
 
 
-def _udev_targets() -> Optional[List[DriverTarget]]:
+def _udev_targets() -> list[DriverTarget] | None:
     try:
         import pyudev
     except ImportError:
@@ -166,6 +167,10 @@ def _udev_targets() -> Optional[List[DriverTarget]]:
     return found
 
 
+def _read_attr(device_dir: Path, name: str) -> str:
+    return read_or_empty(device_dir / name)
+
+
 def _udev_attr(device: Any, name: str) -> str:  # a pyudev.Device (pyudev has no types)
     try:
         value: str = device.attributes.asstring(name)
@@ -174,7 +179,7 @@ def _udev_attr(device: Any, name: str) -> str:  # a pyudev.Device (pyudev has no
         return ""
 
 
-def _sysfs_targets(block: Path, root: Path) -> List[DriverTarget]:
+def _sysfs_targets(block: Path, root: Path) -> list[DriverTarget]:
     found = []
     for entry in sorted(block.glob("etherd!e*")) if block.is_dir() else ():
         try:
@@ -183,7 +188,7 @@ def _sysfs_targets(block: Path, root: Path) -> List[DriverTarget]:
         except AoebootError:
             continue
         # _make_target reads every attribute at once, within this iteration
-        found.append(_make_target(target, partitions, lambda name: read_or_empty(entry / name),
+        found.append(_make_target(target, partitions, functools.partial(_read_attr, entry),
                                   _debug_text(root, target)))
     return found
 
@@ -194,11 +199,11 @@ def _debug_text(root: Path, target: Target) -> str:
     return read_or_empty(under(root, DEBUGFS) / target.disk.name)
 
 
-def _routes(debug: str, server: str, netif: str) -> Tuple[Route, ...]:
+def _routes(debug: str, server: str, netif: str) -> tuple[Route, ...]:
     """Every server MAC and its interfaces from the debugfs text; else the one server sysfs
     names, reached through every interface its `netif` lists (comma-separated)."""
-    routes: List[Route] = []
-    current: Optional[str] = None
+    routes: list[Route] = []
+    current: str | None = None
     for line in debug.splitlines():
         found = _DEBUG_SERVER.fullmatch(line.strip())
         if found and not line.startswith("\t"):
@@ -213,7 +218,7 @@ def _routes(debug: str, server: str, netif: str) -> Tuple[Route, ...]:
     return (Route(server, names),) if server else ()
 
 
-def retransmit_timeout(target: Target, root: Path = Path("/")) -> Optional[float]:
+def retransmit_timeout(target: Target, root: Path = Path("/")) -> float | None:
     """Seconds the driver waits for an answer before it sends a frame of `target` again: its
     rto() from the round-trip average and deviation (debugfs), checked every TIMERTICK (0.1 s).
     None where debugfs is not there."""
@@ -225,7 +230,7 @@ def retransmit_timeout(target: Target, root: Path = Path("/")) -> Optional[float
     return max(2 * average + 8 * deviation, 1) / 1e6
 
 
-def _make_target(target: Target, partitions: List[Target],
+def _make_target(target: Target, partitions: list[Target],
                  attr: Callable[[str], str], debug: str = "") -> DriverTarget:
     payload = attr("payload")
     size = attr("size")
@@ -243,7 +248,7 @@ def _make_target(target: Target, partitions: List[Target],
     )
 
 
-def servers(disk: Target, root: Path = Path("/")) -> Tuple[str, ...]:
+def servers(disk: Target, root: Path = Path("/")) -> tuple[str, ...]:
     """The MAC of every server the driver uses for `disk`, in its order. A second server that
     answers for the same shelf.slot becomes one more of them (the driver then spreads I/O over
     all). Only the driver's debugfs file lists each; without debugfs, sysfs `mac` gives the
@@ -257,10 +262,10 @@ def discover(
     interfaces: Sequence[str] = (),
     timeout: float = 5.0,
     root: Path = Path("/"),
-    want: Optional[Target] = None,
-    progress: Optional[Callable[[float], None]] = None,
+    want: Target | None = None,
+    progress: Callable[[float], None] | None = None,
     retrigger: float = 0.0,
-) -> List[DriverTarget]:
+) -> list[DriverTarget]:
     """Load, trigger and wait up to `timeout` s: for `want` if given, else for the first disk
     and then a short settle time for the others. Event-driven through udev when possible.
     With `retrigger`, discovery is triggered again every that many seconds while nothing has
@@ -271,7 +276,7 @@ def discover(
     known = {t.target for t in list_targets(root)}
     trigger(root)
     deadline = time.monotonic() + timeout
-    announced: Set[str] = set()
+    announced: set[str] = set()
     last_trigger = time.monotonic()
 
     def done() -> bool:
@@ -298,8 +303,8 @@ def discover(
     return list_targets(root)
 
 
-def _wait(done: Callable[[], bool], deadline: float, monitor: "Optional[object]",
-          announced: Set[str], progress: Optional[Callable[[float], None]]) -> None:
+def _wait(done: Callable[[], bool], deadline: float, monitor: object | None,
+          announced: set[str], progress: Callable[[float], None] | None) -> None:
     """Until done() or the deadline: sleep on block uevents (recording the disks announced),
     or poll sysfs without a monitor."""
     while not done():

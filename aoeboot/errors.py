@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 import click
 
@@ -19,7 +18,7 @@ class AoebootError(click.ClickException):
 
     exit_code = EXIT_USAGE
 
-    def __init__(self, message: str, hint: Optional[str] = None):
+    def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
         self.hint = hint
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 from aoeboot import paths
 from aoeboot.errors import AoebootError
@@ -27,10 +26,10 @@ class Entry:
     device: str  # as written: UUID=..., /dev/...
     mount_point: str
     fstype: str
-    options: Tuple[str, ...]
+    options: tuple[str, ...]
 
     @property
-    def link(self) -> Optional[str]:
+    def link(self) -> str | None:
         """/dev/disk/by-uuid/X for UUID=X (likewise LABEL, PARTUUID); None for a plain path."""
         key, sep, value = self.device.partition("=")
         if not sep or key not in _LINKED:
@@ -42,14 +41,14 @@ class Entry:
         """Does the boot wait for it (and fail without it)?"""
         return not {"nofail", "noauto"} & set(self.options)
 
-    def rootflags(self) -> Optional[str]:
+    def rootflags(self) -> str | None:
         """The options the initramfs must mount root with (subvol=root, ...); None if none."""
         kept = [o for o in self.options
                 if o not in _NOT_ROOTFLAGS and not o.startswith(("x-", "comment="))]
         return ",".join(kept) or None
 
 
-def parse(text: str, where: str) -> List[Entry]:
+def parse(text: str, where: str) -> list[Entry]:
     entries = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -65,7 +64,7 @@ def parse(text: str, where: str) -> List[Entry]:
     return entries
 
 
-def read(root: Path) -> Optional[List[Entry]]:
+def read(root: Path) -> list[Entry] | None:
     """The entries of root's /etc/fstab; None when it has no fstab."""
     path = under(root, paths.FSTAB)
     try:
@@ -77,7 +76,7 @@ def read(root: Path) -> Optional[List[Entry]]:
     return parse(text, str(path))
 
 
-def root_entry(root: Path) -> Optional[Entry]:
+def root_entry(root: Path) -> Entry | None:
     """The / line of root's fstab; None without an fstab; an error for an fstab without /."""
     entries = read(root)
     if entries is None:
@@ -89,7 +88,7 @@ def root_entry(root: Path) -> Optional[Entry]:
     return found[-1]
 
 
-def root_options(root: Path) -> Tuple[str, ...]:
+def root_options(root: Path) -> tuple[str, ...]:
     """rootflags=/rootfstype= that mount root as the installed system's fstab says."""
     entry = root_entry(root)
     if entry is None:

@@ -7,7 +7,6 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Union
 
 from aoeboot.errors import AoebootError
 
@@ -37,12 +36,12 @@ def read_text(path: Path) -> str:
         raise AoebootError(f"cannot read {path}: {err}") from None
 
 
-def under(root: Path, path: Union[str, Path]) -> Path:
+def under(root: Path, path: str | Path) -> Path:
     """`path` (absolute, as seen from inside `root`) as a path under `root`."""
     return Path(root) / str(path).lstrip("/")
 
 
-def atomic_write(path: Path, data: Union[str, bytes], mode: int = 0o644) -> None:
+def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
     """Write `data` to `path` via a temp file in the same directory, fsync, rename, fsync dir."""
     path = Path(path)
     raw = data.encode() if isinstance(data, str) else data

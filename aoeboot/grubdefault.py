@@ -10,8 +10,8 @@ touched; the file is a shell fragment, so a value we cannot read for certain is 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from aoeboot import paths
 from aoeboot.cmdline import Cmdline
@@ -43,7 +43,7 @@ def _value(text: str, where: str) -> str:
     return word
 
 
-def current(root: Path) -> Optional[Cmdline]:
+def current(root: Path) -> Cmdline | None:
     """GRUB_CMDLINE_LINUX of root's /etc/default/grub; None without the file or the line."""
     path = under(root, paths.DEFAULT_GRUB)
     if not path.exists():

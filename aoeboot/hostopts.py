@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional, Tuple
 
 from aoeboot import fstab, rootdev
 from aoeboot.cmdline import aoe_options
@@ -23,7 +22,7 @@ SERVERS_OPTION = "rd.aoe.server"
 
 
 def host_options(config: Config, root: Path = Path("/"),
-                 strict: bool = False) -> Optional[Tuple[str, ...]]:
+                 strict: bool = False) -> tuple[str, ...] | None:
     """root=, rootflags=, rd.aoe.* for this host; None when it neither is configured for nor
     runs from AoE. An fstab without a / line is an error when `strict` (install-entry: the
     installer always writes one); otherwise root's mount options are left out, so that a
@@ -42,7 +41,7 @@ def host_options(config: Config, root: Path = Path("/"),
     return aoe_options(target, boot.interfaces, boot.timeout, boot.deadsecs, root_mount)
 
 
-def initramfs_options(config: Config, root: Path = Path("/")) -> Optional[Tuple[str, ...]]:
+def initramfs_options(config: Config, root: Path = Path("/")) -> tuple[str, ...] | None:
     """What the dracut module bakes into /etc/cmdline.d: the host options, AOE_WANTED and the
     recorded servers. The real command line still wins wherever it says otherwise."""
     options = host_options(config, root)

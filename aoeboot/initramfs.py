@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
 
 from aoeboot import cpio, kimage
 from aoeboot.cmdline import Cmdline
@@ -22,21 +22,21 @@ log = logging.getLogger(__name__)
 REQUIRED = {"aoe driver": ("aoe.ko",), "aoeboot dracut module": ("parse-aoe.sh",)}
 
 
-def candidates(kver: str, root: Path = Path("/"), extra: Iterable[Path] = ()) -> List[Path]:
+def candidates(kver: str, root: Path = Path("/"), extra: Iterable[Path] = ()) -> list[Path]:
     """Where an initramfs of `kver` may be, most specific first (the given ones, then the usual
     names of Fedora, Debian and older dracut under /boot)."""
     boot = root / "boot"
     return [*extra, boot / f"initramfs-{kver}.img", boot / f"initrd.img-{kver}"]
 
 
-def find(kver: str, root: Path = Path("/"), extra: Iterable[Path] = ()) -> Optional[Path]:
+def find(kver: str, root: Path = Path("/"), extra: Iterable[Path] = ()) -> Path | None:
     for path in candidates(kver, root, extra):
         if path.is_file():
             return path
     return None
 
 
-def missing(image: Path) -> List[str]:
+def missing(image: Path) -> list[str]:
     """What `image` lacks to boot from AoE (empty: it has it all)."""
     names = [name.rsplit("/", 1)[-1] for name in cpio.names(image)]
     return [what for what, needles in REQUIRED.items()
@@ -60,10 +60,10 @@ class Rescue:
 
     image: Path
     kernel: Path
-    kver: Optional[str]  # read from the kernel's header; None if unreadable
+    kver: str | None  # read from the kernel's header; None if unreadable
 
 
-def rescue_images(root: Path = Path("/")) -> List[Rescue]:
+def rescue_images(root: Path = Path("/")) -> list[Rescue]:
     boot = root / "boot"
     found = []
     for image in sorted(boot.glob("initramfs-0-rescue-*.img")):
@@ -73,7 +73,7 @@ def rescue_images(root: Path = Path("/")) -> List[Rescue]:
     return found
 
 
-def build(kver: str, out: Path, chroot: Optional[Path] = None,
+def build(kver: str, out: Path, chroot: Path | None = None,
           extra_args: Sequence[str] = ()) -> None:
     """Build the initramfs of `kver` (with module aoe) into `out`, atomically, mode 0644.
 

@@ -8,9 +8,9 @@ installer's own boot.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
 
 from aoeboot import bootfiles, driver, grubdefault, initramfs, paths, rootdev
 from aoeboot import config as configuration
@@ -22,8 +22,8 @@ from aoeboot.target import Target
 log = logging.getLogger(__name__)
 
 
-def install_entry(root: Path, target: Optional[Target], interfaces: Sequence[str],
-                  servers: Sequence[str] = ()) -> List[str]:
+def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
+                  servers: Sequence[str] = ()) -> list[str]:
     """Write config, kernel command line, dracut drop-in; fix initramfs images and entries.
     Records the MACs of the NAS's servers of the target: `servers`, else those the aoe driver
     uses for it (in the installer the disk is on AoE already), else what the config has.
@@ -35,7 +35,7 @@ def install_entry(root: Path, target: Optional[Target], interfaces: Sequence[str
     if target is None:
         raise AoebootError(f"{root} is not mounted from an AoE disk",
                            hint="name the root partition with --target eX.YpN")
-    changes: List[str] = []
+    changes: list[str] = []
     config = configuration.load(root)
     recorded = tuple(servers) or _serving(root, target) or config.boot.servers
     if set(recorded) == set(config.boot.servers):
@@ -83,12 +83,12 @@ def install_entry(root: Path, target: Optional[Target], interfaces: Sequence[str
     return changes
 
 
-def _serving(root: Path, target: Target) -> Tuple[str, ...]:
+def _serving(root: Path, target: Target) -> tuple[str, ...]:
     """The servers the aoe driver (under `root`: Anaconda bind-mounts /sys) uses for the disk."""
     return driver.servers(target.disk, root) if driver.is_loaded(root) else ()
 
 
-def _fix_rescue(root: Path) -> List[str]:
+def _fix_rescue(root: Path) -> list[str]:
     """Fedora's rescue initramfs was built once, before our drop-in: rebuild it with AoE (no
     hostonly, as dracut-rescue builds it) for the kernel it was made for."""
     changes = []

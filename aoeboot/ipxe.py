@@ -7,8 +7,8 @@ unless a base URL is configured, so the same script works over TFTP and HTTP.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import List, Sequence
 
 from aoeboot.target import Target
 
@@ -34,7 +34,7 @@ def render(host: str, kernels: Sequence[Published], target: Target, base_url: st
     labels = [f"k{i}" for i in range(len(kernels))]
     first = labels[0] if labels else "sanboot"
     # Every menu line falls through to the default: an iPXE built without menus still boots.
-    lines: List[str] = [
+    lines: list[str] = [
         "#!ipxe",
         f"# aoeboot boot script for {host}; written by aoeboot, do not edit",
         f"menu aoeboot: {host} || goto {first}",

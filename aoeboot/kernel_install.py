@@ -16,9 +16,9 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from aoeboot import bls, bootfiles, grubdefault, initramfs, kimage, paths
 from aoeboot import config as configuration
@@ -36,14 +36,14 @@ class Environment:
 
     boot_root: Path
     layout: str
-    staging_area: Optional[Path]
-    conf_root: Optional[Path]
+    staging_area: Path | None
+    conf_root: Path | None
     verbose: bool
     image_type: str = ""  # "uki" for a unified kernel image (systemd 254+)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Environment":
-        def path(name: str) -> Optional[Path]:
+    def from_env(cls, env: Mapping[str, str]) -> Environment:
+        def path(name: str) -> Path | None:
             value = env.get(name)
             return Path(value) if value else None
 
@@ -76,7 +76,7 @@ def _record(root: Path, kver: str) -> Path:
 
 
 def add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
-        env: Environment, root: Path = Path("/")) -> List[str]:
+        env: Environment, root: Path = Path("/")) -> list[str]:
     """Make kernel `kver` boot from AoE; return what was done and what was checked (empty: this
     host does not boot from AoE)."""
     safe_name(kver, "kernel version")
@@ -108,18 +108,18 @@ def add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
     return report
 
 
-def _entries(kver: str, env: Environment, root: Path) -> Dict[Path, Path]:
+def _entries(kver: str, env: Environment, root: Path) -> dict[Path, Path]:
     """The entries of `kver` wherever they are, each once, with the boot root each is under:
     kernel-install's boot root (layout bls) and /boot (Fedora's 20-grub.install writes to
     /boot/loader/entries for every layout)."""
-    found: Dict[Path, Tuple[Path, Path]] = {}
+    found: dict[Path, tuple[Path, Path]] = {}
     for boot_root in (env.boot_root, under(root, "/boot")):
         for path in bls.entries_for(boot_root, kver):
             found.setdefault(path.resolve(), (path, boot_root))
     return dict(found.values())
 
 
-def _fix_entries(kver: str, env: Environment, root: Path, options: Sequence[str]) -> List[str]:
+def _fix_entries(kver: str, env: Environment, root: Path, options: Sequence[str]) -> list[str]:
     report = []
     for path in _entries(kver, env, root):
         if bootfiles.fix_entry(path, options):
@@ -148,10 +148,10 @@ def _check_uki(kernel_image: Path) -> str:
 
 
 def ensure_initramfs(kver: str, entry_dir: Path, initrds: Sequence[Path], env: Environment,
-                     root: Path) -> Tuple[List[str], Path]:
+                     root: Path) -> tuple[list[str], Path]:
     """Make sure the one initramfs the entry boots has AoE; build it only if missing or without
     AoE. Returns what was done or checked, and where that initramfs is."""
-    report: List[str] = []
+    report: list[str] = []
     # kernel-install deletes its staging area on exit, and its layouts other than bls and uki
     # never read it: an initramfs left there would be lost.
     staged = (env.staging_area / "initrd"
@@ -199,7 +199,7 @@ def _copy_into_place(source: Path, dest: Path) -> None:
         raise AoebootError(f"cannot write {dest}: {err.strerror}") from None
 
 
-def _entry_initrd(kver: str, env: Environment, root: Path) -> Optional[Path]:
+def _entry_initrd(kver: str, env: Environment, root: Path) -> Path | None:
     """The main initramfs an existing entry of `kver` names (the last initrd line: microcode
     images come first), as a path; None without such an entry."""
     for path, boot_root in _entries(kver, env, root).items():
@@ -209,8 +209,8 @@ def _entry_initrd(kver: str, env: Environment, root: Path) -> Optional[Path]:
     return None
 
 
-def _ensure_image(kver: str, image: Path, report: List[str],
-                  record_in: Optional[Path] = None) -> Tuple[List[str], Path]:
+def _ensure_image(kver: str, image: Path, report: list[str],
+                  record_in: Path | None = None) -> tuple[list[str], Path]:
     """Verify `image`, rebuild it if it lacks AoE, build it if missing (one dracut run). With
     `record_in` (a system root), remember that we built it there, so `remove` deletes it."""
     if not image.is_file():
@@ -226,7 +226,7 @@ def _ensure_image(kver: str, image: Path, report: List[str],
     return report + [f"rebuilt {image} (it lacked the {' and the '.join(lacking)})"], image
 
 
-def remove(kver: str, entry_dir: Path, env: Environment, root: Path = Path("/")) -> List[str]:
+def remove(kver: str, entry_dir: Path, env: Environment, root: Path = Path("/")) -> list[str]:
     """Remove what `add` created for `kver` (and only that)."""
     safe_name(kver, "kernel version")
     done = []
@@ -253,7 +253,7 @@ def remove(kver: str, entry_dir: Path, env: Environment, root: Path = Path("/"))
 
 
 def _publish_added(root: Path, config: configuration.Config, kver: str, kernel_image: Path,
-                   image: Path, options: Sequence[str]) -> List[str]:
+                   image: Path, options: Sequence[str]) -> list[str]:
     from aoeboot import publish  # only where publishing is configured
 
     try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
-from typing import Optional
 
 from aoeboot.errors import AoebootError
 
@@ -14,7 +13,7 @@ _SETUP_MAGIC_AT = 0x202  # "HdrS": the x86 boot protocol header
 _VERSION_POINTER_AT = 0x20E  # kernel_version: offset of the version string, minus 0x200
 
 
-def version(image: Path) -> Optional[str]:
+def version(image: Path) -> str | None:
     """The kernel release a bzImage was built as (`6.12.48+deb13-amd64`); None if unreadable."""
     try:
         with open(image, "rb") as handle:
@@ -29,7 +28,7 @@ def version(image: Path) -> Optional[str]:
     return text.split(" ", 1)[0] or None
 
 
-def uki_initrd(image: Path) -> Optional[bytes]:
+def uki_initrd(image: Path) -> bytes | None:
     """The .initrd section of a unified kernel image (a PE file); None if it has none."""
     try:
         data = image.read_bytes()

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import List
 
 _TOKEN = re.compile(r"[0-9]+|[A-Za-z]+|[~^]")
 
 
-def _tokens(version: str) -> List[str]:
+def _tokens(version: str) -> list[str]:
     return _TOKEN.findall(version)
 
 
@@ -66,7 +65,7 @@ def compare(a: str, b: str) -> int:
 sort_key = functools.cmp_to_key(compare)
 
 
-def newest(versions: "list[str]") -> str:
+def newest(versions: list[str]) -> str:
     return max(versions, key=sort_key)
 
 

@@ -9,7 +9,7 @@ import sys
 IDENTIFIER = "aoeboot"
 
 
-def _journal_handler() -> "logging.Handler | None":
+def _journal_handler() -> logging.Handler | None:
     try:
         from systemd.journal import JournalHandler  # optional: python3-systemd
     except ImportError:
@@ -20,7 +20,7 @@ def _journal_handler() -> "logging.Handler | None":
     return handler
 
 
-def setup(verbosity: int = 0, debug: bool = False, to_journal: "bool | None" = None) -> str:
+def setup(verbosity: int = 0, debug: bool = False, to_journal: bool | None = None) -> str:
     """Configure the root logger once; return where messages go ('journal' or 'stderr').
 
     verbosity 0 shows warnings, 1 info, 2 and --debug everything. With no terminal on stderr
@@ -46,7 +46,7 @@ def setup(verbosity: int = 0, debug: bool = False, to_journal: "bool | None" = N
     return "stderr"
 
 
-def error(message: str, exc: "BaseException | None" = None) -> None:
+def error(message: str, exc: BaseException | None = None) -> None:
     """The one line a failed command prints: through the configured handlers (so the journal
     has it too), or plainly on stderr when the failure came before logging was set up.
     `exc` adds that exception's traceback (for --debug)."""

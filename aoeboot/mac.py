@@ -8,7 +8,6 @@ Users may type hyphens or capitals; iPXE's `hexhyp` (hyphens) names per-host dir
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 from aoeboot.errors import AoebootError
 
@@ -16,7 +15,7 @@ _TYPED = re.compile(r"(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}")
 _HEXRAW = re.compile(r"[0-9A-Fa-f]{12}")
 
 
-def normal(text: str) -> Optional[str]:
+def normal(text: str) -> str | None:
     """`text` in aoeboot's form if it is a MAC written with colons or hyphens, else None."""
     return text.lower().replace("-", ":") if _TYPED.fullmatch(text) else None
 
@@ -42,7 +41,7 @@ def to_bytes(text: str) -> bytes:
     return bytes.fromhex(hexraw(parse(text)))
 
 
-def from_hexraw(text: str) -> Optional[str]:
+def from_hexraw(text: str) -> str | None:
     """Twelve hex digits (the aoe driver's sysfs `mac`) in aoeboot's form, else None."""
     if not _HEXRAW.fullmatch(text):
         return None

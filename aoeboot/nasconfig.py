@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Sequence
 from pathlib import PurePosixPath
-from typing import List, Sequence
 
 from aoeboot import mac as macs
 from aoeboot.errors import AoebootError
@@ -42,7 +42,7 @@ def _isc_arch_test(firmware: str) -> str:
 
 def isc_dhcpd(mac: str, target: Target, script: str, images: Images, first: bool = True) -> str:
     """One host block per NIC of the box (`first` does not matter here)."""
-    lines: List[str] = [
+    lines: list[str] = [
         f"# aoeboot: {mac} boots root from {target.uri}",
         f"host {host_tag(mac)} {{",
         f"  hardware ethernet {mac};",
@@ -67,7 +67,7 @@ def dnsmasq(mac: str, target: Target, script: str, images: Images, first: bool =
     `first`."""
     tag = host_tag(mac)
     offered = images.by_firmware()
-    lines: List[str] = [
+    lines: list[str] = [
         f"# aoeboot: {mac} boots root from {target.uri}",
         f"dhcp-host={mac},set:{tag}",
     ]
@@ -87,9 +87,9 @@ def dnsmasq(mac: str, target: Target, script: str, images: Images, first: bool =
     return "\n".join(lines)
 
 
-def box_macs(texts: Sequence[str]) -> List[str]:
+def box_macs(texts: Sequence[str]) -> list[str]:
     """The box's NIC MACs, each once, in aoeboot's form; what a NIC cannot have is an error."""
-    found: List[str] = []
+    found: list[str] = []
     for text in texts:
         normal = macs.parse(text)
         first = int(normal[:2], 16)
@@ -119,7 +119,7 @@ def export_path(text: str) -> str:
 
 
 def vblade_argv(box: Sequence[str], target: Target, netif: str, export: str,
-                program: str = "vblade") -> List[str]:
+                program: str = "vblade") -> list[str]:
     """`vblade -m MAC[,MAC...] SHELF SLOT NETIF FILE`: the box's whole disk, to its MACs only.
     `box`, `netif` and `export` as box_macs, config.interface_name and export_path return them."""
     disk = target.disk

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 from aoeboot import mac
 from aoeboot.errors import AoebootError
@@ -14,7 +14,7 @@ ARPHRD_ETHER = 1
 IFF_UP = 0x1
 
 
-def address(name: str, sys_net: Path = SYS_NET) -> Optional[str]:
+def address(name: str, sys_net: Path = SYS_NET) -> str | None:
     """The interface's MAC address, or None (no such interface, or not an Ethernet one)."""
     return mac.normal(read_or_empty(sys_net / name / "address"))
 
@@ -24,14 +24,14 @@ def is_up(name: str, sys_net: Path = SYS_NET) -> bool:
     return bool(flags) and bool(int(flags, 16) & IFF_UP)
 
 
-def ethernet_up(sys_net: Path = SYS_NET) -> List[str]:
+def ethernet_up(sys_net: Path = SYS_NET) -> list[str]:
     """Every Ethernet interface that is up, loopback excluded."""
     return [entry.name for entry in sorted(sys_net.iterdir())
             if entry.name != "lo" and read_or_empty(entry / "type") == str(ARPHRD_ETHER)
             and is_up(entry.name, sys_net)]
 
 
-def resolve(interfaces: Sequence[str], sys_net: Path = SYS_NET) -> List[str]:
+def resolve(interfaces: Sequence[str], sys_net: Path = SYS_NET) -> list[str]:
     """Interface names for `interfaces` (names or MACs, as config.parse_interface gives them);
     each must exist and be up, or the error says which and how to fix it."""
     names = []

@@ -13,8 +13,8 @@ import os
 import select
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from aoeboot import mac as macs
 from aoeboot import netif, wire
@@ -35,11 +35,11 @@ class ProbedTarget:
     buffer_count: int
     firmware_version: int
     config_string: str
-    size_bytes: Optional[int] = None  # None: the target answered Query Config but not IDENTIFY
-    model: Optional[str] = None
+    size_bytes: int | None = None  # None: the target answered Query Config but not IDENTIFY
+    model: str | None = None
 
 
-def _open(interface: str) -> Tuple[socket.socket, bytes]:
+def _open(interface: str) -> tuple[socket.socket, bytes]:
     """A raw AoE socket on `interface`, and the interface's own MAC."""
     address = netif.address(interface)
     if address is None:
@@ -57,13 +57,13 @@ def _open(interface: str) -> Tuple[socket.socket, bytes]:
     return sock, macs.to_bytes(address)
 
 
-def probe(interfaces: Sequence[str] = (), timeout: float = 0.3) -> List[ProbedTarget]:
+def probe(interfaces: Sequence[str] = (), timeout: float = 0.3) -> list[ProbedTarget]:
     """Broadcast Query Config on `interfaces` (default: every Ethernet interface that is up),
     collect answers for `timeout` seconds, IDENTIFY each target; sorted by target."""
     names = list(interfaces) or netif.ethernet_up()
     if not names:
         raise AoebootError("no Ethernet interface is up", hint="name one with --iface")
-    sockets: Dict[int, Tuple[str, socket.socket, bytes]] = {}
+    sockets: dict[int, tuple[str, socket.socket, bytes]] = {}
     try:
         for name in names:
             sock, mac = _open(name)
@@ -74,13 +74,13 @@ def probe(interfaces: Sequence[str] = (), timeout: float = 0.3) -> List[ProbedTa
             sock.close()
 
 
-def _exchange(links: List[Tuple[str, socket.socket, bytes]], timeout: float) -> List[ProbedTarget]:
+def _exchange(links: list[tuple[str, socket.socket, bytes]], timeout: float) -> list[ProbedTarget]:
     tag_base = (os.getpid() & 0xFFFF) << 16
     for index, (name, sock, mac) in enumerate(links):
         _send(sock, name, wire.query_config(mac, tag_base | index))
-    answers: Dict[Tuple[Target, str], ProbedTarget] = {}
-    identified: Dict[Tuple[Target, str], wire.Identity] = {}
-    pending: Dict[int, Tuple[Target, str]] = {}  # IDENTIFY tag -> key
+    answers: dict[tuple[Target, str], ProbedTarget] = {}
+    identified: dict[tuple[Target, str], wire.Identity] = {}
+    pending: dict[int, tuple[Target, str]] = {}  # IDENTIFY tag -> key
     by_fd = {sock.fileno(): (name, sock, mac) for name, sock, mac in links}
     window_end = time.monotonic() + timeout
     while True:
@@ -101,9 +101,9 @@ def _exchange(links: List[Tuple[str, socket.socket, bytes]], timeout: float) -> 
 
 
 def _handle(frame: bytes, name: str, sock: socket.socket, mac: bytes, tag_base: int,
-            answers: Dict[Tuple[Target, str], ProbedTarget],
-            identified: Dict[Tuple[Target, str], wire.Identity],
-            pending: Dict[int, Tuple[Target, str]]) -> None:
+            answers: dict[tuple[Target, str], ProbedTarget],
+            identified: dict[tuple[Target, str], wire.Identity],
+            pending: dict[int, tuple[Target, str]]) -> None:
     try:
         header = wire.parse_header(frame)
     except wire.WireError:
@@ -153,7 +153,7 @@ def _send(sock: socket.socket, name: str, frame: bytes) -> None:
         raise AoebootError(f"cannot send on {name}: {err.strerror}") from None
 
 
-def _with_identity(answer: ProbedTarget, identity: Optional[wire.Identity]) -> ProbedTarget:
+def _with_identity(answer: ProbedTarget, identity: wire.Identity | None) -> ProbedTarget:
     if identity is None:
         return answer
     return ProbedTarget(**{**answer.__dict__, "size_bytes": identity.size_bytes,
@@ -161,7 +161,7 @@ def _with_identity(answer: ProbedTarget, identity: Optional[wire.Identity]) -> P
 
 
 def read_sector(interface: str, server: str, target: Target, lba: int = 0,
-                timeout: float = 1.0) -> Optional[bytes]:
+                timeout: float = 1.0) -> bytes | None:
     """One ATA READ of sector `lba` of `target`, sent from `interface` to the server MAC
     `server`: its 512 bytes, or None when nothing answered within `timeout` (a vblade whose
     -m list leaves this interface's MAC out answers nothing at all). An error answer raises."""

@@ -24,9 +24,10 @@ import hashlib
 import json
 import logging
 import socket
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 from aoeboot import ipxe, mac, netif, paths
 from aoeboot.cmdline import Cmdline
@@ -73,7 +74,7 @@ def _target(config: Config, options: Sequence[str]) -> Target:
     raise AoebootError("cannot tell the AoE target for sanboot", hint="set [boot] target")
 
 
-def _manifest(dest: Destination) -> "tuple[List[Dict[str, Any]], Optional[str]]":
+def _manifest(dest: Destination) -> tuple[list[dict[str, Any]], str | None]:
     """The kernels the NAS's manifest lists, and the manifest's text (None: there is none)."""
     text = dest.read_text(MANIFEST)
     if text is None:
@@ -84,8 +85,8 @@ def _manifest(dest: Destination) -> "tuple[List[Dict[str, Any]], Optional[str]]"
         raise AoebootError(f"the NAS's {MANIFEST} is damaged: {err}") from None
 
 
-def _switch(dest: Destination, config: Config, host: str, kernels: List[Dict[str, Any]],
-            target: Target, previous: Optional[str]) -> None:
+def _switch(dest: Destination, config: Config, host: str, kernels: list[dict[str, Any]],
+            target: Target, previous: str | None) -> None:
     kernels.sort(key=lambda k: sort_key(k["kver"]), reverse=True)
     del kernels[config.publish.keep:]
     script = ipxe.render(host, [ipxe.Published(k["kver"], k["kernel"], k["initrd"], k["options"])
@@ -102,12 +103,12 @@ def _switch(dest: Destination, config: Config, host: str, kernels: List[Dict[str
 
 
 def publish_kernel(dest: Destination, config: Config, host: str, kver: str, kernel: Path,
-                   initrd: Path, options: Sequence[str]) -> List[str]:
+                   initrd: Path, options: Sequence[str]) -> list[str]:
     """Upload one kernel and switch the script to it; return the kernels the script boots."""
     safe_name(kver, "kernel version")
     present = dest.listing()
 
-    def place(local: Path, prefix: str) -> "tuple[str, str]":
+    def place(local: Path, prefix: str) -> tuple[str, str]:
         stem, size = f"{prefix}-{kver}", local.stat().st_size
         # Only a file of the same kernel and size may already be this one: hash to know;
         # otherwise upload, hashing on the way (one pass over the data).
@@ -130,7 +131,7 @@ def publish_kernel(dest: Destination, config: Config, host: str, kver: str, kern
     return [k["kver"] for k in kernels]
 
 
-def unpublish_kernel(dest: Destination, config: Config, host: str, kver: str) -> List[str]:
+def unpublish_kernel(dest: Destination, config: Config, host: str, kver: str) -> list[str]:
     kernels, previous = _manifest(dest)
     remaining = [k for k in kernels if k["kver"] != kver]
     if len(remaining) == len(kernels):
@@ -149,7 +150,7 @@ def _state_path(root: Path) -> Path:
     return under(root, paths.PUBLISH_STATE)
 
 
-def read_state(root: Path = Path("/")) -> Dict[str, Any]:
+def read_state(root: Path = Path("/")) -> dict[str, Any]:
     path = _state_path(root)
     try:
         return dict(json.loads(path.read_text()))
@@ -159,13 +160,13 @@ def read_state(root: Path = Path("/")) -> Dict[str, Any]:
         raise AoebootError(f"cannot read {path}: {err}") from None
 
 
-def _write_state(root: Path, state: Dict[str, Any]) -> None:
+def _write_state(root: Path, state: dict[str, Any]) -> None:
     state["updated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     state["state"] = "pending" if state.get("pending") else "done"
     atomic_write(_state_path(root), json.dumps(state, indent=2) + "\n")
 
 
-def _run(root: Path, config: Config, ops: List[Dict[str, Any]]) -> Dict[str, Any]:
+def _run(root: Path, config: Config, ops: list[dict[str, Any]]) -> dict[str, Any]:
     """Carry out `ops` in order; what fails and all after it stay pending."""
     state = read_state(root)
     state.update(destination=config.publish.destination, host=host_name(config, root), error=None)
@@ -189,7 +190,7 @@ def _run(root: Path, config: Config, ops: List[Dict[str, Any]]) -> Dict[str, Any
     return state
 
 
-def _queue(root: Path, config: Config, op: Dict[str, Any]) -> None:
+def _queue(root: Path, config: Config, op: dict[str, Any]) -> None:
     ops = [p for p in read_state(root).get("pending", []) if p.get("kver") != op["kver"]] + [op]
     try:
         _run(root, config, ops)
@@ -216,6 +217,6 @@ def after_remove(*, root: Path, config: Config, kver: str) -> None:
         kept.unlink()
 
 
-def complete_pending(root: Path, config: Config) -> Dict[str, Any]:
+def complete_pending(root: Path, config: Config) -> dict[str, Any]:
     """What `aoeboot publish` does: carry out what is pending (raises if the NAS still fails)."""
     return _run(root, config, list(read_state(root).get("pending", [])))

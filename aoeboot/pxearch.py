@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Dict, Tuple
 
 from aoeboot.errors import AoebootError
 
 # firmware name -> option 93 values, in the order the fragments test them
-ARCHES: Dict[str, Tuple[int, ...]] = {"bios": (0,), "efi-x86_64": (7, 9), "efi-arm64": (11,)}
+ARCHES: dict[str, tuple[int, ...]] = {"bios": (0,), "efi-x86_64": (7, 9), "efi-arm64": (11,)}
 
 # What a DHCP server's configuration can carry unquoted and unescaped: no white space, quotes,
 # backslashes, commas (dnsmasq's separator), ; { } (isc-dhcpd's syntax) or # (comments).
@@ -39,12 +38,12 @@ class Images:
     efi_x86_64: str = "snponly.efi"
     efi_arm64: str = ""
 
-    def by_firmware(self) -> Dict[str, str]:
+    def by_firmware(self) -> dict[str, str]:
         """firmware name (as ARCHES) -> image, only those that are offered."""
         named = {"bios": self.bios, "efi-x86_64": self.efi_x86_64, "efi-arm64": self.efi_arm64}
         return {firmware: image for firmware, image in named.items() if image}
 
-    def checked(self) -> "Images":
+    def checked(self) -> Images:
         for option, image in (("--bios-image", self.bios), ("--efi-image", self.efi_x86_64),
                               ("--arm64-efi-image", self.efi_arm64)):
             if image:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Optional
 
 from aoeboot.errors import AoebootError
 from aoeboot.target import Target
@@ -21,7 +20,7 @@ def unescape(field: bytes) -> str:
     return os.fsdecode(_OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), field))
 
 
-def mount_source(mount_point: Path, mountinfo: Path = MOUNTINFO) -> Optional[str]:
+def mount_source(mount_point: Path, mountinfo: Path = MOUNTINFO) -> str | None:
     """The source device of the last mount at `mount_point` (the one that is visible)."""
     source = None
     for line in mountinfo.read_bytes().split(b"\n"):
@@ -33,7 +32,7 @@ def mount_source(mount_point: Path, mountinfo: Path = MOUNTINFO) -> Optional[str
     return source
 
 
-def aoe_root(root: Path = Path("/"), mountinfo: Path = MOUNTINFO) -> Optional[Target]:
+def aoe_root(root: Path = Path("/"), mountinfo: Path = MOUNTINFO) -> Target | None:
     """The AoE target mounted at `root`, or None when `root` is not on an etherd device."""
     source = mount_source(Path(root).resolve(), mountinfo)
     if source is None or not source.startswith("/dev/etherd/"):

@@ -8,8 +8,9 @@ import shlex
 import shutil
 import signal
 import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Union
+from typing import Union
 
 from aoeboot.errors import AoebootError
 
@@ -26,7 +27,7 @@ class CommandFailed(AoebootError):
         self.stderr = stderr
 
 
-def find_program(name: str) -> Optional[str]:
+def find_program(name: str) -> str | None:
     """Where `name` is, looking in the sbin directories too (kernel-install runs with a thin
     PATH)."""
     path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
@@ -38,9 +39,9 @@ def run(
     *,
     check: bool = True,
     capture: bool = True,
-    env: Optional[Mapping[str, str]] = None,
-    input: Optional[str] = None,
-    timeout: Optional[float] = None,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `argv`; on failure raise AoebootError naming the command, how it ended (exit code or
     signal) and its last line of stderr."""

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable
 
 from aoeboot import bls, bootfiles, driver, fstab, grubdefault, initramfs, paths, rootdev
 from aoeboot import config as configuration
@@ -46,22 +47,22 @@ class Host:
     root: Path
     config: configuration.Config
     target: Target
-    kernels: List[str]  # installed, oldest first
+    kernels: list[str]  # installed, oldest first
     root_mount: Sequence[str]  # rootfstype=/rootflags= the system's fstab asks for
 
     @property
-    def newest(self) -> Optional[str]:
+    def newest(self) -> str | None:
         return newest(self.kernels) if self.kernels else None
 
-    def severity(self, kver: Optional[str]) -> str:
+    def severity(self, kver: str | None) -> str:
         """A problem with the default (newest) kernel fails the next boot; with another, it
         only breaks a fallback."""
         return FAIL if kver is None or kver == self.newest else WARN
 
 
-def check(root: Path = Path("/"), progress: Callable[[str], None] = lambda _: None) -> List[Check]:
+def check(root: Path = Path("/"), progress: Callable[[str], None] = lambda _: None) -> list[Check]:
     """Run every check on the system under `root`."""
-    checks: List[Check] = []
+    checks: list[Check] = []
     host = _host(root, checks)
     if host is None:
         return checks
@@ -83,7 +84,7 @@ def to_json(checks: Sequence[Check]) -> str:
 
 # ---- the checks, in the order the boot needs them ----
 
-def _host(root: Path, checks: List[Check]) -> Optional[Host]:
+def _host(root: Path, checks: list[Check]) -> Host | None:
     try:
         config = configuration.load(root)
     except AoebootError as err:
@@ -109,7 +110,7 @@ def _host(root: Path, checks: List[Check]) -> Optional[Host]:
     return Host(root, config, target, bootfiles.installed_kernels(root), root_mount)
 
 
-def _mounted_target(root: Path) -> Optional[Target]:
+def _mounted_target(root: Path) -> Target | None:
     try:
         return rootdev.aoe_root(root, under(root, rootdev.MOUNTINFO))
     except OSError:
@@ -121,7 +122,7 @@ def firmware(root: Path) -> str:
     return "UEFI" if under(root, "/sys/firmware/efi").is_dir() else "BIOS"
 
 
-def _firmware(host: Host) -> List[Check]:
+def _firmware(host: Host) -> list[Check]:
     name = firmware(host.root)
     message = f"booted with {name}"
     if name == "UEFI":
@@ -136,7 +137,7 @@ def _firmware(host: Host) -> List[Check]:
     return checks
 
 
-def _ipxe_images(name: str, tftp: Path) -> List[Check]:
+def _ipxe_images(name: str, tftp: Path) -> list[Check]:
     """The NAS's TFTP root (taken to be the publish destination, where the script's default
     path is relative to) should hold iPXE for this firmware; tell only when it holds iPXE for
     the other one, the sign that it is the TFTP root indeed."""
@@ -157,7 +158,7 @@ def _ipxe_images(name: str, tftp: Path) -> List[Check]:
     return []
 
 
-def _driver(host: Host) -> List[Check]:
+def _driver(host: Host) -> list[Check]:
     checks = []
     missing_hint = "install the kernel's extra modules (Fedora: kernel-modules-extra)"
     if host.newest is None:
@@ -178,7 +179,7 @@ def _driver(host: Host) -> List[Check]:
     return checks
 
 
-def _interfaces(host: Host) -> List[Check]:
+def _interfaces(host: Host) -> list[Check]:
     """Interfaces named in the config must exist under those names on this system (a MAC
     matches whatever the interface is called)."""
     named = [i for i in host.config.boot.interfaces if i.count(":") != 5]
@@ -196,7 +197,7 @@ def _interfaces(host: Host) -> List[Check]:
                   "name the interface by its MAC address: `aoeboot install-entry --iface MAC`")]
 
 
-def _target(host: Host) -> List[Check]:
+def _target(host: Host) -> list[Check]:
     disk = host.target.disk
     if not driver.is_loaded(host.root):
         return [Check("target", WARN, f"aoe driver not loaded: cannot see whether the NAS serves "
@@ -222,7 +223,7 @@ def _target(host: Host) -> List[Check]:
     return [Check("target", OK, f"{disk.name} is up, {size}, via {seen.netif} from {seen.mac}")]
 
 
-def _servers(host: Host) -> List[Check]:
+def _servers(host: Host) -> list[Check]:
     """Which servers answer for the disk, against those install-entry recorded: a second NAS
     exporting the same shelf.slot, or a spoofer, becomes one more server the driver spreads
     reads and writes over."""
@@ -247,7 +248,7 @@ def _servers(host: Host) -> List[Check]:
                   + (f" ({', '.join(silent)} not heard)" if silent else ""))]
 
 
-def _deadsecs(host: Host) -> List[Check]:
+def _deadsecs(host: Host) -> list[Check]:
     """Whether the driver would give up on the root disk while the NAS is away (reboot, update):
     with aoe_deadsecs > 0 it fails every write after that long, the file system aborts, and
     the box never recovers when the NAS is back. 0 waits, like an NFS hard mount."""
@@ -276,7 +277,7 @@ def _deadsecs(host: Host) -> List[Check]:
                            "later write is lost", hint)]
 
 
-def _root_mount(host: Host) -> List[Check]:
+def _root_mount(host: Host) -> list[Check]:
     mounted = _mounted_target(host.root)
     if mounted == host.target:
         return [Check("root", OK, f"/ is mounted from {mounted.device}")]
@@ -287,7 +288,7 @@ def _root_mount(host: Host) -> List[Check]:
                   "preparing a system; the next boot mounts it)")]
 
 
-def _fstab(host: Host) -> List[Check]:
+def _fstab(host: Host) -> list[Check]:
     """Every device fstab names by UUID=/LABEL=: udev makes those links for AoE disks only with
     our rule; without it systemd waits 90 s for /boot, then enters emergency mode."""
     entries = [e for e in fstab.read(host.root) or [] if e.link]
@@ -333,7 +334,7 @@ def _expected_options(host: Host) -> Sequence[str]:
                        host.root_mount)
 
 
-def _root_problem(options: Cmdline, host: Host) -> Optional[str]:
+def _root_problem(options: Cmdline, host: Host) -> str | None:
     """Why `options` would not boot root from the target (None: it would)."""
     value = options.get("root")
     if value is None:
@@ -351,7 +352,7 @@ def _root_problem(options: Cmdline, host: Host) -> Optional[str]:
     return None
 
 
-def _cmdline(host: Host) -> List[Check]:
+def _cmdline(host: Host) -> list[Check]:
     path = under(host.root, paths.KERNEL_CMDLINE)
     if not path.exists():
         return [Check("cmdline", FAIL, f"{paths.KERNEL_CMDLINE} is missing: every new boot entry "
@@ -370,7 +371,7 @@ def _cmdline(host: Host) -> List[Check]:
     return [Check("cmdline", OK, f"{paths.KERNEL_CMDLINE}: {' '.join(expected)}")]
 
 
-def _boot_entries(host: Host) -> Dict[Path, bls.BootEntry]:
+def _boot_entries(host: Host) -> dict[Path, bls.BootEntry]:
     found = {}
     for path in bootfiles.entry_files(host.root):
         try:
@@ -380,7 +381,7 @@ def _boot_entries(host: Host) -> Dict[Path, bls.BootEntry]:
     return found
 
 
-def _entries(host: Host) -> List[Check]:
+def _entries(host: Host) -> list[Check]:
     entries = _boot_entries(host)
     if not entries:
         if host.config.publish.destination:
@@ -398,7 +399,7 @@ def _entries(host: Host) -> List[Check]:
     return checks
 
 
-def _grub_default(host: Host) -> List[Check]:
+def _grub_default(host: Host) -> list[Check]:
     try:
         grub = grubdefault.current(host.root)
     except AoebootError as err:
@@ -414,7 +415,7 @@ def _grub_default(host: Host) -> List[Check]:
                   FIX)]
 
 
-def _initrd_paths(host: Host, kver: str) -> List[Path]:
+def _initrd_paths(host: Host, kver: str) -> list[Path]:
     """The initramfs images entries of `kver` name, relative to their boot directory."""
     named = []
     for boot_dir in bootfiles.BOOT_DIRS:
@@ -428,7 +429,7 @@ def _initrd_paths(host: Host, kver: str) -> List[Path]:
     return named
 
 
-def _initramfs(host: Host) -> List[Check]:
+def _initramfs(host: Host) -> list[Check]:
     checks = []
     for kver in reversed(host.kernels):  # newest first: the one that boots next
         image = initramfs.find(kver, host.root, _initrd_paths(host, kver))
@@ -452,7 +453,7 @@ def _initramfs(host: Host) -> List[Check]:
     return checks + _rescue(host)
 
 
-def _baked(host: Host, image: Path) -> List[Check]:
+def _baked(host: Host, image: Path) -> list[Check]:
     """The options the image carries itself: what boots when a boot loader tool rewrote the
     entry's options to root=UUID=... with no rd.aoe.*."""
     try:
@@ -466,7 +467,7 @@ def _baked(host: Host, image: Path) -> List[Check]:
                   "never brings AoE up", "rebuild it: `dracut -f` or `aoeboot install-entry`")]
 
 
-def _rescue(host: Host) -> List[Check]:
+def _rescue(host: Host) -> list[Check]:
     checks = []
     for rescue in initramfs.rescue_images(host.root):
         try:
@@ -482,7 +483,7 @@ def _rescue(host: Host) -> List[Check]:
     return checks
 
 
-def _installed(host: Host) -> List[Check]:
+def _installed(host: Host) -> list[Check]:
     """What keeps the next kernel update bootable: drop-in, plugin, dracut module."""
     checks = []
     dropin = under(host.root, paths.DRACUT_DROPIN)
@@ -509,7 +510,7 @@ def _installed(host: Host) -> List[Check]:
     return checks
 
 
-def _publish(host: Host) -> List[Check]:
+def _publish(host: Host) -> list[Check]:
     if not host.config.publish.destination:
         return []
     timer = bootfiles.timer_link(host.root)
@@ -520,7 +521,7 @@ def _publish(host: Host) -> List[Check]:
     return _publish_state(host)
 
 
-def _publish_state(host: Host) -> List[Check]:
+def _publish_state(host: Host) -> list[Check]:
     from aoeboot import publish  # the publishing code only when publishing is configured
 
     try:
@@ -541,7 +542,7 @@ def _publish_state(host: Host) -> List[Check]:
     return checks + _nas_script(host, published)
 
 
-def _nas_script(host: Host, published: Sequence[str]) -> List[Check]:
+def _nas_script(host: Host, published: Sequence[str]) -> list[Check]:
     """What the NAS's boot script points at, verified file by file where the NAS is a directory."""
     from aoeboot import publish
     from aoeboot.transport import sha256

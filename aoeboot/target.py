@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
 
 from aoeboot.errors import AoebootError
 
@@ -26,7 +25,7 @@ _NAME = re.compile(r"e(?P<shelf>[0-9]+)\.(?P<slot>[0-9]+)(?:p(?P<part>[0-9]+))?"
 class Target:
     shelf: int
     slot: int
-    partition: Optional[int] = None
+    partition: int | None = None
 
     def __post_init__(self) -> None:
         _check_range("shelf", self.shelf, 0, MAX_SHELF)
@@ -35,7 +34,7 @@ class Target:
             _check_range("partition", self.partition, 1, MAX_PARTITION)
 
     @classmethod
-    def parse(cls, text: str) -> "Target":
+    def parse(cls, text: str) -> Target:
         """Parse any accepted spelling; raise AoebootError naming the bad part."""
         rest = text.strip()
         for prefix in _PREFIXES:
@@ -62,7 +61,7 @@ class Target:
         return disk if self.partition is None else f"{disk}p{self.partition}"
 
     @property
-    def disk(self) -> "Target":
+    def disk(self) -> Target:
         """The whole disk this target is on (itself if it has no partition)."""
         return replace(self, partition=None)
 

@@ -17,7 +17,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Protocol
+from typing import Callable, Protocol
 
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, fsync_dir, safe_name
@@ -30,7 +30,7 @@ def copy_and_hash(src: int, dst: int, size: int) -> str:
     """Copy `size` bytes of `src` into `dst` inside the kernel and return the SHA-256 of what
     was written, read back from the page cache. Copy, hash and flush run side by side: a worker
     copies chunk after chunk and then fsyncs, while this thread hashes each copied chunk."""
-    copied: "queue.Queue[int]" = queue.Queue()
+    copied: queue.Queue[int] = queue.Queue()
 
     def copy_then_sync() -> None:
         done = 0
@@ -72,12 +72,12 @@ def sha256(path: Path) -> str:
 class Destination(Protocol):
     sent_bytes: int
 
-    def listing(self) -> Dict[str, int]: ...  # name -> size of every published file
-    def upload(self, local: Path, stem: str) -> "tuple[str, str]": ...  # -> (name, sha256)
+    def listing(self) -> dict[str, int]: ...  # name -> size of every published file
+    def upload(self, local: Path, stem: str) -> tuple[str, str]: ...  # -> (name, sha256)
     def put(self, local: Path, name: str) -> None: ...
     def write_text(self, name: str, text: str) -> None: ...
-    def read_text(self, name: str) -> Optional[str]: ...
-    def remove(self, names: List[str]) -> None: ...
+    def read_text(self, name: str) -> str | None: ...
+    def remove(self, names: list[str]) -> None: ...
 
 
 class DirectoryDestination:
@@ -93,19 +93,19 @@ class DirectoryDestination:
             raise AoebootError(f"cannot create {self.path}: {err.strerror}") from None
         return self.path
 
-    def listing(self) -> Dict[str, int]:
+    def listing(self) -> dict[str, int]:
         directory = self._dir()
         return {p.name: p.stat().st_size for p in directory.iterdir()
                 if p.is_file() and not p.name.startswith(".")}
 
-    def upload(self, local: Path, stem: str) -> "tuple[str, str]":
+    def upload(self, local: Path, stem: str) -> tuple[str, str]:
         """Copy `local` as STEM-SHA12 in one pass: hash what is written, name it after that."""
         return self._copy(local, lambda digest: f"{stem}-{digest[:12]}")
 
     def put(self, local: Path, name: str) -> None:
         self._copy(local, lambda digest: name)
 
-    def _copy(self, local: Path, naming: "Callable[[str], str]") -> "tuple[str, str]":
+    def _copy(self, local: Path, naming: Callable[[str], str]) -> tuple[str, str]:
         """Copy, naming the file after the hash of what was written; it gets that name only
         once complete and synced (see copy_and_hash: the hash costs little beyond a copy)."""
         directory = self._dir()
@@ -133,7 +133,7 @@ class DirectoryDestination:
         atomic_write(self._dir() / safe_name(name, "file name"), text)
         self.sent_bytes += len(text.encode())
 
-    def read_text(self, name: str) -> Optional[str]:
+    def read_text(self, name: str) -> str | None:
         try:
             return (self.path / name).read_text()
         except FileNotFoundError:
@@ -141,7 +141,7 @@ class DirectoryDestination:
         except OSError as err:
             raise AoebootError(f"cannot read {self.path / name}: {err.strerror}") from None
 
-    def remove(self, names: List[str]) -> None:
+    def remove(self, names: list[str]) -> None:
         for name in names:
             try:
                 (self.path / safe_name(name, "file name")).unlink()
@@ -158,9 +158,9 @@ _SSH_URL = re.compile(r"ssh://(?:(?P<user>[A-Za-z0-9_][A-Za-z0-9._-]*)@)?"
 
 @dataclass(frozen=True)
 class SshUrl:
-    user: Optional[str]
+    user: str | None
     host: str
-    port: Optional[int]
+    port: int | None
     path: str  # absolute, on the host
 
 
@@ -178,23 +178,23 @@ class SshDestination:
     """rsync over ssh. rsync writes each file under a temporary name and renames it when complete;
     its transfer is checksummed. BatchMode: a missing key or unknown host key fails, never asks."""
 
-    user: Optional[str]
+    user: str | None
     host: str
-    port: Optional[int]
+    port: int | None
     path: str
-    identity: Optional[Path] = None
-    known_hosts: Optional[Path] = None
+    identity: Path | None = None
+    known_hosts: Path | None = None
     sent_bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
-    def parse(cls, url: str, identity: Optional[Path], known_hosts: Optional[Path],
-              subdir: str) -> "SshDestination":
+    def parse(cls, url: str, identity: Path | None, known_hosts: Path | None,
+              subdir: str) -> SshDestination:
         parsed = parse_ssh_url(url)
         path = parsed.path.rstrip("/") + "/" + safe_name(subdir, "host name")
         return cls(parsed.user, parsed.host, parsed.port, path, identity, known_hosts)
 
-    def _ssh(self) -> List[str]:
+    def _ssh(self) -> list[str]:
         argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
                 "-o", "ConnectTimeout=10"]
         if self.port:
@@ -226,7 +226,7 @@ class SshDestination:
             raise AoebootError(f"{err.message}; ssh: {said[0]}") from None
         return out
 
-    def listing(self) -> Dict[str, int]:
+    def listing(self) -> dict[str, int]:
         empty = tempfile.mkdtemp()
         try:  # make sure the host directory exists (an empty rsync creates it)
             self._rsync("-r", "--mkpath", empty + "/", self._remote())
@@ -239,7 +239,7 @@ class SshDestination:
                 found[fields[-1]] = int(fields[1].replace(",", ""))
         return found
 
-    def upload(self, local: Path, stem: str) -> "tuple[str, str]":
+    def upload(self, local: Path, stem: str) -> tuple[str, str]:
         digest = sha256(local)
         name = f"{stem}-{digest[:12]}"
         self.put(local, name)
@@ -259,14 +259,14 @@ class SshDestination:
             local.write_text(text)
             self.put(local, name)
 
-    def read_text(self, name: str) -> Optional[str]:
+    def read_text(self, name: str) -> str | None:
         if name not in self.listing():
             return None
         with tempfile.TemporaryDirectory() as tmp:
             self._rsync(self._remote(safe_name(name, "file name")), tmp + "/")
             return (Path(tmp) / name).read_text()
 
-    def remove(self, names: List[str]) -> None:
+    def remove(self, names: list[str]) -> None:
         if not names:
             return
         empty = tempfile.mkdtemp()
@@ -278,8 +278,8 @@ class SshDestination:
             os.rmdir(empty)
 
 
-def open_destination(url: str, host: str, identity: Optional[Path] = None,
-                     known_hosts: Optional[Path] = None) -> Destination:
+def open_destination(url: str, host: str, identity: Path | None = None,
+                     known_hosts: Path | None = None) -> Destination:
     """The destination for `url` (a directory or ssh://...), in the per-host subdirectory `host`."""
     if url.startswith("ssh://"):
         return SshDestination.parse(url, identity, known_hosts, host)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Optional
 
 ETH_P_AOE = 0x88A2
 BROADCAST_MAC = b"\xff" * 6
@@ -177,11 +176,11 @@ def parse_identify(data: bytes) -> Identity:
     return Identity(sectors, _ata_string(words[27:47]), _ata_string(words[10:20]))
 
 
-def _ata_string(words: "tuple[int, ...]") -> str:
+def _ata_string(words: tuple[int, ...]) -> str:
     # ATA strings store two characters per word, the first in the high byte.
     raw = b"".join(struct.pack(">H", w) for w in words)
     return raw.decode("ascii", "replace").strip(" \0")
 
 
-def error_text(code: int) -> Optional[str]:
+def error_text(code: int) -> str | None:
     return ERRORS.get(code, f"error {code}") if code else None

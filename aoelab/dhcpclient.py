@@ -16,7 +16,6 @@ import struct
 import sys
 import time
 from dataclasses import dataclass
-from typing import Dict, Optional
 
 from aoelab.netns import Namespace
 
@@ -30,7 +29,7 @@ class Offer:
     root_path: str
 
 
-def packet(mac: str, xid: int, arch: Optional[int], user_class: Optional[str]) -> bytes:
+def packet(mac: str, xid: int, arch: int | None, user_class: str | None) -> bytes:
     chaddr = bytes.fromhex(mac.replace(":", ""))
     # op htype hlen hops xid secs flags(broadcast) ciaddr yiaddr siaddr giaddr chaddr sname file
     head = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", 1, 1, 6, 0, xid, 0, 0x8000, bytes(4),
@@ -46,10 +45,10 @@ def packet(mac: str, xid: int, arch: Optional[int], user_class: Optional[str]) -
     return head + bytes(options)
 
 
-def parse_offer(data: bytes, xid: int) -> Optional[Offer]:
+def parse_offer(data: bytes, xid: int) -> Offer | None:
     if len(data) < 240 or data[0] != 2 or struct.unpack("!I", data[4:8])[0] != xid:
         return None
-    options: Dict[int, bytes] = {}
+    options: dict[int, bytes] = {}
     at = 240 if data[236:240] == MAGIC else len(data)
     while at < len(data) and data[at] != 255:
         if data[at] == 0:
@@ -95,8 +94,8 @@ def main() -> int:
     return 1
 
 
-def discover(ns: Namespace, iface: str, mac: str, arch: Optional[int] = None,
-             user_class: Optional[str] = None, timeout: float = 10) -> Offer:
+def discover(ns: Namespace, iface: str, mac: str, arch: int | None = None,
+             user_class: str | None = None, timeout: float = 10) -> Offer:
     argv = [sys.executable, "-m", "aoelab.dhcpclient", iface, mac, "--timeout", str(timeout)]
     if arch is not None:
         argv += ["--arch", str(arch)]

@@ -38,7 +38,7 @@ class Dnsmasq:
             self.proc.terminate()
             self.proc.wait(timeout=5)
 
-    def __enter__(self) -> "Dnsmasq":
+    def __enter__(self) -> Dnsmasq:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE_SRC = REPO / "dracut" / "95aoe"
@@ -31,7 +31,7 @@ def overlay(workdir: Path, module_src: Path = MODULE_SRC, system_base: Path = SY
     return base
 
 
-def env(base: Path) -> Dict[str, str]:
+def env(base: Path) -> dict[str, str]:
     """The environment for dracut/lsinitrd using `base`."""
     return {**os.environ, "dracutbasedir": str(base)}
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Optional, Sequence
 
 from aoelab import dracutdir
 from aoelab.netns import Namespace
@@ -39,7 +39,7 @@ def initramfs(out: Path, kver: str, workdir: Path) -> Path:
     return dracutdir.build(out, kver, workdir, systemd=False, extra=["-a", "virtfs"])
 
 
-def init_script(path: Path, steps: Dict[str, Sequence[str]]) -> Path:
+def init_script(path: Path, steps: dict[str, Sequence[str]]) -> Path:
     """Write the guest's init: each step is an argv run with the repo as working directory."""
     body = "".join(STEP.format(name=name, argv=" ".join(_quote(a) for a in argv))
                    for name, argv in steps.items())
@@ -59,7 +59,7 @@ def _quote(text: str) -> str:
 
 
 def vm(ns: Namespace, console: Path, kernel: Path, initrd: Path, init: Path,
-       second_tap: Optional[str] = None) -> VM:
+       second_tap: str | None = None) -> VM:
     """eth0 on tap0; with `second_tap`, eth1 on that tap (both in `ns`)."""
     extra = ["-virtfs", f"local,path=/,mount_tag={MOUNT_TAG},security_model=none,readonly=on"]
     if second_tap:
@@ -70,7 +70,7 @@ def vm(ns: Namespace, console: Path, kernel: Path, initrd: Path, init: Path,
               extra=extra)
 
 
-def steps(console: str) -> Dict[str, Dict[str, str]]:
+def steps(console: str) -> dict[str, dict[str, str]]:
     """What each step printed: {name: {"rc": ..., "out": ..., "err": ...}}."""
     found = {}
     for match in re.finditer(r"^HOSTVM-STEP (\S+) rc=(\d+) out=(.*?) err=(.*)$", console, re.M):

@@ -17,9 +17,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable
 
 from aoelab import sysimage
 from aoelab.netns import Namespace
@@ -158,7 +159,7 @@ class Step:
     out: str
 
 
-def steps(console: str) -> Dict[str, Step]:
+def steps(console: str) -> dict[str, Step]:
     """What each probe step printed (the console may carry kernel lines in between)."""
     found = {}
     pattern = rf"^{STEP} (\S+) rc=(\d+)\r?\n(.*?)^{STEP}-END \1\r?$"
@@ -194,7 +195,7 @@ def read_entry(target: Path, kver: str, workdir: Path) -> Entry:
     return Entry(kver, linux, initrd, entry.options.render())
 
 
-def vm_extra(probe_log: Path, nas_dir: Optional[Path]) -> Tuple[str, ...]:
+def vm_extra(probe_log: Path, nas_dir: Path | None) -> tuple[str, ...]:
     """The probe's serial port (ttyS1, after the console's ttyS0) and the NAS's share."""
     extra = ("-serial", f"file:{probe_log}")
     if nas_dir is None:
@@ -202,7 +203,7 @@ def vm_extra(probe_log: Path, nas_dir: Optional[Path]) -> Tuple[str, ...]:
     return extra + ("-virtfs", f"local,path={nas_dir},mount_tag={NAS_TAG},security_model=none")
 
 
-def wait_for_probe(probe_log: Path, vm: "VM", timeout: float) -> bool:
+def wait_for_probe(probe_log: Path, vm: VM, timeout: float) -> bool:
     """Until the probe says it is done (True), qemu exits or time runs out (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -226,9 +227,9 @@ class Box:
 
 
 def install_box(work: Path, kernel: str = sysimage.SUITE,
-                prepare: Optional[Callable[[Path], None]] = None,
+                prepare: Callable[[Path], None] | None = None,
                 macs: Sequence[str] = (MAC,), install_args: Sequence[str] = (),
-                kernel_install_env: Optional[Mapping[str, str]] = None,
+                kernel_install_env: Mapping[str, str] | None = None,
                 with_initrd: bool = False) -> Box:
     """A user's installation: the system disk (with the data volume in fstab by UUID=), the
     aoeboot package in it, publishing to the NAS's share configured, install-entry from the
@@ -274,15 +275,15 @@ def fsck_data(image: Path) -> subprocess.CompletedProcess:
 @dataclass(frozen=True)
 class Boot:
     done: bool  # the probe ran to its end
-    exit_code: Optional[int]  # qemu's: 0 after a clean power-off
+    exit_code: int | None  # qemu's: 0 after a clean power-off
     console: str  # ttyS0: the kernel and systemd
-    steps: Dict[str, Step]  # what the probe reported (ttyS1)
+    steps: dict[str, Step]  # what the probe reported (ttyS1)
 
 
-def boot(box: Box, workdir: Path, *, entry: Optional[Entry] = None, options: str = "",
+def boot(box: Box, workdir: Path, *, entry: Entry | None = None, options: str = "",
          netboot: bool = False, nic: str = "virtio-net-pci", timeout: float = 900,
-         lan: bool = False, root_argv: Optional[Callable[[str], Sequence[str]]] = None,
-         during: Optional[Callable[[Namespace, str, VM, Path], None]] = None,
+         lan: bool = False, root_argv: Callable[[str], Sequence[str]] | None = None,
+         during: Callable[[Namespace, str, VM, Path], None] | None = None,
          firmware: str = "bios") -> Boot:
     """The NAS (vblade serving both disks, dnsmasq as `aoeboot nas-config` configures it, TFTP
     from the published directory) and the box: `entry`'s kernel and initramfs with `options`,
@@ -304,10 +305,10 @@ class Live:
 
     def __init__(self, box: Box, ns: Namespace, nas_iface: str, taps: Sequence[str],
                  probe: Path, monitor: Path,
-                 root_argv: Optional[Callable[[str], Sequence[str]]] = None) -> None:
+                 root_argv: Callable[[str], Sequence[str]] | None = None) -> None:
         self.box, self.ns, self.nas_iface, self.taps = box, ns, nas_iface, tuple(taps)
         self.probe, self.monitor, self.root_argv = probe, monitor, root_argv
-        self.vblades: List[Vblade] = []
+        self.vblades: list[Vblade] = []
         self.vm: VM
 
     def start_nas(self) -> None:
@@ -326,7 +327,7 @@ class Live:
         """The box's link `tap`, on the host (NAS) side: as a cable pulled or a switch port."""
         self.ns.run(["ip", "link", "set", "dev", tap, "up" if up else "down"])
 
-    def counters(self, tap: str) -> Tuple[int, int]:
+    def counters(self, tap: str) -> tuple[int, int]:
         """(bytes from the box, bytes to the box) on link `tap` (the tap's rx and tx)."""
         stats = f"/sys/class/net/{tap}/statistics"
         out = self.ns.run(["cat", f"{stats}/rx_bytes", f"{stats}/tx_bytes"]).stdout.split()
@@ -338,15 +339,15 @@ class Live:
     def probed(self) -> str:
         return self.probe.read_text(errors="replace") if self.probe.exists() else ""
 
-    def result(self, done: bool, exit_code: Optional[int]) -> Boot:
+    def result(self, done: bool, exit_code: int | None) -> Boot:
         return Boot(done, exit_code, self.vm.text(), steps(self.probed()))
 
 
 @contextlib.contextmanager
-def running(box: Box, workdir: Path, *, entry: Optional[Entry] = None, options: str = "",
+def running(box: Box, workdir: Path, *, entry: Entry | None = None, options: str = "",
             netboot: bool = False, nic: str = "virtio-net-pci",
             macs: Sequence[str] = (MAC,), lan: bool = False,
-            root_argv: Optional[Callable[[str], Sequence[str]]] = None,
+            root_argv: Callable[[str], Sequence[str]] | None = None,
             firmware: str = "bios") -> Iterator[Live]:
     """The NAS and the box, started; everything stops when the block ends. One NIC per MAC in
     `macs`, each on its own tap (tap0, tap1, ...); with more than one, or with `lan`, the taps
@@ -364,7 +365,7 @@ def running(box: Box, workdir: Path, *, entry: Optional[Entry] = None, options: 
     probe = workdir / "probe.log"
     monitor = workdir / "monitor.sock"
     if netboot:
-        how: Dict[str, Any] = {"netboot": True, "firmware": firmware,
+        how: dict[str, Any] = {"netboot": True, "firmware": firmware,
                                "option_rom": firmware == "bios"}
         if firmware == "uefi":
             shutil.copy(SNPONLY, box.nas / "aoeboot")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from aoeboot import driver
 from aoeboot.kver import sort_key
@@ -16,7 +15,7 @@ class Kernel:
     image: Path
 
 
-def installed_kernel(boot: Path = Path("/boot")) -> Optional[Kernel]:
+def installed_kernel(boot: Path = Path("/boot")) -> Kernel | None:
     """The newest /boot/vmlinuz-KVER whose modules (with aoe) are installed, or None."""
     found = []
     for image in boot.glob("vmlinuz-*"):

@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import time
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 _counter = itertools.count()
 
@@ -27,7 +27,7 @@ class Namespace:
         _ip("netns", "add", self.name)
         self.run(["ip", "link", "set", "lo", "up"])
 
-    def argv(self, argv: Sequence[str]) -> List[str]:
+    def argv(self, argv: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", self.name, *map(str, argv)]
 
     def run(self, argv: Sequence[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -57,7 +57,7 @@ class Namespace:
     def mac(self, ifname: str) -> str:
         return self.run(["cat", f"/sys/class/net/{ifname}/address"]).stdout.strip()
 
-    def pids(self) -> List[int]:
+    def pids(self) -> list[int]:
         out = subprocess.run(["ip", "netns", "pids", self.name], capture_output=True, text=True)
         return [int(p) for p in out.stdout.split()]
 
@@ -74,7 +74,7 @@ class Namespace:
                 time.sleep(0.05)
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
 
-    def __enter__(self) -> "Namespace":
+    def __enter__(self) -> Namespace:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -86,8 +86,8 @@ def veth_pair(
     left_name: str,
     right: Namespace,
     right_name: str,
-    left_mac: Optional[str] = None,
-    right_mac: Optional[str] = None,
+    left_mac: str | None = None,
+    right_mac: str | None = None,
 ) -> None:
     """A veth pair with one end in each namespace, both up, no addresses."""
     tmp = f"vt{os.getpid() % 100000}{next(_counter)}"

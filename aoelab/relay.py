@@ -15,8 +15,8 @@ import select
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 from aoeboot import wire
 from aoelab.netns import Namespace
@@ -24,10 +24,10 @@ from aoelab.netns import Namespace
 COMMANDS = {"ata": wire.CMD_ATA, "config": wire.CMD_QUERY_CONFIG}
 PACKET_OUTGOING = 4
 
-Reply = Tuple[int, int, int]  # shelf, slot, command
+Reply = tuple[int, int, int]  # shelf, slot, command
 
 
-def parse_order(text: str) -> List[Reply]:
+def parse_order(text: str) -> list[Reply]:
     """`eS.T:config,eS.T:ata,...` as (shelf, slot, command) triples."""
     order = []
     for item in text.split(","):
@@ -37,7 +37,7 @@ def parse_order(text: str) -> List[Reply]:
     return order
 
 
-def _reply_of(frame: bytes) -> Optional[Reply]:
+def _reply_of(frame: bytes) -> Reply | None:
     try:
         header = wire.parse_header(frame)
     except wire.WireError:
@@ -49,7 +49,7 @@ def _reply_of(frame: bytes) -> Optional[Reply]:
 
 def relay(left: str, right: str, order: Sequence[Reply]) -> None:
     """Forward AoE frames between `left` and `right` until killed."""
-    ports: Dict[int, Tuple[socket.socket, socket.socket]] = {}
+    ports: dict[int, tuple[socket.socket, socket.socket]] = {}
     sockets = {}
     for name in (left, right):
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(wire.ETH_P_AOE))
@@ -58,7 +58,7 @@ def relay(left: str, right: str, order: Sequence[Reply]) -> None:
     ports[sockets[left].fileno()] = (sockets[left], sockets[right])
     ports[sockets[right].fileno()] = (sockets[right], sockets[left])
     passed = 0  # how many of `order` have gone through
-    held: Dict[Reply, Tuple[socket.socket, bytes]] = {}
+    held: dict[Reply, tuple[socket.socket, bytes]] = {}
     print("ready", flush=True)
     while True:
         ready, _, _ = select.select(list(ports), [], [])
@@ -96,7 +96,7 @@ class Relay:
             self.proc.kill()
         self.proc.wait()
 
-    def __enter__(self) -> "Relay":
+    def __enter__(self) -> Relay:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -16,9 +16,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable
 
 from aoelab import installed, sysimage
 
@@ -34,7 +35,7 @@ BAD_CONSOLE = ("I/O error", "Buffer I/O", "EXT4-fs error", "BTRFS error", "BTRFS
                "soak-error")
 
 
-def install(target: Path, steps: Dict[str, Sequence[str]]) -> None:
+def install(target: Path, steps: dict[str, Sequence[str]]) -> None:
     """The guest program and a probe that runs `steps` (the last one may be the program)."""
     program = target / PROGRAM.lstrip("/")
     program.parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +48,7 @@ def install(target: Path, steps: Dict[str, Sequence[str]]) -> None:
 class Event:
     host: float  # the host's monotonic time when the line appeared
     name: str
-    words: Tuple[str, ...]
+    words: tuple[str, ...]
     guest: float  # the box's monotonic time when it said it
 
     def get(self, key: str) -> str:
@@ -63,7 +64,7 @@ class Events:
 
     def __init__(self, path: Path, alive: Callable[[], bool]) -> None:
         self.path, self.alive = path, alive
-        self.seen: List[Event] = []
+        self.seen: list[Event] = []
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._follow, daemon=True)
@@ -97,11 +98,11 @@ class Events:
         self._done.set()
         self._thread.join()
 
-    def named(self, name: str, after: float = 0.0) -> List[Event]:
+    def named(self, name: str, after: float = 0.0) -> list[Event]:
         with self._lock:
             return [e for e in self.seen if e.name == name and e.host >= after]
 
-    def wait(self, name: str, timeout: float, after: float = 0.0, count: int = 1) -> List[Event]:
+    def wait(self, name: str, timeout: float, after: float = 0.0, count: int = 1) -> list[Event]:
         """Until `count` events `name` arrived after host time `after`; AssertionError when the
         box stops or time runs out."""
         deadline = time.monotonic() + timeout
@@ -120,8 +121,8 @@ class Events:
         return int(recs[-1].words[0]) if recs else 0
 
 
-def wait_for_traffic(counters: Callable[[], Tuple[int, int]], grow: int, timeout: float,
-                     alive: Callable[[], bool]) -> Optional[float]:
+def wait_for_traffic(counters: Callable[[], tuple[int, int]], grow: int, timeout: float,
+                     alive: Callable[[], bool]) -> float | None:
     """Seconds until the box sent `grow` bytes more on a link (its rx on the host side); None
     when it did not within `timeout`."""
     start = time.monotonic()
@@ -135,8 +136,8 @@ def wait_for_traffic(counters: Callable[[], Tuple[int, int]], grow: int, timeout
 
 @dataclass(frozen=True)
 class Records:
-    numbers: List[int]  # the record numbers in the file, in order
-    damaged: List[str]  # lines whose checksum does not match
+    numbers: list[int]  # the record numbers in the file, in order
+    damaged: list[str]  # lines whose checksum does not match
 
     @property
     def contiguous(self) -> bool:
@@ -155,7 +156,7 @@ def parse_records(text: str) -> Records:
     return Records(numbers, damaged)
 
 
-def records_on_disks(box: installed.Box) -> Dict[str, Records]:
+def records_on_disks(box: installed.Box) -> dict[str, Records]:
     """The records as the box left them on the NAS's disks (read-only, after it powered off)."""
     found = {}
     with sysimage.mounted(box.disk, read_only=True) as target:
@@ -170,5 +171,5 @@ def records_on_disks(box: installed.Box) -> Dict[str, Records]:
     return found
 
 
-def bad_console_lines(console: str) -> List[str]:
+def bad_console_lines(console: str) -> list[str]:
     return [line for line in console.splitlines() if any(bad in line for bad in BAD_CONSOLE)]

@@ -61,9 +61,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE_ENV = "AOELAB_CACHE"
@@ -125,7 +125,7 @@ class SysImageError(RuntimeError):
 
 # ---------------------------------------------------------------- running programs
 
-def run(argv: Sequence[Union[str, Path]], **kwargs) -> subprocess.CompletedProcess:
+def run(argv: Sequence[str | Path], **kwargs) -> subprocess.CompletedProcess:
     """Run `argv` (a list, never a shell string); raise SysImageError with its stderr."""
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
@@ -170,16 +170,16 @@ class KernelDebs:
     meta: Path    # linux-image-amd64_*.deb, depends on exactly `image`
 
     @property
-    def debs(self) -> List[Path]:
+    def debs(self) -> list[Path]:
         return [self.image, self.meta]
 
 
-def _sources(suite: str) -> List[str]:
+def _sources(suite: str) -> list[str]:
     return [f"deb {MIRROR} {suite} main", f"deb {MIRROR} {suite}-updates main",
             f"deb {SECURITY_MIRROR} {suite}-security main"]
 
 
-def _apt(suite: str, cache: Path) -> List[str]:
+def _apt(suite: str, cache: Path) -> list[str]:
     """apt-get/apt-cache options for a private apt state for `suite` (host's apt untouched)."""
     root = cache / "apt" / suite
     for sub in ("etc/apt/apt.conf.d", "etc/apt/preferences.d", "etc/apt/sources.list.d",
@@ -195,7 +195,7 @@ def _apt(suite: str, cache: Path) -> List[str]:
             "-o", "Acquire::Languages=none"]
 
 
-def kernel_debs(suite: str = SUITE, cache: Optional[Path] = None) -> KernelDebs:
+def kernel_debs(suite: str = SUITE, cache: Path | None = None) -> KernelDebs:
     """The .debs of `suite`'s current linux-image-amd64, downloaded on the first call only (the
     cached files are reused as they are, even after the archive moved on)."""
     where = (cache or cache_dir()) / "debs" / suite
@@ -206,7 +206,7 @@ def kernel_debs(suite: str = SUITE, cache: Optional[Path] = None) -> KernelDebs:
     return found
 
 
-def _cached_kernel_debs(where: Path) -> Optional[KernelDebs]:
+def _cached_kernel_debs(where: Path) -> KernelDebs | None:
     metas = sorted(where.glob(f"{KERNEL_META}_*.deb"))
     images = [p for p in where.glob("linux-image-*.deb") if not p.name.startswith(KERNEL_META)]
     if len(metas) != 1 or len(images) != 1:
@@ -233,7 +233,7 @@ def _download_kernel_debs(suite: str, where: Path, cache: Path) -> KernelDebs:
 
 # ---------------------------------------------------------------- the base tree
 
-def _mmdebstrap_argv(kernel: KernelDebs, out: Path) -> List[str]:
+def _mmdebstrap_argv(kernel: KernelDebs, out: Path) -> list[str]:
     """The whole recipe of a tree: its text and its inputs make the cache key."""
     argv = ["mmdebstrap", "--mode=root", "--variant=apt", "--format=tar",
             "--aptopt=Acquire::Languages \"none\"",
@@ -247,7 +247,7 @@ def _mmdebstrap_argv(kernel: KernelDebs, out: Path) -> List[str]:
     return argv + [SUITE, str(out), *_sources(SUITE)]
 
 
-def tree_name(kernel: str = SUITE, cache: Optional[Path] = None) -> str:
+def tree_name(kernel: str = SUITE, cache: Path | None = None) -> str:
     """The cache file name of the tree with `kernel` (a suite name): its key."""
     debs = kernel_debs(kernel, cache)
     recipe = _mmdebstrap_argv(debs, Path("OUT"))
@@ -256,7 +256,7 @@ def tree_name(kernel: str = SUITE, cache: Optional[Path] = None) -> str:
     return f"debian-{SUITE}-linux-{debs.version}-{key}.tar"
 
 
-def base_tree(kernel: str = SUITE, cache: Optional[Path] = None) -> Path:
+def base_tree(kernel: str = SUITE, cache: Path | None = None) -> Path:
     """The tarball of a Debian trixie tree with `kernel`'s linux-image installed ('trixie': 6.12,
     'bookworm': 6.1), built by mmdebstrap on the first call (minutes), reused after (seconds)."""
     cache = cache or cache_dir()
@@ -284,7 +284,7 @@ def _build_tree(kernel: KernelDebs, tarball: Path) -> None:
 
 # ---------------------------------------------------------------- minimal trees
 
-def _minimal_argv(packages: Sequence[str], kernel: KernelDebs, out: Path) -> List[str]:
+def _minimal_argv(packages: Sequence[str], kernel: KernelDebs, out: Path) -> list[str]:
     """A tree of exactly `packages` and what they depend on (no Recommends: mmdebstrap installs
     none), over the `apt` variant (Essential packages and apt only), plus the kernel .debs; no
     initramfs-tools, so the kernel's initramfs tool is dracut if `packages` bring it."""
@@ -300,7 +300,7 @@ def _minimal_argv(packages: Sequence[str], kernel: KernelDebs, out: Path) -> Lis
 
 
 def minimal_tree_name(packages: Sequence[str], kernel: str = SUITE,
-                      cache: Optional[Path] = None) -> str:
+                      cache: Path | None = None) -> str:
     """The cache file name of minimal_tree(packages, kernel): its key, as tree_name's."""
     debs = kernel_debs(kernel, cache)
     recipe = _minimal_argv(packages, debs, Path("OUT"))
@@ -310,7 +310,7 @@ def minimal_tree_name(packages: Sequence[str], kernel: str = SUITE,
 
 
 def minimal_tree(packages: Sequence[str], kernel: str = SUITE,
-                 cache: Optional[Path] = None) -> Path:
+                 cache: Path | None = None) -> Path:
     """The tarball of a trixie tree holding only `packages` (Debian names) with their
     dependencies and `kernel`'s linux-image: what a package's Requires alone bring to a system.
     Built on the first call (a minute or two), reused after; cached beside base_tree's trees."""
@@ -340,7 +340,7 @@ def _mmdebstrap(argv: Sequence[str], tarball: Path) -> None:
     os.replace(partial, tarball)
 
 
-def _mounts_under(path: Path) -> List[str]:
+def _mounts_under(path: Path) -> list[str]:
     """Mount points at or below `path` (from /proc/self/mounts, octal escapes undone)."""
     top = str(path.resolve())
     points = []
@@ -352,7 +352,7 @@ def _mounts_under(path: Path) -> List[str]:
 
 
 @contextlib.contextmanager
-def unpacked(tarball: Path, where: Optional[Path] = None) -> Iterator[Path]:
+def unpacked(tarball: Path, where: Path | None = None) -> Iterator[Path]:
     """A tree tarball (base_tree, minimal_tree) extracted into a fresh directory (`where`, else a
     temporary one) and removed after. A plain directory serves chroot_run and install_aoeboot as
     a mounted disk does, minus the disk: for what needs no boot, partitions or fstab."""
@@ -419,7 +419,7 @@ def _mount(source: str, point: Path, options: str = "", fstype: str = "") -> Ite
 
 def _umount(point: Path, tries: int = 20) -> None:
     # a process that just left the chroot may hold it for a moment: retry before failing
-    for attempt in range(tries):
+    for _attempt in range(tries):
         proc = subprocess.run(["umount", str(point)], capture_output=True, text=True)
         if proc.returncode == 0:
             return
@@ -448,7 +448,7 @@ FS_UUIDS = {1: ESP_UUID, 2: BOOT_UUID, 3: ROOT_UUID}
 READ_ONLY = {"ext4": "ro,noload", "btrfs": "ro,rescue=nologreplay", "vfat": "ro"}
 
 
-def fstab(extra: Optional[str] = None) -> str:
+def fstab(extra: str | None = None) -> str:
     """/etc/fstab as Anaconda writes it for this layout (plus `extra` lines)."""
     lines = ["# /etc/fstab: written by aoelab.sysimage like Anaconda's, by UUID"]
     for mount in LAYOUT:
@@ -461,7 +461,7 @@ def fstab(extra: Optional[str] = None) -> str:
 
 @contextlib.contextmanager
 def mounted(image: Path, read_only: bool = False,
-            where: Optional[Path] = None) -> Iterator[Path]:
+            where: Path | None = None) -> Iterator[Path]:
     """The system on `image` mounted like the installer's /mnt/sysimage: the root subvolume at
     the top, /boot, /boot/efi and /home inside. Yields the path; unmounts and detaches after.
     read_only: mounted without replaying journals, so a dirty image stays as it is."""
@@ -487,7 +487,7 @@ def mounted(image: Path, read_only: bool = False,
             target.rmdir()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kernel_has_vfat() -> bool:
     """Whether this kernel mounts vfat (the lab's host kernel has neither vfat nor a module)."""
     subprocess.run(["modprobe", "-q", "vfat"], capture_output=True)
@@ -517,7 +517,7 @@ def _staged_vfat(device: str, point: Path, read_only: bool) -> Iterator[Path]:
                 run(["mcopy", "-s", "-p", "-m", "-i", device, *entries, "::/"], env=MTOOLS_ENV)
 
 
-def _snapshot(root: Path) -> Dict[str, str]:
+def _snapshot(root: Path) -> dict[str, str]:
     """Every path under `root` with a hash of its content ('' for directories)."""
     return {str(p.relative_to(root)): "" if p.is_dir() else
             hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*")}
@@ -536,14 +536,14 @@ def chroot_mounts(target: Path) -> Iterator[None]:
         yield
 
 
-def chroot_env(env: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+def chroot_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """A clean environment for the image's programs (nothing of the host's venv or PATH)."""
     base = {"PATH": CHROOT_PATH, "LANG": "C.UTF-8", "HOME": "/root",
             "DEBIAN_FRONTEND": "noninteractive"}
     return {**base, **(env or {})}
 
 
-def chroot_run(target: Path, argv: Sequence[str], env: Optional[Mapping[str, str]] = None,
+def chroot_run(target: Path, argv: Sequence[str], env: Mapping[str, str] | None = None,
                check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     """Run `argv` chrooted into the mounted `target` with /proc, /sys, /dev and /run mounted for
     the duration. Output is captured as text; with `check`, a failure raises SysImageError."""
@@ -582,7 +582,7 @@ def _make_filesystems(loop: str) -> None:
                 run(["btrfs", "-q", "subvolume", "create", f"{top}/{name}"])
 
 
-def _write_identity(target: Path, extra_fstab: Optional[str]) -> None:
+def _write_identity(target: Path, extra_fstab: str | None) -> None:
     etc = target / "etc"
     (etc / "hostname").write_text(f"{HOSTNAME}\n")
     (etc / "hosts").write_text(f"127.0.0.1\tlocalhost\n127.0.1.1\t{HOSTNAME}\n"
@@ -602,7 +602,7 @@ ROOT_CMDLINE = f"root=UUID={ROOT_UUID} ro rootflags=subvol={ROOT_SUBVOL}"
 
 
 def make_disk(tree_tarball: Path, image_path: Path, size: int = DEFAULT_SIZE,
-              extra_fstab: Optional[str] = None) -> Path:
+              extra_fstab: str | None = None) -> Path:
     """A raw GPT disk `image_path` of `size` bytes (sparse): the tree installed on Anaconda's
     layout, fstab by UUID (plus `extra_fstab`, e.g. data_fstab_line()), hostname, machine-id and
     /etc/kernel/cmdline written. Returns `image_path`."""
@@ -639,20 +639,20 @@ def make_data_disk(image: Path, size: int = 256 << 20, uuid: str = DATA_UUID,
     return image
 
 
-def system_image(dest: Path, kernel: str = SUITE, extra_fstab: Optional[str] = None,
-                 size: int = DEFAULT_SIZE, cache: Optional[Path] = None) -> Path:
+def system_image(dest: Path, kernel: str = SUITE, extra_fstab: str | None = None,
+                 size: int = DEFAULT_SIZE, cache: Path | None = None) -> Path:
     """A fresh system disk at `dest`: make_disk of base_tree(kernel) (the tree is cached; the
     disk takes seconds, so it is not)."""
     return make_disk(base_tree(kernel, cache), dest, size, extra_fstab)
 
 
-def boot_kernels(target: Path) -> List[str]:
+def boot_kernels(target: Path) -> list[str]:
     """Kernel versions with a /boot/vmlinuz-KVER in the mounted `target`, oldest first."""
     versions = [p.name[len("vmlinuz-"):] for p in (target / "boot").glob("vmlinuz-*")]
     return sorted(versions, key=_version_key)
 
 
-def _version_key(version: str) -> List[object]:
+def _version_key(version: str) -> list[object]:
     return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.+~-]", version)]
 
 
@@ -707,7 +707,7 @@ def install_aoeboot(target: Path) -> str:
     return chroot_run(target, ["aoeboot", "--version"]).stdout.strip()
 
 
-def package_files() -> Tuple[List[str], List[str]]:
+def package_files() -> tuple[list[str], list[str]]:
     """What tools/install-files installs, relative to the root and sorted: (files and symlinks,
     the directories it makes that hold them or nothing, i.e. the package's own directories such
     as modules.d/95aoe and /var/lib/aoeboot, not /usr or /usr/lib above them). Run into a
@@ -723,7 +723,7 @@ def package_files() -> Tuple[List[str], List[str]]:
                 sorted(str(p.relative_to(dest)) for p in dirs))
 
 
-def remove_aoeboot(target: Path) -> List[str]:
+def remove_aoeboot(target: Path) -> list[str]:
     """Remove what install_aoeboot put into `target` as a package manager removes a package:
     every file tools/install-files installs, the Python package with its dist-info, the console
     scripts, then the package's own directories (package_files) left empty. What the package
@@ -810,13 +810,13 @@ class FsckResult:
         return self.returncode == 0
 
 
-def _fsck_argv(fstype: str, device: str) -> List[str]:
+def _fsck_argv(fstype: str, device: str) -> list[str]:
     return {"btrfs": ["btrfs", "check", "--readonly", device],
             "ext4": ["e2fsck", "-n", "-f", device],
             "vfat": ["fsck.vfat", "-n", device]}[fstype]
 
 
-def fsck(image: Path) -> Dict[str, FsckResult]:
+def fsck(image: Path) -> dict[str, FsckResult]:
     """Read-only checks of every filesystem on the (unmounted) system disk `image`, keyed by where
     the system mounts it: '/' (the btrfs volume, /home included), '/boot', '/boot/efi'."""
     results = {}
@@ -843,16 +843,16 @@ class LocalBoot:
     """What a boot of the system disk as a local virtio disk showed."""
     kernel: str                  # the kernel version booted
     console: str                 # the whole serial console
-    multi_user: Optional[float]  # wall seconds from qemu start to multi-user.target, if reached
+    multi_user: float | None  # wall seconds from qemu start to multi-user.target, if reached
     powered_off: bool            # the guest shut down by itself after the power button
-    nic: Optional[str]           # the virtio NIC's predictable name, from the console
+    nic: str | None           # the virtio NIC's predictable name, from the console
 
     @property
     def ok(self) -> bool:
         return self.multi_user is not None and self.powered_off
 
 
-def _boot_files(image: Path, kernel: Optional[str], workdir: Path) -> tuple:
+def _boot_files(image: Path, kernel: str | None, workdir: Path) -> tuple:
     """Copy vmlinuz and the stock initramfs of `kernel` (default: the newest) out of /boot."""
     with mounted(image, read_only=True) as target:
         kernel = kernel or boot_kernels(target)[-1]
@@ -872,7 +872,7 @@ def monitor_command(path: Path, command: str) -> None:
         time.sleep(0.2)
 
 
-def boot_local(image: Path, workdir: Path, *, kernel: Optional[str] = None, append: str = "",
+def boot_local(image: Path, workdir: Path, *, kernel: str | None = None, append: str = "",
                nic: bool = True, timeout: float = LOCAL_BOOT_TIMEOUT) -> LocalBoot:
     """Boot the system disk `image` in qemu as a local virtio disk: its own kernel and stock
     dracut initramfs (copied out of /boot), root=UUID= with rootflags=subvol=root. When

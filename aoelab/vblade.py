@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from aoelab.netns import Namespace
 
@@ -21,7 +21,7 @@ class Vblade:
     """`vblade SHELF SLOT IFACE IMAGE` running in `ns` until stopped (or the namespace dies)."""
 
     def __init__(self, ns: Namespace, shelf: int, slot: int, iface: str, image: Path,
-                 argv: Optional[Sequence[str]] = None) -> None:
+                 argv: Sequence[str] | None = None) -> None:
         """With `argv`, that command line exactly (`aoeboot nas-config --format vblade`'s)."""
         command = list(argv) if argv else ["vblade", str(shelf), str(slot), iface, str(image)]
         self.proc = ns.popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -39,7 +39,7 @@ class Vblade:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> "Vblade":
+    def __enter__(self) -> Vblade:
         return self
 
     def __exit__(self, *exc: object) -> None:

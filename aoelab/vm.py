@@ -12,8 +12,8 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import List, Optional, Sequence
 
 from aoelab.netns import Namespace
 
@@ -25,7 +25,7 @@ CONSOLE_ARGS = "console=ttyS0,115200 panic=-1 rd.shell=0 rd.emergency=poweroff"
 PRINTK_TIME = re.compile(r"^\[\s*(\d+\.\d+)\]", re.M)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def accel() -> str:
     """'kvm' if a kernel really starts under KVM here, else 'tcg'. On these machines KVM either
     aborts (MSR 0x10a) or hangs silently, so probe with the real kernel for a few seconds."""
@@ -57,13 +57,13 @@ class VM:
         ns: Namespace,
         console: Path,
         *,
-        kernel: Optional[Path] = None,
-        initrd: Optional[Path] = None,
+        kernel: Path | None = None,
+        initrd: Path | None = None,
         append: str = "",
-        tap: Optional[str] = "tap0",
+        tap: str | None = "tap0",
         nic: str = "virtio-net-pci",
         mac: str = "52:54:00:12:34:56",
-        disk: Optional[Path] = None,
+        disk: Path | None = None,
         netboot: bool = False,
         memory: int = 512,
         firmware: str = "bios",
@@ -74,7 +74,7 @@ class VM:
         Without `option_rom` the NIC has no iPXE ROM: UEFI's own PXE must fetch iPXE."""
         self.ns = ns
         self.console = console
-        argv: List[str] = [QEMU, "-accel", accel(), "-m", str(memory), "-smp", "1",
+        argv: list[str] = [QEMU, "-accel", accel(), "-m", str(memory), "-smp", "1",
                            "-display", "none", "-nodefaults", "-no-reboot",
                            "-serial", f"file:{console}"]
         if accel() == "tcg":
@@ -99,10 +99,10 @@ class VM:
             # sgabios copies the BIOS text console (where iPXE writes) to the serial port
             argv += ["-boot", "n", "-device", "sga"]
         self.argv = argv + list(extra)
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen | None = None
         self.started = 0.0
 
-    def start(self) -> "VM":
+    def start(self) -> VM:
         self.console.write_text("")
         self.started = time.monotonic()
         self.proc = self.ns.popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -115,7 +115,7 @@ class VM:
         except FileNotFoundError:
             return ""
 
-    def wait_for(self, pattern: str, timeout: float) -> Optional[re.Match]:
+    def wait_for(self, pattern: str, timeout: float) -> re.Match | None:
         """Wait for `pattern` (a regex) on the console; None if qemu exits or time runs out."""
         regex = re.compile(pattern, re.M)
         deadline = time.monotonic() + timeout
@@ -128,7 +128,7 @@ class VM:
             time.sleep(0.2)
         return None
 
-    def wait_exit(self, timeout: float) -> Optional[int]:
+    def wait_exit(self, timeout: float) -> int | None:
         assert self.proc is not None
         try:
             return self.proc.wait(timeout=timeout)
@@ -144,14 +144,14 @@ class VM:
             self.proc.kill()
             self.proc.wait()
 
-    def __enter__(self) -> "VM":
+    def __enter__(self) -> VM:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-def printk_time(line_pattern: str, text: str) -> Optional[float]:
+def printk_time(line_pattern: str, text: str) -> float | None:
     """The kernel timestamp ([   12.345678]) of the first console line matching `line_pattern`."""
     for line in text.splitlines():
         if re.search(line_pattern, line):

@@ -27,7 +27,6 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -61,7 +60,7 @@ def module_variant(work: Path, variant: str) -> Path:
     return module
 
 
-def read_pcap(path: Path) -> List[bytes]:
+def read_pcap(path: Path) -> list[bytes]:
     data = path.read_bytes()
     frames, offset = [], 24
     while offset + 16 <= len(data):
@@ -71,7 +70,7 @@ def read_pcap(path: Path) -> List[bytes]:
     return frames
 
 
-def ata_figures(frames: List[bytes]) -> Dict[str, int]:
+def ata_figures(frames: list[bytes]) -> dict[str, int]:
     """ATA requests seen on the NAS's tap, which of them the NAS answered, and which unanswered
     ones the guest sent again."""
     requests, answered = [], set()
@@ -98,7 +97,7 @@ def ata_figures(frames: List[bytes]) -> Dict[str, int]:
     }
 
 
-def boot(work: Path, kernel, initrd: Path, name: str) -> Dict[str, float]:
+def boot(work: Path, kernel, initrd: Path, name: str) -> dict[str, float]:
     disk = make_disk(work / f"{name}.img")
     with Namespace("aoee1000") as ns:
         ns.add_tap("tap0")
@@ -142,7 +141,7 @@ def main() -> None:
             build.mkdir(exist_ok=True)
             dracutdir.overlay(build, module_variant(build, variant))
             images[variant] = dracutdir.build(build / "initrd.img", kernel.version, build)
-        results: Dict[str, List[Dict[str, float]]] = {v: [] for v in variants}
+        results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
         for run in range(args.boots):
             for variant in variants:
                 r = boot(work, kernel, images[variant], f"{variant}-{run}")

@@ -37,9 +37,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -95,7 +95,7 @@ class Initramfs:
     size: int
     files: int
     modules: int  # kernel modules (.ko*)
-    dracut: Tuple[str, ...]  # dracut modules, from usr/lib/dracut/modules.txt
+    dracut: tuple[str, ...]  # dracut modules, from usr/lib/dracut/modules.txt
 
     def line(self) -> str:
         return f"{self.size} bytes ({self.files} files, {self.modules} kernel modules)"
@@ -161,7 +161,7 @@ def prepare(work: Path) -> Lab:
     return Lab(local, aoe, data, nas, entry)
 
 
-def local_files(lab: Lab, work: Path) -> Tuple[Path, Path]:
+def local_files(lab: Lab, work: Path) -> tuple[Path, Path]:
     """The local disk's stock kernel and initramfs (what boot_local boots), copied out."""
     kver = lab.entry.kver
     with sysimage.mounted(lab.local, read_only=True) as target:
@@ -248,7 +248,7 @@ def local_hostonly(lab: Lab, work: Path, vmlinuz: Path, initrd: Path) -> Path:
     return out
 
 
-def aoe_hostonly(lab: Lab, work: Path) -> Tuple[Path, str, List[Path]]:
+def aoe_hostonly(lab: Lab, work: Path) -> tuple[Path, str, list[Path]]:
     """What the plugin makes in an AoE boot once the lab's generic drop-in is gone: the
     initramfs the entry names (copied out), the entry's initrd line, the NAS's initrd files."""
     workdir = work / "hostonly-aoe"
@@ -312,7 +312,7 @@ def main() -> None:
         say(line)
 
 
-def measure(work: Path, runs: int) -> List[str]:
+def measure(work: Path, runs: int) -> list[str]:
     """Print the figures as they come; return the goal lines."""
     start = time.monotonic()
     lab = prepare(work)
@@ -321,7 +321,7 @@ def measure(work: Path, runs: int) -> List[str]:
     say(f"AoE options: {lab.entry.options}")
     vmlinuz, stock_initrd = local_files(lab, work)
 
-    times: Dict[str, List[float]] = {"aoe": [], "local": []}
+    times: dict[str, list[float]] = {"aoe": [], "local": []}
     for run in range(1, runs + 1):
         for name in ("aoe", "local"):
             workdir = work / f"boot-{name}-{run}"

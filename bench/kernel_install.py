@@ -25,7 +25,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -70,7 +69,7 @@ class Added:
     dracut_runs: int
     top: Path  # its tree: boot, conf, the aoeboot root
     snapshot: Path  # with the plugin: what it was given and found
-    inside: Optional[float] = None  # with the plugin: its run time inside the add
+    inside: float | None = None  # with the plugin: its run time inside the add
 
 
 def add(work: Path, kernel: Kernel, name: str, base: Path, with_plugin: bool) -> Added:
@@ -108,7 +107,7 @@ def plugin_alone(work: Path, recorded: Added, run: int) -> float:
     """Run the plugin as kernel-install ran it, on a fresh copy of the state it found then."""
     snap = recorded.snapshot
     argv = (snap / "argv").read_bytes().decode().split("\0")[:-1]
-    env: Dict[str, str] = dict(item.split("=", 1) for item in
+    env: dict[str, str] = dict(item.split("=", 1) for item in
                                (snap / "env").read_bytes().decode().split("\0") if "=" in item)
     old_top, old_staging = str(recorded.top), env["KERNEL_INSTALL_STAGING_AREA"]
     here = work / f"alone-{run}"
@@ -143,7 +142,7 @@ def main() -> None:
         with_ = add(work, kernel, "with", base, with_plugin=True)
         print(f"kernel-install add with the plugin:    {with_.took:6.2f} s (the plugin inside "
               f"it: {with_.inside:.3f} s; {with_.dracut_runs} dracut run(s))", flush=True)
-        alone: List[float] = []
+        alone: list[float] = []
         for run in range(args.runs):
             alone.append(plugin_alone(work, with_, run))
             print(f"plugin alone, run {run + 1}: {alone[-1]:.3f} s", flush=True)

@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -48,7 +47,7 @@ MAC = "52:54:00:12:34:56"
 HOST = MAC.replace(":", "-")
 HTTP_PORT = 8080
 SNPONLY = Path("/usr/lib/ipxe/snponly.efi")
-MILESTONES: List[Tuple[str, str]] = [
+MILESTONES: list[tuple[str, str]] = [
     ("prompt", r"Press Ctrl-B"),
     ("script", r"boot\.ipxe\.\.\. ok"),
     ("booting", r"aoeboot: booting"),
@@ -57,9 +56,9 @@ MILESTONES: List[Tuple[str, str]] = [
 ]
 
 
-def watch(vm: VM, timeout: float) -> Dict[str, float]:
+def watch(vm: VM, timeout: float) -> dict[str, float]:
     """Wall seconds since qemu start at which each milestone was first seen."""
-    seen: Dict[str, float] = {}
+    seen: dict[str, float] = {}
     deadline = time.monotonic() + timeout
     while len(seen) < len(MILESTONES) and time.monotonic() < deadline:
         text = vm.text()
@@ -75,7 +74,7 @@ def watch(vm: VM, timeout: float) -> Dict[str, float]:
     return seen
 
 
-def boot(work: Path, tftp: Path, firmware: str, transport: str) -> Dict[str, float]:
+def boot(work: Path, tftp: Path, firmware: str, transport: str) -> dict[str, float]:
     name = f"{firmware}-{transport}"
     script = ["--script", f"http://{NAS_IP}:{HTTP_PORT}/{HOST}/boot.ipxe"] \
         if transport == "http" else []

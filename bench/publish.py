@@ -27,7 +27,7 @@ from aoeboot.target import Target  # noqa: E402
 OPTIONS = ("ro", "root=/dev/etherd/e11.0p1")
 
 
-def inputs(work: Path) -> "tuple[Path, Path, str]":
+def inputs(work: Path) -> tuple[Path, Path, str]:
     kernels = sorted(Path("/boot").glob("vmlinuz-*"),
                      key=lambda p: sort_key(p.name[len("vmlinuz-"):]))
     if kernels:

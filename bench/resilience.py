@@ -34,7 +34,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -67,8 +66,8 @@ def request(live: installed.Live, events: resilience.Events, kind: str, name: st
 
 def throughput(live, events, runs: int, mib: int) -> None:
     first, second = live.taps
-    two: List[float] = []
-    one: List[float] = []
+    two: list[float] = []
+    one: list[float] = []
     for run in range(runs):
         event = request(live, events, "throughput", f"two-{run}", "throughput")
         two.append(mib / float(event.words[2]))

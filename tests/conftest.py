@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List, Tuple
 
 import pytest
 
@@ -12,7 +12,7 @@ from tests.lab import SIZES, Lab, serve
 
 
 @pytest.fixture(scope="session")
-def aoe_initrd(tmp_path_factory: pytest.TempPathFactory) -> Tuple[str, Path]:
+def aoe_initrd(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """(kver, path) of a small real initramfs with aoe.ko and our module, built once per session
     by dracut for the installed Debian kernel (about a minute)."""
     from aoelab import dracutdir
@@ -39,7 +39,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 DRACUT_FIXTURES = {"aoe_initrd", "dracut_base"}
 
 
-def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if DRACUT_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.dracut)

@@ -6,8 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 import pytest
 
@@ -39,7 +39,7 @@ def require_root() -> None:
         missing("needs root")
 
 
-def aoeboot(*args: str, env: Optional[Mapping[str, str]] = None, input: Optional[str] = None,
+def aoeboot(*args: str, env: Mapping[str, str] | None = None, input: str | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the real CLI in a fresh interpreter, as a user would."""
     return subprocess.run(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import signal
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, Mapping, Optional, Tuple
 
 from aoelab.netns import Namespace, veth_pair
 from aoelab.relay import Relay
@@ -20,15 +20,15 @@ SIZES = {(11, 0): 64 << 20, (11, 1): 3 << 30}
 class Lab:
     nas: Namespace
     client: Namespace
-    blades: Dict[str, Vblade]
+    blades: dict[str, Vblade]
 
     def stop(self, name: str, sig: int = signal.SIGKILL) -> None:
         self.blades[name].proc.send_signal(sig)
 
 
 @contextlib.contextmanager
-def serve(tmp_path: Path, sizes: Mapping[Tuple[int, int], int],
-          order: Optional[str] = None) -> Iterator[Lab]:
+def serve(tmp_path: Path, sizes: Mapping[tuple[int, int], int],
+          order: str | None = None) -> Iterator[Lab]:
     """NAS namespace (nas0) <-veth-> client namespace (eth0), vblade serving a sparse image of
     each size as eSHELF.SLOT. With `order`, a relay in the NAS namespace stands between nas0 and
     the client and lets those replies through only in that order (see aoelab.relay)."""

@@ -35,7 +35,7 @@ def test_compressed_system_initramfs_lists_as_lsinitrd_does():
     assert set(cpio.names(images[-1])) == lsinitrd_names(images[-1])
 
 
-def _archive(tmp_path: Path, name: str, files: "list[str]") -> bytes:
+def _archive(tmp_path: Path, name: str, files: list[str]) -> bytes:
     tree = tmp_path / name
     for path in files:
         (tree / path).parent.mkdir(parents=True, exist_ok=True)

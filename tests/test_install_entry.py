@@ -165,7 +165,7 @@ def test_dropin_asks_for_the_module_only_while_it_is_installed(tmp_path):
         assert ("parse-aoe.sh" in "".join(cpio_names(image))) is has_aoe
 
 
-def cpio_names(image: Path) -> "list[str]":
+def cpio_names(image: Path) -> list[str]:
     from aoeboot import cpio
 
     return cpio.names(image)

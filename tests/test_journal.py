@@ -32,7 +32,7 @@ kill $journald
 """
 
 
-def in_private_journal(tmp_path: Path, *argv: str, env=None) -> "tuple[int, str, list]":
+def in_private_journal(tmp_path: Path, *argv: str, env=None) -> tuple[int, str, list]:
     require_root()
     require_programs("unshare", "journalctl")
     if not JOURNALD.exists():

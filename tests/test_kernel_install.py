@@ -221,7 +221,7 @@ def test_unreachable_nas_never_fails_the_kernel_install(tmp_path, kernel, dracut
         subprocess.run(["umount", str(nas)], check=True)
 
 
-def plugin_env(s: Setup, **extra: str) -> "dict[str, str]":
+def plugin_env(s: Setup, **extra: str) -> dict[str, str]:
     """The environment kernel-install gives the plugin, for calling it directly with settings
     this host's kernel-install (252) never passes (staging area, image type, layout other)."""
     return {**s.env, "KERNEL_INSTALL_LAYOUT": "bls", "KERNEL_INSTALL_BOOT_ROOT": str(s.boot),
@@ -274,7 +274,7 @@ def test_one_initramfs_per_entry(tmp_path, kernel, dracut_base, good_initrd):
     assert f"checked: {good_initrd} has the aoe driver and our dracut module" in out.stdout
 
 
-def make_uki(tmp_path: Path, initrd: "Path | None") -> Path:
+def make_uki(tmp_path: Path, initrd: Path | None) -> Path:
     """A unified kernel image as systemd's stub and objcopy make one (ukify's ancestor)."""
     require_programs("objcopy")
     stub = Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")

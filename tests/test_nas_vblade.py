@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
 
 import pytest
 
@@ -25,7 +24,7 @@ SECTOR = 5
 DATA = bytes(range(256)) * 2
 
 
-def printed_argv(*args: str) -> List[str]:
+def printed_argv(*args: str) -> list[str]:
     out = aoeboot("nas-config", "--mac", BOX, "--target", "e11.0p3", *args)
     assert out.returncode == 0, out.stderr
     commands = [line for line in out.stdout.splitlines() if not line.startswith("#")]
@@ -33,7 +32,7 @@ def printed_argv(*args: str) -> List[str]:
     return shlex.split(commands[0])
 
 
-def client_sees(client: Namespace) -> "tuple[list, Optional[bytes]]":
+def client_sees(client: Namespace) -> tuple[list, bytes | None]:
     """What the client finds by discovery, and sector SECTOR of e11.0 read straight from the
     NAS's MAC (no discovery needed for that)."""
     found = client.run([sys.executable, "-m", "aoeboot", "discover", "--userspace", "--json",

@@ -8,8 +8,8 @@ import contextlib
 import re
 import subprocess
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence
 
 import pytest
 
@@ -21,7 +21,7 @@ from tests.helpers import aoeboot, require_programs, require_root
 MAC = "52:54:00:12:34:56"
 SCRIPT = "52-54-00-12-34-56/boot.ipxe"
 # (option 93 or None, user class) -> what the default fragment offers
-DEFAULTS: Dict[tuple, str] = {
+DEFAULTS: dict[tuple, str] = {
     (0, None): "undionly.kpxe",  # BIOS
     (7, None): "snponly.efi",  # x86-64 UEFI (OVMF, most PCs)
     (9, None): "snponly.efi",  # x86-64 UEFI, the other number
@@ -33,7 +33,7 @@ DEFAULTS: Dict[tuple, str] = {
 }
 OVERRIDES = ("--bios-image", "bios/undionly.kpxe", "--efi-image", "efi/ipxe.efi",
              "--arm64-efi-image", "arm64/snp.efi")
-OVERRIDDEN: Dict[tuple, str] = {
+OVERRIDDEN: dict[tuple, str] = {
     (0, None): "bios/undionly.kpxe", (7, None): "efi/ipxe.efi", (9, None): "efi/ipxe.efi",
     (11, None): "arm64/snp.efi", (11, "iPXE"): SCRIPT,
 }
@@ -53,11 +53,11 @@ def link() -> Iterator[tuple]:
         yield nas, client
 
 
-def ask(client: Namespace, arch: Optional[int], user_class: Optional[str]) -> Offer:
+def ask(client: Namespace, arch: int | None, user_class: str | None) -> Offer:
     return discover(client, "eth0", MAC, arch=arch, user_class=user_class, timeout=15)
 
 
-def logged_bootfile(log: Path, xid: int) -> Optional[str]:
+def logged_bootfile(log: Path, xid: int) -> str | None:
     """What dnsmasq's --log-dhcp says it offered in transaction `xid` (None: no offer logged)."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -74,7 +74,7 @@ def logged_bootfile(log: Path, xid: int) -> Optional[str]:
 @pytest.mark.parametrize("extra,expected", [((), DEFAULTS), (OVERRIDES, OVERRIDDEN)],
                          ids=["defaults", "overrides"])
 def test_dnsmasq_offers_the_image_for_each_firmware(tmp_path: Path, extra: Sequence[str],
-                                                    expected: Dict[tuple, str]):
+                                                    expected: dict[tuple, str]):
     require_programs("dnsmasq")
     with link() as (nas, client), Dnsmasq(nas, "nas0", tmp_path, fragment("dnsmasq", *extra),
                                           tmp_path) as server:

@@ -25,7 +25,7 @@ from tests.helpers import REPO, aoeboot, require_programs, require_root
 OPTIONS = ("ro", "root=/dev/etherd/e11.0p1", "rd.aoe.iface=eth0")
 
 
-def files(tmp_path: Path, kver: str, size: int = 300_000) -> "tuple[Path, Path]":
+def files(tmp_path: Path, kver: str, size: int = 300_000) -> tuple[Path, Path]:
     kernel = tmp_path / f"vmlinuz-{kver}"
     initrd = tmp_path / f"initrd-{kver}"
     kernel.write_bytes(os.urandom(size))
@@ -136,7 +136,7 @@ def test_sigkill_at_many_points_never_leaves_a_broken_script(tmp_path):
     host = nas / "52-54-00-12-34-56"
     rng = random.Random(42)
 
-    def start(run: int) -> "tuple[subprocess.Popen, Path, Path]":
+    def start(run: int) -> tuple[subprocess.Popen, Path, Path]:
         kver = f"6.1.0-{40 + run}-amd64"
         kernel, initrd = files(tmp_path, kver, 3_000_000)
         proc = subprocess.Popen([sys.executable, "-c", KILLER.format(

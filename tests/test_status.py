@@ -26,7 +26,7 @@ BOOT_UUID = "4d3f1b7c-6f2a-4b8e-9a51-0c2d7e8f9a10"
 FSTAB = f"/dev/etherd/e11.0p1 / ext4 defaults 0 0\nUUID={BOOT_UUID} /boot ext4 defaults 1 2\n"
 
 
-def _append_archive(image: Path, work: Path, files: "dict[str, str]") -> None:
+def _append_archive(image: Path, work: Path, files: dict[str, str]) -> None:
     """Append a newc archive holding `files` to `image`."""
     for name, text in files.items():
         (work / name).parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +95,7 @@ def status(root: Path, *args: str) -> subprocess.CompletedProcess:
     return aoeboot("status", "--root", str(root), *args)
 
 
-def levels(out: subprocess.CompletedProcess) -> "list[tuple[str, str, str]]":
+def levels(out: subprocess.CompletedProcess) -> list[tuple[str, str, str]]:
     checks = json.loads(out.stdout)["checks"]
     return [(c["level"], c["name"], c["message"]) for c in checks]
 

@@ -29,8 +29,9 @@ import tempfile
 import time
 import zipapp
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, NoReturn, Optional, Sequence
+from typing import NoReturn
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = "aoeboot"
@@ -70,7 +71,7 @@ def die(message: str) -> NoReturn:
     raise BuildError(message)
 
 
-def project() -> Dict[str, object]:
+def project() -> dict[str, object]:
     try:
         import tomllib
     except ImportError:  # Python < 3.11
@@ -87,7 +88,7 @@ def oldest_python(requires_python: str) -> str:
     dependency it picks also runs on the oldest installer Python aoeboot supports (RHEL 9's
     3.9; newer ones run them too)."""
     found = re.search(r">=\s*(\d+\.\d+)", requires_python)
-    return found.group(1) if found else "%d.%d" % sys.version_info[:2]
+    return found.group(1) if found else "{}.{}".format(*sys.version_info[:2])
 
 
 def pip(args: Sequence[str], what: str) -> None:
@@ -116,7 +117,7 @@ def cache_root() -> Path:
     die(f"cache directory {candidates[-1]} is not writable (set AOEBOOT_PYZ_CACHE)")
 
 
-def wheelhouse(requirements: List[str], python: str) -> Path:
+def wheelhouse(requirements: list[str], python: str) -> Path:
     """The directory of wheels pip resolved for `requirements`: from the cache, else downloaded
     into it (atomically: a directory that exists is complete)."""
     key_text = json.dumps({"format": CACHE_FORMAT, "python": python,
@@ -144,7 +145,7 @@ def wheelhouse(requirements: List[str], python: str) -> Path:
     return wheels
 
 
-def install_dependencies(stage: Path, wheels: Path) -> List[str]:
+def install_dependencies(stage: Path, wheels: Path) -> list[str]:
     """pip install --target the cached wheels (exactly those: the resolution is the cache's);
     returns 'name version' of each."""
     files = sorted(wheels.glob("*.whl"))
@@ -256,7 +257,7 @@ def check_archive(pyz: Path) -> None:
         die(f"the built archive does not run: {lines[-1]}")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="build-pyz", description="Build aoeboot.pyz, a single-file zipapp for a bare python3.")
     parser.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT,

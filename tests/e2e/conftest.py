@@ -3,8 +3,8 @@ vblade on a tap in a namespace, qemu (TCG here) with the serial console captured
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Dict
 
 import pytest
 
@@ -71,7 +70,7 @@ def entry(box: Box, tmp_path_factory: pytest.TempPathFactory) -> installed.Entry
         return installed.read_entry(target, box.kver, tmp_path_factory.mktemp("entry"))
 
 
-def mounts(step: installed.Step) -> Dict[str, Dict[str, str]]:
+def mounts(step: installed.Step) -> dict[str, dict[str, str]]:
     found = {}
     for line in step.out.splitlines():
         fields = line.split()
@@ -80,7 +79,7 @@ def mounts(step: installed.Step) -> Dict[str, Dict[str, str]]:
     return found
 
 
-def assert_healthy_boot(result: Boot, box: Box) -> Dict[str, installed.Step]:
+def assert_healthy_boot(result: Boot, box: Box) -> dict[str, installed.Step]:
     console = result.console
     assert result.done, f"the probe never ran (no multi-user.target?):\n{console[-5000:]}"
     steps = result.steps

@@ -22,7 +22,6 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
 
 import pytest
 
@@ -58,7 +57,7 @@ PROBE = {
 }
 
 
-def nas_config_argv(nas_iface: str, image: Path) -> List[str]:
+def nas_config_argv(nas_iface: str, image: Path) -> list[str]:
     """The vblade command line as `aoeboot nas-config` prints it, split as a shell would."""
     out = aoeboot("nas-config", "--mac", installed.MAC, "--target", installed.TARGET,
                   "--format", "vblade", "--nas-iface", nas_iface, "--export", str(image))
@@ -68,14 +67,14 @@ def nas_config_argv(nas_iface: str, image: Path) -> List[str]:
     return shlex.split(commands[0])
 
 
-def discover(client: Namespace) -> "list[tuple[str, str]]":
+def discover(client: Namespace) -> list[tuple[str, str]]:
     out = client.run([sys.executable, "-m", "aoeboot", "discover", "--userspace", "--json",
                       "-i", "eth0", "--timeout", "1"], check=False, cwd=REPO)
     assert out.returncode in (0, 1), out.stderr
     return sorted((row["target"], row["mac"]) for row in json.loads(out.stdout))
 
 
-def read_sector(client: Namespace, server: str, target: str, lba: int) -> Optional[bytes]:
+def read_sector(client: Namespace, server: str, target: str, lba: int) -> bytes | None:
     """aoeboot's own raw ATA READ, from the client, straight to `server` (no discovery)."""
     code = ("import sys; from aoeboot.probe import read_sector; from aoeboot.target import Target;"
             f"d = read_sector('eth0', '{server}', Target.parse('{target}'), {lba}, timeout=2.0);"

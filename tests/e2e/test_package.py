@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, List
 
 import pytest
 
@@ -48,11 +48,11 @@ ALSO = ("python3",)
 TOOLS = ("mmdebstrap", "chroot", "tar")
 
 
-def spec_requires(text: str) -> List[str]:
+def spec_requires(text: str) -> list[str]:
     """The names in every `Requires:` line of a spec (both branches of its conditionals: with
     the pyproject macros Fedora's generator writes the python3dist() ones from pyproject.toml,
     without them the spec does), versions dropped, in order, each once."""
-    names: List[str] = []
+    names: list[str] = []
     for line in text.splitlines():
         match = re.match(r"Requires(?:\([^)]*\))?:\s*(.*)", line, re.I)
         if match is None:
@@ -64,7 +64,7 @@ def spec_requires(text: str) -> List[str]:
     return names
 
 
-def debian_packages() -> List[str]:
+def debian_packages() -> list[str]:
     fedora = spec_requires(SPEC.read_text())
     unknown = [name for name in fedora if name not in FEDORA_TO_DEBIAN]
     if unknown:

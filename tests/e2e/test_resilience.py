@@ -20,6 +20,7 @@ file system is clean; the console shows no I/O error and no oops.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -113,8 +114,9 @@ def _two_paths(live: installed.Live, events: resilience.Events, alive) -> dict:
     """tap1 down mid-soak, the box goes on over tap0; up again, the box uses it again."""
     first, second = live.taps
     for tap in live.taps:  # both links carry the load before
-        assert resilience.wait_for_traffic(lambda: live.counters(tap), BOTH_LINKS_TRAFFIC,
-                                           120, alive) is not None, f"no traffic on {tap}"
+        counters = functools.partial(live.counters, tap)
+        assert resilience.wait_for_traffic(counters, BOTH_LINKS_TRAFFIC, 120,
+                                           alive) is not None, f"no traffic on {tap}"
     links = {"before": {tap: live.counters(tap) for tap in live.taps}}
     live.set_link(second, up=False)
     down = time.monotonic()
