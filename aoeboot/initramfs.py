@@ -21,6 +21,12 @@ log = logging.getLogger(__name__)
 # What an initramfs needs to boot from AoE: the driver and our dracut module's cmdline hook.
 REQUIRED = {"aoe driver": ("aoe.ko",), "aoeboot dracut module": ("parse-aoe.sh",)}
 
+# Debian's dracut runs /etc/initramfs/post-update.d/* with the image it wrote unless this is set.
+# There, systemd-boot's hook runs `kernel-install add KVER /boot/vmlinuz-KVER IMAGE`: with our
+# temporary name as IMAGE, which kernel-install copies to the ESP (and our plugin, run again by
+# it, builds again, and so on: one 45 MB temporary copy on the ESP per level).
+NO_HOOKS = {"NO_POST_UPDATE_HOOKS": "1"}
+
 
 def candidates(kver: str, root: Path = Path("/"), extra: Iterable[Path] = ()) -> list[Path]:
     """Where an initramfs of `kver` may be, most specific first (the given ones, then the usual
@@ -76,6 +82,7 @@ def rescue_images(root: Path = Path("/")) -> list[Rescue]:
 def build(kver: str, out: Path, chroot: Path | None = None,
           extra_args: Sequence[str] = ()) -> None:
     """Build the initramfs of `kver` (with module aoe) into `out`, atomically, mode 0644.
+    Without dracut's post-update hooks (NO_HOOKS): they would be handed the temporary name.
 
     With `chroot` (an installed system's root, `out` inside it) dracut runs chrooted into it, so
     it uses that system's modules and configuration."""
@@ -90,7 +97,7 @@ def build(kver: str, out: Path, chroot: Path | None = None,
         else:
             argv.append(str(tmp))
         log.info("building the initramfs of %s (dracut, about a minute)", kver)
-        run(argv, capture=True)
+        run(argv, capture=True, env={**os.environ, **NO_HOOKS})
         os.chmod(tmp, 0o644)  # dracut writes 0600; TFTP/HTTP publishing needs it readable
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import List
 
 import pytest
 
@@ -57,9 +58,11 @@ class Setup:
         (self.conf / "install.conf").write_text("layout=bls\n")
         (self.conf / "cmdline").write_text(USER_CMDLINE + "\n")
         (self.conf / "aoeboot.conf").write_text(CONFIG)
-        # Counting dracut runs: a wrapper that records each call and execs the real dracut.
+        # Counting dracut runs: a wrapper that records each call (with whether Debian's dracut
+        # would run its post-update hooks) and execs the real dracut.
         wrapper = self.bin / "dracut"
-        wrapper.write_text(f"#!/bin/sh\necho run >> {self.count}\nexec /usr/bin/dracut \"$@\"\n")
+        wrapper.write_text(f"#!/bin/sh\necho \"run:${{NO_POST_UPDATE_HOOKS:-hooks}}\" >> "
+                           f"{self.count}\nexec /usr/bin/dracut \"$@\"\n")
         wrapper.chmod(0o755)
         self.env = {
             **os.environ,
@@ -81,7 +84,12 @@ class Setup:
 
     @property
     def dracut_runs(self) -> int:
-        return len(self.count.read_text().split()) if self.count.exists() else 0
+        return len(self.dracut_calls)
+
+    @property
+    def dracut_calls(self) -> List[str]:
+        """Each dracut run: "run:1" without post-update hooks, "run:hooks" with them."""
+        return self.count.read_text().split() if self.count.exists() else []
 
     def entry(self, kver):
         return self.boot / "loader/entries" / f"{MACHINE_ID}-{kver}.conf"
@@ -103,6 +111,9 @@ def test_add_builds_once_writes_the_entry_and_remove_undoes_it(tmp_path, kernel,
     assert out.returncode == 0, out.stderr
     assert out.stdout == ""  # silent unless verbose
     assert s.dracut_runs == 1  # Debian's kernel-install has no initrd generator: ours, once
+    # Debian's dracut would hand its post-update hooks our temporary name: systemd-boot's runs
+    # kernel-install again with it, which copies it to the ESP and runs us again (recursively)
+    assert s.dracut_calls == ["run:1"]
     entry = s.entry(kernel.version).read_text()
     options = next(line for line in entry.splitlines() if line.startswith("options")).split()[1:]
     assert options[:3] == ["quiet", "console=ttyS0", "splash"]  # the user's, kept in order
