@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
 
 import pytest
 
@@ -87,7 +86,7 @@ class Setup:
         return len(self.dracut_calls)
 
     @property
-    def dracut_calls(self) -> List[str]:
+    def dracut_calls(self) -> list[str]:
         """Each dracut run: "run:1" without post-update hooks, "run:hooks" with them."""
         return self.count.read_text().split() if self.count.exists() else []
 
