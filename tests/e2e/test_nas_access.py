@@ -54,6 +54,7 @@ PROBE = {
            " status=none && sync && echo 3 > /proc/sys/vm/drop_caches &&"
            " timeout 120 sha256sum /var/tmp/after-rogue > /dev/null && echo io-ok"],
     "failed": ["systemctl", "--failed", "--no-legend", "--plain"],
+    "deadsecs": ["cat", "/sys/module/aoe/parameters/aoe_deadsecs"],  # assert_healthy_boot
 }
 
 
