@@ -8,7 +8,6 @@ Then an aBFT alone, with no AoE option at all (a direct boot: quick)."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -17,6 +16,7 @@ from aoeboot.config import BootConfig, Config, PublishConfig
 from aoeboot.target import Target
 from aoelab.disk import MARKER, make_disk
 from aoelab.dnsmasq import Dnsmasq
+from aoelab.installed import SNPONLY
 from aoelab.vblade import Vblade
 from aoelab.vm import CONSOLE_ARGS, OVMF_CODE, VM
 from tests.helpers import aoeboot, require_files, require_programs
@@ -25,7 +25,6 @@ pytestmark = [pytest.mark.vm, pytest.mark.dracut]
 
 MAC = "52:54:00:12:34:56"
 HOST = MAC.replace(":", "-")
-SNPONLY = Path("/usr/lib/ipxe/snponly.efi")  # Debian's ipxe
 
 
 def test_uefi_pxe_snponly_previous_kernel_root_from_abft(nas, tmp_path, kernel, initramfs):
