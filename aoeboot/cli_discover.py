@@ -39,12 +39,13 @@ def discover(interfaces: tuple[str, ...], timeout: float, as_json: bool, mode: s
     partitioning (no more modprobe, echo > /dev/etherd/discover, and looking again).
     Exit 0 when targets were found, 1 when none, 2 when discovery cannot work here.
 
-    JSON: a list of objects, one per target and interface, with the keys target ("e11.0"),
-    shelf, slot, size_bytes (null if unknown), mac (the server's), interface, and per mode:
-    userspace: buffer_count, firmware_version, config_string, model;
-    kernel: state, firmware_version, payload, partitions (["e11.0p1", ...]), paths (every way
-    to the target: [{"interface": "ens3", "mac": SERVER}, ...]; the aoe driver spreads I/O over
-    them all; interface then lists them comma-separated).
+    JSON: a list of objects with the keys target ("e11.0"), shelf, slot, size_bytes (null if
+    unknown), mac (the server's), interface, and per mode:
+    userspace (one per target, interface and server): buffer_count, firmware_version,
+    config_string, model;
+    kernel (one per target): state, firmware_version, payload, partitions (["e11.0p1", ...]),
+    paths (every way to the target: [{"interface": "ens3", "mac": SERVER}, ...]; the aoe driver
+    spreads I/O over them all; interface then lists them comma-separated).
     """
     wanted = [parse_interface(name) for name in interfaces]
     if os.geteuid() != 0:

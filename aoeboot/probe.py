@@ -59,7 +59,8 @@ def _open(interface: str) -> tuple[socket.socket, bytes]:
 
 def probe(interfaces: Sequence[str] = (), timeout: float = 0.3) -> list[ProbedTarget]:
     """Broadcast Query Config on `interfaces` (default: every Ethernet interface that is up),
-    collect answers for `timeout` seconds, IDENTIFY each target; sorted by target."""
+    collect answers for `timeout` seconds, IDENTIFY each target; one per target, interface and
+    server (every path), sorted by target."""
     names = list(interfaces) or netif.ethernet_up()
     if not names:
         raise AoebootError("no Ethernet interface is up", hint="name one with --iface")
@@ -78,9 +79,10 @@ def _exchange(links: list[tuple[str, socket.socket, bytes]], timeout: float) -> 
     tag_base = (os.getpid() & 0xFFFF) << 16
     for index, (name, sock, mac) in enumerate(links):
         _send(sock, name, wire.query_config(mac, tag_base | index))
-    answers: dict[tuple[Target, str], ProbedTarget] = {}
-    identified: dict[tuple[Target, str], wire.Identity] = {}
-    pending: dict[int, tuple[Target, str]] = {}  # IDENTIFY tag -> key
+    # one answer per path: target, interface and server (two NASes may export one target)
+    answers: dict[tuple[Target, str, str], ProbedTarget] = {}
+    identified: dict[tuple[Target, str, str], wire.Identity] = {}
+    pending: dict[int, tuple[Target, str, str]] = {}  # IDENTIFY tag -> key
     by_fd = {sock.fileno(): (name, sock, mac) for name, sock, mac in links}
     window_end = time.monotonic() + timeout
     while True:
@@ -101,9 +103,9 @@ def _exchange(links: list[tuple[str, socket.socket, bytes]], timeout: float) -> 
 
 
 def _handle(frame: bytes, name: str, sock: socket.socket, mac: bytes, tag_base: int,
-            answers: dict[tuple[Target, str], ProbedTarget],
-            identified: dict[tuple[Target, str], wire.Identity],
-            pending: dict[int, tuple[Target, str]]) -> None:
+            answers: dict[tuple[Target, str, str], ProbedTarget],
+            identified: dict[tuple[Target, str, str], wire.Identity],
+            pending: dict[int, tuple[Target, str, str]]) -> None:
     try:
         header = wire.parse_header(frame)
     except wire.WireError:
@@ -113,7 +115,7 @@ def _handle(frame: bytes, name: str, sock: socket.socket, mac: bytes, tag_base: 
     if header.shelf > MAX_SHELF or header.slot > MAX_SLOT:
         return
     target = Target(header.shelf, header.slot)
-    key = (target, name)
+    key = (target, name, macs.from_bytes(header.src))
     if header.command == wire.CMD_QUERY_CONFIG and key not in answers:
         if header.flags & wire.FLAG_ERROR:
             log.info("%s on %s: %s", target, name, wire.error_text(header.error))
@@ -127,7 +129,7 @@ def _handle(frame: bytes, name: str, sock: socket.socket, mac: bytes, tag_base: 
         # ones still pending would hand out a tag that is still waiting).
         number = len(answers)
         answers[key] = ProbedTarget(
-            target, name, macs.from_bytes(header.src), reply.buffer_count, reply.firmware_version,
+            target, name, key[2], reply.buffer_count, reply.firmware_version,
             reply.config_string.decode("utf-8", "replace"))
         if number > IDENTIFY_TAGS:
             return  # more targets than tags: this one's size stays unknown

@@ -8,6 +8,7 @@ import sys
 import time
 
 from aoelab.netns import Namespace, veth_pair
+from aoelab.vblade import Vblade, sparse_image
 from tests.helpers import REPO
 from tests.lab import SIZES, serve
 
@@ -109,3 +110,23 @@ def test_three_targets_whose_answers_interleave_each_get_their_own_size(tmp_path
     assert out.returncode == 0, out.stderr
     assert {r["target"]: r["size_bytes"] for r in json.loads(out.stdout)} == {
         "e12.0": 16 << 20, "e12.1": 32 << 20, "e12.2": 48 << 20}
+
+
+def test_a_target_served_by_two_servers_is_listed_once_per_server(tmp_path):
+    # Two NASes (or a NAS and a spoofer) exporting e13.0 on one segment: both are paths to it,
+    # and the user must see both, not whichever answered first.
+    image = sparse_image(tmp_path / "disk.img", 8 << 20)
+    servers = {"02:5a:00:00:00:01", "02:5a:00:00:00:02"}
+    with Namespace("aoecl") as client, Namespace("aoesa") as one, Namespace("aoesb") as two:
+        client.run(["ip", "link", "add", "br0", "address", "02:c1:00:00:00:01", "type", "bridge"])
+        for i, (server, mac) in enumerate(zip((one, two), sorted(servers))):
+            veth_pair(client, f"p{i}", server, "eth0", right_mac=mac)
+            client.run(["ip", "link", "set", f"p{i}", "master", "br0"])
+        client.link_up("br0")
+        with Vblade(one, 13, 0, "eth0", image), Vblade(two, 13, 0, "eth0", image):
+            out, _ = discover(client, "--userspace", "--json", "-i", "br0", "--timeout", "1")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert sorted((r["target"], r["interface"], r["mac"]) for r in rows) == [
+        ("e13.0", "br0", mac) for mac in sorted(servers)]
+    assert {r["size_bytes"] for r in rows} == {8 << 20}  # each one IDENTIFYed
