@@ -11,8 +11,8 @@ readers verified by checksum, and a build-like load. Meanwhile, from the host:
    own discovery broadcast, at most 60 s later).
 2. The NAS (vblade) is stopped for 200 s, longer than the driver's default aoe_deadsecs (180 s,
    which lost every later write), then started: the records go on.
-3. The NAS goes away again and the power button is pressed: the poweroff is under way, waits,
-   and finishes once the NAS is back.
+3. The NAS goes away again and the power button is pressed: the box does not power off
+   without the NAS, and powers off cleanly once it is back.
 
 Afterwards every record the box reported as synced is on both disks, in order, intact; every
 file system is clean; the console shows no I/O error and no oops.
@@ -152,7 +152,13 @@ def _outage(live: installed.Live, events: resilience.Events) -> float:
 
 
 def _poweroff_while_the_nas_is_away(live: installed.Live, events: resilience.Events) -> str:
-    """The NAS away again; the power button; the poweroff waits for the NAS, then finishes."""
+    """The NAS away again; the power button; the box waits for the NAS, then powers off.
+
+    Whether the shutdown is seen starting before the NAS is back is not up to the box: any
+    program that needs a page not in memory (the soak dropped the caches) waits for the NAS,
+    and logind may be one of them (seen in CI: no shutdown line in 60 s). It must not power off
+    without the NAS, and must finish, losing nothing, once the NAS is back.
+    """
     live.stop_nas()
     stopped = time.monotonic()
     last = events.named("rec")[-1].host
@@ -160,22 +166,27 @@ def _poweroff_while_the_nas_is_away(live: installed.Live, events: resilience.Eve
         time.sleep(0.2)
         last = events.named("rec")[-1].host
     seen = len(live.vm.text())
-    started = None
-    for _ in range(4):  # logind may miss a press while busy: press again
+    pressed = time.monotonic()
+    live.press_power_button()
+    started = _shutdown_seen(live, seen, 15)
+    if started is None:  # as a user would: nothing happened, press again
         live.press_power_button()
-        deadline = time.monotonic() + 15
-        while started is None and time.monotonic() < deadline:
-            if SHUTTING_DOWN.search(live.vm.text()[seen:]):
-                started = time.monotonic()
-            time.sleep(0.2)
-        if started is not None:
-            break
-    assert started is not None, live.vm.text()[-3000:]
-    # The poweroff goes as far as it can without the NAS, and no further: the writer's record
-    # and the file systems wait for it.
-    assert live.vm.wait_exit(20) is None, "powered off without the NAS"
+        started = _shutdown_seen(live, seen, 15)
+    assert live.vm.wait_exit(10) is None, "powered off without the NAS"
     assert events.named("writer-stopped") == []
     live.start_nas()
     back = time.monotonic()
-    events.wait("writer-stopped", 120, after=back)  # the record under way, synced; then stops
+    events.wait("writer-stopped", 240, after=back)  # the record under way, synced; then stops
+    if started is None:
+        return f"requested {back - pressed:.0f} s before the NAS was back, went on once it was"
     return f"under way {back - started:.0f} s without the NAS, went on once it was back"
+
+
+def _shutdown_seen(live: installed.Live, seen: int, seconds: float) -> float | None:
+    """When systemd's console first shows the poweroff under way, within that many seconds."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if SHUTTING_DOWN.search(live.vm.text()[seen:]):
+            return time.monotonic()
+        time.sleep(0.2)
+    return None
