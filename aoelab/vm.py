@@ -18,6 +18,9 @@ from pathlib import Path
 from aoelab.netns import Namespace
 
 QEMU = "qemu-system-x86_64"
+# Two vCPUs: TCG then runs one thread per vCPU (multi-threaded TCG), so the guest uses both
+# of the host's cores; the installed system booted from a local disk in 58 s against 96 s.
+CPUS = 2
 # Debian's ovmf: the x86-64 UEFI firmware, code read-only, variables a copy per VM
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
@@ -74,7 +77,7 @@ class VM:
         Without `option_rom` the NIC has no iPXE ROM: UEFI's own PXE must fetch iPXE."""
         self.ns = ns
         self.console = console
-        argv: list[str] = [QEMU, "-accel", accel(), "-m", str(memory), "-smp", "1",
+        argv: list[str] = [QEMU, "-accel", accel(), "-m", str(memory), "-smp", str(CPUS),
                            "-display", "none", "-nodefaults", "-no-reboot",
                            "-serial", f"file:{console}"]
         if accel() == "tcg":
