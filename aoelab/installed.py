@@ -37,7 +37,7 @@ TARGET = f"e{SHELF}.0p{ROOT_PART}"  # the system disk's btrfs partition
 DATA_TARGET = f"e{SHELF}.1"
 MAC = "52:54:00:12:34:56"
 MAC2 = "52:54:00:12:34:57"  # a second NIC on the NAS's network: a second path
-NAS_MAC = "02:aa:00:00:00:01"  # the NAS's bridge towards the box (lan, or several NICs)
+NAS_MAC = "02:aa:00:00:00:01"  # the NAS towards the box: its tap, or the bridge (lan, several NICs)
 NAS_TAG = "nas"
 NAS_MOUNT = "/srv/nas"
 PUBLISH_DIR = f"{NAS_MOUNT}/aoeboot"
@@ -351,9 +351,9 @@ def running(box: Box, workdir: Path, *, entry: Entry | None = None, options: str
             firmware: str = "bios") -> Iterator[Live]:
     """The NAS and the box, started; everything stops when the block ends. One NIC per MAC in
     `macs`, each on its own tap (tap0, tap1, ...); with more than one, or with `lan`, the taps
-    and the NAS (address NAS_MAC) are ports of one bridge br0 in the NAS's namespace (one
-    network, several paths; other machines can join it through veth pairs). `root_argv(
-    nas_iface)` is the vblade command line of the system disk (default: open to all).
+    and the NAS are ports of one bridge br0 in the NAS's namespace (one network, several paths;
+    other machines can join it through veth pairs). The NAS's address is NAS_MAC either way.
+    `root_argv(nas_iface)` is the vblade command line of the system disk (default: open to all).
     `firmware` "uefi": OVMF, whose own PXE fetches iPXE (snponly.efi, put in the TFTP root
     here) from the NAS."""
     from aoelab.dnsmasq import Dnsmasq
@@ -384,6 +384,8 @@ def running(box: Box, workdir: Path, *, entry: Entry | None = None, options: str
         if len(taps) > 1 or lan:
             nas_iface = "br0"
             ns.add_bridge(nas_iface, NAS_MAC, taps)
+        else:  # the NAS has one address, whichever way the box is wired to it
+            ns.run(["ip", "link", "set", "dev", nas_iface, "address", NAS_MAC])
         live = Live(box, ns, nas_iface, taps, probe, monitor, root_argv)
         live.start_nas()
         try:

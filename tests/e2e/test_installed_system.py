@@ -8,23 +8,44 @@ runs our plugin (after a model of Fedora's 20-grub.install, which writes the ent
 serves the disk (e11.0) and a data volume (e11.1, mounted from fstab by UUID=), and a VM boots
 the entry's kernel, initramfs and options. A probe service reports from inside once
 multi-user.target is reached, and powers off; the file systems must be clean afterwards.
+
+The first boot also proves that only this box reaches its disk: the NAS serves the system disk
+with vblade started exactly as `aoeboot nas-config --format vblade` prints it (restricted to the
+box's MAC), on a bridge that other machines join. While the box runs normally, a client with
+another MAC neither discovers e11.0 nor reads a sector of it, though it finds and reads the
+unrestricted data volume e11.1. Then a rogue vblade with a third MAC exports the same shelf.slot
+(the same image, so the box's data stays whole): the same client finds e11.0 from it and reads
+its sector (the control: the checks above could fail), the box's driver takes it as one more
+server, and `aoeboot status` inside the box warns, naming the rogue's MAC, which install-entry
+did not record.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from aoelab import installed, sysimage
 from aoelab.installed import Boot, Box
-from tests.helpers import require_programs, require_root
+from aoelab.netns import Namespace, veth_pair
+from aoelab.vblade import Vblade
+from aoelab.vm import VM
+from tests.helpers import REPO, aoeboot, require_programs, require_root
 
 pytestmark = [pytest.mark.vm, pytest.mark.dracut]
 
 NIC_RENAMED = re.compile(r"\b(\w+): renamed from eth0\b")
+CLIENT_MAC = "02:cc:00:00:00:02"
+ROGUE_MAC = "02:ee:00:00:00:03"
+# on the NAS share: this boot gets a rogue server (the probe waits for it), and it has started
+ROGUE_WANTED, ROGUE_STARTED = "rogue-wanted", "rogue-started"
+GPT_LBA = 1  # the system disk's GPT header: "EFI PART"
 
 
 # What the probe asks the running system, in this order.
@@ -43,6 +64,18 @@ PROBE = {
     # also when the options were rewritten without any rd.aoe.*
     "deadsecs": ["cat", "/sys/module/aoe/parameters/aoe_deadsecs"],
     "status": ["aoeboot", "status", "--json"],
+    # in the first boot: until the host has started the rogue; then until the driver takes it
+    # as a second server
+    "rogue": ["sh", "-c", f"n={installed.NAS_MOUNT}; [ -e $n/{ROGUE_WANTED} ] || exit 0; i=0;"
+              f" until [ -e $n/{ROGUE_STARTED} ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 1;"
+              " sleep 0.5; done; i=0; d=/sys/kernel/debug/aoe/e11.0;"
+              " until [ \"$(grep -c '^[0-9a-f]\\{12\\}:' $d)\" -ge 2 ]; do i=$((i+1));"
+              " [ $i -gt 120 ] && break; echo > /dev/etherd/discover; sleep 0.5; done;"
+              " grep '^[0-9a-f]\\{12\\}:' $d"],
+    "status-rogue": ["aoeboot", "status", "--json"],
+    "io": ["sh", "-c", "dd if=/dev/urandom of=/var/tmp/after-rogue bs=64k count=32 conv=fsync"
+           " status=none && sync && echo 3 > /proc/sys/vm/drop_caches &&"
+           " timeout 120 sha256sum /var/tmp/after-rogue > /dev/null && echo io-ok"],
     "failed": ["systemctl", "--failed", "--no-legend", "--plain"],
 }
 
@@ -59,7 +92,9 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Box:
         installed.write_probe(target, PROBE, mounts=[sysimage.DATA_MOUNTPOINT])
         installed.add_rescue(target)
 
-    return installed.install_box(work, prepare=prepare)
+    # The installer runs on a disk attached here, not over AoE: the NAS's MAC is named.
+    return installed.install_box(work, prepare=prepare,
+                                 install_args=("--server", installed.NAS_MAC))
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +103,86 @@ def entry(box: Box, tmp_path_factory: pytest.TempPathFactory) -> installed.Entry
     it."""
     with sysimage.mounted(box.disk, read_only=True) as target:
         return installed.read_entry(target, box.kver, tmp_path_factory.mktemp("entry"))
+
+
+def nas_config_argv(nas_iface: str, image: Path) -> list[str]:
+    """The vblade command line as `aoeboot nas-config` prints it, split as a shell would."""
+    out = aoeboot("nas-config", "--mac", installed.MAC, "--target", installed.TARGET,
+                  "--format", "vblade", "--nas-iface", nas_iface, "--export", str(image))
+    assert out.returncode == 0, out.stderr
+    commands = [line for line in out.stdout.splitlines() if not line.startswith("#")]
+    assert len(commands) == 1, out.stdout
+    return shlex.split(commands[0])
+
+
+def discover(client: Namespace) -> list[tuple[str, str]]:
+    out = client.run([sys.executable, "-m", "aoeboot", "discover", "--userspace", "--json",
+                      "-i", "eth0", "--timeout", "1"], check=False, cwd=REPO)
+    assert out.returncode in (0, 1), out.stderr
+    return sorted((row["target"], row["mac"]) for row in json.loads(out.stdout))
+
+
+def read_sector(client: Namespace, server: str, target: str, lba: int) -> bytes | None:
+    """aoeboot's own raw ATA READ, from the client, straight to `server` (no discovery)."""
+    code = ("import sys; from aoeboot.probe import read_sector; from aoeboot.target import Target;"
+            f"d = read_sector('eth0', '{server}', Target.parse('{target}'), {lba}, timeout=2.0);"
+            "sys.stdout.write('none' if d is None else d.hex())")
+    out = client.run([sys.executable, "-c", code], check=False, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    return None if out.stdout == "none" else bytes.fromhex(out.stdout)
+
+
+def wait_for_step(probe_log: Path, vm: VM, name: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe_log.exists() and f"{installed.STEP}-END {name}" in probe_log.read_text(
+                errors="replace"):
+            return True
+        if vm.proc is not None and vm.proc.poll() is not None:
+            return False
+        time.sleep(0.5)
+    return False
+
+
+@pytest.fixture(scope="module")
+def first_boot(box: Box, entry: installed.Entry,
+               tmp_path_factory: pytest.TempPathFactory) -> tuple[Boot, dict]:
+    """The first boot, with the NAS as `nas-config` sets it up, a client with another MAC on
+    its network, and, once the box is up, a rogue server for e11.0. What the client saw, by
+    phase, beside the boot's result."""
+    work = tmp_path_factory.mktemp("first-boot")
+    seen: dict = {}
+    (box.nas / ROGUE_WANTED).write_text("")
+    try:
+        with Namespace("aoecli") as client, Namespace("aoerog") as rogue:
+
+            def during(ns: Namespace, nas_iface: str, vm: VM, probe_log: Path) -> None:
+                veth_pair(ns, "cli0", client, "eth0", right_mac=CLIENT_MAC)
+                veth_pair(ns, "rog0", rogue, "eth0", right_mac=ROGUE_MAC)
+                for port in ("cli0", "rog0"):
+                    ns.run(["ip", "link", "set", port, "master", nas_iface])
+                # the box is up and running from its disk when the probe's status step is done
+                seen["up"] = wait_for_step(probe_log, vm, "status", 900)
+                if not seen["up"]:
+                    return
+                seen["restricted"] = (discover(client),
+                                      read_sector(client, installed.NAS_MAC, "e11.0", GPT_LBA),
+                                      read_sector(client, installed.NAS_MAC, "e11.1", 0))
+                seen["rogue"] = Vblade(rogue, installed.SHELF, 0, "eth0", box.disk)
+                seen["open"] = (discover(client),
+                                read_sector(client, ROGUE_MAC, "e11.0", GPT_LBA))
+                (box.nas / ROGUE_STARTED).write_text("")
+
+            result = installed.boot(box, work, entry=entry, options=entry.options, lan=True,
+                                    during=during,
+                                    root_argv=lambda iface: nas_config_argv(iface, box.disk))
+            if "rogue" in seen:
+                seen["rogue"].stop()  # before the file systems are checked
+    finally:
+        for flag in (ROGUE_WANTED, ROGUE_STARTED):
+            (box.nas / flag).unlink(missing_ok=True)
+    assert seen.get("up"), f"the box never came up:\n{result.console[-5000:]}"
+    return result, seen
 
 
 def mounts(step: installed.Step) -> dict[str, dict[str, str]]:
@@ -101,14 +216,14 @@ def assert_healthy_boot(result: Boot, box: Box) -> dict[str, installed.Step]:
     return steps
 
 
-def test_install_then_boot_over_aoe_to_multi_user(box, entry, tmp_path):
+def test_install_then_boot_over_aoe_to_multi_user(box, entry, first_boot):
     # install-entry took root's mount options from the system's fstab, not the installer's
     assert entry.options.split()[-4:] == [
         f"root=/dev/etherd/{installed.TARGET}", "rootfstype=btrfs",
         "rootflags=subvol=root,compress=zstd:1", f"rd.aoe.iface={installed.MAC}"], entry
     assert "published" in box.kernel_install_log, box.kernel_install_log
-    result = installed.boot(box, tmp_path / "boot", entry=entry, options=entry.options)
-    steps = assert_healthy_boot(result, box)
+    result, _ = first_boot
+    steps = assert_healthy_boot(result, box)  # ran normally throughout, the rogue too
     console = result.console
     nic, iflist = steps["nic"].out.split("\n")[:2]
     assert nic != "eth0" and not nic.startswith("eth"), steps["nic"].out  # predictable names
@@ -123,6 +238,45 @@ def test_install_then_boot_over_aoe_to_multi_user(box, entry, tmp_path):
     assert all(c["level"] == "OK" for c in status["checks"]), status["checks"]
     renamed = NIC_RENAMED.search(console)
     print(f"NIC: {nic} (renamed in the console: {renamed.group(0) if renamed else 'no'})")
+    assert steps["io"].out.split() == ["io-ok"], steps["io"].out  # after the rogue came
+
+
+def test_only_the_box_reaches_its_disk(box, first_boot):
+    _, seen = first_boot
+    with open(box.disk, "rb") as handle:
+        handle.seek(GPT_LBA * 512)
+        gpt_header = handle.read(512)
+    assert gpt_header[:8] == b"EFI PART"
+    found, nas_sector, data_sector = seen["restricted"]
+    # another MAC: e11.0 neither discovered nor read, while the same NAS serves it e11.1
+    assert found == [("e11.1", installed.NAS_MAC)], found
+    assert nas_sector is None
+    assert data_sector is not None and len(data_sector) == 512
+    # control: the same client finds and reads e11.0 where it is exported without -m
+    found, rogue_sector = seen["open"]
+    assert ("e11.0", ROGUE_MAC) in found, found
+    assert rogue_sector == gpt_header
+
+
+def test_a_second_server_for_the_disk_is_named(box, entry, first_boot):
+    from aoeboot import initramfs
+
+    with sysimage.mounted(box.disk, read_only=True) as target:
+        config = (target / "etc/aoeboot/aoeboot.conf").read_text()
+    assert f"servers = {installed.NAS_MAC}\n" in config, config
+    # the image carries the recorded server itself, for its AoE report
+    assert f"rd.aoe.server={installed.NAS_MAC}" in initramfs.baked_options(entry.initrd).options
+    steps = first_boot[0].steps
+    before = json.loads(steps["status"].out)
+    assert ("server", "OK") in {(c["name"], c["level"]) for c in before["checks"]}, before
+    assert steps["rogue"].rc == 0, steps["rogue"].out
+    assert len(steps["rogue"].out.split()) == 2, steps["rogue"].out  # the driver has both
+    after = json.loads(steps["status-rogue"].out)
+    warned = [c for c in after["checks"] if c["name"] == "server"]
+    assert [c["level"] for c in warned] == ["WARN"], after["checks"]
+    assert f"also answered by {ROGUE_MAC}" in warned[0]["message"], warned
+    assert f"(recorded: {installed.NAS_MAC})" in warned[0]["message"], warned
+    assert after["next_boot_ok"] is True
 
 
 def test_netboot_of_the_published_kernel(box, tmp_path):
