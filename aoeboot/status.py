@@ -21,7 +21,7 @@ from aoeboot import config as configuration
 from aoeboot.cmdline import Cmdline, aoe_options
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import read_or_empty, under
-from aoeboot.hostopts import AOE_WANTED
+from aoeboot.hostopts import AOE_WANTED, SERVERS_OPTION
 from aoeboot.kver import newest
 from aoeboot.target import Target
 
@@ -449,22 +449,31 @@ def _initramfs(host: Host) -> list[Check]:
             continue
         checks.append(Check("initramfs", OK, f"{name} has the aoe driver and our module"))
         if kver == host.newest:
-            checks += _baked(host, image)
+            checks += _baked(host, image, kver)
     return checks + _rescue(host)
 
 
-def _baked(host: Host, image: Path) -> list[Check]:
+def _baked(host: Host, image: Path, kver: str) -> list[Check]:
     """The options the image carries itself: what boots when a boot loader tool rewrote the
     entry's options to root=UUID=... with no rd.aoe.*."""
     try:
         baked = initramfs.baked_options(image)
     except AoebootError as err:
         return [Check("initramfs", WARN, str(err), FIX)]
-    if AOE_WANTED in baked.options and _root_problem(baked, host) is None:
-        return [Check("initramfs", OK, f"{_shown(host, image)} carries the AoE options itself")]
-    return [Check("initramfs", WARN, f"{_shown(host, image)} does not carry the AoE options "
-                  "itself: if a boot loader tool rewrites the entry's options, the next boot "
-                  "never brings AoE up", "rebuild it: `dracut -f` or `aoeboot install-entry`")]
+    name = _shown(host, image)
+    rebuild = f"rebuild it: `dracut -f {name} {kver}`"
+    if AOE_WANTED not in baked.options or _root_problem(baked, host) is not None:
+        return [Check("initramfs", WARN, f"{name} does not carry the AoE options itself: if a "
+                      "boot loader tool rewrites the entry's options, the next boot never brings "
+                      "AoE up", rebuild)]
+    recorded = {mac.lower() for mac in host.config.boot.servers}
+    carried = {mac.lower() for mac in (baked.get(SERVERS_OPTION) or "").split(",") if mac}
+    if carried != recorded:  # its AoE report would name the wrong servers as unexpected
+        return [Check("initramfs", WARN, f"{name} carries the AoE options itself, but the "
+                      f"servers it expects ({', '.join(sorted(carried)) or 'none'}) are not "
+                      f"those {paths.CONFIG} records ({', '.join(sorted(recorded)) or 'none'})",
+                      rebuild)]
+    return [Check("initramfs", OK, f"{name} carries the AoE options itself")]
 
 
 def _rescue(host: Host) -> list[Check]:

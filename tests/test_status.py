@@ -344,6 +344,8 @@ WARNINGS = [
     ("publish", _remove("etc/systemd/system/timers.target.wants/aoeboot-publish.timer"),
      "aoeboot-publish.timer is not enabled"),
     ("initramfs", _unbaked_initrd, "does not carry the AoE options itself"),
+    ("initramfs", _second_server, "carries the AoE options itself, but the servers it expects "
+     "(none) are not those /etc/aoeboot/aoeboot.conf records (52:54:00:12:34:56)"),
     ("grub", _grub_without_aoe,
      "GRUB_CMDLINE_LINUX in /etc/default/grub lacks root=/dev/etherd/e11.0p1"),
     ("rescue", _rescue_without_aoe, "the rescue entry cannot reach root on AoE"),
@@ -401,3 +403,15 @@ def test_status_names_the_firmware(root):
     assert ("OK", "firmware", "booted with UEFI (64-bit); iPXE attached the AoE disk and left its "
             "aBFT (root=aoe:abft works)") in found, found
     assert all(level == "OK" for level, _, _ in found), found
+
+
+def test_an_image_that_expects_the_recorded_servers_is_ok(root, tmp_path):
+    _second_server(root)  # records 52:54:00:12:34:56
+    image = next((root / "boot").glob("initramfs-*.img"))
+    # as `dracut -f` rebuilds it once the servers are recorded: a later archive wins
+    _append_archive(image, tmp_path / "servers", {"etc/cmdline.d/50-aoeboot.conf":
+                                                  OPTIONS_BAKED.replace("\n", " ") +
+                                                  "rd.aoe.server=52:54:00:12:34:56\n"})
+    found = levels(status(root, "--json"))
+    assert ("OK", "initramfs", f"/boot/{image.name} carries the AoE options itself") in found, \
+        found
