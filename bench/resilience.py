@@ -20,8 +20,9 @@ all along.
    the outage; a serial port backed up with retransmit messages delays only the former),
    against the driver's retransmit timer: rto() from its round-trip figures (debugfs, read in
    the box just before), checked every TIMERTICK (HZ/10 = 0.1 s), and the intervals between
-   the retransmits the driver reported (/dev/etherd/err) during the outage. Goal: within one
-   retransmit interval, on the box's clock.
+   the retransmits the driver reported (/dev/etherd/err) during the outage. This includes the
+   box's own file system work after the NAS is back; bench/nas_back.py measures the goal (the
+   first write answered within one retransmit interval) on the wire.
 
 Run as root, with the project's venv: .venv/bin/python bench/resilience.py [--soak S] [--runs N]
 """
