@@ -18,6 +18,7 @@ from typing import Callable
 
 from aoeboot import bls, bootfiles, driver, fstab, grubdefault, initramfs, paths, rootdev
 from aoeboot import config as configuration
+from aoeboot import mac as macs
 from aoeboot.cmdline import Cmdline, aoe_options
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import read_or_empty, under
@@ -466,8 +467,9 @@ def _baked(host: Host, image: Path, kver: str) -> list[Check]:
         return [Check("initramfs", WARN, f"{name} does not carry the AoE options itself: if a "
                       "boot loader tool rewrites the entry's options, the next boot never brings "
                       "AoE up", rebuild)]
-    recorded = {mac.lower() for mac in host.config.boot.servers}
-    carried = {mac.lower() for mac in (baked.get(SERVERS_OPTION) or "").split(",") if mac}
+    recorded = set(host.config.boot.servers)  # the config parser normalised them
+    carried = {macs.normal(word) or word for word in (baked.get(SERVERS_OPTION) or "").split(",")
+               if word}
     if carried != recorded:  # its AoE report would name the wrong servers as unexpected
         return [Check("initramfs", WARN, f"{name} carries the AoE options itself, but the "
                       f"servers it expects ({', '.join(sorted(carried)) or 'none'}) are not "
