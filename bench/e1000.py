@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from aoeboot import wire  # noqa: E402
 from aoelab import dracutdir  # noqa: E402
+from aoelab import pcap as pcap_file  # noqa: E402
 from aoelab.disk import MARKER, make_disk  # noqa: E402
 from aoelab.kernel import installed_kernel  # noqa: E402
 from aoelab.netns import Namespace  # noqa: E402
@@ -58,16 +59,6 @@ def module_variant(work: Path, variant: str) -> Path:
         kept = [line for line in setup.read_text().splitlines(True) if "aoetools.conf" not in line]
         setup.write_text("".join(kept))
     return module
-
-
-def read_pcap(path: Path) -> list[bytes]:
-    data = path.read_bytes()
-    frames, offset = [], 24
-    while offset + 16 <= len(data):
-        _, _, caplen, _ = struct.unpack_from("<IIII", data, offset)
-        frames.append(data[offset + 16:offset + 16 + caplen])
-        offset += 16 + caplen
-    return frames
 
 
 def ata_figures(frames: list[bytes]) -> dict[str, int]:
@@ -119,7 +110,8 @@ def boot(work: Path, kernel, initrd: Path, name: str) -> dict[str, float]:
     nan = float("nan")
     return {"link_to_disk": (scan - link) if link is not None and scan is not None else nan,
             "root": float(found.group(1)) if found else float("nan"),
-            "flaps": console.count("NIC Link is Down"), **ata_figures(read_pcap(pcap))}
+            "flaps": console.count("NIC Link is Down"),
+            **ata_figures([frame for _, frame in pcap_file.read(pcap)])}
 
 
 def main() -> None:

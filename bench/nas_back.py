@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -30,11 +29,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from aoeboot import wire  # noqa: E402
 from aoelab import installed, resilience, sysimage  # noqa: E402
+from aoelab import pcap as pcap_file  # noqa: E402
 
 BOOT_TIMEOUT = 900
-RESPONSE = 0x08  # AoE header flag: a response
-CMD_ATA, CMD_CONFIG = 0, 1
 
 
 @dataclass(frozen=True)
@@ -47,32 +46,26 @@ class Frame:
 
 
 def frames(pcap: Path) -> list[Frame]:
-    """The AoE frames of a classic little-endian pcap file."""
-    data = pcap.read_bytes()
-    found, offset = [], 24
-    while offset + 16 <= len(data):
-        seconds, micros, length, _ = struct.unpack_from("<IIII", data, offset)
-        packet = data[offset + 16:offset + 16 + length]
-        offset += 16 + length
-        if len(packet) >= 24:
-            found.append(Frame(seconds + micros / 1e6, bool(packet[14] & RESPONSE), packet[18],
-                               packet[19], len(packet)))
-    return found
+    """The AoE frames of the capture. Read by hand, not by wire.parse_header: the announcement
+    vblade sends on start carries AoE version 0, which that parser rightly refuses."""
+    return [Frame(at, bool(frame[14] & wire.FLAG_RESPONSE), frame[18], frame[19], len(frame))
+            for at, frame in pcap_file.read(pcap) if len(frame) >= wire.HEADER_LEN]
 
 
 def run_figures(captured: list[Frame], stopped: float, spawned: float,
                 record: float) -> tuple[float, float, float, float]:
     """(vblade up after spawn, first write answered after vblade up, the box's retransmit
     interval, longest quiet time before the record), all in seconds."""
-    up = next(f.at for f in captured if f.at >= spawned and f.response and f.command == CMD_CONFIG)
+    up = next(f.at for f in captured
+              if f.at >= spawned and f.response and f.command == wire.CMD_QUERY_CONFIG)
     # an answered write: a response to an ATA request that carried data, so it carries none
     answered = next(f.at for f in captured
-                    if f.at >= up and f.response and f.command == CMD_ATA and f.length <= 64)
+                    if f.at >= up and f.response and f.command == wire.CMD_ATA and f.length <= 64)
     retransmits = [f.at for f in captured  # the system disk's (e11.0)
                    if stopped < f.at < spawned and not f.response and f.slot == 0]
     interval = statistics.median(b - a for a, b in zip(retransmits, retransmits[1:]))
-    wire = [f.at for f in captured if up <= f.at <= record]
-    quiet = max((b - a for a, b in zip(wire, wire[1:])), default=0.0)
+    on_wire = [f.at for f in captured if up <= f.at <= record]
+    quiet = max((b - a for a, b in zip(on_wire, on_wire[1:])), default=0.0)
     return up - spawned, answered - up, interval, quiet
 
 
