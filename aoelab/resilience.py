@@ -171,5 +171,47 @@ def records_on_disks(box: installed.Box) -> dict[str, Records]:
     return found
 
 
-def bad_console_lines(console: str) -> list[str]:
-    return [line for line in console.splitlines() if any(bad in line for bad in BAD_CONSOLE)]
+# The kernel's hung-task report: "INFO: task NAME:PID blocked for more than N seconds.", the
+# task's state, its stack between <TASK> and </TASK>.
+HUNG_TASK = re.compile(r"INFO: task (.+?) blocked for more than \d+ seconds")
+
+
+@dataclass
+class ConsoleFindings:
+    bad: list[str]  # lines that must never be there
+    waited_for_io: list[str]  # tasks the kernel reported blocked on I/O for over 120 s
+
+
+def console_findings(console: str) -> ConsoleFindings:
+    """What the console says went wrong. A task blocked on I/O through an outage longer than
+    the kernel's hung-task timeout (120 s) is what waiting for the NAS means, as on an NFS hard
+    mount: its report is counted, and its Call Trace is not held as bad. The trace must show an
+    I/O wait (io_schedule); any other hung task, a report cut off, and every other trace is bad."""
+    findings = ConsoleFindings([], [])
+    report: list[str] = []  # the hung-task report being read, header first
+
+    def close(complete: bool) -> None:
+        header = HUNG_TASK.search(report[0])
+        if header and complete and any("io_schedule" in frame for frame in report):
+            findings.waited_for_io.append(header.group(1))
+        else:
+            findings.bad.append(report[0])
+
+    for line in console.splitlines():
+        if HUNG_TASK.search(line):
+            if report:
+                close(complete=False)
+            report = [line]
+            continue
+        if report:
+            report.append(line)
+            if "</TASK>" in line:
+                close(complete=True)
+                report = []
+            if "Call Trace" in line:
+                continue
+        if any(bad in line for bad in BAD_CONSOLE):
+            findings.bad.append(line)
+    if report:
+        close(complete=False)
+    return findings

@@ -156,9 +156,10 @@ def main() -> int:
                 live.vm.wait_exit(300)
                 if args.log:
                     args.log.write_text(live.probed())
-        bad = resilience.bad_console_lines(live.vm.text())
-        say(f"console: {len(bad)} lines with I/O errors or oopses" +
-            "".join(f"\n  {line}" for line in bad[:20]))
+        console = resilience.console_findings(live.vm.text())
+        say(f"console: {len(console.bad)} lines with I/O errors or oopses" +
+            "".join(f"\n  {line}" for line in console.bad[:20]) +
+            f"; tasks blocked on I/O over 120 s: {len(console.waited_for_io)}")
     return 0
 
 

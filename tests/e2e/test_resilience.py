@@ -98,7 +98,11 @@ def test_the_box_rides_out_its_nas_going_away_and_a_link_going_down(box, tmp_pat
     assert int(soak.get("builds")) > 0, soak
     # clean power-off, clean file systems, nothing bad on the console
     assert exit_code == 0, result.console[-3000:]
-    assert resilience.bad_console_lines(result.console) == []
+    console = resilience.console_findings(result.console)
+    # tasks blocked on I/O for over 120 s while the NAS was away get the kernel's hung-task
+    # report: that is the wait asked for, not a fault
+    print(f"blocked on I/O over 120 s, reported by the kernel: {console.waited_for_io}")
+    assert console.bad == []
     for where, check in sysimage.fsck(box.disk).items():
         assert check.clean, f"{where}: {check.output[-2000:]}"
     data = installed.fsck_data(box.data)
