@@ -171,29 +171,33 @@ def records_on_disks(box: installed.Box) -> dict[str, Records]:
     return found
 
 
-# The kernel's hung-task report: "INFO: task NAME:PID blocked for more than N seconds.", the
-# task's state, its stack between <TASK> and </TASK>.
-HUNG_TASK = re.compile(r"INFO: task (.+?) blocked for more than \d+ seconds")
+# The kernel's hung-task report: "[  T] INFO: task NAME:PID blocked for more than N seconds.",
+# the task's state, its stack between <TASK> and </TASK>.
+HUNG_TASK = re.compile(r"^\[\s*(\d+\.\d+)\] INFO: task (.+?) blocked for more than \d+ seconds")
+CLOCK_SLACK = 5.0  # s: the console's clock (printk) against the box's monotonic clock
 
 
 @dataclass
 class ConsoleFindings:
     bad: list[str]  # lines that must never be there
-    waited_for_io: list[str]  # tasks the kernel reported blocked on I/O for over 120 s
+    waited_for_the_nas: list[str]  # tasks the kernel reported blocked while the NAS was away
 
 
-def console_findings(console: str) -> ConsoleFindings:
-    """What the console says went wrong. A task blocked on I/O through an outage longer than
-    the kernel's hung-task timeout (120 s) is what waiting for the NAS means, as on an NFS hard
-    mount: its report is counted, and its Call Trace is not held as bad. The trace must show an
-    I/O wait (io_schedule); any other hung task, a report cut off, and every other trace is bad."""
+def console_findings(console: str, outages: Sequence[tuple[float, float]] = ()) -> ConsoleFindings:
+    """What the console says went wrong. `outages` are the NAS's absences on the box's clock
+    (from its last record before to its first after). A task blocked through an outage longer
+    than the kernel's hung-task timeout (120 s) is what waiting for the NAS means, as on an NFS
+    hard mount: a report printed inside an outage is counted, and its Call Trace is not held as
+    bad. A report at any other time, or one cut off, is a task stuck for another reason."""
     findings = ConsoleFindings([], [])
     report: list[str] = []  # the hung-task report being read, header first
 
     def close(complete: bool) -> None:
         header = HUNG_TASK.search(report[0])
-        if header and complete and any("io_schedule" in frame for frame in report):
-            findings.waited_for_io.append(header.group(1))
+        assert header is not None
+        at = float(header.group(1))
+        if complete and any(start <= at <= end + CLOCK_SLACK for start, end in outages):
+            findings.waited_for_the_nas.append(header.group(2))
         else:
             findings.bad.append(report[0])
 
