@@ -53,9 +53,16 @@ PROBE = {
     "mounts": ["findmnt", "-rn", "-o", "TARGET,SOURCE,FSTYPE,OPTIONS"],
     "nic": ["sh", "-c", f"for n in /sys/class/net/*; do [ \"$(cat $n/address)\" = {installed.MAC} ]"
             " && echo ${n##*/}; done; cat /sys/module/aoe/parameters/aoe_iflist"],
-    # a rename while up, at any time: the aoe driver must be told, or the root disk goes silent
-    "rename": ["sh", "-c", "set -e; nic=$(grep -l " + installed.MAC + " /sys/class/net/*/address"
-               " | cut -d/ -f5); ip link set dev $nic name aoex0;"
+    # renames while up, at any time: the aoe driver must be told, or the root disk goes silent.
+    # First udev's own, as at boot, with the page cache dropped: what runs after the rename
+    # could not be read from the disk, so the list must follow before it. Then one by hand.
+    "rename": ["sh", "-c", "set -e; link=/etc/systemd/network/10-aoelab.link; mkdir -p ${link%/*};"
+               f" printf '[Match]\\nMACAddress={installed.MAC}\\n[Link]\\nName=aoex0\\n' > $link;"
+               " nic=$(grep -l " + installed.MAC + " /sys/class/net/*/address | cut -d/ -f5);"
+               " udevadm control --reload; sync; echo 3 > /proc/sys/vm/drop_caches;"
+               " udevadm trigger --action=add --settle /sys/class/net/$nic; udevadm settle;"
+               " cat /sys/module/aoe/parameters/aoe_iflist; rm $link; udevadm control --reload;"
+               " ip link set dev aoex0 name aoex1;"
                " udevadm settle; cat /sys/module/aoe/parameters/aoe_iflist;"
                " dd if=/dev/urandom of=/var/tmp/after-rename bs=64k count=32 conv=fsync"
                " status=none; sync; echo 3 > /proc/sys/vm/drop_caches;"
@@ -230,7 +237,7 @@ def test_install_then_boot_over_aoe_to_multi_user(box, entry, first_boot):
     assert iflist.split() == [nic], steps["nic"].out
     # renamed while up: the driver's list follows, and the root disk keeps working
     assert steps["rename"].rc == 0, steps["rename"].out
-    assert steps["rename"].out.split() == ["aoex0", "io-ok"], steps["rename"].out
+    assert steps["rename"].out.split() == ["aoex0", "aoex1", "io-ok"], steps["rename"].out
     status = json.loads(steps["status"].out)
     assert steps["status"].rc == 0 and status["next_boot_ok"] is True, steps["status"].out
     levels = {(c["name"], c["level"]) for c in status["checks"]}
