@@ -64,9 +64,13 @@ FORMATS = ["isc-dhcpd", "dnsmasq", "vblade", "vblade-unit"]
               help="vblade: the NAS's interface towards the box.")
 @click.option("--export", "export", default=None, metavar="PATH",
               help="vblade: the file or block device holding the box's disk (/dev/vg/box).")
+@click.option("--unsafe-no-sync", "unsafe_no_sync", is_flag=True,
+              help="vblade: leave out -s. UNSAFE: vblade then acknowledges writes still in the "
+                   "NAS's page cache, and a power cut on the NAS loses writes the box's fsync "
+                   "reported done, which can leave its file systems unmountable.")
 def nas_config(mac_texts: tuple[str, ...], target_text: str, fmt: str, script: str | None,
                bios_image: str, efi_image: str, arm64_efi_image: str, nas_iface: str | None,
-               export: str | None) -> None:
+               export: str | None, unsafe_no_sync: bool) -> None:
     """Print what the NAS needs for this box: its DHCP fragment, or its vblade export.
 
     DHCP (isc-dhcpd, dnsmasq): PXE firmware gets the iPXE image for its architecture (DHCP
@@ -76,7 +80,9 @@ def nas_config(mac_texts: tuple[str, ...], target_text: str, fmt: str, script: s
     vblade, vblade-unit: the vblade command line (or a systemd service running it) that
     exports the box's disk on --nas-iface from --export, answering the box's MACs only
     (vblade -m): AoE has no authentication, and any other machine on the network could
-    otherwise read and write the disk.
+    otherwise read and write the disk. With -s every write is on the NAS's disk before vblade
+    acknowledges it: the box's fsync means nothing on the NAS without it. An --export that
+    exists here (run on the NAS) must be a file or a block device nothing here has mounted.
     """
     from aoeboot import nasconfig
     from aoeboot.config import interface_name
@@ -92,8 +98,9 @@ def nas_config(mac_texts: tuple[str, ...], target_text: str, fmt: str, script: s
                                hint="the NAS's interface towards the box, and the file or "
                                     "device holding its disk")
         netif, path = interface_name(nas_iface), nasconfig.export_path(export)
+        nasconfig.check_export_here(path)
         render = nasconfig.vblade_unit if fmt == "vblade-unit" else nasconfig.vblade_command
-        click.echo(render(box, target, netif, path), nl=False)
+        click.echo(render(box, target, netif, path, durable=not unsafe_no_sync), nl=False)
         return
     script = check_plain("--script", script or f"{macs.hexhyp(box[0])}/boot.ipxe")
     images = Images(bios_image, efi_image, arm64_efi_image).checked()

@@ -11,12 +11,19 @@ listed MAC is the only source whose frames vblade answers (no Query Config answe
 command for anyone else); with `-m` its announcement at start goes to those MACs alone.
 vblade parses the list loosely (a MAC it cannot parse is skipped with a message, and with none
 left the export is open to all; more than 32 overrun its table), so the list is validated here.
+
+vblade acknowledges a write once pwrite() returns and never flushes; the box's driver sends no
+flush either. Only `-s` (O_SYNC) puts each acknowledged write on the NAS's disk before the ack,
+so it is the default: without it a power cut on the NAS loses writes the box's fsync reported
+done, and can leave its file systems unmountable.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import stat
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 
@@ -118,19 +125,67 @@ def export_path(text: str) -> str:
     return text
 
 
+def check_export_here(export: str, mounts: str = "/proc/self/mountinfo",
+                      swaps: str = "/proc/swaps") -> None:
+    """Where `export` exists on this machine (nas-config run on the NAS), it must be a regular
+    file or a block device that nothing here has mounted or swaps on. Absent: not checked."""
+    try:
+        info = os.stat(export)
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise AoebootError(f"export {export}: {err.strerror}") from None
+    if stat.S_ISREG(info.st_mode):
+        return
+    if not stat.S_ISBLK(info.st_mode):
+        raise AoebootError(f"export {export} is neither a regular file nor a block device")
+    device = f"{os.major(info.st_rdev)}:{os.minor(info.st_rdev)}"
+    for line in _lines(mounts):
+        fields = line.split()
+        if len(fields) > 4 and fields[2] == device:
+            raise AoebootError(f"export {export} is mounted here on {fields[4]}: the box and "
+                               "this machine would write one file system at once")
+    for line in _lines(swaps)[1:]:
+        used = line.split()[0] if line.split() else ""
+        if used and os.path.exists(used) and os.path.samefile(used, export):
+            raise AoebootError(f"export {export} is in use as swap here")
+
+
+def _lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read().splitlines()
+    except OSError:
+        return []
+
+
 def vblade_argv(box: Sequence[str], target: Target, netif: str, export: str,
-                program: str = "vblade") -> list[str]:
-    """`vblade -m MAC[,MAC...] SHELF SLOT NETIF FILE`: the box's whole disk, to its MACs only.
-    `box`, `netif` and `export` as box_macs, config.interface_name and export_path return them."""
+                program: str = "vblade", durable: bool = True) -> list[str]:
+    """`vblade -s -m MAC[,MAC...] SHELF SLOT NETIF FILE`: the box's whole disk, to its MACs only,
+    each write on the NAS's disk before it is acknowledged (`durable`). `box`, `netif` and
+    `export` as box_macs, config.interface_name and export_path return them."""
     disk = target.disk
-    return [program, "-m", ",".join(box), str(disk.shelf), str(disk.slot), netif, export]
+    sync = ["-s"] if durable else []
+    return [program, *sync, "-m", ",".join(box), str(disk.shelf), str(disk.slot), netif, export]
 
 
-def vblade_command(box: Sequence[str], target: Target, netif: str, export: str) -> str:
+def durability_lines(durable: bool) -> list[str]:
+    """What the printed export promises about a power cut on the NAS, and how to check it there."""
+    if not durable:
+        return ["# UNSAFE (no -s): writes are acknowledged from the NAS's page cache; a power cut",
+                "# on the NAS loses writes the box was told are on disk, and can break its file",
+                "# systems."]
+    return ["# -s: every write is on the NAS's disk before vblade acknowledges it (O_SYNC).",
+            "# Check on the NAS: 'ps -o args= -C vblade' shows -s for every export."]
+
+
+def vblade_command(box: Sequence[str], target: Target, netif: str, export: str,
+                   durable: bool = True) -> str:
     """The command line to run on the NAS, quoted for a POSIX shell."""
     return "\n".join([
         f"# aoeboot: export {target.disk.name} on {netif} to {', '.join(box)} only",
-        shlex.join(vblade_argv(box, target, netif, export)),
+        *durability_lines(durable),
+        shlex.join(vblade_argv(box, target, netif, export, durable=durable)),
         "",
     ])
 
@@ -147,15 +202,17 @@ def _unit_word(word: str) -> str:
     return word
 
 
-def vblade_unit(box: Sequence[str], target: Target, netif: str, export: str) -> str:
+def vblade_unit(box: Sequence[str], target: Target, netif: str, export: str,
+                durable: bool = True) -> str:
     """A systemd service for the NAS that runs vblade_argv and restarts it if it stops (an
     interface that is not there yet, a NAS under load); install it as unit_name(target)."""
-    argv = vblade_argv(box, target, netif, export, program=VBLADE)
+    argv = vblade_argv(box, target, netif, export, program=VBLADE, durable=durable)
     name = unit_name(target)
     return "\n".join([
         f"# aoeboot: /etc/systemd/system/{name} on the NAS: exports {export} as "
         f"{target.disk.name}",
         f"# on {netif}, answering {', '.join(box)} only (vblade -m).",
+        *durability_lines(durable),
         f"# systemctl daemon-reload && systemctl enable --now {name}",
         "[Unit]",
         f"Description=AoE export {target.disk.name} for {', '.join(box)}",

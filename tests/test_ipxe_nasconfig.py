@@ -1,6 +1,11 @@
+import os
+import stat
+import subprocess
+
 import pytest
 
 from aoeboot import ipxe, nasconfig
+from aoeboot.errors import AoebootError
 from aoeboot.pxearch import Images
 from aoeboot.target import Target
 from tests.helpers import aoeboot
@@ -88,8 +93,60 @@ def test_vblade_exports_the_whole_disk_to_the_box_only():
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
         "# aoeboot: export e11.0 on enp3s0 to 52:54:00:12:34:56, 52:54:00:12:34:57 only",
-        "vblade -m 52:54:00:12:34:56,52:54:00:12:34:57 11 0 enp3s0 "
+        "# -s: every write is on the NAS's disk before vblade acknowledges it (O_SYNC).",
+        "# Check on the NAS: 'ps -o args= -C vblade' shows -s for every export.",
+        "vblade -s -m 52:54:00:12:34:56,52:54:00:12:34:57 11 0 enp3s0 "
         "/dev/disk/by-id/ata-WDC_WD40-part1"]
+
+
+@pytest.mark.parametrize("fmt", ["vblade", "vblade-unit"])
+def test_without_sync_is_asked_for_by_name_and_says_what_it_risks(fmt):
+    argv = ["nas-config", "--mac", "52:54:00:12:34:56", "--target", "e11.0p3", "--format", fmt,
+            "--nas-iface", "eth0", "--export", "/dev/vg/box"]
+    durable, unsafe = aoeboot(*argv), aoeboot(*argv, "--unsafe-no-sync")
+    assert durable.returncode == 0 and unsafe.returncode == 0, (durable.stderr, unsafe.stderr)
+    command = [line for line in durable.stdout.splitlines() if "-m 52:54" in line]
+    assert len(command) == 1 and " -s -m " in command[0], durable.stdout
+    assert " -s " not in unsafe.stdout and "UNSAFE (no -s)" in unsafe.stdout, unsafe.stdout
+    assert "power cut" in unsafe.stdout
+    helped = aoeboot("nas-config", "--help")
+    assert "--unsafe-no-sync" in helped.stdout and "power cut" in helped.stdout
+
+
+def test_an_export_that_exists_here_must_be_a_file_or_an_unused_block_device(tmp_path):
+    image = tmp_path / "box.img"
+    image.write_bytes(b"")
+    nasconfig.check_export_here(str(image))  # a file: fine
+    nasconfig.check_export_here(str(tmp_path / "absent.img"))  # not here: the NAS's business
+    for not_a_disk, what in [(tmp_path, "neither a regular file nor a block device"),
+                             ("/dev/null", "neither a regular file nor a block device")]:
+        with pytest.raises(AoebootError, match=what):
+            nasconfig.check_export_here(str(not_a_disk))
+    disk = tmp_path / "loop7"
+    os.mknod(disk, 0o600 | stat.S_IFBLK, os.makedev(7, 7))
+    mounts, swaps = tmp_path / "mountinfo", tmp_path / "swaps"
+    swaps.write_text("Filename Type Size Used Priority\n")
+    mounts.write_text("29 1 254:0 / / rw - ext4 /dev/vda rw\n")
+    nasconfig.check_export_here(str(disk), str(mounts), str(swaps))  # unused: fine
+    mounts.write_text("29 1 254:0 / / rw - ext4 /dev/vda rw\n"
+                      "40 29 7:7 / /srv/box rw - ext4 /dev/loop7 rw\n")
+    with pytest.raises(AoebootError, match="is mounted here on /srv/box"):
+        nasconfig.check_export_here(str(disk), str(mounts), str(swaps))
+    mounts.write_text("")
+    swaps.write_text(f"Filename Type Size Used Priority\n{disk} partition 8 0 -2\n")
+    with pytest.raises(AoebootError, match="in use as swap here"):
+        nasconfig.check_export_here(str(disk), str(mounts), str(swaps))
+
+
+def test_the_mounted_root_of_this_machine_is_refused_as_an_export():
+    root = subprocess.run(["findmnt", "-no", "SOURCE", "/"], capture_output=True, text=True)
+    device = root.stdout.strip()
+    if not device.startswith("/dev/") or not stat.S_ISBLK(os.stat(device).st_mode):
+        pytest.skip(f"/ is on {device!r} here, no block device")
+    out = aoeboot("nas-config", "--mac", "52:54:00:12:34:56", "--target", "e11.0p3",
+                  "--format", "vblade", "--nas-iface", "eth0", "--export", device)
+    assert out.returncode == 2 and out.stdout == "", out.stdout
+    assert len(out.stderr.splitlines()) == 1 and "is mounted here on /" in out.stderr
 
 
 BAD_VBLADE = [

@@ -46,6 +46,16 @@ def client_sees(client: Namespace) -> tuple[list, bytes | None]:
     return json.loads(found.stdout), None if read.stdout == "none" else bytes.fromhex(read.stdout)
 
 
+def open_flags(pid: int, path: Path) -> int:
+    """The open(2) flags with which process `pid` holds `path` (its fdinfo)."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        if fd.resolve() == path.resolve():
+            for line in (Path(f"/proc/{pid}/fdinfo") / fd.name).read_text().splitlines():
+                if line.startswith("flags:"):
+                    return int(line.split()[1], 8)
+    raise AssertionError(f"process {pid} does not hold {path} open")
+
+
 @pytest.fixture
 def image(tmp_path: Path) -> Path:
     disk = sparse_image(tmp_path / "box.img", 16 << 20)
@@ -59,11 +69,11 @@ def test_the_printed_vblade_answers_the_box_and_no_one_else(image):
     require_root()
     require_programs("vblade")
     argv = printed_argv("--format", "vblade", "--nas-iface", "nas0", "--export", str(image))
-    assert argv == ["vblade", "-m", BOX, "11", "0", "nas0", str(image)]
+    assert argv == ["vblade", "-s", "-m", BOX, "11", "0", "nas0", str(image)]
     with Namespace() as nas, Namespace() as client:
         veth_pair(nas, "nas0", client, "eth0", left_mac=NAS, right_mac=STRANGER)
         # control: the same export without -m answers this client
-        open_blade = nas.popen(argv[:1] + argv[3:], stdout=subprocess.DEVNULL,
+        open_blade = nas.popen(argv[:2] + argv[4:], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
         try:
             rows, data = client_sees(client)
@@ -76,6 +86,7 @@ def test_the_printed_vblade_answers_the_box_and_no_one_else(image):
         try:
             time.sleep(0.2)
             assert blade.poll() is None, blade.stderr.read() if blade.stderr else ""
+            assert open_flags(blade.pid, image) & os.O_SYNC == os.O_SYNC  # -s: O_SYNC writes
             assert client_sees(client) == ([], None)  # another MAC: not found, not read
             client.run(["ip", "link", "set", "eth0", "address", BOX])
             rows, data = client_sees(client)  # the box's MAC: found and read
@@ -93,13 +104,13 @@ def test_the_unit_runs_the_same_command_and_systemd_accepts_it(tmp_path, image):
     assert out.returncode == 0, out.stderr
     assert "/etc/systemd/system/vblade-e11.0.service" in out.stdout
     exec_start = [line for line in out.stdout.splitlines() if line.startswith("ExecStart=")]
-    assert exec_start == [f"ExecStart=/usr/sbin/vblade -m {BOX},52:54:00:12:34:57 11 0 eth0 "
-                          "/dev/vg/box"]
+    assert exec_start == [f"ExecStart=/usr/sbin/vblade -s -m {BOX},52:54:00:12:34:57 11 0 "
+                          "eth0 /dev/vg/box"]
     command = aoeboot("nas-config", "--mac", BOX, "--mac", "52:54:00:12:34:57", "--target",
                       "e11.0", "--format", "vblade", "--nas-iface", "eth0", "--export",
                       "/dev/vg/box")
-    assert shlex.split(command.stdout.splitlines()[1])[1:] == \
-        shlex.split(exec_start[0].partition("=")[2])[1:]
+    printed = [line for line in command.stdout.splitlines() if not line.startswith("#")]
+    assert shlex.split(printed[0])[1:] == shlex.split(exec_start[0].partition("=")[2])[1:]
     unit = tmp_path / "vblade-e11.0.service"
     unit.write_text(out.stdout)
     verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
