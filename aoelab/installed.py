@@ -299,28 +299,62 @@ def boot(box: Box, workdir: Path, *, entry: Entry | None = None, options: str = 
     return live.result(done, exit_code)
 
 
+def nas_config_argv(target: str, nas_iface: str, image: Path, *options: str,
+                    macs: Sequence[str] = (MAC,)) -> list[str]:
+    """The vblade command line as `aoeboot nas-config --format vblade` prints it, split as a
+    shell would."""
+    mac_options = [word for mac in macs for word in ("--mac", mac)]
+    out = subprocess.run([sys.executable, "-m", "aoeboot", "nas-config", *mac_options,
+                          "--target", target, "--format", "vblade", "--nas-iface", nas_iface,
+                          "--export", str(image), *options], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout
+    commands = [line for line in out.splitlines() if not line.startswith("#")]
+    assert len(commands) == 1, out
+    return shlex.split(commands[0])
+
+
+@dataclass(frozen=True)
+class Exports:
+    """How the NAS runs vblade: `root_argv(nas_iface)`, `data_argv(nas_iface)` the command
+    lines of the system disk and the data volume (default: open to all, no -s); `volatile`:
+    behind a page cache that a power cut loses (aoelab/files/nascache.c)."""
+    root_argv: Callable[[str], Sequence[str]] | None = None
+    data_argv: Callable[[str], Sequence[str]] | None = None
+    volatile: bool = False
+
+
 class Live:
     """The NAS and the box while it runs: the test stops and starts the NAS, takes the box's
     links down and up on the host side, and reads their counters."""
 
     def __init__(self, box: Box, ns: Namespace, nas_iface: str, taps: Sequence[str],
-                 probe: Path, monitor: Path,
-                 root_argv: Callable[[str], Sequence[str]] | None = None) -> None:
+                 probe: Path, monitor: Path, exports: Exports) -> None:
         self.box, self.ns, self.nas_iface, self.taps = box, ns, nas_iface, tuple(taps)
-        self.probe, self.monitor, self.root_argv = probe, monitor, root_argv
+        self.probe, self.monitor, self.exports = probe, monitor, exports
         self.vblades: list[Vblade] = []
         self.vm: VM
 
     def start_nas(self) -> None:
         """vblade serving the system disk (e11.0) and the data volume (e11.1)."""
         assert not self.vblades, "the NAS is already serving"
-        argv = self.root_argv(self.nas_iface) if self.root_argv else None
-        self.vblades = [Vblade(self.ns, SHELF, 0, self.nas_iface, self.box.disk, argv=argv),
-                        Vblade(self.ns, SHELF, 1, self.nas_iface, self.box.data)]
+        how = self.exports
+        root = how.root_argv(self.nas_iface) if how.root_argv else None
+        data = how.data_argv(self.nas_iface) if how.data_argv else None
+        self.vblades = [
+            Vblade(self.ns, SHELF, 0, self.nas_iface, self.box.disk, argv=root,
+                   volatile=how.volatile),
+            Vblade(self.ns, SHELF, 1, self.nas_iface, self.box.data, argv=data,
+                   volatile=how.volatile)]
 
     def stop_nas(self) -> None:
         for vblade in self.vblades:
             vblade.stop()
+        self.vblades = []
+
+    def power_cut(self) -> None:
+        """The NAS loses power: both exports stop, losing what their caches held."""
+        for vblade in self.vblades:
+            vblade.power_cut()
         self.vblades = []
 
     def set_link(self, tap: str, up: bool) -> None:
@@ -348,12 +382,13 @@ def running(box: Box, workdir: Path, *, entry: Entry | None = None, options: str
             netboot: bool = False, nic: str = "virtio-net-pci",
             macs: Sequence[str] = (MAC,), lan: bool = False,
             root_argv: Callable[[str], Sequence[str]] | None = None,
-            firmware: str = "bios") -> Iterator[Live]:
+            firmware: str = "bios", exports: Exports | None = None) -> Iterator[Live]:
     """The NAS and the box, started; everything stops when the block ends. One NIC per MAC in
     `macs`, each on its own tap (tap0, tap1, ...); with more than one, or with `lan`, the taps
     and the NAS are ports of one bridge br0 in the NAS's namespace (one network, several paths;
     other machines can join it through veth pairs). The NAS's address is NAS_MAC either way.
-    `root_argv(nas_iface)` is the vblade command line of the system disk (default: open to all).
+    `root_argv(nas_iface)` is the vblade command line of the system disk (default: open to all);
+    `exports`, all of how the NAS runs vblade (aoelab.installed.Exports), instead.
     `firmware` "uefi": OVMF, whose own PXE fetches iPXE (snponly.efi, put in the TFTP root
     here) from the NAS."""
     from aoelab.dnsmasq import Dnsmasq
@@ -386,7 +421,8 @@ def running(box: Box, workdir: Path, *, entry: Entry | None = None, options: str
             ns.add_bridge(nas_iface, NAS_MAC, taps)
         else:  # the NAS has one address, whichever way the box is wired to it
             ns.run(["ip", "link", "set", "dev", nas_iface, "address", NAS_MAC])
-        live = Live(box, ns, nas_iface, taps, probe, monitor, root_argv)
+        live = Live(box, ns, nas_iface, taps, probe, monitor,
+                    exports or Exports(root_argv=root_argv))
         live.start_nas()
         try:
             with Dnsmasq(ns, nas_iface, box.nas / "aoeboot", fragment, workdir):

@@ -10,6 +10,7 @@ when it appeared, so host actions (vblade stopped, started) and guest progress s
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import shutil
 import subprocess
@@ -119,6 +120,41 @@ class Events:
     def last_record(self) -> int:
         recs = self.named("rec")
         return int(recs[-1].words[0]) if recs else 0
+
+
+def ask(live: installed.Live, name: str, kind: str = "") -> float:
+    """Ask the box for something (aoelab-resilience's serve: a file `name` in the NAS share);
+    returns the host time it was asked at."""
+    ctl = live.box.nas / CTL
+    ctl.mkdir(exist_ok=True)
+    asked = time.monotonic()
+    (ctl / name).write_text(kind)
+    return asked
+
+
+@dataclass(frozen=True)
+class PowerCut:
+    after_record: int  # the last record the box reported synced before the power went
+    back_to_record: float  # seconds from the NAS back to the box's next synced record
+
+
+def power_cuts(live: installed.Live, events: Events, count: int, soak: float,
+               rng: random.Random, dark: float = 5) -> tuple[list[PowerCut], Event]:
+    """A soak of `soak` s under way, the NAS loses power `count` times at random moments, back
+    `dark` s later each time. Returns the cuts and the soak's closing event."""
+    asked = ask(live, f"soak-{soak:g}")
+    events.wait("soak-start", 120, after=asked)
+    cuts = []
+    for _ in range(count):
+        time.sleep(rng.uniform(1, soak / (count + 1)))
+        before = events.last_record()
+        live.power_cut()
+        time.sleep(dark)  # the NAS is off, then boots: how long is not what is tested
+        back = time.monotonic()
+        live.start_nas()
+        after = events.wait("rec", 180, after=back)[0]
+        cuts.append(PowerCut(before, after.host - back))
+    return cuts, events.wait("soak", soak * 10, after=asked)[0]
 
 
 def wait_for_traffic(counters: Callable[[], tuple[int, int]], grow: int, timeout: float,

@@ -52,10 +52,7 @@ def say(text: str) -> None:
 def request(live: installed.Live, events: resilience.Events, kind: str, name: str,
             answer: str, timeout: float = 600) -> resilience.Event:
     """Ask the box (a file `name` in the NAS share) and wait for its answer naming it."""
-    ctl = live.box.nas / resilience.CTL
-    ctl.mkdir(exist_ok=True)
-    asked = time.monotonic()
-    (ctl / name).write_text(kind)
+    asked = resilience.ask(live, name, kind)
     deadline = asked + timeout
     while time.monotonic() < deadline:
         for event in events.named(answer, after=asked):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ from aoelab.installed import Boot, Box
 from aoelab.netns import Namespace, veth_pair
 from aoelab.vblade import Vblade
 from aoelab.vm import VM
-from tests.helpers import REPO, aoeboot, require_programs, require_root
+from tests.helpers import REPO, require_programs, require_root
 
 pytestmark = [pytest.mark.vm, pytest.mark.dracut]
 
@@ -112,16 +111,6 @@ def entry(box: Box, tmp_path_factory: pytest.TempPathFactory) -> installed.Entry
         return installed.read_entry(target, box.kver, tmp_path_factory.mktemp("entry"))
 
 
-def nas_config_argv(nas_iface: str, image: Path) -> list[str]:
-    """The vblade command line as `aoeboot nas-config` prints it, split as a shell would."""
-    out = aoeboot("nas-config", "--mac", installed.MAC, "--target", installed.TARGET,
-                  "--format", "vblade", "--nas-iface", nas_iface, "--export", str(image))
-    assert out.returncode == 0, out.stderr
-    commands = [line for line in out.stdout.splitlines() if not line.startswith("#")]
-    assert len(commands) == 1, out.stdout
-    return shlex.split(commands[0])
-
-
 def discover(client: Namespace) -> list[tuple[str, str]]:
     out = client.run([sys.executable, "-m", "aoeboot", "discover", "--userspace", "--json",
                       "-i", "eth0", "--timeout", "1"], check=False, cwd=REPO)
@@ -182,7 +171,8 @@ def first_boot(box: Box, entry: installed.Entry,
 
             result = installed.boot(box, work, entry=entry, options=entry.options, lan=True,
                                     during=during,
-                                    root_argv=lambda iface: nas_config_argv(iface, box.disk))
+                                    root_argv=lambda iface: installed.nas_config_argv(
+                                        installed.TARGET, iface, box.disk))
             if "rogue" in seen:
                 seen["rogue"].stop()  # before the file systems are checked
     finally:
