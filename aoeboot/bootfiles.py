@@ -98,15 +98,31 @@ def ensure_dracut_dropin(root: Path) -> bool:
     return True
 
 
+def unit_link(root: Path, unit: str, wanted_by: str) -> Path:
+    return under(root, f"/etc/systemd/system/{wanted_by}.wants") / unit
+
+
 def timer_link(root: Path) -> Path:
-    return under(root, "/etc/systemd/system/timers.target.wants") / paths.PUBLISH_TIMER
+    return unit_link(root, paths.PUBLISH_TIMER, "timers.target")
+
+
+def watch_link(root: Path) -> Path:
+    return unit_link(root, paths.WATCH_SERVICE, "multi-user.target")
 
 
 def ensure_publish_timer(root: Path) -> bool:
-    """Enable aoeboot-publish.timer as `systemctl enable` would (Fedora's presets leave it
-    disabled); True if it was not enabled. Works on a --root that is not running."""
-    link = timer_link(root)
-    target = paths.UNIT_DIR / paths.PUBLISH_TIMER
+    return ensure_enabled(root, paths.PUBLISH_TIMER, "timers.target")
+
+
+def ensure_watch(root: Path) -> bool:
+    return ensure_enabled(root, paths.WATCH_SERVICE, "multi-user.target")
+
+
+def ensure_enabled(root: Path, unit: str, wanted_by: str) -> bool:
+    """Enable `unit` as `systemctl enable` would (Fedora's presets leave ours disabled); True
+    if it was not enabled. Works on a --root that is not running."""
+    link = unit_link(root, unit, wanted_by)
+    target = paths.UNIT_DIR / unit
     if link.is_symlink() and Path(os.readlink(link)) == target:
         return False
     try:
@@ -117,6 +133,5 @@ def ensure_publish_timer(root: Path) -> bool:
         tmp.symlink_to(target)
         os.replace(tmp, link)
     except OSError as err:
-        raise AoebootError(f"cannot enable {paths.PUBLISH_TIMER} ({link}): "
-                           f"{err.strerror}") from None
+        raise AoebootError(f"cannot enable {unit} ({link}): {err.strerror}") from None
     return True

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "publish": "aoeboot.cli_publish:publish",
     "nas-config": "aoeboot.cli_publish:nas_config",
     "status": "aoeboot.cli_status:status",
+    "watch": "aoeboot.cli_status:watch",
 }
 ALIASES = {"doctor": "status"}
 
@@ -32,6 +33,7 @@ SHORT_HELP = {
     "publish": "Publish kernels and the iPXE script to the NAS.",
     "nas-config": "Print the NAS's DHCP fragment or vblade export for this box.",
     "status": "Check the whole boot chain (alias: doctor).",
+    "watch": "Keep the root disk's NICs up; say when the NAS stops answering.",
 }
 
 

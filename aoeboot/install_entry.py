@@ -67,6 +67,8 @@ def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
         changes.append(f"wrote {paths.DRACUT_DROPIN}")
     if config.publish.destination and bootfiles.ensure_publish_timer(root):
         changes.append(f"enabled {paths.PUBLISH_TIMER}")
+    if bootfiles.ensure_watch(root):
+        changes.append(f"enabled {paths.WATCH_SERVICE}")
 
     for kver in bootfiles.installed_kernels(root):
         image = initramfs.find(kver, root)

@@ -16,4 +16,6 @@ DEFAULT_GRUB = Path("/etc/default/grub")  # GRUB_CMDLINE_LINUX: grub2-mkconfig r
 USR_KERNEL_CMDLINE = Path("/usr/lib/kernel/cmdline")  # kernel-install's fallback after /etc
 UDEV_RULES = Path("/usr/lib/udev/rules.d/61-aoeboot.rules")  # by-uuid links for AoE disks
 PUBLISH_TIMER = "aoeboot-publish.timer"
+WATCH_SERVICE = "aoeboot-watch.service"  # keeps the disk's NICs up, tells of a silent NAS
+WATCH_STATE = Path("/run/aoeboot/watch.json")
 UNIT_DIR = Path("/usr/lib/systemd/system")

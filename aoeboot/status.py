@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,8 +68,9 @@ def check(root: Path = Path("/"), progress: Callable[[str], None] = lambda _: No
     host = _host(root, checks)
     if host is None:
         return checks
-    for step in (_firmware, _driver, _interfaces, _target, _servers, _deadsecs, _root_mount,
-                 _fstab, _cmdline, _entries, _grub_default, _initramfs, _installed, _publish):
+    for step in (_firmware, _driver, _interfaces, _target, _servers, _deadsecs, _watch,
+                 _root_mount, _fstab, _cmdline, _entries, _grub_default, _initramfs, _installed,
+                 _publish):
         progress(step.__name__.strip("_").replace("_", " "))
         checks += step(host)
     return checks
@@ -276,6 +278,40 @@ def _deadsecs(host: Host) -> list[Check]:
     return checks + [Check("deadsecs", WARN, f"aoe_deadsecs={seconds}: the aoe driver gives up "
                            f"on the root disk when the NAS is away {seconds} s, and every "
                            "later write is lost", hint)]
+
+
+WATCH_STALE = 120  # seconds: a watch.json older than that is from a watcher that stopped
+
+
+def _watch(host: Host) -> list[Check]:
+    """aoeboot-watch: enabled, and on the running box, what it last saw of the NAS."""
+    if not bootfiles.watch_link(host.root).is_symlink():
+        return [Check("watch", WARN, f"{paths.WATCH_SERVICE} is not enabled: nothing keeps the "
+                      "root disk's NICs up, and nothing says when the NAS stops answering",
+                      f"systemctl enable --now {paths.WATCH_SERVICE}")]
+    if _mounted_target(host.root) is None:
+        return [Check("watch", OK, f"{paths.WATCH_SERVICE} is enabled")]
+    state_file = under(host.root, paths.WATCH_STATE)
+    try:
+        state = json.loads(read_or_empty(state_file) or "{}")
+    except ValueError:
+        state = {}
+    checked = state.get("checked") if isinstance(state, dict) else None
+    if not isinstance(checked, (int, float)) or time.time() - checked > WATCH_STALE:
+        return [Check("watch", WARN, f"{paths.WATCH_SERVICE} is not running (no fresh "
+                      f"{paths.WATCH_STATE}): nothing says when the NAS stops answering",
+                      f"systemctl start {paths.WATCH_SERVICE}; journalctl -u "
+                      f"{paths.WATCH_SERVICE}")]
+    if state.get("silent"):
+        return [Check("watch", FAIL, f"the NAS has not answered for {state.get('disk')} for "
+                      f"{state.get('quiet_seconds')} s: the box runs on what it has cached, and "
+                      "whatever needs the disk waits", "start the NAS's vblade for this disk "
+                      "(on the NAS: systemctl status vblade-*)")]
+    restored = state.get("links_restored") or 0
+    extra = f"; brought a NIC taken down back up {restored} time(s)" if restored else ""
+    return [Check("watch", OK, f"the NAS answers for {state.get('disk')} "
+                  f"({', '.join(state.get('answered_by') or [])}), asked "
+                  f"{time.time() - checked:.0f} s ago{extra}")]
 
 
 def _root_mount(host: Host) -> list[Check]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -35,8 +36,11 @@ def test_install_entry_sets_everything_up_once(tmp_path, aoe_initrd):
         "wrote /etc/aoeboot/aoeboot.conf",
         "set the AoE options in /etc/kernel/cmdline",
         "wrote /etc/dracut.conf.d/90-aoeboot.conf",
+        "enabled aoeboot-watch.service",
         f"set the AoE options in boot/loader/entries/fedora-{kver}.conf",
     ]
+    watch = root / "etc/systemd/system/multi-user.target.wants/aoeboot-watch.service"
+    assert os.readlink(watch) == "/usr/lib/systemd/system/aoeboot-watch.service"
     assert (root / "etc/kernel/cmdline").read_text() == (
         "ro rhgb quiet root=/dev/etherd/e11.0p1 rd.aoe.iface=eth0\n")
     assert 'add_dracutmodules+=" aoe "' in (root / "etc/dracut.conf.d/90-aoeboot.conf").read_text()

@@ -36,6 +36,7 @@ DATA_FILES = [
     "/usr/lib/udev/rules.d/61-aoeboot.rules",  # aoetools owns 60-aoe.rules
     "/usr/lib/systemd/system/aoeboot-publish.service",
     "/usr/lib/systemd/system/aoeboot-publish.timer",
+    "/usr/lib/systemd/system/aoeboot-watch.service",
     "/etc/aoeboot/aoeboot.conf",
     "/usr/share/bash-completion/completions/aoeboot",
     "/usr/share/licenses/aoeboot/LICENSE",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -73,6 +74,10 @@ def healthy_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
     (root / "etc/systemd/system/timers.target.wants").mkdir(parents=True)
     (root / "etc/systemd/system/timers.target.wants/aoeboot-publish.timer").symlink_to(
         "/usr/lib/systemd/system/aoeboot-publish.timer")
+    (root / "etc/systemd/system/multi-user.target.wants").mkdir(parents=True)
+    (root / "etc/systemd/system/multi-user.target.wants/aoeboot-watch.service").symlink_to(
+        "/usr/lib/systemd/system/aoeboot-watch.service")
+    _watched(answered=True)(root)
     # The running box: / from the AoE partition, the driver loaded and the disk up.
     write("proc/sys/kernel/osrelease", kver + "\n")
     write("proc/self/mountinfo",
@@ -89,6 +94,18 @@ def healthy_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
     publish.after_add(root=root, config=config, kver=kver, kernel=root / f"boot/vmlinuz-{kver}",
                       initrd=initrd, options=tuple(OPTIONS.split()))
     return root
+
+
+def _watched(answered: bool, age: float = 3) -> Callable[[Path], None]:
+    """What aoeboot-watch last wrote: the NAS answering, or silent, `age` seconds ago."""
+    def write(root: Path) -> None:
+        state = {"disk": "e11.0", "interfaces": ["eth0"], "servers": [],
+                 "answered_by": ["52:54:00:12:34:56"] if answered else [],
+                 "silent": not answered, "quiet_seconds": 2.0 if answered else 75.0,
+                 "silent_after": 30, "links_restored": 0, "checked": time.time() - age}
+        (root / "run/aoeboot").mkdir(parents=True, exist_ok=True)
+        (root / "run/aoeboot/watch.json").write_text(json.dumps(state))
+    return write
 
 
 def status(root: Path, *args: str) -> subprocess.CompletedProcess:
@@ -116,10 +133,11 @@ def test_healthy_root_is_all_ok(root, aoe_initrd):
     assert all(line.startswith("OK ") for line in lines[:-1]), out.stdout
     names = [line.split()[1] for line in lines[:-1]]
     for name in ("config", "driver", "target", "server", "root", "cmdline", "entry", "initramfs",
-                 "dracut", "plugin", "publish"):
+                 "dracut", "plugin", "publish", "watch"):
         assert name in names, out.stdout
     assert f"boot/initramfs-{kver}.img has the aoe driver and our module" in out.stdout
     assert f"boots {kver}; files verified" in out.stdout
+    assert "the NAS answers for e11.0 (52:54:00:12:34:56), asked 3 s ago" in out.stdout
 
     as_json = status(root, "--json")
     assert as_json.returncode == 0
@@ -246,6 +264,8 @@ BROKEN = [
      f"/boot: /dev/disk/by-uuid/{BOOT_UUID} does not exist"),
     ("interface", _remove("sys/class/net/eth0"),
      "allows AoE on eth0, which this system does not have"),
+    ("watch", _watched(answered=False),
+     "the NAS has not answered for e11.0 for 75.0 s: the box runs on what it has cached"),
 ]
 
 
@@ -349,6 +369,10 @@ WARNINGS = [
     ("grub", _grub_without_aoe,
      "GRUB_CMDLINE_LINUX in /etc/default/grub lacks root=/dev/etherd/e11.0p1"),
     ("rescue", _rescue_without_aoe, "the rescue entry cannot reach root on AoE"),
+    ("watch", _remove("etc/systemd/system/multi-user.target.wants/aoeboot-watch.service"),
+     "aoeboot-watch.service is not enabled: nothing keeps the root disk's NICs up"),
+    ("watch", _watched(answered=True, age=600), "aoeboot-watch.service is not running"),
+    ("watch", _remove("run/aoeboot/watch.json"), "aoeboot-watch.service is not running"),
 ]
 
 

@@ -1,0 +1,106 @@
+"""`aoeboot watch` against the real vblade, in namespaces: it says when the NAS goes silent and
+when it answers again, and brings the disk's NIC back up the moment it is taken down."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from aoelab.netns import Namespace, veth_pair
+from aoelab.vblade import Vblade, sparse_image
+from tests.helpers import REPO, aoeboot, require_programs, require_root
+
+NAS = "02:aa:00:00:00:01"
+BOX = "52:54:00:12:34:56"
+INTERVAL, SILENT_AFTER = 0.5, 2.0
+
+
+def until(check: Callable[[], object], seconds: float) -> object:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    return check()
+
+
+@pytest.fixture
+def box_root(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    (root / "etc/aoeboot").mkdir(parents=True)
+    (root / "etc/aoeboot/aoeboot.conf").write_text(
+        f"[boot]\ntarget = e11.0p1\ninterfaces = {BOX}\nservers = {NAS}\n")
+    (root / "dev").mkdir()
+    (root / "dev/kmsg").write_text("")
+    return root
+
+
+def test_the_watcher_tells_of_a_silent_nas_and_keeps_the_link_up(tmp_path, box_root):
+    require_root()
+    require_programs("vblade")
+    image = sparse_image(tmp_path / "disk.img", 8 << 20)
+    kmsg, state = box_root / "dev/kmsg", box_root / "run/aoeboot/watch.json"
+
+    def said(text: str) -> bool:
+        return text in kmsg.read_text()
+
+    def seen() -> dict:
+        return json.loads(state.read_text()) if state.exists() else {}
+
+    with Namespace() as nas, Namespace() as client:
+        veth_pair(nas, "nas0", client, "eth0", left_mac=NAS, right_mac=BOX)
+        blade = Vblade(nas, 11, 0, "nas0", image)
+        watcher = client.popen([sys.executable, "-m", "aoeboot", "watch", "--root",
+                                str(box_root), "--interval", str(INTERVAL), "--silent-after",
+                                str(SILENT_AFTER)], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        try:
+            assert until(lambda: seen().get("answered_by") == [NAS], 10), (
+                seen(), kmsg.read_text())
+            assert seen()["interfaces"] == ["eth0"] and seen()["silent"] is False
+            assert said("<6>aoeboot: watching e11.0 on eth0")
+            blade.stop()
+            stopped = time.monotonic()
+            assert until(lambda: said("the NAS is silent"), 10), kmsg.read_text()
+            took = time.monotonic() - stopped
+            assert SILENT_AFTER <= took <= SILENT_AFTER + INTERVAL + 2, took
+            assert seen()["silent"] is True
+            line = [x for x in kmsg.read_text().splitlines() if "silent" in x][0]
+            assert line.startswith("<4>aoeboot: the NAS is silent: no answer for e11.0 from "
+                                   f"{NAS} on eth0 for "), line
+            assert not said("again")
+            blade = Vblade(nas, 11, 0, "nas0", image)
+            assert until(lambda: said("answers for e11.0 again"), 10), kmsg.read_text()
+            assert until(lambda: seen().get("silent") is False, 5), seen()
+
+            client.run(["ip", "link", "set", "eth0", "down"])
+            assert until(lambda: said("eth0 carries the root disk e11.0 and was taken down"),
+                         3), kmsg.read_text()
+            flags = client.run(["cat", "/sys/class/net/eth0/flags"]).stdout
+            assert int(flags, 16) & 1, flags  # IFF_UP again
+            assert until(lambda: seen().get("links_restored") == 1, 5), seen()
+            assert watcher.poll() is None, watcher.communicate()
+        finally:
+            watcher.terminate()
+            watcher.wait(timeout=10)
+            blade.stop()
+
+
+def test_nothing_to_watch_is_one_line_and_exit_2(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc/aoeboot").mkdir(parents=True)
+    (root / "etc/aoeboot/aoeboot.conf").write_text("[boot]\n")
+    out = aoeboot("watch", "--root", str(root))
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        "aoeboot: nothing to watch: no [boot] target in /etc/aoeboot/aoeboot.conf "
+        "(aoeboot install-entry records it)"]
+    nan = aoeboot("watch", "--root", str(root), "--interval", "nan")
+    assert nan.returncode == 2 and len(nan.stderr.splitlines()) == 1, nan.stderr
