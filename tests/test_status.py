@@ -569,3 +569,12 @@ def test_status_json_carries_the_networkmanager_checks(tmp_path):
     out = status(nm_root(tmp_path), "--json")
     found = [(level, name) for level, name, _ in levels(out) if name in ("nm", "suspend")]
     assert found == [("OK", "nm"), ("WARN", "nm")], out.stdout
+
+
+def test_suspend_is_not_guessed_for_a_nic_this_system_lacks(tmp_path):
+    """A MAC no interface has (the interface check says so): no kernel answer to read."""
+    asked: list[str] = []
+    found = nm_checks(nm_root(tmp_path, interfaces="52:54:00:00:00:77"),
+                      lambda name: asked.append(name))
+    assert asked == [] and [c for c in found if c[1] == "suspend"] == [], found
+    assert found[0][:2] == ("WARN", "nm") and "does not cover 52:54:00:00:00:77" in found[0][2]
