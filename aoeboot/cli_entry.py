@@ -56,9 +56,12 @@ def install_entry(target_text: str | None, interfaces: tuple[str, ...],
 
     Run from the installer's shell after installing onto an AoE disk. Writes
     /etc/aoeboot/aoeboot.conf, /etc/kernel/cmdline (root's mount options from the system's
-    fstab), GRUB_CMDLINE_LINUX where /etc/default/grub exists, and a dracut drop-in; builds an
-    initramfs with AoE support for every installed kernel (and the rescue image) that lacks
-    one, and puts the AoE options into every boot entry. Running it again changes nothing.
+    fstab), GRUB_CMDLINE_LINUX where /etc/default/grub exists, a dracut drop-in, and, where
+    NetworkManager is installed, a NetworkManager drop-in that keeps the AoE NICs (matched by
+    MAC) managed with their MAC, Wake-on-LAN on where they have it, and their link up at
+    poweroff; builds an initramfs with AoE support for every installed kernel (and the rescue
+    image) that lacks one, and puts the AoE options into every boot entry. Running it again
+    changes nothing.
 
     Records which server MACs serve the target (--server, else what the aoe driver sees):
     `status` and the initramfs's AoE report name any other server that answers for it.

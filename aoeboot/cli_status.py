@@ -24,7 +24,10 @@ def status(root: Path, as_json: bool) -> None:
     the target visible and up; / mounted from it; /etc/kernel/cmdline and every Boot Loader Spec
     entry pointing at it; every installed kernel's initramfs holding the aoe driver and our
     dracut module; the dracut drop-in and kernel-install plugin that keep the next kernel
-    update bootable; the last publish to the NAS and the files its iPXE script boots.
+    update bootable; where NetworkManager runs, its drop-in covering every NIC of the root disk,
+    whether suspend would take such a NIC down (no Wake-on-LAN), and what NetworkManager can
+    still do to them that no configuration prevents; the last publish to the NAS and the files
+    its iPXE script boots.
 
     Each check prints OK, WARN (a fallback or the next update would break) or FAIL (the next
     boot would), with a hint. Exit 0 when nothing FAILs, 1 when the next boot would fail.

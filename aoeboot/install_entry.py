@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from aoeboot import bootfiles, driver, grubdefault, initramfs, paths, rootdev
+from aoeboot import bootfiles, driver, grubdefault, initramfs, nmconf, paths, rootdev
 from aoeboot import config as configuration
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import under
@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
                   servers: Sequence[str] = ()) -> list[str]:
-    """Write config, kernel command line, dracut drop-in; fix initramfs images and entries.
+    """Write config, kernel command line, dracut drop-in, NetworkManager drop-in (where it is
+    installed); fix initramfs images and entries.
     Records the MACs of the NAS's servers of the target: `servers`, else those the aoe driver
     uses for it (in the installer the disk is on AoE already), else what the config has.
     Returns what changed (empty: all was already right)."""
@@ -69,6 +70,7 @@ def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
         changes.append(f"enabled {paths.PUBLISH_TIMER}")
     if bootfiles.ensure_watch(root):
         changes.append(f"enabled {paths.WATCH_SERVICE}")
+    changes += _networkmanager(root, boot.interfaces, target)
 
     for kver in bootfiles.installed_kernels(root):
         image = initramfs.find(kver, root)
@@ -83,6 +85,24 @@ def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
         if bootfiles.fix_entry(path, options):
             changes.append(f"set the AoE options in {path.relative_to(root)}")
     return changes
+
+
+def _networkmanager(root: Path, interfaces: Sequence[str], target: Target) -> list[str]:
+    """The NetworkManager drop-in for the NICs of the root disk, where NetworkManager is
+    installed: matched by MAC, so a name needs its NIC here to give one."""
+    if not nmconf.installed(root):
+        return []
+    nics, unknown = nmconf.aoe_nics(interfaces, target, root)
+    if unknown:
+        log.warning("no interface here is called %s: the NetworkManager drop-in cannot name its "
+                    "MAC; `install-entry --iface MAC` names it", ", ".join(unknown))
+    if not nics:
+        log.warning("cannot tell which NIC carries %s: no NetworkManager drop-in written; "
+                    "`install-entry --iface IF` names it", target.disk.name)
+        return []
+    if nmconf.ensure(root, [nic.mac for nic in nics]):
+        return [f"wrote {paths.NM_DROPIN} for {', '.join(nic.shown for nic in nics)}"]
+    return []
 
 
 def _serving(root: Path, target: Target) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ from pathlib import Path
 CONFIG = Path("/etc/aoeboot/aoeboot.conf")
 KERNEL_CMDLINE = Path("/etc/kernel/cmdline")  # read by 90-loaderentry.install and Fedora's 20-grub
 DRACUT_DROPIN = Path("/etc/dracut.conf.d/90-aoeboot.conf")  # makes every dracut run include aoe
+NM_DROPIN = Path("/etc/NetworkManager/conf.d/90-aoeboot.conf")  # NetworkManager, for the AoE NICs
 STATE_DIR = Path("/var/lib/aoeboot")
 PUBLISH_STATE = STATE_DIR / "publish.json"  # last publish: done or pending, and what the NAS has
 DRACUT_MODULE = Path("/usr/lib/dracut/modules.d/95aoe")

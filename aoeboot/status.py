@@ -13,11 +13,22 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from aoeboot import bls, bootfiles, driver, fstab, grubdefault, initramfs, paths, rootdev
+from aoeboot import (
+    bls,
+    bootfiles,
+    driver,
+    fstab,
+    grubdefault,
+    initramfs,
+    netif,
+    nmconf,
+    paths,
+    rootdev,
+)
 from aoeboot import config as configuration
 from aoeboot import mac as macs
 from aoeboot.cmdline import Cmdline, aoe_options
@@ -51,6 +62,8 @@ class Host:
     target: Target
     kernels: list[str]  # installed, oldest first
     root_mount: Sequence[str]  # rootfstype=/rootflags= the system's fstab asks for
+    # A NIC's Wake-on-LAN (netif.wake_on_lan); None where the kernel asked is not the root's
+    wake_on_lan: Callable[[str], netif.WakeOnLan | None] | None = None
 
     @property
     def newest(self) -> str | None:
@@ -62,15 +75,20 @@ class Host:
         return FAIL if kver is None or kver == self.newest else WARN
 
 
-def check(root: Path = Path("/"), progress: Callable[[str], None] = lambda _: None) -> list[Check]:
-    """Run every check on the system under `root`."""
+def check(root: Path = Path("/"), progress: Callable[[str], None] = lambda _: None,
+          wake_on_lan: Callable[[str], netif.WakeOnLan | None] | None = None) -> list[Check]:
+    """Run every check on the system under `root`. A NIC's Wake-on-LAN is asked of the running
+    kernel only when `root` is /, unless `wake_on_lan` is given."""
     checks: list[Check] = []
     host = _host(root, checks)
     if host is None:
         return checks
+    if wake_on_lan is None and Path(root) == Path("/"):
+        wake_on_lan = netif.wake_on_lan
+    host = replace(host, wake_on_lan=wake_on_lan)
     for step in (_firmware, _driver, _interfaces, _target, _servers, _deadsecs, _watch,
                  _root_mount, _fstab, _cmdline, _entries, _grub_default, _initramfs, _installed,
-                 _publish):
+                 _networkmanager, _publish):
         progress(step.__name__.strip("_").replace("_", " "))
         checks += step(host)
     return checks
@@ -555,6 +573,90 @@ def _installed(host: Host) -> list[Check]:
     else:
         checks.append(Check("plugin", OK, "the kernel-install plugin is installed"))
     return checks
+
+
+def _networkmanager(host: Host) -> list[Check]:
+    """Where NetworkManager runs: its drop-in covers every NIC of the root disk, and what it can
+    still do to them that no configuration prevents (doc/nm-findings.md)."""
+    if not nmconf.installed(host.root):
+        return []
+    nics, _ = nmconf.aoe_nics(host.config.boot.interfaces, host.target, host.root)
+    if not nics:
+        return [Check("nm", WARN, "cannot tell which NICs carry the root disk (no [boot] "
+                      f"interfaces with a MAC here, and the aoe driver shows none): whether "
+                      f"{paths.NM_DROPIN} covers them is unknown",
+                      "`aoeboot install-entry --iface IF` names them")]
+    return [_nm_dropin(host, nics)] + _nm_suspend(host, nics) + [_nm_limits(host, nics)]
+
+
+def _nm_dropin(host: Host, nics: Sequence[nmconf.Nic]) -> Check:
+    path = under(host.root, paths.NM_DROPIN)
+    shown = ", ".join(nic.shown for nic in nics)
+    if not path.is_file():
+        return Check("nm", WARN, f"{paths.NM_DROPIN} is missing: NetworkManager may unmanage "
+                     f"{shown} for a udev NM_UNMANAGED rule (taking the link down), give it "
+                     "another drop-in's default MAC, or take it down at poweroff, and the root "
+                     "disk then waits for ever", FIX)
+    lacking = [nic for nic in nics if nic.mac not in nmconf.covered(read_or_empty(path))]
+    if lacking:
+        return Check("nm", WARN, f"{paths.NM_DROPIN} does not cover "
+                     f"{', '.join(nic.shown for nic in lacking)}: NetworkManager may unmanage "
+                     "it for a udev rule (taking the link down) or give it another MAC", FIX)
+    # NetworkManager matches mac: against the permanent MAC only
+    sys_net = under(host.root, netif.SYS_NET)
+    moved = [nic for nic in nics
+             if nic.name and netif.permanent_address(nic.name, sys_net) is False]
+    if moved:
+        return Check("nm", WARN, f"{', '.join(nic.shown for nic in moved)} does not run with its "
+                     "permanent MAC (sysfs addr_assign_type is not 0): NetworkManager matches the "
+                     f"drop-in's mac: against the permanent one, so {paths.NM_DROPIN} does not "
+                     "apply to it", "keep the NIC's burned-in MAC (no MACAddress= in a .link "
+                     "file), then `aoeboot install-entry`")
+    return Check("nm", OK, f"{paths.NM_DROPIN} keeps {shown} managed with its MAC, Wake-on-LAN "
+                 "on where it has it, and the link up at poweroff")
+
+
+def _nm_suspend(host: Host, nics: Sequence[nmconf.Nic]) -> list[Check]:
+    """Before suspend NetworkManager takes down every NIC it manages but those whose driver
+    reports Wake-on-LAN on: then the kernel's sync before sleeping waits for the root disk."""
+    here = [nic for nic in nics if nic.name]  # a NIC this system lacks: the interface check
+    if host.wake_on_lan is None or not here:
+        return []  # not the running system: only its kernel can tell
+    without = []
+    for nic in here:
+        wol = host.wake_on_lan(str(nic.name))
+        if wol is None or not wol.enabled:
+            without.append((nic, wol))
+    if not without:
+        return [Check("suspend", OK, f"{', '.join(nic.shown for nic in here)} has Wake-on-LAN "
+                      "on: NetworkManager leaves its link up into suspend (and takes it down and "
+                      "up again on resume)")]
+    nic, wol = without[0]
+    why = "its driver has no Wake-on-LAN" if wol is None or not wol.supported else \
+        "its Wake-on-LAN is off"
+    hint = (f"`ethtool -s {nic.name} wol g` turns it on now (NetworkManager does at each "
+            "activation with the drop-in)" if wol is not None and wol.supported & netif.WAKE_MAGIC
+            else "do not suspend this box: no setting keeps NetworkManager from taking this NIC "
+            "down (virtio-net never has Wake-on-LAN)")
+    return [Check("suspend", WARN, f"`systemctl suspend` would hang this box for good: "
+                  f"NetworkManager takes {nic.shown} down before the kernel's last writes to the "
+                  f"root disk, and {why}", hint)]
+
+
+def _nm_limits(host: Host, nics: Sequence[nmconf.Nic]) -> Check:
+    name = next((nic.name for nic in nics if nic.name), "IF")
+    if bootfiles.watch_link(host.root).is_symlink():
+        return Check("nm", OK, f"a link NetworkManager (or anyone) takes down, on `nmcli "
+                     f"networking off`, `nmcli device set {name} managed no` or `ip link set "
+                     f"{name} down`, {paths.WATCH_SERVICE} brings up again; a profile that sets "
+                     "cloned-mac-address would still give the NIC a MAC the NAS does not "
+                     "answer: never set one on this NIC")
+    return Check("nm", WARN, "no configuration keeps NetworkManager from taking the root disk's "
+                 f"link down on `nmcli networking off`, `nmcli device set {name} managed no`, or "
+                 "keyfile unmanaged-devices naming it and a reload, nor from giving it a new MAC "
+                 "for a profile that sets cloned-mac-address; nor does it bring the link back "
+                 f"after `ip link set {name} down`: the root disk then waits for ever",
+                 "never do these on this box")
 
 
 def _publish(host: Host) -> list[Check]:

@@ -64,3 +64,13 @@ def test_shipped_bash_completion_file_completes_in_bash(tmp_path: Path):
                          capture_output=True, text=True, cwd=REPO, check=False,
                          env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
     assert out.stdout.split() == ["--format"], out.stdout + out.stderr
+
+
+def test_guide_and_man_page_name_the_networkmanager_dropin_and_each_setting():
+    """What install-entry writes for NetworkManager, the guide explains setting by setting."""
+    from aoeboot import nmconf, paths
+
+    guide = (REPO / "doc" / "GUIDE.md").read_text()
+    assert str(paths.NM_DROPIN) in guide and str(paths.NM_DROPIN) in _man_text()
+    for key, value in {**nmconf.DEVICE, **nmconf.CONNECTION}.items():
+        assert f"`{key}={value}`" in guide, f"the guide does not explain {key}={value}"

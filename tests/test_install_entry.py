@@ -228,3 +228,100 @@ def test_without_the_driver_nothing_is_recorded_and_it_says_so(tmp_path, aoe_ini
     assert out.returncode == 0, out.stderr
     assert "cannot tell which NAS serves e11.0" in out.stderr
     assert "servers" not in (tmp_path / "sysimage/etc/aoeboot/aoeboot.conf").read_text()
+
+
+# ---- the NetworkManager drop-in (no kernel here: nothing for dracut to build) ----
+
+NM_DROPIN = "etc/NetworkManager/conf.d/90-aoeboot.conf"
+NM_TEXT = """\
+# Written by `aoeboot install-entry` for the NICs of the AoE root disk, matched by their
+# permanent MAC: the disk waits for ever while their link is down or once their MAC
+# changes. `aoeboot status` says what NetworkManager can still do to them. A later file
+# in this directory overrides this one.
+
+[device-aoeboot]
+match-device={match}
+# managed even when a udev rule says NM_UNMANAGED=1: unmanaging takes the link down
+managed=1
+
+[connection-aoeboot]
+match-device={match}
+# the MAC the NAS knows, whatever another drop-in's default; Wake-on-LAN (magic packet)
+# where the NIC has it, so suspend leaves the link up; the link up at poweroff
+ethernet.cloned-mac-address=preserve
+ethernet.wake-on-lan=64
+connection.down-on-poweroff=0
+"""
+
+
+def nm_root(tmp_path: Path, nics: dict[str, str]) -> Path:
+    """An installed root with NetworkManager and the installer's /sys/class/net (Anaconda
+    bind-mounts /sys): `nics` maps names to MACs."""
+    root = tmp_path / "sysimage"
+    (root / "usr/sbin").mkdir(parents=True)
+    (root / "usr/sbin/NetworkManager").write_text("")
+    for name, address in nics.items():
+        (root / "sys/class/net" / name).mkdir(parents=True)
+        (root / "sys/class/net" / name / "address").write_text(address + "\n")
+    return root
+
+
+def test_networkmanager_dropin_names_every_aoe_nic_by_mac_once(tmp_path):
+    root = nm_root(tmp_path, {"eth0": "52:54:00:12:34:56", "eth1": "52:54:00:00:00:09",
+                              "wlan0": "02:00:00:00:00:01"})
+    out = aoeboot("install-entry", "--target", "e11.0p1", "--iface", "eth0",
+                  "--iface", "52-54-00-00-00-09", "--root", str(root))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == (
+        "wrote /etc/NetworkManager/conf.d/90-aoeboot.conf for eth0 (52:54:00:12:34:56), "
+        "eth1 (52:54:00:00:00:09)")
+    dropin = root / NM_DROPIN
+    assert dropin.read_text() == NM_TEXT.format(
+        match="mac:52:54:00:12:34:56,mac:52:54:00:00:00:09")
+    assert dropin.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in dropin.parent.iterdir()) == ["90-aoeboot.conf"]  # no temp
+    # the config keeps what was given (a name stays a name): the drop-in has the MAC
+    config = (root / "etc/aoeboot/aoeboot.conf").read_text()
+    assert "interfaces = eth0 52:54:00:00:00:09\n" in config
+
+    before = dropin.stat().st_mtime_ns
+    again = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
+    assert again.stdout.strip() == "nothing to change: already set up to boot from AoE"
+    assert dropin.stat().st_mtime_ns == before
+
+
+def test_networkmanager_dropin_follows_the_nics(tmp_path):
+    root = nm_root(tmp_path, {"eth0": "52:54:00:12:34:56", "eth1": "52:54:00:00:00:09"})
+    aoeboot("install-entry", "--target", "e11.0p1", "--iface", "eth0", "--root", str(root))
+    out = aoeboot("install-entry", "--target", "e11.0p1", "--iface", "eth1", "--root", str(root))
+    assert "wrote /etc/NetworkManager/conf.d/90-aoeboot.conf for eth1 (52:54:00:00:00:09)" in (
+        out.stdout.splitlines()), out.stdout
+    assert (root / NM_DROPIN).read_text() == NM_TEXT.format(match="mac:52:54:00:00:00:09")
+
+
+def test_networkmanager_dropin_from_the_nic_the_driver_uses(tmp_path):
+    """No --iface: the NIC through which the aoe driver reaches the target (the installer)."""
+    root = nm_root(tmp_path, {"enp1s0": "52:54:00:12:34:56", "enp2s0": "52:54:00:00:00:09"})
+    disk = root / "sys/block/etherd!e11.0"
+    disk.mkdir(parents=True)
+    (root / "sys/module/aoe").mkdir(parents=True)
+    (disk / "netif").write_text("enp1s0\n")
+    (disk / "mac").write_text("525400aa0001\n")
+    out = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
+    assert out.returncode == 0, out.stderr
+    assert (root / NM_DROPIN).read_text() == NM_TEXT.format(match="mac:52:54:00:12:34:56")
+
+
+def test_no_networkmanager_drop_in_without_networkmanager_or_a_mac(tmp_path):
+    root = nm_root(tmp_path, {"eth0": "52:54:00:12:34:56"})
+    out = aoeboot("install-entry", "--target", "e11.0p1", "--iface", "eth7", "--root", str(root))
+    assert out.returncode == 0, out.stderr
+    assert "no interface here is called eth7: the NetworkManager drop-in cannot name its MAC" in (
+        out.stderr)
+    assert "cannot tell which NIC carries e11.0: no NetworkManager drop-in written" in out.stderr
+    assert not (root / "etc/NetworkManager").exists()
+
+    (root / "usr/sbin/NetworkManager").unlink()  # NetworkManager not installed: nothing for it
+    out = aoeboot("install-entry", "--target", "e11.0p1", "--iface", "eth0", "--root", str(root))
+    assert out.returncode == 0 and "NetworkManager" not in out.stdout + out.stderr
+    assert not (root / "etc/NetworkManager").exists()

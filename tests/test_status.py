@@ -439,3 +439,178 @@ def test_an_image_that_expects_the_recorded_servers_is_ok(root, tmp_path):
     found = levels(status(root, "--json"))
     assert ("OK", "initramfs", f"/boot/{image.name} carries the AoE options itself") in found, \
         found
+
+
+# ---- NetworkManager and the NICs of the root disk (no initramfs needed: no dracut) ----
+
+NM_DROPIN = "etc/NetworkManager/conf.d/90-aoeboot.conf"
+ETH0 = "52:54:00:12:34:56"
+
+
+def nm_root(tmp_path: Path, interfaces: str = "eth0") -> Path:
+    """A box with NetworkManager whose root disk goes through eth0 (permanent MAC ETH0)."""
+    from aoeboot import nmconf
+
+    root = tmp_path / "root"
+    for path, text in (("etc/aoeboot/aoeboot.conf",
+                        f"[boot]\ntarget = e11.0p1\ninterfaces = {interfaces}\n"),
+                       ("usr/sbin/NetworkManager", ""),
+                       ("sys/class/net/eth0/address", ETH0 + "\n"),
+                       ("sys/class/net/eth0/addr_assign_type", "0\n"),
+                       (NM_DROPIN, nmconf.render([ETH0]))):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    return root
+
+
+def nm_checks(root: Path, wake_on_lan: Callable | None = None) -> list[tuple[str, str, str, str]]:
+    from aoeboot import status as checking
+
+    checks = checking.check(root, wake_on_lan=wake_on_lan)
+    return [(c.level, c.name, c.message, c.hint) for c in checks if c.name in ("nm", "suspend")]
+
+
+LIMITS = ("WARN", "nm", "no configuration keeps NetworkManager from taking the root disk's link "
+          "down on `nmcli networking off`, `nmcli device set eth0 managed no`, or keyfile "
+          "unmanaged-devices naming it and a reload, nor from giving it a new MAC for a profile "
+          "that sets cloned-mac-address; nor does it bring the link back after "
+          "`ip link set eth0 down`: the root disk then waits for ever",
+          "never do these on this box")
+
+
+def test_networkmanager_dropin_that_covers_the_nic_is_ok(tmp_path):
+    """Off the running system (a --root) there is no kernel to ask for Wake-on-LAN: no suspend
+    line, and the limits said plainly."""
+    assert nm_checks(nm_root(tmp_path)) == [
+        ("OK", "nm", "/etc/NetworkManager/conf.d/90-aoeboot.conf keeps eth0 (52:54:00:12:34:56) "
+         "managed with its MAC, Wake-on-LAN on where it has it, and the link up at poweroff", ""),
+        LIMITS]
+
+
+def test_with_the_watcher_a_link_taken_down_comes_back_and_only_the_mac_is_left(tmp_path):
+    root = nm_root(tmp_path)
+    link = root / "etc/systemd/system/multi-user.target.wants/aoeboot-watch.service"
+    link.parent.mkdir(parents=True)
+    link.symlink_to("/usr/lib/systemd/system/aoeboot-watch.service")
+    assert nm_checks(root)[1] == (
+        "OK", "nm", "a link NetworkManager (or anyone) takes down, on `nmcli networking off`, "
+        "`nmcli device set eth0 managed no` or `ip link set eth0 down`, aoeboot-watch.service "
+        "brings up again; a profile that sets cloned-mac-address would still give the NIC a "
+        "MAC the NAS does not answer: never set one on this NIC", "")
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda root: (root / NM_DROPIN).unlink(),
+     "/etc/NetworkManager/conf.d/90-aoeboot.conf is missing: NetworkManager may unmanage eth0 "
+     "(52:54:00:12:34:56) for a udev NM_UNMANAGED rule (taking the link down), give it another "
+     "drop-in's default MAC, or take it down at poweroff, and the root disk then waits for ever"),
+    (lambda root: (root / "sys/class/net/eth0/address").write_text("52:54:00:00:00:09\n"),
+     "/etc/NetworkManager/conf.d/90-aoeboot.conf does not cover eth0 (52:54:00:00:00:09): "
+     "NetworkManager may unmanage it for a udev rule (taking the link down) or give it another "
+     "MAC"),
+    (lambda root: (root / NM_DROPIN).write_text(
+        (root / NM_DROPIN).read_text().replace("managed=1", "managed=0")),
+     "/etc/NetworkManager/conf.d/90-aoeboot.conf does not cover eth0 (52:54:00:12:34:56)"),
+    (lambda root: (root / NM_DROPIN).write_text("[device-aoeboot\nmanaged=1\n"),
+     "/etc/NetworkManager/conf.d/90-aoeboot.conf does not cover eth0 (52:54:00:12:34:56)"),
+])
+def test_networkmanager_dropin_missing_or_short_warns(tmp_path, breakage, message):
+    root = nm_root(tmp_path)
+    breakage(root)
+    level, name, found, hint = nm_checks(root)[0]
+    assert (level, name, hint) == ("WARN", "nm", "run `aoeboot install-entry`")
+    assert found.startswith(message), found
+
+
+def test_a_nic_not_on_its_permanent_mac_is_not_matched(tmp_path):
+    root = nm_root(tmp_path)
+    (root / "sys/class/net/eth0/addr_assign_type").write_text("3\n")  # a .link MACAddress=
+    assert nm_checks(root)[0] == (
+        "WARN", "nm", "eth0 (52:54:00:12:34:56) does not run with its permanent MAC (sysfs "
+        "addr_assign_type is not 0): NetworkManager matches the drop-in's mac: against the "
+        "permanent one, so /etc/NetworkManager/conf.d/90-aoeboot.conf does not apply to it",
+        "keep the NIC's burned-in MAC (no MACAddress= in a .link file), then "
+        "`aoeboot install-entry`")
+
+
+def test_a_nic_named_by_mac_is_found_under_its_name(tmp_path):
+    level, _, message, _ = nm_checks(nm_root(tmp_path, interfaces=ETH0.upper()))[0]
+    assert level == "OK" and "keeps eth0 (52:54:00:12:34:56) managed" in message
+
+
+def test_suspend_hangs_a_box_whose_nic_has_no_wake_on_lan(tmp_path):
+    from aoeboot.netif import WAKE_MAGIC, WakeOnLan
+
+    root = nm_root(tmp_path)
+    asked = []
+
+    def virtio(name: str) -> WakeOnLan | None:
+        asked.append(name)
+        return None
+
+    suspend = [c for c in nm_checks(root, virtio) if c[1] == "suspend"]
+    assert asked == ["eth0"]
+    assert suspend == [(
+        "WARN", "suspend", "`systemctl suspend` would hang this box for good: NetworkManager "
+        "takes eth0 (52:54:00:12:34:56) down before the kernel's last writes to the root disk, "
+        "and its driver has no Wake-on-LAN",
+        "do not suspend this box: no setting keeps NetworkManager from taking this NIC down "
+        "(virtio-net never has Wake-on-LAN)")]
+    off = [c for c in nm_checks(root, lambda _: WakeOnLan(WAKE_MAGIC, 0)) if c[1] == "suspend"]
+    assert off[0][2].endswith("and its Wake-on-LAN is off"), off
+    assert off[0][3] == ("`ethtool -s eth0 wol g` turns it on now (NetworkManager does at each "
+                         "activation with the drop-in)")
+    on = [c for c in nm_checks(root, lambda _: WakeOnLan(WAKE_MAGIC, WAKE_MAGIC))
+          if c[1] == "suspend"]
+    assert on == [("OK", "suspend", "eth0 (52:54:00:12:34:56) has Wake-on-LAN on: NetworkManager "
+                   "leaves its link up into suspend (and takes it down and up again on resume)",
+                   "")]
+
+
+def test_the_kernel_reports_no_wake_on_lan_for_loopback_nor_a_missing_nic():
+    from aoeboot import netif
+
+    assert netif.wake_on_lan("lo") is None
+    assert netif.wake_on_lan("no-such-nic0") is None
+
+
+def test_without_networkmanager_nothing_is_said_of_it(tmp_path):
+    root = nm_root(tmp_path)
+    (root / "usr/sbin/NetworkManager").unlink()
+    assert nm_checks(root) == []
+
+
+def test_networkmanager_with_no_nic_known_warns(tmp_path):
+    root = nm_root(tmp_path, interfaces="")  # every interface, and the driver not loaded
+    assert nm_checks(root) == [(
+        "WARN", "nm", "cannot tell which NICs carry the root disk (no [boot] interfaces with a "
+        "MAC here, and the aoe driver shows none): whether "
+        "/etc/NetworkManager/conf.d/90-aoeboot.conf covers them is unknown",
+        "`aoeboot install-entry --iface IF` names them")]
+
+
+def test_dropin_text_covers_exactly_its_macs():
+    from aoeboot import nmconf
+
+    text = nmconf.render(["52:54:00:12:34:56", "52:54:00:00:00:09"])
+    assert nmconf.covered(text) == {"52:54:00:12:34:56", "52:54:00:00:00:09"}
+    # a MAC only one section names gets only half of the settings: not covered
+    one = text.replace("[connection-aoeboot]\nmatch-device=mac:52:54:00:12:34:56,",
+                       "[connection-aoeboot]\nmatch-device=")
+    assert nmconf.covered(one) == {"52:54:00:00:00:09"}
+    assert nmconf.covered(text.replace("preserve", "random")) == set()
+
+
+def test_status_json_carries_the_networkmanager_checks(tmp_path):
+    out = status(nm_root(tmp_path), "--json")
+    found = [(level, name) for level, name, _ in levels(out) if name in ("nm", "suspend")]
+    assert found == [("OK", "nm"), ("WARN", "nm")], out.stdout
+
+
+def test_suspend_is_not_guessed_for_a_nic_this_system_lacks(tmp_path):
+    """A MAC no interface has (the interface check says so): no kernel answer to read."""
+    asked: list[str] = []
+    found = nm_checks(nm_root(tmp_path, interfaces="52:54:00:00:00:77"),
+                      lambda name: asked.append(name))
+    assert asked == [] and [c for c in found if c[1] == "suspend"] == [], found
+    assert found[0][:2] == ("WARN", "nm") and "does not cover 52:54:00:00:00:77" in found[0][2]

@@ -232,7 +232,11 @@ def test_install_then_boot_over_aoe_to_multi_user(box, entry, first_boot):
     assert steps["status"].rc == 0 and status["next_boot_ok"] is True, steps["status"].out
     levels = {(c["name"], c["level"]) for c in status["checks"]}
     assert ("fstab", "OK") in levels and ("initramfs", "OK") in levels
-    assert all(c["level"] == "OK" for c in status["checks"]), status["checks"]
+    # NetworkManager manages the NIC: the drop-in install-entry wrote covers it, and what no
+    # configuration prevents is said (virtio-net has no Wake-on-LAN: suspend would hang)
+    assert ("nm", "OK") in levels, status["checks"]
+    said = {(c["name"], c["level"]) for c in status["checks"] if c["level"] != "OK"}
+    assert said == {("nm", "WARN"), ("suspend", "WARN")}, status["checks"]
     renamed = NIC_RENAMED.search(console)
     print(f"NIC: {nic} (renamed in the console: {renamed.group(0) if renamed else 'no'})")
     assert steps["io"].out.split() == ["io-ok"], steps["io"].out  # after the rogue came
