@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from aoelab import sysimage
+from aoelab import suspend, sysimage
 from aoelab.netns import Namespace
 from aoelab.vblade import Vblade
 from aoelab.vm import VM
@@ -283,17 +283,17 @@ class Boot:
 def boot(box: Box, workdir: Path, *, entry: Entry | None = None, options: str = "",
          netboot: bool = False, nic: str = "virtio-net-pci", timeout: float = 900,
          lan: bool = False, root_argv: Callable[[str], Sequence[str]] | None = None,
-         during: Callable[[Namespace, str, VM, Path], None] | None = None,
+         during: Callable[[Live], None] | None = None,
          firmware: str = "bios") -> Boot:
     """The NAS (vblade serving both disks, dnsmasq as `aoeboot nas-config` configures it, TFTP
     from the published directory) and the box: `entry`'s kernel and initramfs with `options`,
     or, with `netboot`, whatever iPXE finds in the NAS's boot script. `lan`, `root_argv`,
-    `firmware`: as for running(). `during(ns, nas_iface, vm, probe_log)` runs once the VM has
-    started, before waiting for the probe."""
+    `firmware`: as for running(). `during(live)` runs once the VM has started, before waiting
+    for the probe."""
     with running(box, workdir, entry=entry, options=options, netboot=netboot, nic=nic,
                  lan=lan, root_argv=root_argv, firmware=firmware) as live:
         if during is not None:
-            during(live.ns, live.nas_iface, live.vm, live.probe)
+            during(live)
         done = wait_for_probe(live.probe, live.vm, timeout)
         exit_code = live.vm.wait_exit(180)
     return live.result(done, exit_code)
@@ -409,6 +409,7 @@ def running(box: Box, workdir: Path, *, entry: Entry | None = None, options: str
         how = {"kernel": entry.linux, "initrd": entry.initrd, "append": f"{CONSOLE} {options}"}
     taps = [f"tap{i}" for i in range(len(macs))]
     extra = list(vm_extra(probe, box.nas)) + ["-monitor", f"unix:{monitor},server=on,wait=off"]
+    extra += suspend.QEMU_ARGS  # S3, as a living-room box has it
     for i, mac in enumerate(macs[1:], start=1):
         extra += ["-netdev", f"tap,id=n{i},ifname={taps[i]},script=no,downscript=no",
                   "-device", f"{nic},netdev=n{i},mac={mac}"]

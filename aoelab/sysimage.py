@@ -863,13 +863,18 @@ def _boot_files(image: Path, kernel: str | None, workdir: Path) -> tuple:
     return kernel, vmlinuz, initrd
 
 
-def monitor_command(path: Path, command: str) -> None:
-    """One command to qemu's human monitor on its unix socket."""
+def monitor_command(path: Path, command: str) -> str:
+    """One command to qemu's human monitor on its unix socket; what it printed back."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(5)
         sock.connect(str(path))
         sock.sendall(command.encode() + b"\n")
         time.sleep(0.2)
+        sock.setblocking(False)
+        try:
+            return sock.recv(65536).decode(errors="replace")
+        except BlockingIOError:
+            return ""
 
 
 def boot_local(image: Path, workdir: Path, *, kernel: str | None = None, append: str = "",

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from aoelab import installed, sysimage
+from aoelab import installed, suspend, sysimage
 from aoelab.installed import Boot, Box
 from aoelab.netns import Namespace, veth_pair
 from aoelab.vblade import Vblade
@@ -45,6 +45,7 @@ ROGUE_MAC = "02:ee:00:00:00:03"
 # on the NAS share: this boot gets a rogue server (the probe waits for it), and it has started
 ROGUE_WANTED, ROGUE_STARTED = "rogue-wanted", "rogue-started"
 GPT_LBA = 1  # the system disk's GPT header: "EFI PART"
+SUSPENDS = 3
 
 
 # What the probe asks the running system, in this order.
@@ -82,6 +83,9 @@ PROBE = {
     "io": ["sh", "-c", "dd if=/dev/urandom of=/var/tmp/after-rogue bs=64k count=32 conv=fsync"
            " status=none && sync && echo 3 > /proc/sys/vm/drop_caches &&"
            " timeout 120 sha256sum /var/tmp/after-rogue > /dev/null && echo io-ok"],
+    # a living-room box sleeps: three times, each with the page cache dropped first
+    "suspend": suspend.step(SUSPENDS),
+    "status-resumed": ["aoeboot", "status", "--json"],
     "failed": ["systemctl", "--failed", "--no-legend", "--plain"],
 }
 
@@ -152,7 +156,8 @@ def first_boot(box: Box, entry: installed.Entry,
     try:
         with Namespace("aoecli") as client, Namespace("aoerog") as rogue:
 
-            def during(ns: Namespace, nas_iface: str, vm: VM, probe_log: Path) -> None:
+            def during(live: installed.Live) -> None:
+                ns, nas_iface, vm, probe_log = live.ns, live.nas_iface, live.vm, live.probe
                 veth_pair(ns, "cli0", client, "eth0", right_mac=CLIENT_MAC)
                 veth_pair(ns, "rog0", rogue, "eth0", right_mac=ROGUE_MAC)
                 for port in ("cli0", "rog0"):
@@ -168,6 +173,9 @@ def first_boot(box: Box, entry: installed.Entry,
                 seen["open"] = (discover(client),
                                 read_sector(client, ROGUE_MAC, "e11.0", GPT_LBA))
                 (box.nas / ROGUE_STARTED).write_text("")
+                seen["resumed"] = suspend.wake_each(live.monitor, probe_log, SUSPENDS,
+                                                    lambda: vm.proc is not None
+                                                    and vm.proc.poll() is None)
 
             result = installed.boot(box, work, entry=entry, options=entry.options, lan=True,
                                     during=during,

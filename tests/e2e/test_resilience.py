@@ -11,6 +11,8 @@ readers verified by checksum, and a build-like load. Meanwhile, from the host:
    own discovery broadcast, at most 60 s later).
 2. The NAS (vblade) is stopped for 200 s, longer than the driver's default aoe_deadsecs (180 s,
    which lost every later write), then started: the records go on.
+   aoeboot-watch says on the console, within a minute, that the NAS is silent, and that it
+   answers again.
 3. The NAS loses power three times at random moments, under a second soak, and is back 5 s
    later each time. vblade runs as `aoeboot nas-config` prints it (-s), behind a page cache that
    the cut loses (aoelab/files/nascache.c): what -s did not put on the NAS's disk is gone.
@@ -32,6 +34,7 @@ import time
 import pytest
 
 from aoelab import installed, resilience, sysimage
+from aoelab.vm import printk_time
 from tests.helpers import require_programs, require_root
 
 pytestmark = [pytest.mark.vm, pytest.mark.dracut]
@@ -124,6 +127,14 @@ def test_the_box_rides_out_its_nas_going_away_and_a_link_going_down(box, tmp_pat
     assert exit_code == 0, result.console[-3000:]
     # tasks blocked over 120 s while the NAS was away get the kernel's hung-task report: that
     # is the wait asked for, not a fault
+    # aoeboot-watch said the NAS went silent within a minute, on the console, and that it came
+    # back; it needs nothing from the disk to say so (the box's clock: printk's and the records')
+    silent = printk_time(r"aoeboot: the NAS is silent: no answer for e11\.0", result.console)
+    again = printk_time(r"aoeboot: the NAS answers for e11\.0 again", result.console)
+    print(f"watcher: outage {outage[0]:.1f}-{outage[1]:.1f} s, silent said at {silent}, "
+          f"back said at {again} (box's clock)")
+    assert silent is not None and outage[0] < silent <= outage[0] + 60, result.console[-3000:]
+    assert again is not None and again > silent, result.console[-3000:]
     console = resilience.console_findings(result.console, [outage])
     print(f"blocked over 120 s in the outage, said the kernel: {console.waited_for_the_nas}")
     assert console.bad == []

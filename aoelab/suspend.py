@@ -1,0 +1,70 @@
+"""Suspend to RAM and resume, on the real installed system: the box's side is a probe step
+(STEP), the host's wakes it through qemu's monitor (`system_wakeup`) and times each resume to
+the box's first synced write on its root disk.
+
+qemu's PIIX4 power management offers S3 (QEMU_ARGS). Before each suspend the box drops its page
+cache, so what it runs after resuming comes from the NAS.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from aoelab import sysimage
+
+QEMU_ARGS = ("-global", "PIIX4_PM.disable_s3=0")
+MARK = "AOELAB-SUSPEND"
+SUSPENDED = re.compile(r"VM status: paused \(suspended\)")
+
+
+def step(count: int) -> list[str]:
+    """The box's side: `count` times, drop the caches, say so, `systemctl suspend`; once the
+    kernel counts the resume, write and fsync a file on root and say so."""
+    script = (
+        f"s=/sys/power/suspend_stats; for i in $(seq {count}); do failed=$(cat $s/fail);"
+        f" sync; echo 3 > /proc/sys/vm/drop_caches; echo \"{MARK} suspending $i\" > /dev/ttyS1;"
+        " systemctl suspend || { echo \"" + MARK + " failed $i\" > /dev/ttyS1; exit 1; };"
+        " until [ \"$(cat $s/success)\" -ge $i ]; do sleep 0.05;"
+        " [ \"$(cat $s/fail)\" = \"$failed\" ] || { echo \"" + MARK + " failed $i:"
+        " $(cat $s/last_failed_step)\" > /dev/ttyS1; exit 1; }; done;"
+        " dd if=/dev/urandom of=/var/tmp/after-resume bs=4k count=1 conv=fsync status=none"
+        f" && echo \"{MARK} synced $i\" > /dev/ttyS1; done;"
+        " cat /sys/power/suspend_stats/success /sys/power/mem_sleep")
+    return ["sh", "-c", script]
+
+
+def _wait_for(probe_log: Path, text: str, timeout: float, alive: Callable[[], bool]) -> float:
+    """The host time `text` appeared in the probe log; AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = probe_log.read_text(errors="replace") if probe_log.exists() else ""
+        if f"{MARK} failed" in log:
+            raise AssertionError(f"the box could not suspend: {log[-2000:]}")
+        if text in log:
+            return time.monotonic()
+        if not alive():
+            break
+        time.sleep(0.02)
+    raise AssertionError(f"no '{text}' from the box within {timeout:.0f} s")
+
+
+def wake_each(monitor: Path, probe_log: Path, count: int, alive: Callable[[], bool],
+              asleep: float = 2) -> list[float]:
+    """Wake the box `count` times, each `asleep` s after qemu shows it suspended; the seconds
+    from each wake-up to the box's synced write after it."""
+    took = []
+    for i in range(1, count + 1):
+        _wait_for(probe_log, f"{MARK} suspending {i}", 600, alive)
+        deadline = time.monotonic() + 180
+        while not SUSPENDED.search(sysimage.monitor_command(monitor, "info status")):
+            if time.monotonic() > deadline or not alive():
+                raise AssertionError(f"suspend {i}: the box never reached S3")
+            time.sleep(0.2)
+        time.sleep(asleep)
+        woke = time.monotonic()
+        sysimage.monitor_command(monitor, "system_wakeup")
+        took.append(_wait_for(probe_log, f"{MARK} synced {i}", 300, alive) - woke)
+    return took
