@@ -36,7 +36,7 @@ def publish(root: Path, as_json: bool) -> None:
                    f"nothing pending")
 
 
-FORMATS = ["isc-dhcpd", "dnsmasq", "vblade", "vblade-unit"]
+FORMATS = ["isc-dhcpd", "dnsmasq", "kea", "vblade", "vblade-unit"]
 
 
 @click.command("nas-config")
@@ -48,7 +48,8 @@ FORMATS = ["isc-dhcpd", "dnsmasq", "vblade", "vblade-unit"]
                    "exports the disk.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="isc-dhcpd",
               show_default=True,
-              help="A DHCP fragment, the vblade command line, or a systemd unit running it.")
+              help="A DHCP fragment (kea: Kea DHCPv4's JSON, for Fedora, where isc-dhcpd is "
+                   "deprecated), the vblade command line, or a systemd unit running it.")
 @click.option("--script", default=None, metavar="PATH|URL",
               help="What iPXE fetches: default MAC/boot.ipxe, relative to the TFTP root.")
 @click.option("--bios-image", "--ipxe-image", "bios_image", default="undionly.kpxe",
@@ -73,9 +74,11 @@ def nas_config(mac_texts: tuple[str, ...], target_text: str, fmt: str, script: s
                export: str | None, unsafe_no_sync: bool) -> None:
     """Print what the NAS needs for this box: its DHCP fragment, or its vblade export.
 
-    DHCP (isc-dhcpd, dnsmasq): PXE firmware gets the iPXE image for its architecture (DHCP
-    option 93; an image given as "" is not offered); iPXE (user-class "iPXE") gets the box's
-    boot script and root-path aoe:eX.Y, never iPXE again (that would chain-load forever).
+    DHCP (isc-dhcpd, dnsmasq, kea): PXE firmware gets the iPXE image for its architecture
+    (DHCP option 93; an image given as "" is not offered); iPXE (user-class "iPXE") gets the
+    box's boot script and root-path aoe:eX.Y, never iPXE again (that would chain-load
+    forever). kea is for Fedora, where isc-dhcpd is deprecated: client classes (JSON) that go
+    first into "client-classes" of "Dhcp4" in kea-dhcp4.conf.
 
     vblade, vblade-unit: the vblade command line (or a systemd service running it) that
     exports the box's disk on --nas-iface from --export, answering the box's MACs only
@@ -104,6 +107,9 @@ def nas_config(mac_texts: tuple[str, ...], target_text: str, fmt: str, script: s
         return
     script = check_plain("--script", script or f"{macs.hexhyp(box[0])}/boot.ipxe")
     images = Images(bios_image, efi_image, arm64_efi_image).checked()
+    if fmt == "kea":
+        click.echo(nasconfig.kea(box, target, script, images), nl=False)
+        return
     render_dhcp = nasconfig.dnsmasq if fmt == "dnsmasq" else nasconfig.isc_dhcpd
     click.echo("".join(render_dhcp(mac, target, script, images, first=index == 0)
                        for index, mac in enumerate(box)), nl=False)

@@ -6,6 +6,15 @@ BIOS gets `undionly.kpxe`, x86-64 UEFI an EFI build. iPXE identifies itself with
 first. iPXE's root-path names the disk (`sanboot aoe:e11.0`); everyone else (the initramfs's
 DHCP client, for root=dhcp) gets the target itself, partition included.
 
+Kea (kea-dhcp4, which replaces dhcpd on Fedora) gets client classes and no host reservation: a
+reservation's options outrank every class for every packet it matches, iPXE's too, so it
+cannot give iPXE the disk and the initramfs the partition (iPXE refuses `aoe:eX.YpN`: "Could
+not open SAN device"). The classes test the box's MACs (pkt4.mac) themselves, so Kea evaluates
+them as the packet arrives, in the order they are listed, whatever its reservations, subnets
+and shared networks are; a class that reservations assign (member()) would not be evaluated in
+time inside a shared network. The iPXE class comes first and every option-93 class excludes
+iPXE, so iPXE never gets an image, and a client with another MAC gets nothing from these.
+
 vblade: AoE has no authentication; vblade's `-m mac[,mac...]` is its one access control. A
 listed MAC is the only source whose frames vblade answers (no Query Config answer, no ATA
 command for anyone else); with `-m` its announcement at start goes to those MACs alone.
@@ -20,6 +29,7 @@ done, and can leave its file systems unmountable.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -29,11 +39,12 @@ from pathlib import PurePosixPath
 
 from aoeboot import mac as macs
 from aoeboot.errors import AoebootError
-from aoeboot.pxearch import ARCHES, Images
+from aoeboot.pxearch import ARCHES, IMAGE_OPTIONS, Images
 from aoeboot.target import Target
 
 VBLADE = "/usr/sbin/vblade"  # Debian's and Fedora's vblade package
 MAX_MASKS = 32  # vblade's Nmasks
+KEA_FILE_MAX = 128  # the DHCP header's file field, where Kea puts a class's boot-file-name
 _PATH_PART = re.compile(r"[A-Za-z0-9_+~:@,=-][A-Za-z0-9._+~:@,=-]*")
 
 
@@ -92,6 +103,62 @@ def dnsmasq(mac: str, target: Target, script: str, images: Images, first: bool =
         "",
     ]
     return "\n".join(lines)
+
+
+def _kea_any(tests: Sequence[str]) -> str:
+    return tests[0] if len(tests) == 1 else "(" + " or ".join(tests) + ")"
+
+
+def _kea_file(what: str, name: str) -> str:
+    if len(name.encode()) > KEA_FILE_MAX:
+        raise AoebootError(f"{what}: {name!r} is longer than the {KEA_FILE_MAX} bytes of the "
+                           "DHCP file field, where Kea puts a boot file name")
+    return name
+
+
+def _kea_root_path(uri: str) -> dict[str, object]:
+    # always-send: the initramfs's DHCP client may not ask for option 17 (PRL)
+    return {"name": "root-path", "code": 17, "data": uri, "always-send": True}
+
+
+def kea_classes(box: Sequence[str], target: Target, script: str,
+                images: Images) -> list[dict[str, object]]:
+    """Kea DHCPv4 client classes for the box's NICs `box` (as box_macs returns them), in the
+    order Kea must evaluate them: iPXE first, then everyone else of the box, then one class per
+    offered image that only the latter can join."""
+    box_test = _kea_any([f"pkt4.mac == 0x{macs.hexraw(mac)}" for mac in box])
+    name = host_tag(box[0])
+    ipxe = f"{name}-ipxe"
+    classes: list[dict[str, object]] = [
+        {"name": ipxe, "test": f"{box_test} and option[77].hex == 'iPXE'",
+         "boot-file-name": _kea_file("--script", script),
+         "option-data": [_kea_root_path(target.disk.uri)]},
+        {"name": name, "test": f"{box_test} and not member('{ipxe}')",
+         "option-data": [_kea_root_path(target.uri)]},
+    ]
+    for firmware, image in images.by_firmware().items():
+        arch = _kea_any([f"option[93].hex == 0x{value:04x}" for value in ARCHES[firmware]])
+        classes.append({"name": f"{name}-{firmware}", "test": f"member('{name}') and {arch}",
+                        "boot-file-name": _kea_file(IMAGE_OPTIONS[firmware], image)})
+    return classes
+
+
+def kea(box: Sequence[str], target: Target, script: str, images: Images) -> str:
+    """The classes as JSON to merge into kea-dhcp4.conf's "Dhcp4", under a comment saying where
+    (Kea's configuration parser takes // comments)."""
+    document = json.dumps({"client-classes": kea_classes(box, target, script, images)},
+                          indent=2)
+    return "\n".join([
+        f"// aoeboot: Kea DHCPv4 for {', '.join(box)}, root on {target.uri}.",
+        '// Put these classes first into "client-classes" of "Dhcp4" in kea-dhcp4.conf: Kea takes',
+        "// the boot file and root-path of the first class that has them. They find the box by",
+        "// MAC and need no reservation; one it has must not set boot-file-name or root-path",
+        "// (option 17), nor its subnet, pool or shared network root-path: those outrank classes.",
+        "// The TFTP server is the subnet's next-server. Then: kea-dhcp4 -t "
+        "/etc/kea/kea-dhcp4.conf",
+        document,
+        "",
+    ])
 
 
 def box_macs(texts: Sequence[str]) -> list[str]:

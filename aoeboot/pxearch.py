@@ -16,6 +16,9 @@ from aoeboot.errors import AoebootError
 
 # firmware name -> option 93 values, in the order the fragments test them
 ARCHES: dict[str, tuple[int, ...]] = {"bios": (0,), "efi-x86_64": (7, 9), "efi-arm64": (11,)}
+# firmware name -> the nas-config option naming its image
+IMAGE_OPTIONS = {"bios": "--bios-image", "efi-x86_64": "--efi-image",
+                 "efi-arm64": "--arm64-efi-image"}
 
 # What a DHCP server's configuration can carry unquoted and unescaped: no white space, quotes,
 # backslashes, commas (dnsmasq's separator), ; { } (isc-dhcpd's syntax) or # (comments).
@@ -44,10 +47,8 @@ class Images:
         return {firmware: image for firmware, image in named.items() if image}
 
     def checked(self) -> Images:
-        for option, image in (("--bios-image", self.bios), ("--efi-image", self.efi_x86_64),
-                              ("--arm64-efi-image", self.efi_arm64)):
-            if image:
-                check_plain(option, image)
+        for firmware, image in self.by_firmware().items():
+            check_plain(IMAGE_OPTIONS[firmware], image)
         if not self.by_firmware():
             raise AoebootError("no iPXE image left to offer: name at least one of --bios-image, "
                                "--efi-image, --arm64-efi-image")

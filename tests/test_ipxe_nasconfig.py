@@ -1,3 +1,4 @@
+import json
 import os
 import stat
 import subprocess
@@ -84,6 +85,62 @@ def test_dhcp_fragments_for_a_box_with_two_nics():
     isc = aoeboot("nas-config", "--mac", "52:54:00:12:34:56", "--mac", "52:54:00:12:34:57",
                   "--target", "e11.0p1")
     assert isc.stdout.count("host aoeboot-52540012345") == 2, isc.stdout
+
+
+def test_kea_classes_never_send_ipxe_to_ipxe():
+    images = Images(efi_arm64="arm64/snp.efi")
+    ipxe_class, box, *arches = nasconfig.kea_classes(["52:54:00:12:34:56"], Target(11, 0, 1),
+                                                      "x/boot.ipxe", images)
+    # iPXE first: Kea takes the boot file and each option from the first class that has one
+    assert ipxe_class == {
+        "name": "aoeboot-525400123456-ipxe",
+        "test": "pkt4.mac == 0x525400123456 and option[77].hex == 'iPXE'",
+        "boot-file-name": "x/boot.ipxe",
+        "option-data": [{"name": "root-path", "code": 17, "data": "aoe:e11.0",
+                         "always-send": True}]}
+    # everyone else of the box: the partition, and no iPXE (so no image) for iPXE
+    assert box == {
+        "name": "aoeboot-525400123456",
+        "test": "pkt4.mac == 0x525400123456 and not member('aoeboot-525400123456-ipxe')",
+        "option-data": [{"name": "root-path", "code": 17, "data": "aoe:e11.0p1",
+                         "always-send": True}]}
+    assert [(c["name"], c["test"], c["boot-file-name"]) for c in arches] == [
+        ("aoeboot-525400123456-bios",
+         "member('aoeboot-525400123456') and option[93].hex == 0x0000", "undionly.kpxe"),
+        ("aoeboot-525400123456-efi-x86_64",
+         "member('aoeboot-525400123456') and (option[93].hex == 0x0007 or "
+         "option[93].hex == 0x0009)", "snponly.efi"),
+        ("aoeboot-525400123456-efi-arm64",
+         "member('aoeboot-525400123456') and option[93].hex == 0x000b", "arm64/snp.efi")]
+    default = nasconfig.kea_classes(["52:54:00:12:34:56"], Target(11, 0), "x", Images())
+    assert [c["name"] for c in default][2:] == ["aoeboot-525400123456-bios",
+                                                "aoeboot-525400123456-efi-x86_64"]
+    assert default[1]["option-data"][0]["data"] == "aoe:e11.0"  # no partition: the disk
+
+
+def test_kea_output_is_a_commented_json_object_for_every_nic():
+    out = aoeboot("nas-config", "--mac", "52:54:00:12:34:56", "--mac", "52-54-00-12-34-57",
+                  "--target", "e11.0p3", "--format", "kea")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    header = [line for line in lines if line.startswith("//")]
+    assert lines[:len(header)] == header and len(header) <= 6, out.stdout
+    assert header[0] == ("// aoeboot: Kea DHCPv4 for 52:54:00:12:34:56, 52:54:00:12:34:57, "
+                         "root on aoe:e11.0p3.")
+    assert '"client-classes" of "Dhcp4"' in header[1]
+    document = json.loads("\n".join(lines[len(header):]))
+    assert list(document) == ["client-classes"]
+    # one box, one set of classes: either NIC may boot, both get the first one's script
+    both = "(pkt4.mac == 0x525400123456 or pkt4.mac == 0x525400123457)"
+    classes = document["client-classes"]
+    assert [c["name"] for c in classes] == [
+        "aoeboot-525400123456-ipxe", "aoeboot-525400123456", "aoeboot-525400123456-bios",
+        "aoeboot-525400123456-efi-x86_64"]
+    assert classes[0]["test"] == f"{both} and option[77].hex == 'iPXE'"
+    assert classes[0]["boot-file-name"] == "52-54-00-12-34-56/boot.ipxe"
+    assert classes[1]["test"].startswith(f"{both} and not ")
+    helped = aoeboot("nas-config", "--help")
+    assert "kea" in helped.stdout and "Fedora" in helped.stdout
 
 
 def test_vblade_exports_the_whole_disk_to_the_box_only():

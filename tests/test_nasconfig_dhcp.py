@@ -1,4 +1,4 @@
-"""The DHCP fragments in the real servers: dnsmasq and isc-dhcpd, configured with what
+"""The DHCP fragments in the real servers: dnsmasq, isc-dhcpd and Kea, configured with what
 `aoeboot nas-config` prints, answer a PXE client's DHCPDISCOVER for each firmware (option 93)
 with the right iPXE image, and iPXE itself (user-class "iPXE") with the script, never iPXE."""
 
@@ -15,10 +15,13 @@ import pytest
 
 from aoelab.dhcpclient import Offer, discover
 from aoelab.dnsmasq import NAS_IP, Dnsmasq
+from aoelab.kea import Kea
 from aoelab.netns import Namespace, veth_pair
 from tests.helpers import aoeboot, require_programs, require_root
 
 MAC = "52:54:00:12:34:56"
+MAC2 = "52:54:00:ab:cd:ef"  # the box's second NIC
+OTHER = "52:54:00:aa:bb:cc"  # another machine on the network
 SCRIPT = "52-54-00-12-34-56/boot.ipxe"
 # (option 93 or None, user class) -> what the default fragment offers
 DEFAULTS: dict[tuple, str] = {
@@ -53,8 +56,8 @@ def link() -> Iterator[tuple]:
         yield nas, client
 
 
-def ask(client: Namespace, arch: int | None, user_class: str | None) -> Offer:
-    return discover(client, "eth0", MAC, arch=arch, user_class=user_class, timeout=15)
+def ask(client: Namespace, arch: int | None, user_class: str | None, mac: str = MAC) -> Offer:
+    return discover(client, "eth0", mac, arch=arch, user_class=user_class, timeout=15)
 
 
 def logged_bootfile(log: Path, xid: int) -> str | None:
@@ -110,12 +113,73 @@ def test_isc_dhcpd_offers_the_image_for_each_firmware(tmp_path: Path):
             server.wait(timeout=10)
 
 
-def test_bad_image_names_are_one_line_errors():
+RESERVED = [{"hw-address": MAC, "ip-address": "10.77.0.10"}]  # an address, no options
+
+
+@pytest.mark.parametrize("extra,expected,reservations,shared", [
+    ((), DEFAULTS, [], False),
+    ((*OVERRIDES, "--mac", MAC2), OVERRIDDEN, RESERVED, False),
+    ((), DEFAULTS, RESERVED, True),
+], ids=["defaults", "overrides-two-nics-reserved", "defaults-reserved-shared-network"])
+def test_kea_offers_the_image_for_each_firmware(tmp_path: Path, extra: Sequence[str],
+                                                expected: dict[tuple, str], reservations: list,
+                                                shared: bool):
+    # the classes find the box by MAC: a reservation of its own (an address) or a shared
+    # network changes nothing, though either would hide classes that reservations assign
+    require_programs("kea-dhcp4")
+    with link() as (nas, client), Kea(nas, "nas0", fragment("kea", *extra), tmp_path,
+                                      reservations, shared) as server:
+        # iPXE with no option 93 too (iPXE's DHCP sends it, but need not)
+        for (arch, user_class), image in {**expected, (None, "iPXE"): SCRIPT}.items():
+            offer = ask(client, arch, user_class)
+            assert offer.file == image, (arch, user_class)
+            # iPXE's root-path names the disk (sanboot); everyone else's the partition
+            assert offer.root_path == ("aoe:e11.0" if user_class else "aoe:e11.0p1"), offer
+        if "--mac" in extra:  # the box's other NIC boots the same way
+            assert ask(client, 7, None, MAC2).file == "efi/ipxe.efi"
+            offer = ask(client, 7, "iPXE", MAC2)
+            assert (offer.file, offer.root_path) == (SCRIPT, "aoe:e11.0"), offer
+        # any other machine gets none of the box's classes: no file, no root-path
+        for arch, user_class in ((0, None), (7, None), (11, None), (7, "iPXE"), (None, None)):
+            offer = ask(client, arch, user_class, OTHER)
+            assert (offer.file, offer.root_path) == ("", ""), (arch, user_class, offer)
+    assert "aoeboot-525400123456-ipxe" in server.log_text()  # Kea's log names the classes
+
+
+def test_kea_reservation_root_path_outranks_the_classes(tmp_path: Path):
+    # Why the Kea form has no reservation, and its header warns of one: a root-path a
+    # reservation sets reaches iPXE too, which then cannot attach eX.YpN and never boots
+    require_programs("kea-dhcp4")
+    root_path = {"name": "root-path", "data": "aoe:e11.0p1", "always-send": True}
+    with link() as (nas, client), Kea(nas, "nas0", fragment("kea"), tmp_path,
+                                      [{"hw-address": MAC, "option-data": [root_path]}]):
+        offer = ask(client, 7, "iPXE")
+        assert (offer.file, offer.root_path) == (SCRIPT, "aoe:e11.0p1"), offer
+
+
+@pytest.mark.parametrize("fmt", ["isc-dhcpd", "dnsmasq", "kea"])
+def test_bad_image_names_are_one_line_errors(fmt: str):
     for option, value in (("--efi-image", "a b.efi"), ("--bios-image", "x,y"),
                           ("--arm64-efi-image", 'q"'), ("--script", "s;t")):
-        out = aoeboot("nas-config", "--mac", MAC, "--target", "e11.0", option, value)
+        out = aoeboot("nas-config", "--mac", MAC, "--target", "e11.0", "--format", fmt, option,
+                      value)
         assert out.returncode == 2 and out.stdout == "", (option, out.stdout)
         assert out.stderr.count("\n") == 1 and f"{option}: {value!r}" in out.stderr, out.stderr
-    none = aoeboot("nas-config", "--mac", MAC, "--target", "e11.0", "--bios-image", "",
-                   "--efi-image", "")
+    none = aoeboot("nas-config", "--mac", MAC, "--target", "e11.0", "--format", fmt,
+                   "--bios-image", "", "--efi-image", "")
     assert none.returncode == 2 and "no iPXE image left" in none.stderr
+
+
+def test_kea_takes_no_boot_file_longer_than_the_file_field():
+    # Kea refuses its whole configuration for a class's boot-file-name over 128 bytes
+    for option in ("--script", "--bios-image", "--efi-image", "--arm64-efi-image"):
+        long = "d/" + "x" * 127
+        out = aoeboot("nas-config", "--mac", MAC, "--target", "e11.0", "--format", "kea",
+                      option, long)
+        assert out.returncode == 2 and out.stdout == "", (option, out.stdout)
+        assert out.stderr.splitlines() == [
+            f"aoeboot: {option}: {long!r} is longer than the 128 bytes of the DHCP file field, "
+            "where Kea puts a boot file name"], out.stderr
+        fits = aoeboot("nas-config", "--mac", MAC, "--target", "e11.0", "--format", "kea",
+                       option, long[:128])
+        assert fits.returncode == 0, fits.stderr
