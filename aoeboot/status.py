@@ -627,6 +627,10 @@ def _nm_suspend(host: Host, nics: Sequence[nmconf.Nic]) -> list[Check]:
         wol = host.wake_on_lan(str(nic.name))
         if wol is None or not wol.enabled:
             without.append((nic, wol))
+    if without and bootfiles.watch_link(host.root).is_symlink():
+        return [Check("suspend", OK, f"NetworkManager takes {without[0][0].shown} down before "
+                      f"sleeping (no Wake-on-LAN); {paths.WATCH_SERVICE} brings it up again at "
+                      "once, so the kernel's last writes before sleeping reach the NAS")]
     if not without:
         return [Check("suspend", OK, f"{', '.join(nic.shown for nic in here)} has Wake-on-LAN "
                       "on: NetworkManager leaves its link up into suspend (and takes it down and "

@@ -94,11 +94,16 @@ def watch_of(config: Config, root: Path, silent_after: float) -> Watch:
 
 def say(root: Path, level: int, text: str) -> None:
     """One line to the kernel log at syslog `level` (4 warning, 5 notice), as aoeboot."""
-    try:
-        with open(under(root, KMSG), "a", encoding="utf-8") as kmsg:
-            kmsg.write(f"<{level}>aoeboot: {text}\n")
+    try:  # one write(2) per record and no seek (/dev/kmsg refuses one); O_APPEND for a file
+        fd = os.open(under(root, KMSG), os.O_WRONLY | os.O_APPEND)
     except OSError:
-        pass  # nowhere to say it: the state file still has it
+        return  # nowhere to say it: the state file still has it
+    try:
+        os.write(fd, f"<{level}>aoeboot: {text}\n".encode())
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def lock_in_memory() -> bool:

@@ -132,6 +132,19 @@ def ask(live: installed.Live, name: str, kind: str = "") -> float:
     return asked
 
 
+def answer(live: installed.Live, events: Events, name: str, kind: str, reply: str,
+           timeout: float = 600) -> Event:
+    """Ask the box for `name` and wait for its `reply` event naming the request."""
+    asked = ask(live, name, kind)
+    deadline = asked + timeout
+    while time.monotonic() < deadline:
+        for event in events.named(reply, after=asked):
+            if event.words and event.words[0] == name:
+                return event
+        time.sleep(0.1)
+    raise AssertionError(f"no answer to {name} within {timeout:.0f} s")
+
+
 @dataclass(frozen=True)
 class PowerCut:
     after_record: int  # the last record the box reported synced before the power went

@@ -20,11 +20,20 @@ MARK = "AOELAB-SUSPEND"
 SUSPENDED = re.compile(r"VM status: paused \(suspended\)")
 
 
-def step(count: int) -> list[str]:
-    """The box's side: `count` times, drop the caches, say so, `systemctl suspend`; once the
-    kernel counts the resume, write and fsync a file on root and say so."""
+WANTED = "suspend-wanted"  # on the NAS share: this boot suspends (others do not)
+
+
+def step(count: int, mac: str, share: str) -> list[str]:
+    """The box's side, when the host asked for it (WANTED on the NAS share): hand the NIC of
+    `mac` to NetworkManager as a fully managed device (a rename by hand leaves it 'external',
+    which NM never takes down), unmount the share (virtio-9p does not survive S3; a NAS's NFS
+    would), then `count` times: drop the caches, say so, `systemctl suspend`; once the kernel
+    counts the resume, write and fsync a file on root and say so. Last: what NM did."""
     script = (
-        f"s=/sys/power/suspend_stats; for i in $(seq {count}); do failed=$(cat $s/fail);"
+        f"[ -e {share}/{WANTED} ] || exit 0; s=/sys/power/suspend_stats;"
+        f" nic=$(grep -l {mac} /sys/class/net/*/address | cut -d/ -f5);"
+        " nmcli --wait 60 device connect $nic || exit 1; umount -l " + share + ";"
+        f" for i in $(seq {count}); do failed=$(cat $s/fail);"
         f" sync; echo 3 > /proc/sys/vm/drop_caches; echo \"{MARK} suspending $i\" > /dev/ttyS1;"
         " systemctl suspend || { echo \"" + MARK + " failed $i\" > /dev/ttyS1; exit 1; };"
         " until [ \"$(cat $s/success)\" -ge $i ]; do sleep 0.05;"
@@ -32,7 +41,8 @@ def step(count: int) -> list[str]:
         " $(cat $s/last_failed_step)\" > /dev/ttyS1; exit 1; }; done;"
         " dd if=/dev/urandom of=/var/tmp/after-resume bs=4k count=1 conv=fsync status=none"
         f" && echo \"{MARK} synced $i\" > /dev/ttyS1; done;"
-        " cat /sys/power/suspend_stats/success /sys/power/mem_sleep")
+        " cat $s/success /sys/power/mem_sleep;"
+        " journalctl -b -o cat -u NetworkManager | grep -e 'sleep' -e \"($nic)\" | tail -n 80")
     return ["sh", "-c", script]
 
 

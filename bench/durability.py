@@ -41,19 +41,6 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def answer(live: installed.Live, events: resilience.Events, name: str, kind: str,
-           reply: str, timeout: float = 600) -> resilience.Event:
-    """Ask the box (aoelab-resilience's serve) and wait for its reply naming the request."""
-    asked = resilience.ask(live, name, kind)
-    deadline = asked + timeout
-    while time.monotonic() < deadline:
-        for event in events.named(reply, after=asked):
-            if event.words and event.words[0] == name:
-                return event
-        time.sleep(0.1)
-    raise SystemExit(f"bench: no answer to {name} within {timeout:.0f} s")
-
-
 def exports(box: installed.Box, durable: bool, volatile: bool = False) -> installed.Exports:
     """Both disks exported as nas-config prints them: with -s, or with --unsafe-no-sync."""
     unsafe = () if durable else ("--unsafe-no-sync",)
@@ -84,19 +71,19 @@ def cost(args: argparse.Namespace, work: Path) -> None:
             events.wait("started", BOOT_TIMEOUT)
             for run in range(args.runs):
                 for mtu in (1500, 9000):
-                    answer(live, events, f"mtu-{mtu}-{run}", str(mtu), "mtu")
+                    resilience.answer(live, events, f"mtu-{mtu}-{run}", str(mtu), "mtu")
                     for tap in (live.nas_iface, *live.taps):
                         live.ns.run(["ip", "link", "set", "dev", tap, "mtu", str(mtu)])
                     for durable in (True, False):
                         live.stop_nas()
                         live.exports = exports(box, durable)
                         live.start_nas()
-                        answer(live, events, f"discover-{mtu}-{durable}-{run}", "",
+                        resilience.answer(live, events, f"discover-{mtu}-{durable}-{run}", "",
                                "discovered")
                         time.sleep(1)  # the driver has taken the new frame size
                         name = f"{mtu}-{'sync' if durable else 'nosync'}-{run}"
-                        moved = answer(live, events, f"tp-{name}", "", "throughput")
-                        synced = answer(live, events, f"fsync-{name}", str(args.fsyncs),
+                        moved = resilience.answer(live, events, f"tp-{name}", "", "throughput")
+                        synced = resilience.answer(live, events, f"fsync-{name}", str(args.fsyncs),
                                         "fsync")
                         row = figures.setdefault((mtu, durable), {})
                         row.setdefault("write", []).append(args.mib / float(moved.words[2]))

@@ -49,32 +49,19 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def request(live: installed.Live, events: resilience.Events, kind: str, name: str,
-            answer: str, timeout: float = 600) -> resilience.Event:
-    """Ask the box (a file `name` in the NAS share) and wait for its answer naming it."""
-    asked = resilience.ask(live, name, kind)
-    deadline = asked + timeout
-    while time.monotonic() < deadline:
-        for event in events.named(answer, after=asked):
-            if event.words and event.words[0] == name:
-                return event
-        time.sleep(0.1)
-    raise SystemExit(f"bench: no answer to {name} within {timeout:.0f} s")
-
-
 def throughput(live, events, runs: int, mib: int) -> None:
     first, second = live.taps
     two: list[float] = []
     one: list[float] = []
     for run in range(runs):
-        event = request(live, events, "throughput", f"two-{run}", "throughput")
+        event = resilience.answer(live, events, f"two-{run}", "throughput", "throughput")
         two.append(mib / float(event.words[2]))
         live.set_link(second, up=False)
-        request(live, events, "throughput", f"warm-{run}", "throughput")
-        event = request(live, events, "throughput", f"one-{run}", "throughput")
+        resilience.answer(live, events, f"warm-{run}", "throughput", "throughput")
+        event = resilience.answer(live, events, f"one-{run}", "throughput", "throughput")
         one.append(mib / float(event.words[2]))
         live.set_link(second, up=True)
-        request(live, events, "discover", f"discover-{run}", "discovered")
+        resilience.answer(live, events, f"discover-{run}", "discover", "discovered")
         if resilience.wait_for_traffic(lambda: live.counters(second), 64 << 10, 120,
                                        lambda: live.vm.proc.poll() is None) is None:
             say(f"  (run {run}: {second} not used again within 120 s)")
@@ -87,7 +74,7 @@ def throughput(live, events, runs: int, mib: int) -> None:
 def recovery(live, events, runs: int, outage: float) -> None:
     rows = []
     for run in range(runs):
-        answer = request(live, events, "rto", f"rto-{run}", "rto").words[1]
+        answer = resilience.answer(live, events, f"rto-{run}", "rto", "rto").words[1]
         if answer == "none":
             raise SystemExit("bench: the box has no aoe debugfs: no retransmit timeout to show")
         rto = float(answer)

@@ -567,6 +567,18 @@ def test_suspend_hangs_a_box_whose_nic_has_no_wake_on_lan(tmp_path):
                    "")]
 
 
+def test_with_the_watcher_a_nic_without_wake_on_lan_still_sleeps(tmp_path):
+    root = nm_root(tmp_path)
+    link = root / "etc/systemd/system/multi-user.target.wants/aoeboot-watch.service"
+    link.parent.mkdir(parents=True)
+    link.symlink_to("/usr/lib/systemd/system/aoeboot-watch.service")
+    suspend = [c for c in nm_checks(root, lambda _: None) if c[1] == "suspend"]
+    assert suspend == [(
+        "OK", "suspend", "NetworkManager takes eth0 (52:54:00:12:34:56) down before sleeping "
+        "(no Wake-on-LAN); aoeboot-watch.service brings it up again at once, so the kernel's "
+        "last writes before sleeping reach the NAS", "")]
+
+
 def test_the_kernel_reports_no_wake_on_lan_for_loopback_nor_a_missing_nic():
     from aoeboot import netif
 

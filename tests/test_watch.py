@@ -4,6 +4,7 @@ when it answers again, and brings the disk's NIC back up the moment it is taken 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -104,3 +105,25 @@ def test_nothing_to_watch_is_one_line_and_exit_2(tmp_path):
         "(aoeboot install-entry records it)"]
     nan = aoeboot("watch", "--root", str(root), "--interval", "nan")
     assert nan.returncode == 2 and len(nan.stderr.splitlines()) == 1, nan.stderr
+
+
+def test_a_line_reaches_the_kernel_log(tmp_path):
+    """The real /dev/kmsg (it refuses the seek an append-mode open makes), at debug level."""
+    require_root()
+    from aoeboot import watch
+
+    token = f"test-{time.monotonic_ns()}"
+    watch.say(Path("/"), 7, token)
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    found = False
+    try:
+        while not found:
+            try:
+                found = token in os.read(fd, 8192).decode(errors="replace")
+            except BlockingIOError:
+                break
+            except OSError:  # a record overwritten while reading: go on
+                continue
+    finally:
+        os.close(fd)
+    assert found
