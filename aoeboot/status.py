@@ -86,7 +86,7 @@ def check(root: Path = Path("/"), progress: Callable[[str], None] = lambda _: No
     if wake_on_lan is None and Path(root) == Path("/"):
         wake_on_lan = netif.wake_on_lan
     host = replace(host, wake_on_lan=wake_on_lan)
-    for step in (_firmware, _driver, _interfaces, _target, _servers, _deadsecs, _watch,
+    for step in (_firmware, _driver, _interfaces, _target, _frames, _servers, _deadsecs, _watch,
                  _root_mount, _fstab, _cmdline, _entries, _grub_default, _initramfs, _installed,
                  _networkmanager, _publish):
         progress(step.__name__.strip("_").replace("_", " "))
@@ -242,6 +242,30 @@ def _target(host: Host) -> list[Check]:
         ways = ", ".join(f"{local} to {server}" for local, server in every)
         return [Check("target", OK, f"{disk.name} is up, {size}, over {len(every)} paths: {ways}")]
     return [Check("target", OK, f"{disk.name} is up, {size}, via {seen.netif} from {seen.mac}")]
+
+
+AOE_HEADERS = 36  # Ethernet + AoE + ATA headers: a frame carries (MTU - 36) // 512 sectors
+
+
+def _frames(host: Host) -> list[Check]:
+    """The data frame the driver chose for the root disk ("setting N byte data frames": the
+    smallest over the NAS's advertised size and every interface), against what the box's
+    NICs would carry: a smaller one means the NAS's side or a switch has the smaller MTU."""
+    seen = next((t for t in driver.list_targets(host.root) if t.target == host.target.disk),
+                None) if driver.is_loaded(host.root) else None
+    if seen is None or not seen.payload:
+        return []
+    nics = sorted({local for local, _ in seen.paths} or set(seen.netif.split(",")) - {""})
+    mtus = {nic: read_or_empty(under(host.root, netif.SYS_NET) / nic / "mtu") for nic in nics}
+    carried = [(int(mtu) - AOE_HEADERS) // 512 * 512 for mtu in mtus.values() if mtu.isdigit()]
+    message = f"{seen.payload} byte data frames for {host.target.disk.name}"
+    if carried and min(carried) > seen.payload:
+        shown = ", ".join(f"{nic} MTU {mtu}" for nic, mtu in mtus.items())
+        return [Check("frames", WARN, f"{message}, though {shown} would carry "
+                      f"{min(carried)}: the NAS's interface or a switch has the smaller MTU",
+                      "jumbo frames on the NAS, the switch and the box alike, then restart "
+                      "vblade and `echo > /dev/etherd/discover` (doc/GUIDE.md)")]
+    return [Check("frames", OK, message)]
 
 
 def _servers(host: Host) -> list[Check]:
