@@ -39,7 +39,7 @@ class ProbedTarget:
     model: str | None = None
 
 
-def _open(interface: str) -> tuple[socket.socket, bytes]:
+def open_socket(interface: str) -> tuple[socket.socket, bytes]:
     """A raw AoE socket on `interface`, and the interface's own MAC."""
     address = netif.address(interface)
     if address is None:
@@ -67,7 +67,7 @@ def probe(interfaces: Sequence[str] = (), timeout: float = 0.3) -> list[ProbedTa
     sockets: dict[int, tuple[str, socket.socket, bytes]] = {}
     try:
         for name in names:
-            sock, mac = _open(name)
+            sock, mac = open_socket(name)
             sockets[sock.fileno()] = (name, sock, mac)
         return _exchange(list(sockets.values()), timeout)
     finally:
@@ -167,7 +167,7 @@ def read_sector(interface: str, server: str, target: Target, lba: int = 0,
     """One ATA READ of sector `lba` of `target`, sent from `interface` to the server MAC
     `server`: its 512 bytes, or None when nothing answered within `timeout` (a vblade whose
     -m list leaves this interface's MAC out answers nothing at all). An error answer raises."""
-    sock, own = _open(interface)
+    sock, own = open_socket(interface)
     tag = ((os.getpid() & 0xFFFF) << 16) | 0x4000 | (lba & 0x3FFF)
     try:
         _send(sock, interface, wire.ata_read(own, macs.to_bytes(server), target.shelf,

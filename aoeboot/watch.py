@@ -118,7 +118,7 @@ def ask(watch: Watch) -> tuple[str, ...]:
     try:
         for name in watch.interfaces.values():
             try:
-                sock, own = probe._open(name)
+                sock, own = probe.open_socket(name)
             except Exception:  # an interface gone or down: no answer from it
                 continue
             links.append(sock)
