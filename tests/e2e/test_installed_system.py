@@ -269,6 +269,13 @@ def test_the_box_sleeps_and_wakes_three_times_and_goes_on(first_boot):
     restored = re.findall(r"aoeboot: (\S+) carries the root disk e11\.0 and was taken down",
                           result.console)
     assert len(restored) >= SUSPENDS, result.console[-5000:]
+    # then what else NetworkManager may do: the root disk goes on after each
+    done = re.findall(rf"^{suspend.NM_MARK} (\S+) ok$", step.out, re.M)
+    print(f"NetworkManager: went on after {done}; links brought up again: {len(restored)}")
+    assert done == list(suspend.NM_ACTIONS), step.out
+    # networking off took the link down too, and the watcher brought it up (managed no, after
+    # it, was seen not to: NetworkManager then holds the NIC as external)
+    assert len(restored) >= SUSPENDS + 1, result.console[-5000:]
 
 
 def test_only_the_box_reaches_its_disk(box, first_boot):
