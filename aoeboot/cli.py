@@ -33,7 +33,7 @@ SHORT_HELP = {
     "publish": "Publish kernels and the iPXE script to the NAS.",
     "nas-config": "Print the NAS's DHCP fragment or vblade export for this box.",
     "status": "Check the whole boot chain (alias: doctor).",
-    "watch": "Keep the root disk's NICs up; say when the NAS stops answering.",
+    "watch": "Keep the root disk's NICs up; tell of a silent NAS.",
 }
 
 

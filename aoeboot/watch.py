@@ -153,7 +153,8 @@ def _answers(links: list[socket.socket], watch: Watch, until: float) -> tuple[st
 
 
 def _config_answer(frame: bytes, watch: Watch) -> str | None:
-    """The server's MAC if `frame` answers Query Config for the disk from a watched server."""
+    """The server's MAC if `frame` answers Query Config for the disk from a watched server.
+    A request never does: the watcher's own broadcast on one NIC reaches the box's others."""
     try:
         reply = wire.parse_config_reply(frame)
     except wire.WireError:

@@ -135,6 +135,8 @@ def _reply_header(frame: bytes, command: int, name: str, body: struct.Struct) ->
     header = parse_header(frame)
     if header.command != command:
         raise WireError(f"command {header.command} is not {name}")
+    if not header.is_response:  # a request: another host's, or this one's seen on a 2nd NIC
+        raise WireError(f"{name} frame is a request, not a reply")
     if len(frame) < HEADER_LEN + body.size:
         raise WireError(f"{name} reply is truncated")
     return header

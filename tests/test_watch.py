@@ -94,6 +94,44 @@ def test_the_watcher_tells_of_a_silent_nas_and_keeps_the_link_up(tmp_path, box_r
             blade.stop()
 
 
+def test_two_nics_on_one_segment_hear_each_others_question_not_an_answer(tmp_path):
+    """As in the resilience boot: both of the box's NICs on the NAS's switch, and no server
+    recorded (install-entry ran offline). The question broadcast on one NIC reaches the other;
+    it is a request, and the NAS still goes silent."""
+    require_root()
+    require_programs("vblade")
+    image = sparse_image(tmp_path / "disk.img", 8 << 20)
+    root = tmp_path / "root"
+    (root / "etc/aoeboot").mkdir(parents=True)
+    second = "52:54:00:12:34:57"
+    (root / "etc/aoeboot/aoeboot.conf").write_text(
+        f"[boot]\ntarget = e11.0p1\ninterfaces = {BOX}, {second}\n")
+    (root / "dev").mkdir()
+    kmsg = root / "dev/kmsg"
+    kmsg.write_text("")
+    with Namespace() as nas, Namespace() as client:
+        veth_pair(nas, "port0", client, "eth0", right_mac=BOX)
+        veth_pair(nas, "port1", client, "eth1", right_mac=second)
+        veth_pair(nas, "port2", nas, "nas0", right_mac=NAS)
+        nas.add_bridge("sw0", "02:aa:00:00:00:fe", ports=["port0", "port1", "port2"])
+        blade = Vblade(nas, 11, 0, "nas0", image)
+        watcher = client.popen([sys.executable, "-m", "aoeboot", "watch", "--root", str(root),
+                                "--interval", str(INTERVAL), "--silent-after",
+                                str(SILENT_AFTER)], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        try:
+            state = root / "run/aoeboot/watch.json"
+            assert until(lambda: state.exists() and json.loads(state.read_text())[
+                "answered_by"] == [NAS], 10), kmsg.read_text()
+            blade.stop()
+            assert until(lambda: "the NAS is silent" in kmsg.read_text(), 10), kmsg.read_text()
+            assert "from any server on eth0, eth1" in kmsg.read_text()
+        finally:
+            watcher.terminate()
+            watcher.wait(timeout=10)
+            blade.stop()
+
+
 def test_nothing_to_watch_is_one_line_and_exit_2(tmp_path):
     root = tmp_path / "root"
     (root / "etc/aoeboot").mkdir(parents=True)

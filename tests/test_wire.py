@@ -83,6 +83,7 @@ def test_parse_identify_lba28_only():
         (SRC + DST + b"\x88\xa2\x20" + b"\x00" * 9, "version 2"),
         (_reply_header(1) + b"\x00" * 6 + b"\x04\x01", "runs past the frame"),
         (_reply_header(0), "not Query Config"),
+        (_reply_header(1, flags=0) + b"\x00" * 8, "a request, not a reply"),
     ],
 )
 def test_malformed_frames_rejected(frame, message):

@@ -22,7 +22,7 @@ BUILD = REPO / "tools" / "build-pyz.py"
 # Debian's python3, like the installer's: run with -I -S it has no click, pyudev or aoeboot
 BARE_PYTHON = Path("/usr/bin/python3")
 COMMANDS = ["cmdline", "discover", "install-entry", "kernel-install", "nas-config", "publish",
-            "status"]
+            "status", "watch"]
 
 
 def build(out: Path, **env: str) -> subprocess.CompletedProcess:
