@@ -21,8 +21,9 @@ class Dnsmasq:
         conf = work / "dnsmasq.conf"
         conf.write_text(fragment)
         self.log = work / "dnsmasq.log"
+        # leases of 2 min (dnsmasq's least): one can run out within a boot (suspend.NM_ACTIONS)
         argv = ["dnsmasq", "--keep-in-foreground", "--port=0", f"--interface={iface}",
-                "--bind-interfaces", "--dhcp-range=10.77.0.50,10.77.0.99,1h",
+                "--bind-interfaces", "--dhcp-range=10.77.0.50,10.77.0.99,2m",
                 "--dhcp-range=fd00:77::,ra-only", "--enable-ra", "--enable-tftp",
                 f"--tftp-root={tftp_root}", f"--conf-file={conf}",
                 f"--dhcp-leasefile={work / 'leases'}",

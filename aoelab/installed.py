@@ -56,8 +56,8 @@ step() {
     printf '%s %s rc=%s\\n%s\\n%s-END %s\\n' STEP_MARK "$name" "$rc" "$out" STEP_MARK "$name"
 }
 """
-PROBE_TAIL = """echo DONE_MARK
-systemctl --no-block poweroff
+PROBE_TAIL = f"""echo DONE_MARK
+if [ -e {suspend.REBOOT} ]; then systemctl --no-block reboot; else systemctl --no-block poweroff; fi
 """
 
 
@@ -360,6 +360,14 @@ class Live:
     def set_link(self, tap: str, up: bool) -> None:
         """The box's link `tap`, on the host (NAS) side: as a cable pulled or a switch port."""
         self.ns.run(["ip", "link", "set", "dev", tap, "up" if up else "down"])
+
+    def set_carrier(self, nic: int, up: bool) -> None:
+        """The carrier of the box's NIC number `nic` as the box sees it (qemu's set_link): off
+        is a NIC with no cable. Waits for qemu's monitor, which comes up with qemu."""
+        deadline = time.monotonic() + 10
+        while not self.monitor.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sysimage.monitor_command(self.monitor, f"set_link n{nic} {'on' if up else 'off'}")
 
     def counters(self, tap: str) -> tuple[int, int]:
         """(bytes from the box, bytes to the box) on link `tap` (the tap's rx and tx)."""

@@ -56,16 +56,27 @@ NM_ACTIONS = {
     "restart": "systemctl restart NetworkManager; sleep 2",
     "connection-up": "nmcli --wait 60 connection up \"$(nmcli -g GENERAL.CONNECTION device show"
                      " $nic)\"",
+    # the DHCP server's answers dropped (on the box: the lab's NAS serves root too) until the
+    # lease (2 min in the lab) runs out and NM drops the address; rc 0 once it has
+    "lease-runs-out": "tc qdisc add dev $nic clsact && tc filter add dev $nic ingress protocol ip"
+                      " flower ip_proto udp dst_port 68 action drop && i=0 &&"
+                      " while ip -4 -o addr show dev $nic | grep -q inet && [ $i -lt 400 ];"
+                      " do sleep 0.5; i=$((i+1)); done;"
+                      " ! ip -4 -o addr show dev $nic | grep -q inet; gone=$?;"
+                      " tc qdisc del dev $nic clsact; [ $gone = 0 ]",
 }
 NM_MARK = "AOELAB-NM"
+REBOOT = "/run/aoelab-reboot"  # the probe's end reboots the box (with NM up) if this exists
 
 
 def nm_script() -> str:
-    """Each of NM_ACTIONS, then a synced write on root; "AOELAB-NM NAME ok" after it."""
+    """Each of NM_ACTIONS, then a synced write on root; "AOELAB-NM NAME ok rc=N" after it (N:
+    the action's own exit status). Then the box reboots rather than powers off (REBOOT)."""
     return "".join(
-        f" {{ {action}; }} > /dev/null 2>&1; timeout 60 dd if=/dev/urandom of=/var/tmp/after-nm"
-        f" bs=4k count=1 conv=fsync status=none && echo {NM_MARK} {name} ok;"
-        for name, action in NM_ACTIONS.items())
+        f" {{ {action}; }} > /dev/null 2>&1; rc=$?; timeout 60 dd if=/dev/urandom"
+        " of=/var/tmp/after-nm bs=4k count=1 conv=fsync status=none &&"
+        f" echo {NM_MARK} {name} ok rc=$rc;"
+        for name, action in NM_ACTIONS.items()) + f" touch {REBOOT};"
 
 
 def _wait_for(probe_log: Path, text: str, timeout: float, alive: Callable[[], bool]) -> float:

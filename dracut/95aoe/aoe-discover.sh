@@ -1,6 +1,10 @@
 #!/bin/sh
-# initqueue/settled: while the root disk is missing, ask the aoe driver to look again (once a
-# second at most), and give up with a report after rd.aoe.timeout seconds.
+# initqueue/settled: discover on each AoE interface as its carrier comes; while the root disk
+# is missing, ask the aoe driver to look again (once a second at most), and give up with a
+# report after rd.aoe.timeout seconds.
+
+. /lib/aoe-lib.sh
+aoe_discover_on_carrier
 
 aoe_root=$(cat /tmp/aoe.root 2> /dev/null)
 aoe_disk=${aoe_root#/dev/etherd/}

@@ -14,3 +14,25 @@ aoe_abft_read() {
     aoe_abft_mac=${aoe_abft_mac%:}
     return 0
 }
+
+# aoe_discover_on_carrier: of the interfaces in /tmp/aoe.nocarrier (aoe-up's), discover on
+# those whose carrier has come, once each, and keep the rest for the next settled pass.
+aoe_discover_on_carrier() {
+    [ -s /tmp/aoe.nocarrier ] && [ -e /dev/etherd/discover ] || return 0
+    aoe_waiting=""
+    read -r aoe_ifaces < /tmp/aoe.nocarrier
+    for aoe_iface in $aoe_ifaces; do
+        if [ "$(cat "/sys/class/net/$aoe_iface/carrier" 2> /dev/null)" = 1 ]; then
+            info "aoe: $aoe_iface has carrier, discovering"
+            echo > /dev/etherd/discover
+        else
+            aoe_waiting="$aoe_waiting $aoe_iface"
+        fi
+    done
+    if [ -n "$aoe_waiting" ]; then
+        echo "${aoe_waiting# }" > /tmp/aoe.nocarrier
+    else
+        rm -f /tmp/aoe.nocarrier
+    fi
+    unset aoe_ifaces aoe_waiting aoe_iface
+}

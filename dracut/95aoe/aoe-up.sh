@@ -2,10 +2,11 @@
 # aoe-up: queued by udev whenever a NIC appears or is renamed (so look at them all). Bring every
 # interface AoE may use up (no address), set the driver's aoe_deadsecs (0: never give up on
 # the NAS), restrict it to those interfaces when rd.aoe.iface= names some (by name: that is all
-# aoe_iflist knows), and trigger discovery as soon as each one has carrier, so boot never waits
-# for the driver's own 60 s broadcast timer.
+# aoe_iflist knows), and discover on each as soon as it has carrier, so boot never waits for
+# the driver's own 60 s broadcast timer.
 
 type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
+. /lib/aoe-lib.sh
 
 [ -f /tmp/aoe.allowed ] || exit 0
 allowed=$(cat /tmp/aoe.allowed)
@@ -103,22 +104,10 @@ while [ -n "$allowed" ] && [ $i -lt 10 ]; do
     i=$((i + 1))
 done
 
-# e1000 and friends raise carrier seconds after probe; frames sent before that are lost.
-# Discover once per interface as its carrier comes, for up to 30 s.
-pending="$ifaces"
-i=0
-while [ -n "$pending" ] && [ $i -lt 300 ]; do
-    still=""
-    for iface in $pending; do
-        if [ "$(cat "/sys/class/net/$iface/carrier" 2> /dev/null)" = 1 ]; then
-            info "aoe: $iface has carrier, discovering"
-            echo > /dev/etherd/discover
-        else
-            still="$still $iface"
-        fi
-    done
-    pending=$still
-    [ -n "$pending" ] && sleep 0.1
-    i=$((i + 1))
-done
+# e1000 and friends raise carrier seconds after probe; frames sent before that are lost. The
+# settled hook discovers on each interface as its carrier comes (udev has no event for it), so
+# that this job ends now: initqueue jobs run one at a time, and a NIC with no cable must not
+# hold the others back.
+echo "$ifaces" > /tmp/aoe.nocarrier
+aoe_discover_on_carrier
 exit 0

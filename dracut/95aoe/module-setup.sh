@@ -43,7 +43,7 @@ cmdline() {
 
 # called by dracut
 install() {
-    inst_multiple ip modprobe sleep od tr
+    inst_multiple ip modprobe od tr
     inst_simple "$moddir/aoe-lib.sh" /lib/aoe-lib.sh
     inst_hook cmdline 90 "$moddir/parse-aoe.sh"
     inst_hook initqueue/settled 90 "$moddir/aoe-discover.sh"

@@ -255,7 +255,9 @@ def test_the_box_sleeps_and_wakes_three_times_and_goes_on(first_boot):
     """Suspend to RAM with NetworkManager managing the root disk's NIC: NM takes the link down
     for sleep (as it did on the box that hung for good); aoeboot-watch brings it straight up
     again, the kernel's sync before sleeping completes, and after each wake-up a synced write
-    on root completes."""
+    on root completes. Then NetworkManager's other ways to touch the link (suspend.NM_ACTIONS,
+    the DHCP lease running out among them), a synced write after each; and a reboot with NM
+    up."""
     result, seen = first_boot
     step = result.steps["suspend"]
     print(f"wake-up -> synced write on root (s): {seen.get('resumed')}")
@@ -270,9 +272,13 @@ def test_the_box_sleeps_and_wakes_three_times_and_goes_on(first_boot):
                           result.console)
     assert len(restored) >= SUSPENDS, result.console[-5000:]
     # then what else NetworkManager may do: the root disk goes on after each
-    done = re.findall(rf"^{suspend.NM_MARK} (\S+) ok$", step.out, re.M)
-    print(f"NetworkManager: went on after {done}; links brought up again: {len(restored)}")
-    assert done == list(suspend.NM_ACTIONS), step.out
+    done = dict(re.findall(rf"^{suspend.NM_MARK} (\S+) ok rc=(\d+)$", step.out, re.M))
+    print(f"NetworkManager: went on after {done} (action: exit status); links brought up "
+          f"again: {len(restored)}")
+    assert list(done) == list(suspend.NM_ACTIONS), step.out
+    assert done["lease-runs-out"] == "0", step.out  # the lease ran out: NM dropped the address
+    # and the box rebooted with NetworkManager up, cleanly (assert_healthy_boot: fsck clean)
+    assert "reboot: Restarting system" in result.console, result.console[-3000:]
     # networking off took the link down too, and the watcher brought it up (managed no, after
     # it, was seen not to: NetworkManager then holds the NIC as external)
     assert len(restored) >= SUSPENDS + 1, result.console[-5000:]

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""A second NIC with no cable, measured: boot a VM with root on AoE, with one NIC and with two
+(the second's carrier off from power-on, qemu's set_link), alternating two versions of 95aoe
+in one run:
+
+  current  aoe-up ends at once; the settled hook discovers on each NIC as its carrier comes
+  old      aoe-up (an initqueue job) waited up to 30 s for every NIC's carrier (commit 4d0342f)
+
+For each boot, by the guest's clock: the aoe driver loaded to the disk's partition scan, and to
+root mounted (virtio's NICs have carrier from their probe, before aoe loads). Run as root:
+bench/second_nic.py [--boots N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from aoelab import dracutdir  # noqa: E402
+from aoelab.disk import MARKER, make_disk  # noqa: E402
+from aoelab.kernel import installed_kernel  # noqa: E402
+from aoelab.netns import Namespace  # noqa: E402
+from aoelab.sysimage import monitor_command  # noqa: E402
+from aoelab.vblade import Vblade  # noqa: E402
+from aoelab.vm import VM, printk_time  # noqa: E402
+
+OLD = "4d0342f"  # the last 95aoe whose aoe-up waited for carrier
+MODULE_FILES = ("aoe-up.sh", "aoe-discover.sh", "aoe-lib.sh", "module-setup.sh")
+MACS = ("52:54:00:12:34:56", "52:54:00:12:34:57")
+
+
+def module_variant(work: Path, variant: str) -> Path:
+    module = work / f"95aoe-{variant}"
+    shutil.copytree(REPO / "dracut" / "95aoe", module)
+    if variant == "old":
+        for name in MODULE_FILES:
+            old = subprocess.run(["git", "-C", str(REPO), "show", f"{OLD}:dracut/95aoe/{name}"],
+                                 capture_output=True, text=True, check=True).stdout
+            (module / name).write_text(old)
+    return module
+
+
+def boot(work: Path, kernel, initrd: Path, name: str, nics: int) -> dict[str, float]:
+    disk = make_disk(work / f"{name}.img")
+    monitor = work / f"{name}.monitor"
+    extra = ["-monitor", f"unix:{monitor},server=on,wait=off"]
+    if nics == 2:
+        extra += ["-netdev", "tap,id=n1,ifname=tap1,script=no,downscript=no",
+                  "-device", f"virtio-net-pci,netdev=n1,mac={MACS[1]}"]
+    with Namespace("aoe2nic") as ns:
+        ns.add_tap("tap0")
+        ns.add_tap("tap1")
+        ns.add_bridge("br0", "02:aa:00:00:00:01", ["tap0", "tap1"])
+        with Vblade(ns, 11, 0, "br0", disk):
+            vm = VM(ns, work / f"{name}.console", kernel=kernel.image, initrd=initrd,
+                    append=f"root=/dev/etherd/e11.0p1 rd.aoe.iface={','.join(MACS[:nics])}",
+                    extra=extra)
+            with vm:
+                if nics == 2:
+                    deadline = time.monotonic() + 10
+                    while not monitor.exists() and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    monitor_command(monitor, "set_link n1 off")
+                found = vm.wait_for(MARKER + r" uptime=([0-9.]+)", 300)
+                vm.wait_exit(60)
+    console = vm.text()
+    loaded = printk_time(r"aoe: AoE v\d+ initialised", console)
+    scan = printk_time(r"etherd/e11\.0: p1", console)
+    nan = float("nan")
+    if loaded is None:
+        return {"disk": nan, "root": nan}
+    return {"disk": scan - loaded if scan is not None else nan,
+            "root": float(found.group(1)) - loaded if found else nan}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--boots", type=int, default=3, help="boots per variant and NIC count")
+    parser.add_argument("--keep", type=Path, help="keep consoles here")
+    args = parser.parse_args()
+    kernel = installed_kernel()
+    if kernel is None:
+        raise SystemExit("no installed kernel with aoe.ko (install linux-image-amd64)")
+    cases = [(variant, nics) for variant in ("current", "old") for nics in (1, 2)]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        images = {}
+        for variant in ("current", "old"):
+            build = work / f"build-{variant}"
+            build.mkdir(exist_ok=True)
+            dracutdir.overlay(build, module_variant(build, variant))
+            images[variant] = dracutdir.build(build / "initrd.img", kernel.version, build)
+        results: dict[tuple[str, int], list[dict[str, float]]] = {case: [] for case in cases}
+        for run in range(args.boots):
+            for variant, nics in cases:
+                name = re.sub(r"\W", "-", f"{variant}-{nics}nic-{run}")
+                r = boot(work, kernel, images[variant], name, nics)
+                results[(variant, nics)].append(r)
+                print(f"boot {run + 1:2} {variant:8} {nics} NIC{'s' if nics > 1 else ' '}: aoe "
+                      f"loaded -> disk {r['disk']:6.2f} s, -> root mounted {r['root']:6.2f} s",
+                      flush=True)
+    print(f"\n{args.boots} boots per case, kernel {kernel.version}; the second NIC has no "
+          "carrier")
+    for (variant, nics), rows in results.items():
+        print(f"{variant:8} {nics} NIC{'s' if nics > 1 else ' '}: aoe loaded -> disk median "
+              f"{statistics.median(r['disk'] for r in rows):.2f} s, -> root mounted median "
+              f"{statistics.median(r['root'] for r in rows):.2f} s (max "
+              f"{max(r['root'] for r in rows):.2f} s)")
+
+
+if __name__ == "__main__":
+    main()
