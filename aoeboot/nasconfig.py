@@ -43,6 +43,9 @@ from aoeboot.pxearch import ARCHES, IMAGE_OPTIONS, Images
 from aoeboot.target import Target
 
 VBLADE = "/usr/sbin/vblade"  # Debian's and Fedora's vblade package
+IP = "/usr/sbin/ip"  # iproute2, on Debian and Fedora
+AOE_ATA_HEADERS = 36  # bytes of a frame that are not data: vblade fits (MTU - 36) / 512 sectors
+MIN_MTU = AOE_ATA_HEADERS + 512  # one sector per frame
 MAX_MASKS = 32  # vblade's Nmasks
 KEA_FILE_MAX = 128  # the DHCP header's file field, where Kea puts a class's boot-file-name
 _PATH_PART = re.compile(r"[A-Za-z0-9_+~:@,=-][A-Za-z0-9._+~:@,=-]*")
@@ -218,6 +221,55 @@ def check_export_here(export: str, mounts: str = "/proc/self/mountinfo",
             raise AoebootError(f"export {export} is in use as swap here")
 
 
+def frame_sectors(mtu: int) -> int:
+    """The sectors vblade puts in one frame at `mtu`: 2 at 1500, 17 at 9000."""
+    return (mtu - AOE_ATA_HEADERS) // 512
+
+
+def check_mtu_here(netif: str, mtu: int, sys_net: str = "/sys/class/net") -> None:
+    """Where `netif` exists on this machine (nas-config run on the NAS), it must be able to
+    carry `mtu`: within its driver's limits (`ip -d link`), and, for a VLAN, macvlan or the
+    like, no larger than its lower link's MTU (the kernel refuses more). Absent: not checked."""
+    if not os.path.exists(os.path.join(sys_net, netif)):
+        return
+    from aoeboot.run import run
+
+    try:
+        link = json.loads(run(["ip", "-j", "-d", "link", "show", "dev", netif]).stdout)[0]
+    except (AoebootError, ValueError, IndexError, KeyError):
+        return  # no iproute2 to ask, or an answer it cannot read: vblade will tell
+    highest, lowest = link.get("max_mtu"), link.get("min_mtu", 0)
+    if isinstance(highest, int) and highest and not lowest <= mtu <= highest:
+        raise AoebootError(f"--mtu {mtu}: {netif} here carries {lowest} to {highest} bytes "
+                           f"(it has {link.get('mtu')})")
+    lower = link.get("link")
+    if isinstance(lower, str) and _plain_name(lower):
+        lower_mtu = _read_int(os.path.join(sys_net, lower, "mtu"))
+        if lower_mtu is not None and mtu > lower_mtu:
+            raise AoebootError(f"--mtu {mtu}: {netif} here sits on {lower}, whose MTU is "
+                               f"{lower_mtu}", hint=f"raise {lower}'s MTU first")
+
+
+def _plain_name(name: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9_.:-]{1,15}", name)) and name not in (".", "..")
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def mtu_lines(netif: str, mtu: int | None) -> list[str]:
+    if mtu is None:
+        return []
+    sectors = frame_sectors(mtu)
+    return [f"# MTU {mtu} on {netif}: {sectors} sectors ({sectors * 512} bytes) per frame.",
+            "# The switch and the box's NIC must carry it too (aoeboot status shows the frame)."]
+
+
 def _lines(path: str) -> list[str]:
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
@@ -246,12 +298,19 @@ def durability_lines(durable: bool) -> list[str]:
             "# Check on the NAS: 'ps -o args= -C vblade' shows -s for every export."]
 
 
+def mtu_argv(netif: str, mtu: int, program: str = "ip") -> list[str]:
+    return [program, "link", "set", "dev", netif, "mtu", str(mtu)]
+
+
 def vblade_command(box: Sequence[str], target: Target, netif: str, export: str,
-                   durable: bool = True) -> str:
-    """The command line to run on the NAS, quoted for a POSIX shell."""
+                   durable: bool = True, mtu: int | None = None) -> str:
+    """The command lines to run on the NAS, quoted for a POSIX shell: the interface's MTU
+    first (vblade reads it as it starts), then vblade."""
     return "\n".join([
         f"# aoeboot: export {target.disk.name} on {netif} to {', '.join(box)} only",
         *durability_lines(durable),
+        *mtu_lines(netif, mtu),
+        *([shlex.join(mtu_argv(netif, mtu))] if mtu is not None else []),
         shlex.join(vblade_argv(box, target, netif, export, durable=durable)),
         "",
     ])
@@ -270,7 +329,7 @@ def _unit_word(word: str) -> str:
 
 
 def vblade_unit(box: Sequence[str], target: Target, netif: str, export: str,
-                durable: bool = True) -> str:
+                durable: bool = True, mtu: int | None = None) -> str:
     """A systemd service for the NAS that runs vblade_argv and restarts it if it stops (an
     interface that is not there yet, a NAS under load); install it as unit_name(target)."""
     argv = vblade_argv(box, target, netif, export, program=VBLADE, durable=durable)
@@ -280,6 +339,7 @@ def vblade_unit(box: Sequence[str], target: Target, netif: str, export: str,
         f"{target.disk.name}",
         f"# on {netif}, answering {', '.join(box)} only (vblade -m).",
         *durability_lines(durable),
+        *mtu_lines(netif, mtu),
         f"# systemctl daemon-reload && systemctl enable --now {name}",
         "[Unit]",
         f"Description=AoE export {target.disk.name} for {', '.join(box)}",
@@ -287,6 +347,8 @@ def vblade_unit(box: Sequence[str], target: Target, netif: str, export: str,
         "After=network.target",
         "",
         "[Service]",
+        *(["ExecStartPre=" + " ".join(_unit_word(word) for word in mtu_argv(netif, mtu, IP))]
+          if mtu is not None else []),
         "ExecStart=" + " ".join(_unit_word(word) for word in argv),
         "Restart=always",
         "RestartSec=5",

@@ -116,3 +116,42 @@ def test_the_unit_runs_the_same_command_and_systemd_accepts_it(tmp_path, image):
     verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
                             text=True, env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"})
     assert verify.returncode == 0 and str(unit) not in verify.stderr, verify.stderr
+
+
+def test_the_mtu_is_set_before_vblade_and_refused_where_the_link_cannot_carry_it(tmp_path):
+    """--mtu: the interface's MTU first (vblade reads it as it starts); on the NAS, an MTU its
+    interface cannot carry (a macvlan on a 1500-byte link: the kernel refuses 9000) is one
+    line, and nothing is printed."""
+    require_root()
+
+    def nas_config(ns: Namespace, iface: str, fmt: str) -> subprocess.CompletedProcess:
+        return ns.run([sys.executable, "-m", "aoeboot", "nas-config", "--mac", BOX, "--target",
+                       "e11.0", "--format", fmt, "--nas-iface", iface, "--export",
+                       str(tmp_path / "box.img"), "--mtu", "9000"], check=False, cwd=REPO)
+
+    with Namespace() as nas, Namespace() as box:
+        veth_pair(nas, "nas0", box, "eth0")
+        nas.run(["ip", "link", "add", "link", "nas0", "name", "mv0", "type", "macvlan",
+                 "mode", "bridge"])
+        refused = nas_config(nas, "mv0", "vblade")
+        assert refused.returncode == 2 and refused.stdout == "", refused
+        assert refused.stderr.splitlines() == [
+            "aoeboot: --mtu 9000: mv0 here sits on nas0, whose MTU is 1500 "
+            "(raise nas0's MTU first)"]
+        assert nas.run(["ip", "link", "set", "mv0", "mtu", "9000"], check=False).returncode != 0
+        printed = nas_config(nas, "nas0", "vblade")  # a veth carries up to 65535
+        assert printed.returncode == 0, printed.stderr
+        commands = [line for line in printed.stdout.splitlines() if not line.startswith("#")]
+        assert commands == ["ip link set dev nas0 mtu 9000",
+                            f"vblade -s -m {BOX} 11 0 nas0 {tmp_path / 'box.img'}"]
+        assert "# MTU 9000 on nas0: 17 sectors (8704 bytes) per frame." in printed.stdout
+        unit = nas_config(nas, "nas0", "vblade-unit").stdout
+        assert "ExecStartPre=/usr/sbin/ip link set dev nas0 mtu 9000\nExecStart=" in unit
+    # run where the interface is not (on the box): printed, not checked
+    elsewhere = aoeboot("nas-config", "--mac", BOX, "--target", "e11.0", "--format", "vblade",
+                        "--nas-iface", "nas-nowhere0", "--export", "/dev/vg/box", "--mtu", "9000")
+    assert elsewhere.returncode == 0 and "mtu 9000" in elsewhere.stdout, elsewhere.stderr
+    for fmt, mtu in (("dnsmasq", "9000"), ("vblade", "547")):
+        wrong = aoeboot("nas-config", "--mac", BOX, "--target", "e11.0", "--format", fmt,
+                        "--nas-iface", "eth0", "--export", "/dev/vg/box", "--mtu", mtu)
+        assert wrong.returncode == 2 and wrong.stdout == "", wrong
