@@ -10,11 +10,10 @@ from pathlib import Path
 
 import click
 
+from aoeboot.cli import root_option
 from aoeboot.errors import EXIT_NOTHING
 
-ROOT_OPTION = click.option("--root", type=click.Path(file_okay=False, path_type=Path),
-                           default=Path("/"), show_default=True,
-                           help="The system to act on (the installer's target: /mnt/sysimage).")
+ROOT_OPTION = root_option("The system to act on (the installer's target: /mnt/sysimage).")
 
 
 @click.command()

@@ -81,9 +81,13 @@ class Config:
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        if not re.fullmatch(r"[0-9]+", text) or not low <= int(text) <= high:
-            raise AoebootError(f"{text!r} is not a whole number from {low} to {high}")
-        return int(text)
+        # More digits than `high` has is out of range, and may be too long for int() (4300).
+        digits = text.lstrip("0") or "0"
+        if (not re.fullmatch(r"[0-9]+", text) or len(digits) > len(str(high))
+                or not low <= int(digits) <= high):
+            shown = text if len(text) <= 20 else f"{text[:12]}... ({len(text)} characters)"
+            raise AoebootError(f"{shown!r} is not a whole number from {low} to {high}")
+        return int(digits)
 
     return parse
 

@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from aoeboot import bootfiles, driver, grubdefault, initramfs, nmconf, paths, rootdev
+from aoeboot import bls, bootfiles, driver, grubdefault, initramfs, nmconf, paths, rootdev
 from aoeboot import config as configuration
+from aoeboot.cmdline import Cmdline
 from aoeboot.errors import AoebootError
-from aoeboot.fsutil import under
+from aoeboot.fsutil import read_text, under
 from aoeboot.hostopts import host_options
 from aoeboot.target import Target
 
@@ -29,7 +30,7 @@ def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
     Records the MACs of the NAS's servers of the target: `servers`, else those the aoe driver
     uses for it (in the installer the disk is on AoE already), else what the config has.
     Returns what changed (empty: all was already right)."""
-    root = Path(root)
+    root = Path(root).absolute()  # dracut runs chrooted there and names files relative to it
     if not root.is_dir():
         raise AoebootError(f"target root {root} is not a directory")
     target = target or rootdev.aoe_root(root)
@@ -51,7 +52,7 @@ def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
     # Read every system file we edit before writing any: a broken one stops us here.
     options = host_options(config, root, strict=True)
     assert options is not None  # a target is set
-    grubdefault.current(root)
+    _read_everything(root)
     if not recorded:
         log.warning("cannot tell which NAS serves %s (the aoe driver does not see it): no server "
                     "MAC recorded; `install-entry --server MAC` names it", target.disk.name)
@@ -85,6 +86,22 @@ def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
         if bootfiles.fix_entry(path, options):
             changes.append(f"set the AoE options in {path.relative_to(root)}")
     return changes
+
+
+def _read_everything(root: Path) -> None:
+    """Read every file install-entry edits, so that one it cannot read or parse stops it before
+    it has written anything: /etc/default/grub, the command line files, every boot entry."""
+    grubdefault.current(root)
+    cmdline = under(root, paths.KERNEL_CMDLINE)
+    if cmdline.exists():
+        Cmdline.parse(read_text(cmdline), where=str(cmdline))
+    bootfiles.cmdline_base(root, fallback=None)
+    for path in bootfiles.entry_files(root):
+        _ = bls.BootEntry.read(path).options  # parsing them is the check
+    odd = bootfiles.module_dirs(root)[1]
+    if odd:
+        log.warning("%s holds %s, which cannot be a kernel version: left alone", paths.MODULES,
+                    ", ".join(map(repr, odd)))
 
 
 def _networkmanager(root: Path, interfaces: Sequence[str], target: Target) -> list[str]:

@@ -128,7 +128,12 @@ def _host(root: Path, checks: list[Check]) -> Host | None:
         checks.append(Check("fstab", WARN, f"{err}: root is mounted with the kernel's defaults",
                             "the installed system's fstab should mount /"))
         root_mount = ()
-    return Host(root, config, target, bootfiles.installed_kernels(root), root_mount)
+    kernels, odd = bootfiles.module_dirs(root)
+    if odd:
+        checks.append(Check("kernel", WARN, f"{paths.MODULES} holds {', '.join(map(repr, odd))}, "
+                            "which cannot be a kernel version: left out of every check",
+                            "rename or remove it; kernel versions have no blanks"))
+    return Host(root, config, target, kernels, root_mount)
 
 
 def _mounted_target(root: Path) -> Target | None:

@@ -1,0 +1,199 @@
+"""Odd input never crashes a command, never half-writes, and never reaches another program
+(dnsmasq, iPXE, the kernel) as something it would read otherwise: the issue "The box's own
+tools never hurt the NAS, never lie about it, and never fall over on odd input"."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from aoeboot import initramfs
+from aoeboot.errors import AoebootError
+from tests.helpers import aoeboot
+
+KVER = "6.1.0-13-amd64"
+HUGE = "1" * 5000  # past Python's 4300-digit limit for int()
+
+
+def newc(files: dict[str, bytes]) -> bytes:
+    """A newc cpio archive holding `files` (what dracut's image is, uncompressed)."""
+    out = b""
+    for number, (name, data) in enumerate([*files.items(), ("TRAILER!!!", b"")], start=1):
+        raw = name.encode() + b"\0"
+        fields = [number, 0o100644, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(raw), 0]
+        header = b"070701" + b"".join(b"%08x" % f for f in fields) + raw
+        out += header + b"\0" * (-len(header) % 4) + data + b"\0" * (-len(data) % 4)
+    return out
+
+
+AOE_IMAGE = newc({"usr/lib/modules/x/aoe.ko": b"", "usr/lib/dracut/hooks/parse-aoe.sh": b""})
+
+
+def cli(*args: str) -> Result:
+    """The CLI in this process, so a test can stand in for dracut or the network."""
+    from aoeboot.cli import cli as group
+
+    return CliRunner().invoke(group, list(args))
+
+
+def bare_root(tmp_path: Path) -> Path:
+    """An installed system with one kernel and its boot entry, no initramfs yet."""
+    root = tmp_path / "sysimage"
+    (root / "lib/modules" / KVER).mkdir(parents=True)
+    (root / "lib/modules" / KVER / "modules.dep").write_text("")
+    (root / "boot/loader/entries").mkdir(parents=True)
+    (root / "boot/loader/entries" / f"fedora-{KVER}.conf").write_text(
+        f"title Fedora\nversion {KVER}\nlinux /vmlinuz-{KVER}\noptions ro quiet\n")
+    return root
+
+
+def fake_dracut(calls: list[list[str]]):
+    """Stands in for initramfs.run: writes an image with AoE where dracut was told to."""
+
+    def run(argv, **_):
+        calls.append([str(a) for a in argv])
+        chroot = Path(argv[1]) if argv[0] == "chroot" else Path("/")
+        (chroot / str(argv[-1]).lstrip("/")).write_bytes(AOE_IMAGE)
+
+    return run
+
+
+def one_line_error(out) -> str:
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr[-3000:]
+    assert lines[0].startswith("aoeboot: ") and "Traceback" not in out.stderr
+    return lines[0]
+
+
+def written(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+# ---- 11: crashes and half-writes ----
+
+def test_a_relative_root_is_made_absolute_before_dracut_runs_in_it(tmp_path, monkeypatch):
+    """Before: ValueError from relative_to (chroot 'sysimage' vs the absolute temp name), after
+    the config, the command line and the drop-in were written."""
+    root = bare_root(tmp_path)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(initramfs, "run", fake_dracut(calls))
+    monkeypatch.chdir(tmp_path)
+    result = cli("install-entry", "--target", "e11.0p1", "--root", "sysimage")
+    assert result.exit_code == 0, result.output
+    assert calls[0][:2] == ["chroot", str(root)]
+    assert f"built boot/initramfs-{KVER}.img (initramfs missing)" in result.stdout
+    assert (root / "boot" / f"initramfs-{KVER}.img").read_bytes() == AOE_IMAGE
+
+
+def test_a_modules_dir_that_is_no_kernel_version_is_a_warning_in_the_json(tmp_path):
+    """Before: `status --json` printed one error line and no JSON; install-entry stopped with
+    that error after writing the config."""
+    root = tmp_path / "sysimage"
+    (root / "lib/modules/6.1 old").mkdir(parents=True)
+    (root / "lib/modules/6.1 old/modules.dep").write_text("")
+    out = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
+    assert out.returncode == 0, out.stderr
+    assert "/lib/modules holds '6.1 old', which cannot be a kernel version" in out.stderr
+    status = aoeboot("status", "--json", "--root", str(root))
+    checks = json.loads(status.stdout)["checks"]
+    assert {"name": "kernel", "level": "WARN",
+            "message": "/lib/modules holds '6.1 old', which cannot be a kernel version: left out "
+                       "of every check",
+            "hint": "rename or remove it; kernel versions have no blanks"} in checks
+
+
+@pytest.mark.parametrize("args, message", [
+    (["install-entry", "--target", f"e{HUGE}.0"], "AoE shelf 11111111... (5000 digits) out of "
+                                                  "range"),
+    (["install-entry", "--target", f"e1.{HUGE}"], "AoE slot 11111111... (5000 digits)"),
+    (["install-entry", "--target", f"e1.0p{HUGE}"], "AoE partition 11111111... (5000 digits)"),
+    (["nas-config", "--mac", "52:54:00:12:34:56", "--target", f"e{HUGE}.0"], "AoE shelf"),
+])
+def test_numbers_past_the_int_limit_are_out_of_range(tmp_path, args, message):
+    """Before: ValueError "Exceeds the limit (4300 digits)", a traceback."""
+    if args[0] == "install-entry":
+        args = [*args, "--root", str(tmp_path)]
+    assert message in one_line_error(aoeboot(*args))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_config_number_past_the_int_limit_names_file_and_line(tmp_path):
+    (tmp_path / "etc/aoeboot").mkdir(parents=True)
+    (tmp_path / "etc/aoeboot/aoeboot.conf").write_text(f"[boot]\ntimeout = {HUGE}\n")
+    line = one_line_error(aoeboot("install-entry", "--target", "e1.0p1", "--root", str(tmp_path)))
+    assert line == (f"aoeboot: {tmp_path}/etc/aoeboot/aoeboot.conf:2: timeout: '111111111111... "
+                    "(5000 characters)' is not a whole number from 1 to 86400")
+
+
+@pytest.mark.parametrize("command", ["install-entry", "status", "cmdline"])
+def test_a_root_past_path_max_is_one_line(tmp_path, command):
+    """Before: OSError ENAMETOOLONG, a traceback (status: click's three-line usage error)."""
+    long_root = "/" + "a/" * 3000
+    line = one_line_error(aoeboot(command, "--root", long_root))
+    assert line.startswith("aoeboot: root /a/a/a/") and "(6000 bytes) is too long" in line
+
+
+def test_discover_refuses_a_nan_timeout_before_it_opens_any_socket(monkeypatch):
+    """Before: a Query Config broadcast on every interface up, then ValueError from select.
+    Here nothing can be sent: opening a socket or asking the driver fails the test."""
+    from aoeboot import cli_discover, driver, netif
+
+    def no_network(*_args, **_kwargs):
+        raise AssertionError("discover reached the network")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(driver, "discover", no_network)
+    monkeypatch.setattr(cli_discover, "_driver_usable", lambda: False)
+    monkeypatch.setattr(netif, "resolve", lambda names: ["fake0"])
+    monkeypatch.setattr(netif, "address", lambda name: "02:00:00:00:00:01")
+    result = cli("discover", "--timeout", "nan", "--iface", "fake0")
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.stderr.strip() == "aoeboot: --timeout nan: not a number of seconds"
+
+
+def test_dracut_failing_on_a_read_only_boot_keeps_its_error_and_leaves_no_temp(tmp_path,
+                                                                               monkeypatch):
+    """Before: the cleanup's EROFS (an OSError traceback) hid dracut's error, and the empty
+    temp made before dracut ran stayed in /boot."""
+    boot = tmp_path / "boot"
+    boot.mkdir()
+
+    def dracut_fails(argv, **_):
+        raise AoebootError("dracut failed (exit 1): cannot write: Read-only file system")
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(initramfs, "run", dracut_fails)
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with pytest.raises(AoebootError, match="dracut failed .* Read-only file system"):
+        initramfs.build(KVER, boot / f"initramfs-{KVER}.img")
+    assert list(boot.iterdir()) == []
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda root: (root / "boot/loader/entries/broken.conf").write_text("title x\n!!\n"),
+     "broken.conf:2: not a 'key value' line: '!!'"),
+    (lambda root: (root / "boot/loader/entries/quote.conf").write_text('options root="x\n'),
+     "unterminated quote in command line"),
+    (lambda root: (root / "etc/kernel/cmdline").write_text('ro root="x\n'),
+     "etc/kernel/cmdline: unterminated quote in command line"),
+])
+def test_every_file_it_edits_is_read_before_it_writes_any(tmp_path, breakage, message):
+    """Before: the config, /etc/kernel/cmdline and the drop-ins were written, then the broken
+    entry or command line stopped it."""
+    root = tmp_path / "sysimage"
+    (root / "boot/loader/entries").mkdir(parents=True)
+    (root / "etc/kernel").mkdir(parents=True)
+    (root / "etc/kernel/cmdline").write_text("ro quiet\n")
+    breakage(root)
+    before = written(root)
+    assert message in one_line_error(
+        aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root)))
+    assert written(root) == before
