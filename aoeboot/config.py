@@ -39,9 +39,8 @@ _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 def parse_interface(text: str) -> str:
     """An interface name or a MAC address (normalised to lower case with colons)."""
-    found = mac.normal(text)
-    if found:
-        return found
+    if mac.is_mac(text):
+        return mac.one_nic(text)
     if _IFNAME.fullmatch(text) and text not in (".", ".."):
         return text
     raise AoebootError(f"invalid interface {text!r}", hint="an interface name or a MAC address")
@@ -118,7 +117,7 @@ def _interfaces(text: str) -> tuple[str, ...]:
 
 
 def _macs(text: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(mac.parse(word) for word in text.replace(",", " ").split()))
+    return tuple(dict.fromkeys(mac.one_nic(word) for word in text.replace(",", " ").split()))
 
 
 # section -> key -> parser of a non-empty value. An empty value means "the default".

@@ -197,3 +197,95 @@ def test_every_file_it_edits_is_read_before_it_writes_any(tmp_path, breakage, me
     assert message in one_line_error(
         aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root)))
     assert written(root) == before
+
+
+# ---- 13: input a user gets wrong ----
+
+def _disk_with_partitions(root: Path) -> None:
+    """The installer's /sys (Anaconda bind-mounts it): the driver sees e1.0 with two partitions."""
+    disk = root / "sys/block/etherd!e1.0"
+    for part in ("etherd!e1.0p1", "etherd!e1.0p2"):
+        (disk / part).mkdir(parents=True)
+    (disk / "state").write_text("up\n")
+
+
+def _fstab(text: str):
+    def write(root: Path) -> None:
+        (root / "etc").mkdir(parents=True, exist_ok=True)
+        (root / "etc/fstab").write_text(text)
+    return write
+
+
+def _fstab_by_uuid(root: Path) -> None:
+    _fstab("UUID=1234 / ext4 defaults 0 0\n")(root)
+    (root / "dev/disk/by-uuid").mkdir(parents=True)
+    (root / "dev/etherd").mkdir(parents=True)
+    (root / "dev/etherd/e1.0p2").write_text("")
+    (root / "dev/disk/by-uuid/1234").symlink_to("../../etherd/e1.0p2")
+
+
+@pytest.mark.parametrize("prepare, target, message", [
+    (_fstab("/dev/etherd/e1.0p2 / ext4 defaults 0 0\n"), "e1.0p1",
+     "aoeboot: --target is e1.0p1, but /etc/fstab has / on e1.0p2 (--target e1.0p2)"),
+    (_fstab_by_uuid, "e1.0p1",
+     "aoeboot: --target is e1.0p1, but /etc/fstab has / on e1.0p2 (--target e1.0p2)"),
+    (_disk_with_partitions, "e1.0",
+     "aoeboot: --target is the whole disk e1.0, which has partitions (e1.0p1, e1.0p2): / is on "
+     "one of them (--target e1.0pN)"),
+])
+def test_a_target_that_is_not_where_root_is_is_refused(tmp_path, prepare, target, message):
+    """Before: accepted, and every entry pointed at a partition the next boot cannot mount
+    root from."""
+    root = tmp_path / "sysimage"
+    root.mkdir()
+    prepare(root)
+    before = written(root)
+    out = aoeboot("install-entry", "--target", target, "--root", str(root))
+    assert one_line_error(out) == message
+    assert written(root) == before
+
+
+@pytest.mark.parametrize("args", [
+    ["install-entry", "--target", "e1.0p1", "--iface", "ff:ff:ff:ff:ff:ff"],
+    ["install-entry", "--target", "e1.0p1", "--iface", "00-00-00-00-00-00"],
+    ["install-entry", "--target", "e1.0p1", "--server", "FF:FF:FF:FF:FF:FF"],
+    ["install-entry", "--target", "e1.0p1", "--server", "01:00:5e:00:00:01"],
+    ["discover", "--iface", "ff:ff:ff:ff:ff:ff"],
+])
+def test_broadcast_multicast_and_null_macs_name_no_nic(tmp_path, args):
+    """Before: recorded (install-entry) or looked for (discover)."""
+    if args[0] == "install-entry":
+        args = [*args, "--root", str(tmp_path)]
+    assert one_line_error(aoeboot(*args)).endswith("is a multicast or null address, no NIC's MAC")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_broadcast_server_in_the_config_names_file_and_line(tmp_path):
+    (tmp_path / "etc/aoeboot").mkdir(parents=True)
+    (tmp_path / "etc/aoeboot/aoeboot.conf").write_text("[boot]\nservers = ff:ff:ff:ff:ff:ff\n")
+    line = one_line_error(aoeboot("install-entry", "--target", "e1.0p1", "--root", str(tmp_path)))
+    assert line == (f"aoeboot: {tmp_path}/etc/aoeboot/aoeboot.conf:2: servers: "
+                    "'ff:ff:ff:ff:ff:ff' is a multicast or null address, no NIC's MAC")
+
+
+def test_a_command_line_the_kernel_would_cut_is_refused(tmp_path):
+    """Before: written; the kernel keeps 2047 bytes, so root= (ours come last) was cut off."""
+    root = tmp_path / "sysimage"
+    (root / "etc/kernel").mkdir(parents=True)
+    (root / "etc/kernel/cmdline").write_text("ro " + "x" * 2030 + "\n")
+    out = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
+    assert one_line_error(out) == (
+        "aoeboot: /etc/kernel/cmdline: the command line with the AoE options would be 2058 bytes; "
+        "the kernel keeps only 2047 and would cut root= off (remove options you do not need)")
+    assert written(root) == ["etc/kernel/cmdline"]
+
+
+def test_run_again_without_target_it_takes_the_one_it_recorded(tmp_path):
+    """Before: "is not mounted from an AoE disk", though the config names the target."""
+    root = tmp_path / "sysimage"
+    root.mkdir()
+    first = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
+    assert first.returncode == 0, first.stderr
+    again = aoeboot("install-entry", "--root", str(root))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == "nothing to change: already set up to boot from AoE"
