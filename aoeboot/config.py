@@ -29,6 +29,7 @@ from typing import Callable
 from aoeboot import mac
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, under
+from aoeboot.ipxe import check_base_url
 from aoeboot.paths import CONFIG as CONFIG_PATH
 from aoeboot.target import Target
 from aoeboot.transport import parse_ssh_url
@@ -132,7 +133,7 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
     "publish": {
         "destination": _destination,
         "host": _host,
-        "url": str,
+        "url": check_base_url,
         "keep": _int_in(1, 100),
         "ssh_identity": _absolute_path,
         "ssh_known_hosts": _absolute_path,

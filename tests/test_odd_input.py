@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -289,3 +290,77 @@ def test_run_again_without_target_it_takes_the_one_it_recorded(tmp_path):
     again = aoeboot("install-entry", "--root", str(root))
     assert again.returncode == 0, again.stderr
     assert again.stdout.strip() == "nothing to change: already set up to boot from AoE"
+
+
+# ---- 12: text that reaches other programs ----
+
+NAS = ["nas-config", "--mac", "52:54:00:12:34:56", "--target", "e11.0p1", "--format", "dnsmasq"]
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--bios-image", "tag:evil"), ("--efi-image", "net:evil"), ("--script", "tag:ipxe"),
+    ("--script", "SET:x/boot.ipxe"),
+])
+def test_a_boot_file_dnsmasq_would_read_as_a_tag_is_refused(option, value):
+    """Before: `dhcp-boot=...,tag:evil`, which dnsmasq rejects: the NAS's DHCP server does not
+    start."""
+    line = one_line_error(aoeboot(*NAS, option, value))
+    assert line == (f"aoeboot: {option}: {value!r} is neither a path nor a URL (scheme://...): "
+                    "dnsmasq would read it as a tag")
+
+
+@pytest.mark.parametrize("length", [129, 300, 5000])
+@pytest.mark.parametrize("option", ["--script", "--bios-image"])
+def test_a_boot_file_longer_than_the_dhcp_file_field_is_refused(option, length):
+    """Before: 300 and 5000 characters were printed into the fragment."""
+    line = one_line_error(aoeboot(*NAS, option, "a" * length))
+    assert line.endswith(f"... ({length} bytes) is longer than the 128 bytes of the DHCP file "
+                         "field, where the boot file name goes")
+
+
+def test_urls_and_paths_stay_boot_files():
+    out = aoeboot(*NAS, "--script", "http://nas:8080/box/boot.ipxe", "--bios-image", "a" * 128)
+    assert out.returncode == 0, out.stderr
+    assert "tag:ipxe,http://nas:8080/box/boot.ipxe\n" in out.stdout
+
+
+@pytest.mark.parametrize("url", ["http://nas/x||shell", "http://nas/${net0/mac}",
+                                 "http://nas/a&&b", "nas/boot", "http://nas/a b"])
+def test_a_base_url_iPXE_would_read_otherwise_is_refused(tmp_path, url):
+    """Before: any text; it went into every kernel and initrd line of the boot script."""
+    from aoeboot import config as configuration
+    from aoeboot import ipxe
+    from aoeboot.target import Target
+
+    with pytest.raises(AoebootError, match="url: invalid base URL"):
+        configuration.parse(f"[publish]\nurl = {url}\n", where="aoeboot.conf")
+    with pytest.raises(AoebootError, match="invalid base URL"):
+        ipxe.render("box", [], Target(11, 0, 1), url)
+
+
+@pytest.mark.parametrize("word", ["||", "&&", ";", "x=${net0/ip}"])
+def test_kernel_options_iPXE_would_read_as_operators_are_refused(word):
+    """Before: copied into the kernel line, where iPXE ends the command at || (and runs what
+    follows as a command) or expands ${...}."""
+    from aoeboot import ipxe
+    from aoeboot.target import Target
+
+    kernel = ipxe.Published("6.1", "vmlinuz-6.1", "initrd-6.1", f"ro {word} quiet")
+    with pytest.raises(AoebootError, match=f"the options of kernel 6.1 hold '{re.escape(word)}'"):
+        ipxe.render("box", [kernel], Target(11, 0, 1))
+
+
+@pytest.mark.parametrize("options, shown", [
+    ('subvol="my root",compress=zstd', "'rootflags=subvol=\"my'"),
+    (r"subvol=my\040root", "'rootflags=subvol=my root'"),
+])
+def test_root_mount_options_the_command_line_cannot_carry_are_refused(tmp_path, options, shown):
+    """Before: `rootflags=subvol="my` (an unterminated quote the next run refused) and
+    `rootflags=subvol=my\\040root` (escaped as fstab writes it) went into /etc/kernel/cmdline."""
+    root = tmp_path / "sysimage"
+    _fstab(f"UUID=1234 / btrfs {options} 0 0\n")(root)
+    line = one_line_error(aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root)))
+    assert line == (f"aoeboot: {root}/etc/fstab: / is mounted with {shown}, which the kernel "
+                    "command line cannot carry to the initramfs (a blank, quote or backslash) "
+                    "(rename the subvolume or label)")
+    assert written(root) == ["etc/fstab"]
