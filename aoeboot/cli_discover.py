@@ -123,8 +123,8 @@ def _kernel(interfaces: list[str], timeout: float, retrigger: float) -> list[dic
 def _human(size: Any) -> str:
     if size is None:
         return "?"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if size < 1024 or unit == "PiB":
             return f"{size:.1f} {unit}" if unit != "B" else f"{size} B"
         size /= 1024
     return str(size)

@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 
 from aoeboot import mac as macs
+from aoeboot.cli import root_option
 from aoeboot.nasconfig import MIN_MTU
 
 
 @click.command()
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"),
-              show_default=True, help="The system whose publishing state to complete.")
+@root_option("The system whose publishing state to complete.")
 @click.option("--json", "as_json", is_flag=True, help="Print the publish state as JSON.")
 def publish(root: Path, as_json: bool) -> None:
     """Complete pending publishes to the NAS (also run by aoeboot-publish.timer).

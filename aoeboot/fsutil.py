@@ -37,7 +37,7 @@ def system_root(path: Path, must_exist: bool = True) -> Path:
     there, and names files relative to it), and short enough for every path made under it."""
     absolute = os.path.abspath(path)
     raw = os.fsencode(absolute)
-    shown = absolute if len(absolute) <= 64 else f"{absolute[:48]}... ({len(raw)} bytes)"
+    shown = absolute if len(absolute) <= 256 else f"{absolute[:48]}... ({len(raw)} bytes)"
     if len(raw) > PATH_MAX - ROOT_HEADROOM or any(len(p) > NAME_MAX for p in raw.split(b"/")):
         raise AoebootError(f"root {shown} is too long",
                            hint=f"at most {PATH_MAX - ROOT_HEADROOM} bytes, each name at most "

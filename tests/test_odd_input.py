@@ -9,6 +9,7 @@ import json
 import os
 import re
 import socket
+import struct
 from pathlib import Path
 
 import pytest
@@ -364,3 +365,107 @@ def test_root_mount_options_the_command_line_cannot_carry_are_refused(tmp_path, 
                     "command line cannot carry to the initramfs (a blank, quote or backslash) "
                     "(rename the subvolume or label)")
     assert written(root) == ["etc/fstab"]
+
+
+# ---- 14: smaller ones ----
+
+def test_an_unreadable_boot_entry_is_a_check_in_the_json(tmp_path):
+    """Before: only a warning on stderr; --json said nothing of the entry."""
+    root = tmp_path / "root"
+    (root / "etc/aoeboot").mkdir(parents=True)
+    (root / "etc/aoeboot/aoeboot.conf").write_text("[boot]\ntarget = e11.0p1\n")
+    (root / "lib/modules" / KVER).mkdir(parents=True)
+    (root / "lib/modules" / KVER / "modules.dep").write_text("")
+    (root / "boot/loader/entries").mkdir(parents=True)
+    entry = root / "boot/loader/entries" / f"fedora-{KVER}.conf"
+    entry.write_text("title Fedora\n!!\n")
+    out = aoeboot("status", "--json", "--root", str(root))
+    assert out.stderr == ""
+    checks = json.loads(out.stdout)["checks"]
+    assert {"name": "entry", "level": "FAIL", "message": f"{entry}:2: not a 'key value' line: "
+            "'!!'", "hint": "run `aoeboot install-entry`"} in checks
+
+
+SERVER = b"\x02\x00\x00\x00\x00\x09"
+OWN = b"\x02\x00\x00\x00\x00\x01"
+TAG_BASE = 0x12340000
+
+
+class _Sent:
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def send(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+
+def _identify(model: bytes = b"vblade", sectors: int = 2048, status: int = 0x50) -> bytes:
+    from aoeboot import wire
+
+    words = [0] * 256
+    padded = model.ljust(40)
+    for i in range(20):
+        words[27 + i] = padded[2 * i] << 8 | padded[2 * i + 1]
+    words[83] = 1 << 10
+    for i in range(4):
+        words[100 + i] = sectors >> (16 * i) & 0xFFFF
+    return (wire.Header(OWN, SERVER, 11, 0, wire.CMD_ATA, TAG_BASE | 0x8000,
+                        wire.FLAG_RESPONSE).pack()
+            + struct.pack("!BBBB6s2x", 0, 0x04 if status & 1 else 0, 0, status, bytes(6))
+            + struct.pack("<256H", *words))
+
+
+def _probed(identify: bytes):
+    """What the userspace probe makes of one Query Config answer and this IDENTIFY reply."""
+    from aoeboot import probe, wire
+
+    answers: dict = {}
+    identified: dict = {}
+    pending: dict = {}
+    config = (wire.Header(OWN, SERVER, 11, 0, wire.CMD_QUERY_CONFIG, TAG_BASE,
+                          wire.FLAG_RESPONSE).pack()
+              + struct.pack("!HHBBH", 16, 0x4019, 2, 0x10, 0))
+    sock = _Sent()
+    for frame in (config, identify):
+        probe._handle(frame, "eth0", sock, OWN, TAG_BASE, answers, identified, pending)
+    assert len(sock.frames) == 1  # the IDENTIFY it sent
+    (key,) = answers
+    return probe._with_identity(answers[key], identified.get(key))
+
+
+def test_identify_is_taken_from_a_good_reply():
+    found = _probed(_identify())
+    assert (found.size_bytes, found.model) == (2048 * 512, "vblade")
+
+
+def test_an_identify_whose_ata_status_says_error_is_no_answer():
+    """Before: its data was taken for the size and model."""
+    found = _probed(_identify(status=0x51))
+    assert (found.size_bytes, found.model) == (None, None)
+
+
+def test_a_sector_count_past_lba48_is_no_size():
+    """Before: 2^64-1 sectors were shown as `8589934592.0 TiB`."""
+    from aoeboot.cli_discover import _human
+
+    assert _probed(_identify(sectors=2**64 - 1)).size_bytes is None
+    assert _probed(_identify(sectors=2**48)).size_bytes == 2**57
+    assert _human(2**57) == "128.0 PiB"
+
+
+def test_a_spoofed_model_prints_no_terminal_escape(capsys):
+    """Before: the ESC and the rest of `\\e[2J\\e]0;owned\\a` went to the terminal."""
+    from aoeboot.cli_discover import _print_table
+
+    found = _probed(_identify(model=b"\x1b[2J\x1b]0;owned\x07 disk"))
+    assert found.model == "?[2J?]0;owned? disk"
+    _print_table([{"target": "e11.0", "size_bytes": found.size_bytes, "interface": "eth0",
+                   "mac": "02:00:00:00:00:09", "model": found.model}], "userspace")
+    assert all(char.isprintable() for char in capsys.readouterr().out.replace("\n", ""))
+
+
+def test_publish_with_a_root_that_is_not_there_is_one_line(tmp_path):
+    """Before: exit 0, "published (no destination): none; nothing pending"."""
+    missing = tmp_path / "nonexistent"
+    assert one_line_error(aoeboot("publish", "--root", str(missing))) == (
+        f"aoeboot: root {missing} is not a directory")
