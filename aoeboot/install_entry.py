@@ -13,7 +13,18 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from aoeboot import bls, bootfiles, driver, fstab, grubdefault, initramfs, nmconf, paths, rootdev
+from aoeboot import (
+    bls,
+    bootfiles,
+    driver,
+    fstab,
+    grubdefault,
+    initramfs,
+    ipxe,
+    nmconf,
+    paths,
+    rootdev,
+)
 from aoeboot import config as configuration
 from aoeboot.cmdline import COMMAND_LINE_SIZE, Cmdline
 from aoeboot.errors import AoebootError
@@ -56,7 +67,7 @@ def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
     # Read every system file we edit before writing any: a broken one stops us here.
     options = host_options(config, root, strict=True)
     assert options is not None  # a target is set
-    _read_everything(root, options)
+    _read_everything(root, options, publishing=bool(config.publish.destination))
     if not recorded:
         log.warning("cannot tell which NAS serves %s (the aoe driver does not see it): no server "
                     "MAC recorded; `install-entry --server MAC` names it", target.disk.name)
@@ -127,10 +138,11 @@ def _fstab_root(root: Path) -> Target | None:
         return None
 
 
-def _read_everything(root: Path, options: Sequence[str]) -> None:
+def _read_everything(root: Path, options: Sequence[str], publishing: bool) -> None:
     """Read every file install-entry edits, so that one it cannot read or parse stops it before
     it has written anything: /etc/default/grub, the command line files, every boot entry; and
-    each must still fit the kernel's command line with our options."""
+    each must still fit the kernel's command line with our options (and, `publishing`, the
+    kernel line of the NAS's iPXE script, which gets /etc/kernel/cmdline)."""
     grub = grubdefault.current(root)
     _fits(grub or Cmdline(), options, str(paths.DEFAULT_GRUB))
     cmdline = under(root, paths.KERNEL_CMDLINE)
@@ -138,6 +150,9 @@ def _read_everything(root: Path, options: Sequence[str]) -> None:
     if cmdline.exists():
         base = Cmdline.parse(read_text(cmdline), where=str(cmdline))
     _fits(base, options, str(paths.KERNEL_CMDLINE))
+    if publishing:
+        ipxe.check_options(f"the options of {paths.KERNEL_CMDLINE}",
+                           base.with_owned(options).render())
     for path in bootfiles.entry_files(root):
         _fits(bls.BootEntry.read(path).options, options, str(path.relative_to(root)))
     odd = bootfiles.module_dirs(root)[1]

@@ -41,12 +41,12 @@ def check_base_url(text: str) -> str:
     return text
 
 
-def check_options(kver: str, options: str) -> str:
+def check_options(where: str, options: str) -> str:
     """`options` if the kernel line carries them to the kernel as they are."""
     for word in options.split():
         if word in _OPERATORS or "${" in word:
-            raise AoebootError(f"the options of kernel {kver} hold {word!r}, which the iPXE "
-                               "script would read as an operator or a setting, not pass on",
+            raise AoebootError(f"{where} hold {word!r}, which the iPXE script would read as an "
+                               "operator or a setting, not pass on to the kernel",
                                hint=f"remove it from {KERNEL_CMDLINE}")
     return options
 
@@ -81,7 +81,7 @@ def render(host: str, kernels: Sequence[Published], target: Target, base_url: st
             f":{label}",
             f"echo aoeboot: booting {kernel.kver}",
             f"kernel {base}{kernel.kernel} initrd={kernel.initrd} "
-            f"{check_options(kernel.kver, kernel.options)}"
+            f"{check_options(f'the options of kernel {kernel.kver}', kernel.options)}"
             f" BOOTIF=01-${{netX/mac:hexhyp}} || goto {fallback}",
             f"initrd {base}{kernel.initrd} || goto {fallback}",
             f"boot || goto {fallback}",

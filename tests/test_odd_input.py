@@ -469,3 +469,18 @@ def test_publish_with_a_root_that_is_not_there_is_one_line(tmp_path):
     missing = tmp_path / "nonexistent"
     assert one_line_error(aoeboot("publish", "--root", str(missing))) == (
         f"aoeboot: root {missing} is not a directory")
+
+
+def test_install_entry_refuses_a_command_line_iPXE_would_read_otherwise(tmp_path):
+    """Before: written, and kernel-install's publish put it into the NAS's iPXE script."""
+    root = tmp_path / "sysimage"
+    (root / "etc/aoeboot").mkdir(parents=True)
+    (root / "etc/aoeboot/aoeboot.conf").write_text("[publish]\ndestination = /srv/tftp\n")
+    (root / "etc/kernel").mkdir(parents=True)
+    (root / "etc/kernel/cmdline").write_text("ro quiet || shell\n")
+    before = written(root)
+    line = one_line_error(aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root)))
+    assert line == ("aoeboot: the options of /etc/kernel/cmdline hold '||', which the iPXE script "
+                    "would read as an operator or a setting, not pass on to the kernel (remove "
+                    "it from /etc/kernel/cmdline)")
+    assert written(root) == before
