@@ -47,7 +47,8 @@ def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
         raise AoebootError(f"target root {root} is not a directory")
     config = configuration.load(root)
     # Given, else what the last run recorded, else where / is mounted from (the installer).
-    named = "--target" if target else f"target in {paths.CONFIG}"
+    named = ("--target" if target else f"the target in {paths.CONFIG}" if config.boot.target
+             else f"the mount at {root}")
     target = target or config.boot.target or rootdev.aoe_root(root)
     if target is None:
         raise AoebootError(f"{root} is not mounted from an AoE disk",

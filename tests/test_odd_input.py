@@ -484,3 +484,13 @@ def test_install_entry_refuses_a_command_line_iPXE_would_read_otherwise(tmp_path
                     "would read as an operator or a setting, not pass on to the kernel (remove "
                     "it from /etc/kernel/cmdline)")
     assert written(root) == before
+
+
+def test_a_recorded_target_that_is_not_where_root_is_names_the_config(tmp_path):
+    root = tmp_path / "sysimage"
+    _fstab("/dev/etherd/e1.0p2 / ext4 defaults 0 0\n")(root)
+    (root / "etc/aoeboot").mkdir(parents=True)
+    (root / "etc/aoeboot/aoeboot.conf").write_text("[boot]\ntarget = e1.0p1\n")
+    assert one_line_error(aoeboot("install-entry", "--root", str(root))) == (
+        "aoeboot: the target in /etc/aoeboot/aoeboot.conf is e1.0p1, but /etc/fstab has / on "
+        "e1.0p2 (--target e1.0p2)")
