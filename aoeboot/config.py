@@ -13,8 +13,7 @@ An INI file with two sections. Every key is known and validated; any error names
     [publish]
     destination = /srv/tftp/aoeboot   # a directory, or ssh://[user@]host[:port]/path
     host = auto                 # per-host directory: auto (boot MAC, else hostname) or a name
-    url =                       # base URL iPXE fetches from (http(s)://, tftp://, ftp://, no
-                                # characters its shell reads); empty: relative to the script
+    url =                       # base URL iPXE fetches from; empty: relative to the script
     keep = 2                    # kernels kept on the NAS (the newest and its fallbacks)
     ssh_identity =              # private key for ssh destinations
     ssh_known_hosts =           # known_hosts file for ssh destinations (host keys always checked)

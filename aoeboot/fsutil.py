@@ -14,7 +14,6 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~:@-]*")
 
 
 def is_safe_name(text: str) -> bool:
-    """Can `text` be one path component (no '/', no '..', no blanks or control chars)?"""
     return bool(_SAFE_NAME.fullmatch(text)) and text not in (".", "..") and len(text) <= 255
 
 

@@ -86,6 +86,8 @@ def build(kver: str, out: Path, chroot: Path | None = None,
 
     With `chroot` (an installed system's root, `out` inside it) dracut runs chrooted into it, so
     it uses that system's modules and configuration."""
+    out = out.absolute()  # a relative root: dracut's output is named from inside the chroot
+    chroot = chroot.absolute() if chroot is not None else None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

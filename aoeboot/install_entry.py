@@ -13,23 +13,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from aoeboot import (
-    bls,
-    bootfiles,
-    driver,
-    fstab,
-    grubdefault,
-    initramfs,
-    ipxe,
-    nmconf,
-    paths,
-    rootdev,
-)
+from aoeboot import bootfiles, driver, grubdefault, initramfs, nmconf, paths, rootdev
 from aoeboot import config as configuration
+from aoeboot.bls import BootEntry
 from aoeboot.cmdline import COMMAND_LINE_SIZE, Cmdline
 from aoeboot.errors import AoebootError
+from aoeboot.fstab import root_entry
 from aoeboot.fsutil import read_text, under
 from aoeboot.hostopts import host_options
+from aoeboot.ipxe import check_options
 from aoeboot.target import Target
 
 log = logging.getLogger(__name__)
@@ -42,7 +34,7 @@ def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
     Records the MACs of the NAS's servers of the target: `servers`, else those the aoe driver
     uses for it (in the installer the disk is on AoE already), else what the config has.
     Returns what changed (empty: all was already right)."""
-    root = Path(root).absolute()  # dracut runs chrooted there and names files relative to it
+    root = Path(root)
     if not root.is_dir():
         raise AoebootError(f"target root {root} is not a directory")
     config = configuration.load(root)
@@ -125,7 +117,7 @@ def _check_target(root: Path, target: Target, named: str) -> None:
 def _fstab_root(root: Path) -> Target | None:
     """The AoE partition root's fstab mounts / from, where it tells (a /dev/etherd path, or
     a UUID=/LABEL= whose link the installer's /dev has); None where it does not."""
-    entry = fstab.root_entry(root)
+    entry = root_entry(root)
     if entry is None:
         return None
     device = Path(entry.device)
@@ -152,10 +144,9 @@ def _read_everything(root: Path, options: Sequence[str], publishing: bool) -> No
         base = Cmdline.parse(read_text(cmdline), where=str(cmdline))
     _fits(base, options, str(paths.KERNEL_CMDLINE))
     if publishing:
-        ipxe.check_options(f"the options of {paths.KERNEL_CMDLINE}",
-                           base.with_owned(options).render())
+        check_options(f"the options of {paths.KERNEL_CMDLINE}", base.with_owned(options).render())
     for path in bootfiles.entry_files(root):
-        _fits(bls.BootEntry.read(path).options, options, str(path.relative_to(root)))
+        _fits(BootEntry.read(path).options, options, str(path.relative_to(root)))
     odd = bootfiles.module_dirs(root)[1]
     if odd:
         log.warning("%s holds %s, which cannot be a kernel version: left alone", paths.MODULES,

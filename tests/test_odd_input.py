@@ -494,3 +494,15 @@ def test_a_recorded_target_that_is_not_where_root_is_names_the_config(tmp_path):
     assert one_line_error(aoeboot("install-entry", "--root", str(root))) == (
         "aoeboot: the target in /etc/aoeboot/aoeboot.conf is e1.0p1, but /etc/fstab has / on "
         "e1.0p2 (--target e1.0p2)")
+
+
+def test_initramfs_build_takes_a_relative_chroot(tmp_path, monkeypatch):
+    """The library too (install_entry called with a relative root): on main, ValueError from
+    relative_to (mkstemp names the temp absolutely); then a relative chroot in dracut's argv."""
+    root = bare_root(tmp_path)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(initramfs, "run", fake_dracut(calls))
+    monkeypatch.chdir(tmp_path)
+    initramfs.build(KVER, Path("sysimage/boot/initramfs.img"), chroot=Path("sysimage"))
+    assert calls[0][:2] == ["chroot", str(root)] and calls[0][-1].startswith("/boot/.initramfs")
+    assert (root / "boot/initramfs.img").read_bytes() == AOE_IMAGE
