@@ -61,6 +61,8 @@ class Published:
 
 def render(host: str, kernels: Sequence[Published], target: Target, base_url: str = "") -> str:
     base = check_base_url(base_url).rstrip("/") + "/" if base_url else ""
+    for kernel in kernels:
+        check_options(f"the options of kernel {kernel.kver}", kernel.options)
     labels = [f"k{i}" for i in range(len(kernels))]
     first = labels[0] if labels else "sanboot"
     # Every menu line falls through to the default: an iPXE built without menus still boots.
@@ -80,8 +82,7 @@ def render(host: str, kernels: Sequence[Published], target: Target, base_url: st
         lines += [
             f":{label}",
             f"echo aoeboot: booting {kernel.kver}",
-            f"kernel {base}{kernel.kernel} initrd={kernel.initrd} "
-            f"{check_options(f'the options of kernel {kernel.kver}', kernel.options)}"
+            f"kernel {base}{kernel.kernel} initrd={kernel.initrd} {kernel.options}"
             f" BOOTIF=01-${{netX/mac:hexhyp}} || goto {fallback}",
             f"initrd {base}{kernel.initrd} || goto {fallback}",
             f"boot || goto {fallback}",
