@@ -31,7 +31,7 @@ NAME_MAX = 255
 ROOT_HEADROOM = 1024
 
 
-def system_root(path: Path, must_exist: bool = True) -> Path:
+def system_root(path: Path) -> Path:
     """`path` (a --root) made absolute, so every path under it is too (dracut runs chrooted
     there, and names files relative to it), and short enough for every path made under it."""
     absolute = os.path.abspath(path)
@@ -41,7 +41,7 @@ def system_root(path: Path, must_exist: bool = True) -> Path:
         raise AoebootError(f"root {shown} is too long",
                            hint=f"at most {PATH_MAX - ROOT_HEADROOM} bytes, each name at most "
                                 f"{NAME_MAX}, leaving room for the paths under it")
-    if must_exist and not os.path.isdir(absolute):
+    if not os.path.isdir(absolute):
         raise AoebootError(f"root {shown} is not a directory")
     return Path(absolute)
 

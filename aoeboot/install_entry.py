@@ -100,7 +100,7 @@ def _check_target(root: Path, target: Target, named: str) -> None:
     """The target must be where the installed system has its /: the partition its fstab
     mounts (where that names an AoE device) and the one / is mounted from; a whole disk only
     where it has no partitions."""
-    for where, found in ((f"{paths.FSTAB}", _fstab_root(root)),
+    for where, found in ((str(paths.FSTAB), _fstab_root(root)),
                          (f"the mount at {root}", rootdev.aoe_root(root))):
         if found is not None and found != target:
             raise AoebootError(f"{named} is {target.name}, but {where} has / on {found.name}",
