@@ -11,7 +11,7 @@ from pathlib import Path
 from aoeboot import bls, paths
 from aoeboot.cmdline import OWNED_KEYS, Cmdline
 from aoeboot.errors import AoebootError
-from aoeboot.fsutil import atomic_write, read_or_empty, read_text, safe_name, under
+from aoeboot.fsutil import atomic_write, is_safe_name, read_or_empty, read_text, under
 from aoeboot.kver import sort_key
 
 BOOT_DIRS = ("/boot", "/efi", "/boot/efi")
@@ -29,12 +29,22 @@ DRACUT_DROPIN_TEXT = (
 
 def installed_kernels(root: Path) -> list[str]:
     """Kernel versions with modules under root/lib/modules, oldest first."""
+    return module_dirs(root)[0]
+
+
+def module_dirs(root: Path) -> tuple[list[str], list[str]]:
+    """The kernels under root/lib/modules (oldest first), and the names there that look like
+    one but cannot be a kernel version (`6.1 old`: a copy someone kept), which are left out."""
     modules = under(root, paths.MODULES)
     if not modules.is_dir():
-        return []
+        return [], []
     versions = [d.name for d in modules.iterdir()
                 if d.is_dir() and ((d / "modules.dep").exists() or (d / "vmlinuz").exists())]
-    return sorted((safe_name(v, "kernel version") for v in versions), key=sort_key)
+    kernels: list[str] = []
+    odd: list[str] = []
+    for version in versions:
+        (kernels if is_safe_name(version) else odd).append(version)
+    return sorted(kernels, key=sort_key), sorted(odd)
 
 
 def entry_files(root: Path) -> list[Path]:

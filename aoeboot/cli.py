@@ -6,6 +6,8 @@ Commands are imported only when invoked, so `aoeboot --help` and shell completio
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
+from typing import Any, Callable, TypeVar
 
 import click
 
@@ -24,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "watch": "aoeboot.cli_status:watch",
 }
 ALIASES = {"doctor": "status"}
+F = TypeVar("F", bound=Callable[..., Any])
 
 SHORT_HELP = {
     "discover": "Find the AoE targets the network offers.",
@@ -35,6 +38,19 @@ SHORT_HELP = {
     "status": "Check the whole boot chain (alias: doctor).",
     "watch": "Keep the root disk's NICs up; tell of a silent NAS.",
 }
+
+
+def root_option(help: str, hidden: bool = False) -> Callable[[F], F]:
+    """--root, made absolute and checked (fsutil.system_root) before the command runs."""
+
+    def absolute(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+        from aoeboot.fsutil import system_root
+
+        return system_root(value)
+
+    return click.option("--root", type=click.Path(file_okay=False, path_type=Path),
+                        default=Path("/"), show_default=True, hidden=hidden, help=help,
+                        callback=absolute)
 
 
 class LazyGroup(click.Group):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from typing import Any
@@ -47,6 +48,8 @@ def discover(interfaces: tuple[str, ...], timeout: float, as_json: bool, mode: s
     paths (every way to the target: [{"interface": "ens3", "mac": SERVER}, ...]; the aoe driver
     spreads I/O over them all; interface then lists them comma-separated).
     """
+    if timeout is not None and not math.isfinite(timeout):  # NaN passes click's range check
+        raise AoebootError(f"--timeout {timeout}: not a number of seconds")
     wanted = [parse_interface(name) for name in interfaces]
     if os.geteuid() != 0:
         raise AoebootError("discover needs root (raw sockets or the aoe driver)")
@@ -120,8 +123,8 @@ def _kernel(interfaces: list[str], timeout: float, retrigger: float) -> list[dic
 def _human(size: Any) -> str:
     if size is None:
         return "?"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if size < 1024 or unit == "PiB":
             return f"{size:.1f} {unit}" if unit != "B" else f"{size} B"
         size /= 1024
     return str(size)

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import click
 
+from aoeboot.cli import root_option
 from aoeboot.errors import EXIT_NOTHING
 
-ROOT_OPTION = click.option("--root", type=click.Path(file_okay=False, path_type=Path),
-                           default=Path("/"), show_default=True,
-                           help="The system to act on (the installer's target: /mnt/sysimage).")
+ROOT_OPTION = root_option("The system to act on (the installer's target: /mnt/sysimage).")
 
 
 @click.command()
@@ -73,7 +72,7 @@ def install_entry(target_text: str | None, interfaces: tuple[str, ...],
 
     target = Target.parse(target_text) if target_text else None
     names = [parse_interface(name) for name in interfaces]
-    recorded = tuple(dict.fromkeys(mac.parse(server) for server in servers))
+    recorded = tuple(dict.fromkeys(mac.one_nic(server) for server in servers))
     changes = run_install_entry(root, target, names, recorded)
     if as_json:
         click.echo(json.dumps({"changed": bool(changes), "changes": changes}, indent=2))

@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 
 from aoeboot import mac as macs
+from aoeboot.cli import root_option
 from aoeboot.nasconfig import MIN_MTU
 
 
 @click.command()
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("/"),
-              show_default=True, help="The system whose publishing state to complete.")
+@root_option("The system whose publishing state to complete.")
 @click.option("--json", "as_json", is_flag=True, help="Print the publish state as JSON.")
 def publish(root: Path, as_json: bool) -> None:
     """Complete pending publishes to the NAS (also run by aoeboot-publish.timer).
@@ -96,7 +96,7 @@ def nas_config(mac_texts: tuple[str, ...], target_text: str, fmt: str, script: s
     from aoeboot import nasconfig
     from aoeboot.config import interface_name
     from aoeboot.errors import AoebootError
-    from aoeboot.pxearch import Images, check_plain
+    from aoeboot.pxearch import Images, check_boot_file
     from aoeboot.target import Target
 
     box = nasconfig.box_macs(mac_texts)
@@ -116,7 +116,7 @@ def nas_config(mac_texts: tuple[str, ...], target_text: str, fmt: str, script: s
         return
     if mtu is not None:
         raise AoebootError(f"--mtu is for --format vblade or vblade-unit, not {fmt}")
-    script = check_plain("--script", script or f"{macs.hexhyp(box[0])}/boot.ipxe")
+    script = check_boot_file("--script", script or f"{macs.hexhyp(box[0])}/boot.ipxe")
     images = Images(bios_image, efi_image, arm64_efi_image).checked()
     if fmt == "kea":
         click.echo(nasconfig.kea(box, target, script, images), nl=False)

@@ -7,14 +7,12 @@ from pathlib import Path
 
 import click
 
+from aoeboot.cli import root_option
 from aoeboot.errors import EXIT_NOTHING
 
 
 @click.command()
-@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=Path("/"),
-              show_default=True,
-              help="The system to check (the installer's target: /mnt/sysimage).")
+@root_option("The system to check (the installer's target: /mnt/sysimage).")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"next_boot_ok": BOOL, "checks": [{name, level, message, hint}]}.')
 def status(root: Path, as_json: bool) -> None:
@@ -55,9 +53,7 @@ def status(root: Path, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=Path("/"), show_default=True, hidden=True,
-              help="Where the config, the state file and /dev/kmsg are (tests).")
+@root_option("Where the config, the state file and /dev/kmsg are (tests).", hidden=True)
 @click.option("--interval", type=click.FloatRange(0.2, 3600), default=10.0, show_default=True,
               help="Seconds between two questions to the NAS.")
 @click.option("--silent-after", type=click.FloatRange(1, 86400), default=30.0,

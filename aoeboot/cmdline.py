@@ -13,6 +13,9 @@ from aoeboot.target import Target
 OWNED_KEYS = ("root", "rootfstype", "rootflags", "rd.aoe", "rd.aoe.iface", "rd.aoe.timeout",
               "rd.aoe.deadsecs")
 
+# x86 and arm64 kernels: a longer command line is cut to COMMAND_LINE_SIZE - 1 bytes.
+COMMAND_LINE_SIZE = 2048
+
 
 @dataclass(frozen=True)
 class Cmdline:

@@ -29,6 +29,7 @@ from typing import Callable
 from aoeboot import mac
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, under
+from aoeboot.ipxe import check_base_url
 from aoeboot.paths import CONFIG as CONFIG_PATH
 from aoeboot.target import Target
 from aoeboot.transport import parse_ssh_url
@@ -39,9 +40,8 @@ _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 def parse_interface(text: str) -> str:
     """An interface name or a MAC address (normalised to lower case with colons)."""
-    found = mac.normal(text)
-    if found:
-        return found
+    if mac.is_mac(text):
+        return mac.one_nic(text)
     if _IFNAME.fullmatch(text) and text not in (".", ".."):
         return text
     raise AoebootError(f"invalid interface {text!r}", hint="an interface name or a MAC address")
@@ -81,9 +81,13 @@ class Config:
 
 def _int_in(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        if not re.fullmatch(r"[0-9]+", text) or not low <= int(text) <= high:
-            raise AoebootError(f"{text!r} is not a whole number from {low} to {high}")
-        return int(text)
+        # More digits than `high` has is out of range, and may be too long for int() (4300).
+        digits = text.lstrip("0") or "0"
+        if (not re.fullmatch(r"[0-9]+", text) or len(digits) > len(str(high))
+                or not low <= int(digits) <= high):
+            shown = text if len(text) <= 20 else f"{text[:12]}... ({len(text)} characters)"
+            raise AoebootError(f"{shown!r} is not a whole number from {low} to {high}")
+        return int(digits)
 
     return parse
 
@@ -114,7 +118,7 @@ def _interfaces(text: str) -> tuple[str, ...]:
 
 
 def _macs(text: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(mac.parse(word) for word in text.replace(",", " ").split()))
+    return tuple(dict.fromkeys(mac.one_nic(word) for word in text.replace(",", " ").split()))
 
 
 # section -> key -> parser of a non-empty value. An empty value means "the default".
@@ -129,7 +133,7 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
     "publish": {
         "destination": _destination,
         "host": _host,
-        "url": str,
+        "url": check_base_url,
         "keep": _int_in(1, 100),
         "ssh_identity": _absolute_path,
         "ssh_known_hosts": _absolute_path,

@@ -58,7 +58,9 @@ def parse(text: str, where: str) -> list[Entry]:
         if len(fields) < 3:
             raise AoebootError(f"{where}:{number}: expected 'device mount-point type options', "
                                f"got {line!r}")
-        options = tuple(fields[3].split(",")) if len(fields) > 3 else ("defaults",)
+        # Blanks in a field are written \040, as in mountinfo: undo that as mount(8) does.
+        options = (tuple(unescape(os.fsencode(fields[3])).split(",")) if len(fields) > 3
+                   else ("defaults",))
         device, mount_point = (unescape(os.fsencode(f)) for f in fields[:2])
         entries.append(Entry(device, mount_point, fields[2], options))
     return entries
@@ -99,4 +101,15 @@ def root_options(root: Path) -> tuple[str, ...]:
     flags = entry.rootflags()
     if flags:
         options.append(f"rootflags={flags}")
+    for option in options:
+        _check_passable(option, root)
     return tuple(options)
+
+
+def _check_passable(option: str, root: Path) -> None:
+    """The kernel command line splits at blanks outside quotes, and the initramfs's getarg at
+    every blank, so a blank, quote or backslash in root's mount options cannot get there."""
+    if any(char.isspace() or char in '"\\' for char in option):
+        raise AoebootError(f"{under(root, paths.FSTAB)}: / is mounted with {option!r}, which "
+                           "the kernel command line cannot carry to the initramfs (a blank, "
+                           "quote or backslash)", hint="rename the subvolume or label")

@@ -13,11 +13,37 @@ from aoeboot.errors import AoebootError
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~:@-]*")
 
 
+def is_safe_name(text: str) -> bool:
+    return bool(_SAFE_NAME.fullmatch(text)) and text not in (".", "..") and len(text) <= 255
+
+
 def safe_name(text: str, what: str) -> str:
     """Return `text` if it can be one path component (no '/', no '..', no control chars)."""
-    if not _SAFE_NAME.fullmatch(text) or text in (".", "..") or len(text) > 255:
+    if not is_safe_name(text):
         raise AoebootError(f"invalid {what} {text!r}", hint="must be one plain file name")
     return text
+
+
+PATH_MAX = 4096  # Linux: a longer path fails every system call with ENAMETOOLONG
+NAME_MAX = 255
+# Room left under a root for the paths aoeboot makes there (/boot/loader/entries/NAME.conf,
+# /lib/modules/KVER/...), so none of them reaches PATH_MAX.
+ROOT_HEADROOM = 1024
+
+
+def system_root(path: Path) -> Path:
+    """`path` (a --root) made absolute, so every path under it is too (dracut runs chrooted
+    there, and names files relative to it), and short enough for every path made under it."""
+    absolute = os.path.abspath(path)
+    raw = os.fsencode(absolute)
+    shown = absolute if len(absolute) <= 256 else f"{absolute[:48]}... ({len(raw)} bytes)"
+    if len(raw) > PATH_MAX - ROOT_HEADROOM or any(len(p) > NAME_MAX for p in raw.split(b"/")):
+        raise AoebootError(f"root {shown} is too long",
+                           hint=f"at most {PATH_MAX - ROOT_HEADROOM} bytes, each name at most "
+                                f"{NAME_MAX}, leaving room for the paths under it")
+    if not os.path.isdir(absolute):
+        raise AoebootError(f"root {shown} is not a directory")
+    return Path(absolute)
 
 
 def read_or_empty(path: Path) -> str:

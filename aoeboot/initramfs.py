@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,10 +86,15 @@ def build(kver: str, out: Path, chroot: Path | None = None,
 
     With `chroot` (an installed system's root, `out` inside it) dracut runs chrooted into it, so
     it uses that system's modules and configuration."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    out = out.absolute()  # a relative root: dracut's output is named from inside the chroot
+    chroot = chroot.absolute() if chroot is not None else None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise AoebootError(f"cannot write initramfs {out}: {err.strerror}") from None
+    # A name dracut creates, not an empty file made beforehand: when the directory goes
+    # read-only under dracut, nothing of ours is left behind that could not be removed.
+    tmp = out.parent / f".{out.name}.{secrets.token_hex(4)}.tmp"
     try:
         argv = ["dracut", "--force", "--add", "aoe", "--kver", kver, *extra_args]
         if chroot is not None and chroot != Path("/"):
@@ -106,5 +111,13 @@ def build(kver: str, out: Path, chroot: Path | None = None,
     except OSError as err:
         raise AoebootError(f"cannot write initramfs {out}: {err.strerror}") from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        _remove_temp(tmp)
+
+
+def _remove_temp(tmp: Path) -> None:
+    """Remove what a failed build left; when that fails too (the directory went read-only),
+    say so and let the build's own error through."""
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError as err:
+        log.warning("cannot remove %s: %s", tmp, err.strerror)

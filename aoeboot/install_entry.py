@@ -8,15 +8,20 @@ installer's own boot.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from aoeboot import bootfiles, driver, grubdefault, initramfs, nmconf, paths, rootdev
 from aoeboot import config as configuration
+from aoeboot.bls import BootEntry
+from aoeboot.cmdline import COMMAND_LINE_SIZE, Cmdline
 from aoeboot.errors import AoebootError
-from aoeboot.fsutil import under
+from aoeboot.fstab import root_entry
+from aoeboot.fsutil import read_text, under
 from aoeboot.hostopts import host_options
+from aoeboot.ipxe import check_options
 from aoeboot.target import Target
 
 log = logging.getLogger(__name__)
@@ -32,12 +37,16 @@ def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
     root = Path(root)
     if not root.is_dir():
         raise AoebootError(f"target root {root} is not a directory")
-    target = target or rootdev.aoe_root(root)
+    config = configuration.load(root)
+    # Given, else what the last run recorded, else where / is mounted from (the installer).
+    named = ("--target" if target else f"the target in {paths.CONFIG}" if config.boot.target
+             else f"the mount at {root}")
+    target = target or config.boot.target or rootdev.aoe_root(root)
     if target is None:
         raise AoebootError(f"{root} is not mounted from an AoE disk",
                            hint="name the root partition with --target eX.YpN")
+    _check_target(root, target, named)
     changes: list[str] = []
-    config = configuration.load(root)
     recorded = tuple(servers) or _serving(root, target) or config.boot.servers
     if set(recorded) == set(config.boot.servers):
         recorded = config.boot.servers  # the driver lists them in the order they answered
@@ -51,7 +60,7 @@ def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
     # Read every system file we edit before writing any: a broken one stops us here.
     options = host_options(config, root, strict=True)
     assert options is not None  # a target is set
-    grubdefault.current(root)
+    _read_everything(root, options, publishing=bool(config.publish.destination))
     if not recorded:
         log.warning("cannot tell which NAS serves %s (the aoe driver does not see it): no server "
                     "MAC recorded; `install-entry --server MAC` names it", target.disk.name)
@@ -85,6 +94,72 @@ def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
         if bootfiles.fix_entry(path, options):
             changes.append(f"set the AoE options in {path.relative_to(root)}")
     return changes
+
+
+def _check_target(root: Path, target: Target, named: str) -> None:
+    """The target must be where the installed system has its /: the partition its fstab
+    mounts (where that names an AoE device) and the one / is mounted from; a whole disk only
+    where it has no partitions."""
+    for where, found in ((str(paths.FSTAB), _fstab_root(root)),
+                         (f"the mount at {root}", rootdev.aoe_root(root))):
+        if found is not None and found != target:
+            raise AoebootError(f"{named} is {target.name}, but {where} has / on {found.name}",
+                               hint=f"--target {found.name}")
+    if target.partition is None:
+        seen = next((t for t in driver.list_targets(root) if t.target == target), None)
+        if seen is not None and seen.partitions:
+            parts = ", ".join(p.name for p in seen.partitions)
+            raise AoebootError(f"{named} is the whole disk {target.name}, which has partitions "
+                               f"({parts}): / is on one of them",
+                               hint=f"--target {target.name}pN")
+
+
+def _fstab_root(root: Path) -> Target | None:
+    """The AoE partition root's fstab mounts / from, where it tells (a /dev/etherd path, or
+    a UUID=/LABEL= whose link the installer's /dev has); None where it does not."""
+    entry = root_entry(root)
+    if entry is None:
+        return None
+    device = Path(entry.device)
+    if entry.link is not None:
+        device = Path(os.path.realpath(under(root, entry.link)))  # ../../etherd/e11.0p1
+    if device.parent.name != "etherd":
+        return None
+    try:
+        return Target.parse(device.name)
+    except AoebootError:
+        return None
+
+
+def _read_everything(root: Path, options: Sequence[str], publishing: bool) -> None:
+    """Read every file install-entry edits, so that one it cannot read or parse stops it before
+    it has written anything: /etc/default/grub, the command line files, every boot entry; and
+    each must still fit the kernel's command line with our options (and, `publishing`, the
+    kernel line of the NAS's iPXE script, which gets /etc/kernel/cmdline)."""
+    grub = grubdefault.current(root)
+    _fits(grub or Cmdline(), options, str(paths.DEFAULT_GRUB))
+    cmdline = under(root, paths.KERNEL_CMDLINE)
+    base = bootfiles.cmdline_base(root, fallback=None)
+    if cmdline.exists():
+        base = Cmdline.parse(read_text(cmdline), where=str(cmdline))
+    _fits(base, options, str(paths.KERNEL_CMDLINE))
+    if publishing:
+        check_options(f"the options of {paths.KERNEL_CMDLINE}", base.with_owned(options).render())
+    for path in bootfiles.entry_files(root):
+        _fits(BootEntry.read(path).options, options, str(path.relative_to(root)))
+    odd = bootfiles.module_dirs(root)[1]
+    if odd:
+        log.warning("%s holds %s, which cannot be a kernel version: left alone", paths.MODULES,
+                    ", ".join(map(repr, odd)))
+
+
+def _fits(current: Cmdline, options: Sequence[str], where: str) -> None:
+    """The kernel keeps only the first COMMAND_LINE_SIZE - 1 bytes, and ours come last."""
+    size = len(current.with_owned(options).render().encode())
+    if size >= COMMAND_LINE_SIZE:
+        raise AoebootError(f"{where}: the command line with the AoE options would be {size} "
+                           f"bytes; the kernel keeps only {COMMAND_LINE_SIZE - 1} and would cut "
+                           "root= off", hint="remove options you do not need")
 
 
 def _networkmanager(root: Path, interfaces: Sequence[str], target: Target) -> list[str]:

@@ -7,9 +7,12 @@ unless a base URL is configured, so the same script works over TFTP and HTTP.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aoeboot.errors import AoebootError
+from aoeboot.paths import KERNEL_CMDLINE
 from aoeboot.target import Target
 
 # What the menu costs every boot. iPXE's menu stops its countdown at the first key (menu_ui.c:
@@ -21,6 +24,33 @@ MENU_TIMEOUT_MS = 3000
 SAN_DRIVE = 0x80  # the drive number iPXE gives the first SAN disk (BIOS and UEFI alike)
 
 
+# What iPXE's shell reads in a command line (core/exec.c): a word that is one of these ends
+# the command, and ${...} anywhere expands a setting. A line splits at blanks only: no quote
+# or escape makes either literal.
+_OPERATORS = ("||", "&&", ";")
+# A base URL as iPXE fetches it: a scheme, then characters with no meaning to its shell.
+_BASE_URL = re.compile(r"(?:https?|tftp|ftp)://[A-Za-z0-9._~:/?=%+@!,\[\]-]+")
+
+
+def check_base_url(text: str) -> str:
+    """`text` if iPXE can take it as the base URL of every file the script fetches."""
+    if not _BASE_URL.fullmatch(text):
+        raise AoebootError(f"invalid base URL {text[:64]!r}",
+                           hint="http://, https://, tftp:// or ftp:// and a plain path, no "
+                                "blanks, '$', '&', '|', ';', quotes or '#'")
+    return text
+
+
+def check_options(where: str, options: str) -> str:
+    """`options` if the kernel line carries them to the kernel as they are."""
+    for word in options.split():
+        if word in _OPERATORS or "${" in word:
+            raise AoebootError(f"{where} hold {word!r}, which the iPXE script would read as an "
+                               "operator or a setting, not pass on to the kernel",
+                               hint=f"remove it from {KERNEL_CMDLINE}")
+    return options
+
+
 @dataclass(frozen=True)
 class Published:
     kver: str
@@ -30,7 +60,9 @@ class Published:
 
 
 def render(host: str, kernels: Sequence[Published], target: Target, base_url: str = "") -> str:
-    base = base_url.rstrip("/") + "/" if base_url else ""
+    base = check_base_url(base_url).rstrip("/") + "/" if base_url else ""
+    for kernel in kernels:
+        check_options(f"the options of kernel {kernel.kver}", kernel.options)
     labels = [f"k{i}" for i in range(len(kernels))]
     first = labels[0] if labels else "sanboot"
     # Every menu line falls through to the default: an iPXE built without menus still boots.

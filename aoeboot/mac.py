@@ -32,6 +32,15 @@ def parse(text: str) -> str:
     return found
 
 
+def one_nic(text: str) -> str:
+    """`text` in aoeboot's form, if one NIC can have it: a multicast address (the broadcast
+    ff:ff:ff:ff:ff:ff among them) or the null one names none, or every NIC at once."""
+    found = parse(text)
+    if int(found[:2], 16) & 1 or found == "00:00:00:00:00:00":
+        raise AoebootError(f"{text!r} is a multicast or null address, no NIC's MAC")
+    return found
+
+
 def from_bytes(raw: bytes) -> str:
     """The six bytes of a frame's address field, in aoeboot's form."""
     return ":".join(f"{b:02x}" for b in raw)

@@ -168,10 +168,7 @@ def box_macs(texts: Sequence[str]) -> list[str]:
     """The box's NIC MACs, each once, in aoeboot's form; what a NIC cannot have is an error."""
     found: list[str] = []
     for text in texts:
-        normal = macs.parse(text)
-        first = int(normal[:2], 16)
-        if first & 1 or normal == "00:00:00:00:00:00":
-            raise AoebootError(f"{text!r} is a multicast or null address, no NIC's MAC")
+        normal = macs.one_nic(text)
         if normal not in found:
             found.append(normal)
     if not found:

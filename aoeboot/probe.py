@@ -140,7 +140,7 @@ def _handle(frame: bytes, name: str, sock: socket.socket, mac: bytes, tag_base: 
         key = pending.pop(header.tag)
         try:
             ata = wire.parse_ata_reply(frame)
-            if not header.flags & wire.FLAG_ERROR:
+            if not header.flags & wire.FLAG_ERROR and not ata.failed:
                 identified[key] = wire.parse_identify(ata.data)
         except wire.WireError as err:
             log.info("bad IDENTIFY reply for %s: %s", key[0], err)
@@ -190,7 +190,7 @@ def read_sector(interface: str, server: str, target: Target, lba: int = 0,
                 raise AoebootError(f"{target.disk.name} from {server}: "
                                    f"{wire.error_text(header.error)}")
             reply = wire.parse_ata_reply(frame)
-            if reply.status & 0x01 or len(reply.data) < wire.SECTOR:
+            if reply.failed or len(reply.data) < wire.SECTOR:
                 raise AoebootError(f"{target.disk.name} from {server}: ATA read of sector {lba} "
                                    f"failed (status {reply.status:#04x}, error {reply.error:#04x})")
             return reply.data[:wire.SECTOR]

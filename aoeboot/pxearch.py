@@ -33,6 +33,29 @@ def check_plain(what: str, value: str) -> str:
     return value
 
 
+# BOOTP's file field, where DHCP servers put the boot file name and PXE firmware reads it
+# (option 67, where some put it instead, holds 255).
+BOOT_FILE_MAX = 128
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def check_boot_file(what: str, value: str) -> str:
+    """`value` unchanged if it can be a DHCP boot file name: plain (check_plain), a path or a
+    URL (scheme://), never `tag:x` or `net:x`, which dnsmasq's dhcp-boot= reads as a tag (and
+    then rejects the line: the NAS's DHCP server does not start), and at most BOOT_FILE_MAX
+    bytes."""
+    check_plain(what, value)
+    if ":" in value.split("/", 1)[0] and not _URL.match(value):
+        raise AoebootError(f"{what}: {value!r} is neither a path nor a URL (scheme://...): "
+                           "dnsmasq would read it as a tag")
+    size = len(value.encode())
+    if size > BOOT_FILE_MAX:
+        raise AoebootError(f"{what}: {value[:32]!r}... ({size} bytes) is longer than the "
+                           f"{BOOT_FILE_MAX} bytes of the DHCP file field, where the boot file "
+                           "name goes")
+    return value
+
+
 @dataclass(frozen=True)
 class Images:
     """The iPXE image per firmware, as the NAS's TFTP root names them; "" = none offered."""
@@ -48,7 +71,7 @@ class Images:
 
     def checked(self) -> Images:
         for firmware, image in self.by_firmware().items():
-            check_plain(IMAGE_OPTIONS[firmware], image)
+            check_boot_file(IMAGE_OPTIONS[firmware], image)
         if not self.by_firmware():
             raise AoebootError("no iPXE image left to offer: name at least one of --bios-image, "
                                "--efi-image, --arm64-efi-image")

@@ -9,7 +9,6 @@ pending publish) or FAIL (the next boot would not reach root on AoE). Everything
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from collections.abc import Sequence
@@ -37,8 +36,6 @@ from aoeboot.fsutil import read_or_empty, under
 from aoeboot.hostopts import AOE_WANTED, SERVERS_OPTION
 from aoeboot.kver import newest
 from aoeboot.target import Target
-
-log = logging.getLogger(__name__)
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 ABFT = "/sys/firmware/acpi/tables/aBFT"  # iPXE's AoE boot firmware table, as an ACPI table
@@ -128,7 +125,12 @@ def _host(root: Path, checks: list[Check]) -> Host | None:
         checks.append(Check("fstab", WARN, f"{err}: root is mounted with the kernel's defaults",
                             "the installed system's fstab should mount /"))
         root_mount = ()
-    return Host(root, config, target, bootfiles.installed_kernels(root), root_mount)
+    kernels, odd = bootfiles.module_dirs(root)
+    if odd:
+        checks.append(Check("kernel", WARN, f"{paths.MODULES} holds {', '.join(map(repr, odd))}, "
+                            "which cannot be a kernel version: left out of every check",
+                            "rename or remove it; kernel versions have no blanks"))
+    return Host(root, config, target, kernels, root_mount)
 
 
 def _mounted_target(root: Path) -> Target | None:
@@ -450,23 +452,28 @@ def _cmdline(host: Host) -> list[Check]:
     return [Check("cmdline", OK, f"{paths.KERNEL_CMDLINE}: {' '.join(expected)}")]
 
 
-def _boot_entries(host: Host) -> dict[Path, bls.BootEntry]:
-    found = {}
+def _boot_entries(host: Host) -> tuple[dict[Path, bls.BootEntry], list[Check]]:
+    """The entries that can be read, and a check for each that cannot: the boot loader may
+    skip it or stop at it, and --json must say so too."""
+    found: dict[Path, bls.BootEntry] = {}
+    unreadable: list[Check] = []
     for path in bootfiles.entry_files(host.root):
         try:
             found[path] = bls.BootEntry.read(path)
         except AoebootError as err:
-            log.warning("%s", err)
-    return found
+            stem = path.stem.split("+")[0]
+            kver = next((k for k in host.kernels if stem.endswith("-" + k)), None)
+            level = host.severity(kver) if kver else WARN
+            unreadable.append(Check("entry", level, str(err), FIX))
+    return found, unreadable
 
 
 def _entries(host: Host) -> list[Check]:
-    entries = _boot_entries(host)
-    if not entries:
+    entries, checks = _boot_entries(host)
+    if not entries and not checks:
         if host.config.publish.destination:
             return [Check("entry", OK, "no local boot entries: the box netboots from the NAS")]
         return [Check("entry", FAIL, "no boot entries under /boot, /efi or /boot/efi", FIX)]
-    checks = []
     for path, entry in entries.items():
         name = _shown(host, path)
         problem = _root_problem(entry.options, host)

@@ -49,9 +49,9 @@ class Target:
             )
         part = match.group("part")
         return cls(
-            int(match.group("shelf")),
-            int(match.group("slot")),
-            int(part) if part is not None else None,
+            _number("shelf", match.group("shelf")),
+            _number("slot", match.group("slot")),
+            _number("partition", part) if part is not None else None,
         )
 
     @property
@@ -81,6 +81,16 @@ class Target:
 
     def __str__(self) -> str:
         return self.name
+
+
+def _number(what: str, digits: str) -> int:
+    """The value of a run of ASCII digits, which may be too long for int() (Python refuses
+    more than 4300 digits): anything longer than a shelf number is out of range anyway."""
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > len(str(MAX_SHELF)):
+        raise AoebootError(f"AoE {what} {significant[:8]}... ({len(significant)} digits) out of "
+                           "range", hint=f"a {what} has at most {len(str(MAX_SHELF))} digits")
+    return int(significant)
 
 
 def _check_range(what: str, value: int, low: int, high: int) -> None:

@@ -29,6 +29,9 @@ ATA_IDENTIFY = 0xEC
 ATA_READ_EXT = 0x24  # READ SECTORS EXT: 48-bit LBA
 AFLAG_EXTENDED = 0x40
 SECTOR = 512
+ATA_ERR = 0x01  # status: the command failed (the error register says why)
+ATA_DF = 0x20  # status: device fault
+MAX_LBA48 = (1 << 48) - 1  # words 100-103 hold 64 bits, of which LBA48 uses 48
 
 ERRORS = {
     1: "unrecognized command",
@@ -88,6 +91,11 @@ class AtaReply:
     status: int
     error: int
     data: bytes
+
+    @property
+    def failed(self) -> bool:
+        """The device says the command failed: its data is no answer."""
+        return bool(self.status & (ATA_ERR | ATA_DF))
 
 
 def _pad(frame: bytes) -> bytes:
@@ -175,13 +183,17 @@ def parse_identify(data: bytes) -> Identity:
     words = struct.unpack_from("<256H", data)
     lba48 = words[100] | words[101] << 16 | words[102] << 32 | words[103] << 48
     sectors = lba48 if words[83] & (1 << 10) and lba48 else words[60] | words[61] << 16
+    if sectors > MAX_LBA48 + 1:
+        raise WireError(f"IDENTIFY sector count {sectors} is more than LBA48 addresses")
     return Identity(sectors, _ata_string(words[27:47]), _ata_string(words[10:20]))
 
 
 def _ata_string(words: tuple[int, ...]) -> str:
     # ATA strings store two characters per word, the first in the high byte.
     raw = b"".join(struct.pack(">H", w) for w in words)
-    return raw.decode("ascii", "replace").strip(" \0")
+    # ATA strings are printable ASCII; anything else (a terminal escape from a spoofed
+    # reply) must not reach the table discover prints.
+    return "".join(chr(b) if 0x20 <= b < 0x7F else "?" for b in raw.strip(b" \0"))
 
 
 def error_text(code: int) -> str | None:

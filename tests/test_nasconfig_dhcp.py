@@ -178,8 +178,8 @@ def test_kea_takes_no_boot_file_longer_than_the_file_field():
                       option, long)
         assert out.returncode == 2 and out.stdout == "", (option, out.stdout)
         assert out.stderr.splitlines() == [
-            f"aoeboot: {option}: {long!r} is longer than the 128 bytes of the DHCP file field, "
-            "where Kea puts a boot file name"], out.stderr
+            f"aoeboot: {option}: {long[:32]!r}... (129 bytes) is longer than the 128 bytes of "
+            "the DHCP file field, where the boot file name goes"], out.stderr
         fits = aoeboot("nas-config", "--mac", MAC, "--target", "e11.0", "--format", "kea",
                        option, long[:128])
         assert fits.returncode == 0, fits.stderr
