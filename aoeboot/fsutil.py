@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,9 +14,13 @@ from aoeboot.errors import AoebootError
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~:@-]*")
 
 
+def is_safe_name(text: str) -> bool:
+    return bool(_SAFE_NAME.fullmatch(text)) and text not in (".", "..") and len(text) <= 255
+
+
 def safe_name(text: str, what: str) -> str:
     """Return `text` if it can be one path component (no '/', no '..', no control chars)."""
-    if not _SAFE_NAME.fullmatch(text) or text in (".", "..") or len(text) > 255:
+    if not is_safe_name(text):
         raise AoebootError(f"invalid {what} {text!r}", hint="must be one plain file name")
     return text
 
@@ -53,6 +58,30 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise _io_error(path, err) from None
+
+
+def atomic_copy(source: Path, path: Path, mode: int = 0o644) -> None:
+    """Copy `source` to `path` as atomic_write does, a block at a time (initrds are large)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _io_error(path, err) from None
+    try:
+        with open(source, "rb") as src, os.fdopen(fd, "wb") as handle:
+            shutil.copyfileobj(src, handle, 1 << 20)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from aoeboot import bootfiles, driver, grubdefault, initramfs, nmconf, paths, rootdev
+from aoeboot import bootfiles, driver, grubdefault, initramfs, lock, nmconf, paths, rootdev
 from aoeboot import config as configuration
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import under
@@ -32,6 +32,12 @@ def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
     root = Path(root)
     if not root.is_dir():
         raise AoebootError(f"target root {root} is not a directory")
+    with lock.held(root):  # kernel-install edits the same files
+        return _install_entry(root, target, interfaces, servers)
+
+
+def _install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
+                   servers: Sequence[str]) -> list[str]:
     target = target or rootdev.aoe_root(root)
     if target is None:
         raise AoebootError(f"{root} is not mounted from an AoE disk",

@@ -19,8 +19,9 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from aoeboot import bls, bootfiles, grubdefault, initramfs, kimage, paths
+from aoeboot import bls, bootfiles, grubdefault, initramfs, kimage, lock, paths
 from aoeboot import config as configuration
 from aoeboot.cmdline import Cmdline
 from aoeboot.errors import AoebootError
@@ -80,6 +81,12 @@ def add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
     """Make kernel `kver` boot from AoE; return what was done and what was checked (empty: this
     host does not boot from AoE)."""
     safe_name(kver, "kernel version")
+    with lock.held(root):  # a second kernel-install waits: one reads what the other writes
+        return _add(kver, entry_dir, kernel_image, initrds, env, root)
+
+
+def _add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
+         env: Environment, root: Path) -> list[str]:
     config = configuration.load(root, env.config_file(root))
     options = host_options(config, root)
     if options is None:
@@ -229,6 +236,11 @@ def _ensure_image(kver: str, image: Path, report: list[str],
 def remove(kver: str, entry_dir: Path, env: Environment, root: Path = Path("/")) -> list[str]:
     """Remove what `add` created for `kver` (and only that)."""
     safe_name(kver, "kernel version")
+    with lock.held(root):
+        return _remove(kver, env, root)
+
+
+def _remove(kver: str, env: Environment, root: Path) -> list[str]:
     done = []
     record = _record(root, kver)
     if record.exists():
@@ -247,9 +259,19 @@ def remove(kver: str, entry_dir: Path, env: Environment, root: Path = Path("/"))
     if config.publish.destination:
         from aoeboot import publish  # only where publishing is configured
 
-        publish.after_remove(root=root, config=config, kver=kver)
-        done.append("unpublished")
+        state = publish.after_remove(root=root, config=config, kver=kver)
+        done.append(_removed_report(state, kver))
     return done
+
+
+def _removed_report(state: dict[str, Any], kver: str) -> str:
+    """What the NAS boots now, as `publish.json` says: never "unpublished" when it was not."""
+    boots = ", ".join(state["kernels"]) or "nothing"
+    if state["pending"]:
+        return f"unpublishing {kver} is pending ({state['error']}); the NAS boots {boots}"
+    if kver in state["kernels"]:
+        return f"kept {kver} on the NAS: it is the only kernel the box can boot"
+    return f"unpublished {kver}; the NAS boots {boots}"
 
 
 def _publish_added(root: Path, config: configuration.Config, kver: str, kernel_image: Path,
@@ -257,10 +279,12 @@ def _publish_added(root: Path, config: configuration.Config, kver: str, kernel_i
     from aoeboot import publish  # only where publishing is configured
 
     try:
-        publish.after_add(root=root, config=config, kver=kver, kernel=kernel_image, initrd=image,
-                          options=tuple(options))
+        state = publish.after_add(root=root, config=config, kver=kver, kernel=kernel_image,
+                                  initrd=image, options=tuple(options))
     except AoebootError as err:
         # The kernel install must succeed; the publish stays pending for `aoeboot publish`.
         log.warning("publishing %s failed, will retry with `aoeboot publish`: %s", kver, err)
-        return []
-    return ["published"]
+        return [f"publishing {kver} is pending: {err}"]
+    if state["pending"]:
+        return [f"publishing {kver} is pending ({state['error']}); `aoeboot publish` retries"]
+    return [f"published {kver}; the NAS boots {', '.join(state['kernels'])}"]

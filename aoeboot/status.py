@@ -704,7 +704,8 @@ def _publish_state(host: Host) -> list[Check]:
     try:
         state = publish.read_state(host.root)
     except AoebootError as err:
-        return [Check("publish", WARN, str(err), "`aoeboot publish` writes it anew")]
+        return [Check("publish", WARN, str(err),
+                      "`aoeboot publish` sets it aside and writes it anew")]
     checks = []
     if state.get("pending"):
         kvers = ", ".join(f"{p['action']} {p['kver']}" for p in state["pending"])
@@ -732,6 +733,9 @@ def _nas_script(host: Host, published: Sequence[str]) -> list[Check]:
         directory = Path(destination) / publish.host_name(host.config, host.root)
     except AoebootError as err:
         return [Check("publish", FAIL, str(err), f"check [publish] in {paths.CONFIG}")]
+    if not Path(destination).is_dir():
+        return [Check("publish", FAIL, f"the publish destination {destination} is not there "
+                      "(the NAS's share not mounted?)", "mount it, then `aoeboot publish`")]
     manifest = directory / publish.MANIFEST
     try:
         kernels = [dict(k) for k in json.loads(manifest.read_text())["kernels"]]
