@@ -5,16 +5,26 @@ Order of a publish, so that the box can never fetch a script naming a missing or
    written under a temporary name and renamed when complete; files already there are skipped;
 2. switch boot.ipxe (temp + rename), then write manifest.json: what is published, with the
    script's hash, so an unchanged manifest means nothing at all needs writing;
-3. only then delete files no kernel in the manifest names.
+3. only then delete what this tool wrote and nothing names now: files the previous manifest
+   named, and the temporary files of a run that was killed. The directory may hold the user's
+   own files; they are never touched.
+
+One run at a time (lock.py): the whole sequence, and the state file, under one lock.
+The destination itself is never created: one that is not there is a NAS share not mounted.
 
 The state of the last publish lives in /var/lib/aoeboot/publish.json:
     {"state": "done" | "pending", "destination": URL, "host": NAME,
      "kernels": [KVER, ...]            # what boot.ipxe boots, newest first
      "pending": [{"action": "add" | "remove", "kver": KVER, "kernel": PATH, "initrd": PATH,
                   "options": [OPTION, ...]}, ...],
+     "installed": {KVER: {"kver": KVER, "kernel": PATH, "initrd": PATH, "options": [...]}},
      "error": TEXT | null, "updated": ISO-8601 time}
 A failed publish (NAS unreachable, disk full) never fails the kernel install: it is recorded as
-pending and `aoeboot publish` (by hand, or the aoeboot-publish.timer) completes it.
+pending (before it is tried: a kill leaves it pending too) and `aoeboot publish` (by hand, or
+the aoeboot-publish.timer) completes it. "installed" is what removing a kernel falls back to:
+the newest kernels still installed are published again, each initrd from the copy kept in
+/var/lib/aoeboot/initrd (the one kernel-install passed may have been in its staging area, gone
+after the install).
 """
 
 from __future__ import annotations

@@ -228,9 +228,11 @@ def test_publish_over_ssh(sshd, tmp_path):
     assert json.loads(first.stdout)["kernels"] == ["6.1.0-56-amd64"]
     assert json.loads(first.stdout)["sent"] > 1_200_000
     assert_consistent(remote / "52-54-00-12-34-56")
+    kept = user_files(remote / "52-54-00-12-34-56")  # the user's: rsync must leave them
     again = run()
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["sent"] == 0  # nothing changed: nothing uploaded
+    assert_nas_ok(remote / "52-54-00-12-34-56", kept)
 
     (keys / "wrong_known_hosts").write_text("[127.0.0.1]:2222 ssh-ed25519 "
                                             "AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake\n")
