@@ -34,13 +34,12 @@ import hashlib
 import json
 import logging
 import os
-import socket
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from aoeboot import ipxe, lock, mac, netif, paths
+from aoeboot import driver, ipxe, lock, mac, netif, paths
 from aoeboot.cmdline import Cmdline
 from aoeboot.config import Config
 from aoeboot.errors import AoebootError
@@ -56,16 +55,35 @@ MANIFEST = "manifest.json"
 
 
 def host_name(config: Config, root: Path = Path("/")) -> str:
-    """The per-host directory on the NAS: the boot MAC as iPXE writes it (${netX/mac:hexhyp}),
-    else the host name; or what the config says."""
+    """The per-host directory on the NAS, by the one rule `nas-config` follows too (its script
+    is MAC/boot.ipxe for the first --mac): the boot MAC as iPXE writes it (${mac:hexhyp}); or
+    what [publish] host says. Never the host name: two boxes called alike would share, and
+    wipe, one directory, which no DHCP fragment names."""
     if config.publish.host != "auto":
         return config.publish.host
-    for interface in config.boot.interfaces:
-        found = (interface if mac.is_mac(interface)
-                 else netif.address(interface, under(root, netif.SYS_NET)))
+    found = boot_mac(config, root)
+    if found is None:
+        raise AoebootError("cannot tell the MAC of the NIC this box boots from, which names its "
+                           "directory on the NAS",
+                           hint="set [boot] interfaces to the MAC given to `aoeboot nas-config "
+                                "--mac`, or [publish] host")
+    return mac.hexhyp(found)
+
+
+def boot_mac(config: Config, root: Path = Path("/")) -> str | None:
+    """The MAC of the first boot interface; without any configured, of the first NIC the aoe
+    driver reaches the root disk through."""
+    sys_net = under(root, netif.SYS_NET)
+    names = list(config.boot.interfaces)
+    if not names and config.boot.target:
+        disk = config.boot.target.disk
+        names = [name for found in driver.list_targets(root) if found.target == disk
+                 for name in found.netif.split(",") if name and name != "none"]
+    for interface in names:
+        found = interface if mac.is_mac(interface) else netif.address(interface, sys_net)
         if found:
-            return mac.hexhyp(found)
-    return safe_name(socket.gethostname().split(".")[0], "host name")
+            return mac.normal(found)
+    return None
 
 
 def destination(config: Config, root: Path = Path("/")) -> Destination:
