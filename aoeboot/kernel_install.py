@@ -102,7 +102,7 @@ def _add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path]
         report.append(f"checked: {cmdline_file} has {' '.join(options)}")
     if grubdefault.ensure(root, options):
         report.append(f"set the AoE options in GRUB_CMDLINE_LINUX of {paths.DEFAULT_GRUB}")
-    image = kernel_image
+    image: Path | None = None  # a UKI carries its initrd: it is published alone
     if not env.uki:
         lines, image = ensure_initramfs(kver, entry_dir, initrds, env, root)
         report += lines + _fix_entries(kver, env, root, options)
@@ -275,7 +275,7 @@ def _removed_report(state: dict[str, Any], kver: str) -> str:
 
 
 def _publish_added(root: Path, config: configuration.Config, kver: str, kernel_image: Path,
-                   image: Path, options: Sequence[str]) -> list[str]:
+                   image: Path | None, options: Sequence[str]) -> list[str]:
     from aoeboot import publish  # only where publishing is configured
 
     try:

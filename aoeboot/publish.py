@@ -112,14 +112,15 @@ def _manifest(dest: Destination) -> tuple[list[dict[str, Any]], str | None]:
         kernels = [dict(k) for k in json.loads(text)["kernels"]]
         for kernel in kernels:
             for field in ("kver", "kernel", "initrd"):
-                safe_name(kernel[field], f"{MANIFEST} {field}")
+                if field != "initrd" or kernel[field] is not None:  # a UKI has none
+                    safe_name(kernel[field], f"{MANIFEST} {field}")
     except (ValueError, KeyError, TypeError, AoebootError) as err:
         raise AoebootError(f"the NAS's {MANIFEST} is damaged: {err}") from None
     return kernels, text
 
 
 def _files_of(kernels: Sequence[dict[str, Any]]) -> set[str]:
-    return {k[f] for k in kernels for f in ("kernel", "initrd")}
+    return {k[f] for k in kernels for f in ("kernel", "initrd") if k[f] is not None}
 
 
 def _stale(dest: Destination, listed: list[dict[str, Any]], previous: str | None,
@@ -150,9 +151,10 @@ def _switch(dest: Destination, config: Config, host: str, kernels: list[dict[str
     dest.remove(_stale(dest, listed, previous, {SCRIPT, MANIFEST} | _files_of(kernels)))
 
 
-def _place(dest: Destination, kver: str, kernel: Path, initrd: Path,
+def _place(dest: Destination, kver: str, kernel: Path, initrd: Path | None,
            options: Sequence[str]) -> dict[str, Any]:
-    """Upload one kernel and its initramfs (unless there already); return its manifest entry."""
+    """Upload one kernel and its initramfs (unless there already); return its manifest entry.
+    A unified kernel image (`initrd` None) carries its initrd: it is published alone."""
     safe_name(kver, "kernel version")
     present = dest.listing()
 
@@ -167,17 +169,18 @@ def _place(dest: Destination, kver: str, kernel: Path, initrd: Path,
         return dest.upload(local, stem)
 
     # Kernel and initramfs side by side: their hashing and flushing overlap.
+    files = [("kernel", kernel, "vmlinuz")] + ([("initrd", initrd, "initrd")] if initrd else [])
     with ThreadPoolExecutor(max_workers=2) as pool:
-        placed = {field: pool.submit(place, local, prefix) for field, local, prefix in
-                  (("kernel", kernel, "vmlinuz"), ("initrd", initrd, "initrd"))}
-        entry = {"kver": kver, "options": " ".join(options)}
+        placed = {field: pool.submit(place, local, prefix) for field, local, prefix in files}
+        entry: dict[str, Any] = {"kver": kver, "options": " ".join(options),
+                                 "initrd": None, "initrd_sha256": None}
         for field, future in placed.items():
             entry[field], entry[f"{field}_sha256"] = future.result()
     return entry
 
 
 def publish_kernel(dest: Destination, config: Config, host: str, kver: str, kernel: Path,
-                   initrd: Path, options: Sequence[str]) -> list[str]:
+                   initrd: Path | None, options: Sequence[str]) -> list[str]:
     """Upload one kernel and switch the script to it; return the kernels the script boots."""
     entry = _place(dest, kver, kernel, initrd, options)
     listed, previous = _manifest(dest)
@@ -204,8 +207,8 @@ def unpublish_kernel(dest: Destination, config: Config, host: str, kver: str,
             kernels.append(on_nas[name])
             continue
         record = known[name]
-        kernel, initrd = Path(record["kernel"]), Path(record["initrd"])
-        if not (kernel.is_file() and initrd.is_file()):
+        kernel, initrd = Path(record["kernel"]), _initrd_of(record)
+        if not (kernel.is_file() and (initrd is None or initrd.is_file())):
             log.warning("cannot publish %s again: %s or %s is gone", name, kernel, initrd)
             continue
         kernels.append(_place(dest, name, kernel, initrd, record["options"]))
@@ -215,6 +218,10 @@ def unpublish_kernel(dest: Destination, config: Config, host: str, kver: str,
     _switch(dest, config, host, kernels, _target(config, kernels[0]["options"].split()), listed,
             previous)
     return [k["kver"] for k in kernels]
+
+
+def _initrd_of(record: dict[str, Any]) -> Path | None:
+    return Path(record["initrd"]) if record["initrd"] is not None else None
 
 
 # ---- state and the kernel-install hooks ----
@@ -238,9 +245,10 @@ def _check_record(record: Any, action: str | None) -> str | None:
         return f"kver {kver!r} is not a kernel version"
     if action is not None and record["action"] == "remove":
         return None
-    for field in ("kernel", "initrd"):
-        if not isinstance(record.get(field), str):
-            return f"no {field} path"
+    if not isinstance(record.get("kernel"), str):
+        return "no kernel path"
+    if not isinstance(record.get("initrd"), (str, type(None))):  # None: a UKI
+        return "no initrd path"
     options = record.get("options")
     if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
         return "options is not a list of strings"
@@ -334,7 +342,7 @@ def _run(root: Path, config: Config, state: dict[str, Any]) -> dict[str, Any]:
         try:
             if op["action"] == "add":
                 state["kernels"] = publish_kernel(dest, config, state["host"], op["kver"],
-                                                  Path(op["kernel"]), Path(op["initrd"]),
+                                                  Path(op["kernel"]), _initrd_of(op),
                                                   op["options"])
             else:
                 state["kernels"] = unpublish_kernel(dest, config, state["host"], op["kver"],
@@ -377,21 +385,22 @@ def _kept(root: Path, kver: str) -> Path:
     return _kept_dir(root) / f"initrd-{safe_name(kver, 'kernel version')}"
 
 
-def after_add(*, root: Path, config: Config, kver: str, kernel: Path, initrd: Path,
+def after_add(*, root: Path, config: Config, kver: str, kernel: Path, initrd: Path | None,
               options: Sequence[str]) -> dict[str, Any]:
-    """Publish a kernel just installed; return the state after. Never raises for a NAS failure:
-    records it as pending."""
+    """Publish a kernel just installed (`initrd` None: a unified kernel image, published alone);
+    return the state after. Never raises for a NAS failure: records it as pending."""
     with lock.held(root):
         state = _load_state(root)
         _clean_box(root)
-        record = {"kver": kver, "kernel": str(kernel), "initrd": str(initrd),
-                  "options": list(options)}
+        record = {"kver": kver, "kernel": str(kernel),
+                  "initrd": str(initrd) if initrd else None, "options": list(options)}
         _pend(root, state, {"action": "add", **record})  # a kill from here on leaves it pending
-        # The initrd may sit in kernel-install's staging area, gone after the install; and a
-        # kernel removed later brings this one back on the NAS, from this copy.
-        kept = _kept(root, kver)
-        atomic_copy(initrd, kept, mode=0o600)
-        record["initrd"] = str(kept)
+        if initrd is not None:
+            # The initrd may sit in kernel-install's staging area, gone after the install; and
+            # a kernel removed later brings this one back on the NAS, from this copy.
+            kept = _kept(root, kver)
+            atomic_copy(initrd, kept, mode=0o600)
+            record["initrd"] = str(kept)
         state["installed"][kver] = record
         return _queue(root, config, state, {"action": "add", **record})
 

@@ -767,7 +767,7 @@ def _nas_script(host: Host, published: Sequence[str]) -> list[Check]:
     broken = [k for k in kernels
               if not all((directory / str(k.get(f))).is_file()
                          and sha256(directory / str(k.get(f))) == k.get(f"{f}_sha256")
-                         for f in ("kernel", "initrd"))]
+                         for f in ("kernel", "initrd") if f == "kernel" or k.get(f) is not None)]
     listed = ", then ".join(str(k.get("kver")) for k in kernels)
     if firmware(host.root) == "UEFI" and not broken:
         from aoeboot.kimage import has_efi_stub

@@ -580,3 +580,31 @@ def test_one_rule_names_the_nas_directory_never_the_host_name(tmp_path):
     assert state["state"] == "pending"
     assert "cannot tell the MAC of the NIC this box boots from" in state["error"]
     assert sorted(p.name for p in nas.iterdir()) == ["52-54-00-00-00-01", "52-54-00-00-00-02"]
+
+
+def test_a_uki_is_published_alone_never_as_its_own_initrd(tmp_path):
+    """A unified kernel image carries its initrd (and kernel-install passes it as the kernel):
+    the NAS gets it once, as the kernel, and the script boots it with no initrd line."""
+    require_programs("objcopy")
+    stub = Path("/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
+    if not stub.exists():
+        require_programs("linuxx64.efi.stub (systemd-boot-efi)")
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    box = Box(tmp_path, nas)
+    _, initrd = box.kernel("6.5.0", size=100_000)
+    uki = tmp_path / "uki.efi"
+    subprocess.run(["objcopy", "--add-section", f".initrd={initrd}", "--change-section-vma",
+                    ".initrd=0x3000000", str(stub), str(uki)], check=True, capture_output=True)
+    env = {**box.env, "KERNEL_INSTALL_IMAGE_TYPE": "uki", "KERNEL_INSTALL_LAYOUT": "uki"}
+    out = subprocess.run(box.argv("add", "6.5.0", str(tmp_path / "entry"), str(uki)), env=env,
+                         cwd=REPO, text=True, capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "published 6.5.0; the NAS boots 6.5.0" in out.stdout.splitlines(), out.stdout
+    (entry,) = json.loads((box.host / "manifest.json").read_text())["kernels"]
+    assert entry["kernel_sha256"] == sha256(uki) and entry["initrd"] is None
+    assert sorted(p.name.rsplit("-", 1)[0] for p in box.host.iterdir()) == [
+        "boot.ipxe", "manifest.json", "vmlinuz-6.5.0"]  # uploaded once, and no initrd
+    script = (box.host / "boot.ipxe").read_text()
+    assert "initrd" not in script, script
+    assert assert_consistent(box.host) == [entry["kernel"]]
