@@ -111,7 +111,7 @@ def _add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path]
             report.append(f"enabled {paths.PUBLISH_TIMER}")
         # The netbooted box gets the whole command line, as the boot entry does.
         full = Cmdline.parse(cmdline_file.read_text(), where=str(cmdline_file))
-        report += _publish_added(root, config, kver, kernel_image, image, full.options)
+        report += _publish_added(root, config, kver, kernel_image, image, full.options, env)
     return report
 
 
@@ -274,13 +274,23 @@ def _removed_report(state: dict[str, Any], kver: str) -> str:
     return f"unpublished {kver}; the NAS boots {boots}"
 
 
+def _lasting(path: Path, env: Environment, root: Path) -> bool:
+    """Whether `path` stays as long as its kernel is installed: in the boot root or /boot, not
+    in kernel-install's staging area (deleted when it exits)."""
+    def inside(base: Path | None) -> bool:
+        return base is not None and path.resolve().is_relative_to(base.resolve())
+
+    return not inside(env.staging_area) and (inside(env.boot_root) or inside(under(root, "/boot")))
+
+
 def _publish_added(root: Path, config: configuration.Config, kver: str, kernel_image: Path,
-                   image: Path | None, options: Sequence[str]) -> list[str]:
+                   image: Path | None, options: Sequence[str], env: Environment) -> list[str]:
     from aoeboot import publish  # only where publishing is configured
 
     try:
         state = publish.after_add(root=root, config=config, kver=kver, kernel=kernel_image,
-                                  initrd=image, options=tuple(options))
+                                  initrd=image, options=tuple(options),
+                                  keep_copy=image is not None and not _lasting(image, env, root))
     except AoebootError as err:
         # The kernel install must succeed; the publish stays pending for `aoeboot publish`.
         log.warning("publishing %s failed, will retry with `aoeboot publish`: %s", kver, err)

@@ -23,8 +23,8 @@ A failed publish (NAS unreachable, disk full) never fails the kernel install: it
 pending (before it is tried: a kill leaves it pending too) and `aoeboot publish` (by hand, or
 the aoeboot-publish.timer) completes it. "installed" is what removing a kernel falls back to:
 the newest kernels still installed are published again, each initrd from the copy kept in
-/var/lib/aoeboot/initrd (the one kernel-install passed may have been in its staging area, gone
-after the install).
+/var/lib/aoeboot/initrd when the one kernel-install passed was in its staging area or another
+place it does not last (elsewhere, in the boot root or /boot, it stays while the kernel does).
 """
 
 from __future__ import annotations
@@ -386,18 +386,19 @@ def _kept(root: Path, kver: str) -> Path:
 
 
 def after_add(*, root: Path, config: Config, kver: str, kernel: Path, initrd: Path | None,
-              options: Sequence[str]) -> dict[str, Any]:
+              options: Sequence[str], keep_copy: bool = True) -> dict[str, Any]:
     """Publish a kernel just installed (`initrd` None: a unified kernel image, published alone);
-    return the state after. Never raises for a NAS failure: records it as pending."""
+    return the state after. Never raises for a NAS failure: records it as pending.
+    `keep_copy`: the initrd may be gone after the install (kernel-install's staging area)."""
     with lock.held(root):
         state = _load_state(root)
         _clean_box(root)
         record = {"kver": kver, "kernel": str(kernel),
                   "initrd": str(initrd) if initrd else None, "options": list(options)}
         _pend(root, state, {"action": "add", **record})  # a kill from here on leaves it pending
-        if initrd is not None:
-            # The initrd may sit in kernel-install's staging area, gone after the install; and
-            # a kernel removed later brings this one back on the NAS, from this copy.
+        if initrd is not None and keep_copy:
+            # A pending publish, and a kernel removed later that brings this one back on the
+            # NAS, need the initrd after kernel-install has deleted its staging area.
             kept = _kept(root, kver)
             atomic_copy(initrd, kept, mode=0o600)
             record["initrd"] = str(kept)

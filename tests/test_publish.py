@@ -608,3 +608,29 @@ def test_a_uki_is_published_alone_never_as_its_own_initrd(tmp_path):
     script = (box.host / "boot.ipxe").read_text()
     assert "initrd" not in script, script
     assert assert_consistent(box.host) == [entry["kernel"]]
+
+
+def test_an_initrd_copy_is_kept_only_when_the_initrd_does_not_last(tmp_path):
+    """The copy in /var/lib/aoeboot/initrd is what a pending publish and a later re-publish
+    read when kernel-install's staging area is gone; an initrd in the boot root stays while
+    its kernel does, and needs none."""
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    box = Box(tmp_path, nas)
+    kept_dir = box.root / "var/lib/aoeboot/initrd"
+    kernel, initrd = box.kernel("6.1")
+    in_boot = tmp_path / "boot" / "initrd-6.1.img"
+    in_boot.parent.mkdir()
+    initrd.rename(in_boot)
+    out = box.run("add", "6.1", str(tmp_path / "entry"), str(kernel), str(in_boot))
+    assert out.returncode == 0, out.stderr
+    assert not (kept_dir / "initrd-6.1").exists(), "a copy of an initrd that stays"
+    assert box.state()["installed"]["6.1"]["initrd"] == str(in_boot)
+    proc = box.add("6.2")  # its initrd in a temporary directory, as a staging area is
+    proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    assert (kept_dir / "initrd-6.2").is_file()
+    assert box.run("remove", "6.2", str(tmp_path / "entry")).returncode == 0
+    assert not (kept_dir / "initrd-6.2").exists()
+    assert published_kvers(box.host) == ["6.1"]
+    assert_consistent(box.host)
