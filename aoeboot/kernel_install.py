@@ -81,17 +81,18 @@ def add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
     """Make kernel `kver` boot from AoE; return what was done and what was checked (empty: this
     host does not boot from AoE)."""
     safe_name(kver, "kernel version")
-    with lock.held(root):  # a second kernel-install waits: one reads what the other writes
-        return _add(kver, entry_dir, kernel_image, initrds, env, root)
-
-
-def _add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
-         env: Environment, root: Path) -> list[str]:
     config = configuration.load(root, env.config_file(root))
     options = host_options(config, root)
     if options is None:
         log.debug("root is not on AoE and no target is configured: nothing to do")
         return []
+    with lock.held(root):  # a second kernel-install waits: one reads what the other writes
+        return _add(kver, entry_dir, kernel_image, initrds, env, root, config, options)
+
+
+def _add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
+         env: Environment, root: Path, config: configuration.Config,
+         options: Sequence[str]) -> list[str]:
     report = [_check_uki(kernel_image)] if env.uki else []
     cmdline_file = env.cmdline_file(root)
     # kernel-install's own order: /etc/kernel/cmdline, /usr/lib/kernel/cmdline, /proc/cmdline
@@ -236,11 +237,14 @@ def _ensure_image(kver: str, image: Path, report: list[str],
 def remove(kver: str, entry_dir: Path, env: Environment, root: Path = Path("/")) -> list[str]:
     """Remove what `add` created for `kver` (and only that)."""
     safe_name(kver, "kernel version")
+    config = configuration.load(root, env.config_file(root))
+    if not _record(root, kver).exists() and not config.publish.destination:
+        return []  # nothing of ours: take no lock, make no state directory
     with lock.held(root):
-        return _remove(kver, env, root)
+        return _remove(kver, root, config)
 
 
-def _remove(kver: str, env: Environment, root: Path) -> list[str]:
+def _remove(kver: str, root: Path, config: configuration.Config) -> list[str]:
     done = []
     record = _record(root, kver)
     if record.exists():
@@ -255,7 +259,6 @@ def _remove(kver: str, env: Environment, root: Path) -> list[str]:
             except FileNotFoundError:
                 pass
         record.unlink()
-    config = configuration.load(root, env.config_file(root))
     if config.publish.destination:
         from aoeboot import publish  # only where publishing is configured
 

@@ -129,8 +129,7 @@ def _stale(dest: Destination, listed: list[dict[str, Any]], previous: str | None
     the temporary files of a publish that was killed. Never a file of anyone else's; and in a
     directory with foreign files but no manifest, nothing at all."""
     stale = _files_of(listed) - named
-    foreign = set(dest.listing()) - named - _files_of(listed)
-    if previous is not None or not foreign:
+    if previous is not None or not set(dest.listing()) - named:
         stale |= set(dest.leftovers())
     return sorted(stale)
 
@@ -428,7 +427,10 @@ def complete_pending(root: Path, config: Config) -> dict[str, Any]:
         except AoebootError as err:
             # What it had pending is lost: say so, after writing it anew from what the NAS has.
             told = _set_aside(root, err)
-            _run(root, config, _fresh_state())
+            try:
+                _run(root, config, _fresh_state())
+            except AoebootError as failed:
+                raise AoebootError(f"{told}; {failed}") from None
             raise AoebootError(f"{told} from what the NAS boots",
                                hint="reinstall any kernel it had pending") from None
         if not state["pending"]:

@@ -159,7 +159,7 @@ class DirectoryDestination:
 
     def read_text(self, name: str) -> str | None:
         try:
-            return (self.path / name).read_text()
+            return (self._dir() / name).read_text()  # a NAS away is an error, never "none"
         except FileNotFoundError:
             return None
         except OSError as err:

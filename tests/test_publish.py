@@ -634,3 +634,23 @@ def test_an_initrd_copy_is_kept_only_when_the_initrd_does_not_last(tmp_path):
     assert not (kept_dir / "initrd-6.2").exists()
     assert published_kvers(box.host) == ["6.1"]
     assert_consistent(box.host)
+
+
+def test_removing_while_the_nas_is_away_is_pending_never_unpublished(tmp_path):
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    box = Box(tmp_path, nas)
+    kept = user_files(box.host)
+    proc = box.add("6.1")
+    proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    nas.rename(tmp_path / "nas.away")  # the share unmounted
+    removed = box.run("remove", "6.1", str(tmp_path / "entry"))
+    assert removed.returncode == 0, removed.stderr
+    assert "unpublishing 6.1 is pending" in removed.stdout, removed.stdout
+    assert box.state()["state"] == "pending"
+    (tmp_path / "nas.away").rename(nas)
+    done = aoeboot("publish", "--root", str(box.root))
+    assert done.returncode == 0, done.stderr
+    assert published_kvers(box.host) == ["6.1"]  # the last kernel stays
+    assert_nas_ok(box.host, kept)
