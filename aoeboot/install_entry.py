@@ -32,16 +32,16 @@ def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
     root = Path(root)
     if not root.is_dir():
         raise AoebootError(f"target root {root} is not a directory")
-    with lock.held(root):  # kernel-install edits the same files
-        return _install_entry(root, target, interfaces, servers)
-
-
-def _install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
-                   servers: Sequence[str]) -> list[str]:
     target = target or rootdev.aoe_root(root)
     if target is None:
         raise AoebootError(f"{root} is not mounted from an AoE disk",
                            hint="name the root partition with --target eX.YpN")
+    with lock.held(root):  # kernel-install edits the same files
+        return _install_entry(root, target, interfaces, servers)
+
+
+def _install_entry(root: Path, target: Target, interfaces: Sequence[str],
+                   servers: Sequence[str]) -> list[str]:
     changes: list[str] = []
     config = configuration.load(root)
     recorded = tuple(servers) or _serving(root, target) or config.boot.servers
