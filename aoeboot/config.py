@@ -12,7 +12,7 @@ An INI file with two sections. Every key is known and validated; any error names
 
     [publish]
     destination = /srv/tftp/aoeboot   # a directory, or ssh://[user@]host[:port]/path
-    host = auto                 # per-host directory: auto (boot MAC, else hostname) or a name
+    host = auto                 # per-host directory: auto (the boot MAC, as nas-config) or a name
     url =                       # base URL iPXE fetches from; empty: relative to the script
     keep = 2                    # kernels kept on the NAS (the newest and its fallbacks)
     ssh_identity =              # private key for ssh destinations

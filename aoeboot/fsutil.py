@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -79,6 +80,30 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise _io_error(path, err) from None
+
+
+def atomic_copy(source: Path, path: Path, mode: int = 0o644) -> None:
+    """Copy `source` to `path` as atomic_write does, a block at a time (initrds are large)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _io_error(path, err) from None
+    try:
+        with open(source, "rb") as src, os.fdopen(fd, "wb") as handle:
+            shutil.copyfileobj(src, handle, 1 << 20)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)

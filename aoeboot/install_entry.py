@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from aoeboot import bootfiles, driver, grubdefault, initramfs, nmconf, paths, rootdev
+from aoeboot import bootfiles, driver, grubdefault, initramfs, lock, nmconf, paths, rootdev
 from aoeboot import config as configuration
 from aoeboot.bls import BootEntry
 from aoeboot.cmdline import COMMAND_LINE_SIZE, Cmdline
@@ -46,6 +46,13 @@ def install_entry(root: Path, target: Target | None, interfaces: Sequence[str],
         raise AoebootError(f"{root} is not mounted from an AoE disk",
                            hint="name the root partition with --target eX.YpN")
     _check_target(root, target, named)
+    with lock.held(root):  # kernel-install edits the same files
+        return _install_entry(root, target, interfaces, servers)
+
+
+def _install_entry(root: Path, target: Target, interfaces: Sequence[str],
+                   servers: Sequence[str]) -> list[str]:
+    config = configuration.load(root)  # again, under the lock: another run may have changed it
     changes: list[str] = []
     recorded = tuple(servers) or _serving(root, target) or config.boot.servers
     if set(recorded) == set(config.boot.servers):

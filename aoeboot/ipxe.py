@@ -55,7 +55,7 @@ def check_options(where: str, options: str) -> str:
 class Published:
     kver: str
     kernel: str  # file name on the NAS
-    initrd: str
+    initrd: str | None  # None: a unified kernel image, which carries its own
     options: str
 
 
@@ -79,12 +79,13 @@ def render(host: str, kernels: Sequence[Published], target: Target, base_url: st
     for index, (label, kernel) in enumerate(zip(labels, kernels)):
         fallback = labels[index + 1] if index + 1 < len(kernels) else "sanboot"
         # initrd= on the kernel line: EFI stub kernels find the initrd by that name.
+        named = f" initrd={kernel.initrd}" if kernel.initrd else ""
         lines += [
             f":{label}",
             f"echo aoeboot: booting {kernel.kver}",
-            f"kernel {base}{kernel.kernel} initrd={kernel.initrd} {kernel.options}"
+            f"kernel {base}{kernel.kernel}{named} {kernel.options}"
             f" BOOTIF=01-${{netX/mac:hexhyp}} || goto {fallback}",
-            f"initrd {base}{kernel.initrd} || goto {fallback}",
+            *([f"initrd {base}{kernel.initrd} || goto {fallback}"] if kernel.initrd else []),
             f"boot || goto {fallback}",
         ]
     # iPXE has already attached the disk as SAN drive 0x80 when DHCP gave it a root-path (as

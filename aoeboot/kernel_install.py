@@ -19,8 +19,9 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from aoeboot import bls, bootfiles, grubdefault, initramfs, kimage, paths
+from aoeboot import bls, bootfiles, grubdefault, initramfs, kimage, lock, paths
 from aoeboot import config as configuration
 from aoeboot.cmdline import Cmdline
 from aoeboot.errors import AoebootError
@@ -85,6 +86,13 @@ def add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
     if options is None:
         log.debug("root is not on AoE and no target is configured: nothing to do")
         return []
+    with lock.held(root):  # a second kernel-install waits: one reads what the other writes
+        return _add(kver, entry_dir, kernel_image, initrds, env, root, config, options)
+
+
+def _add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
+         env: Environment, root: Path, config: configuration.Config,
+         options: Sequence[str]) -> list[str]:
     report = [_check_uki(kernel_image)] if env.uki else []
     cmdline_file = env.cmdline_file(root)
     # kernel-install's own order: /etc/kernel/cmdline, /usr/lib/kernel/cmdline, /proc/cmdline
@@ -95,7 +103,7 @@ def add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
         report.append(f"checked: {cmdline_file} has {' '.join(options)}")
     if grubdefault.ensure(root, options):
         report.append(f"set the AoE options in GRUB_CMDLINE_LINUX of {paths.DEFAULT_GRUB}")
-    image = kernel_image
+    image: Path | None = None  # a UKI carries its initrd: it is published alone
     if not env.uki:
         lines, image = ensure_initramfs(kver, entry_dir, initrds, env, root)
         report += lines + _fix_entries(kver, env, root, options)
@@ -104,7 +112,7 @@ def add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
             report.append(f"enabled {paths.PUBLISH_TIMER}")
         # The netbooted box gets the whole command line, as the boot entry does.
         full = Cmdline.parse(cmdline_file.read_text(), where=str(cmdline_file))
-        report += _publish_added(root, config, kver, kernel_image, image, full.options)
+        report += _publish_added(root, config, kver, kernel_image, image, full.options, env)
     return report
 
 
@@ -229,6 +237,14 @@ def _ensure_image(kver: str, image: Path, report: list[str],
 def remove(kver: str, entry_dir: Path, env: Environment, root: Path = Path("/")) -> list[str]:
     """Remove what `add` created for `kver` (and only that)."""
     safe_name(kver, "kernel version")
+    config = configuration.load(root, env.config_file(root))
+    if not _record(root, kver).exists() and not config.publish.destination:
+        return []  # nothing of ours: take no lock, make no state directory
+    with lock.held(root):
+        return _remove(kver, root, config)
+
+
+def _remove(kver: str, root: Path, config: configuration.Config) -> list[str]:
     done = []
     record = _record(root, kver)
     if record.exists():
@@ -243,24 +259,45 @@ def remove(kver: str, entry_dir: Path, env: Environment, root: Path = Path("/"))
             except FileNotFoundError:
                 pass
         record.unlink()
-    config = configuration.load(root, env.config_file(root))
     if config.publish.destination:
         from aoeboot import publish  # only where publishing is configured
 
-        publish.after_remove(root=root, config=config, kver=kver)
-        done.append("unpublished")
+        state = publish.after_remove(root=root, config=config, kver=kver)
+        done.append(_removed_report(state, kver))
     return done
 
 
+def _removed_report(state: dict[str, Any], kver: str) -> str:
+    """What the NAS boots now, as `publish.json` says: never "unpublished" when it was not."""
+    boots = ", ".join(state["kernels"]) or "nothing"
+    if state["pending"]:
+        return f"unpublishing {kver} is pending ({state['error']}); the NAS boots {boots}"
+    if kver in state["kernels"]:
+        return f"kept {kver} on the NAS: it is the only kernel the box can boot"
+    return f"unpublished {kver}; the NAS boots {boots}"
+
+
+def _lasting(path: Path, env: Environment, root: Path) -> bool:
+    """Whether `path` stays as long as its kernel is installed: in the boot root or /boot, not
+    in kernel-install's staging area (deleted when it exits)."""
+    def inside(base: Path | None) -> bool:
+        return base is not None and path.resolve().is_relative_to(base.resolve())
+
+    return not inside(env.staging_area) and (inside(env.boot_root) or inside(under(root, "/boot")))
+
+
 def _publish_added(root: Path, config: configuration.Config, kver: str, kernel_image: Path,
-                   image: Path, options: Sequence[str]) -> list[str]:
+                   image: Path | None, options: Sequence[str], env: Environment) -> list[str]:
     from aoeboot import publish  # only where publishing is configured
 
     try:
-        publish.after_add(root=root, config=config, kver=kver, kernel=kernel_image, initrd=image,
-                          options=tuple(options))
+        state = publish.after_add(root=root, config=config, kver=kver, kernel=kernel_image,
+                                  initrd=image, options=tuple(options),
+                                  keep_copy=image is not None and not _lasting(image, env, root))
     except AoebootError as err:
         # The kernel install must succeed; the publish stays pending for `aoeboot publish`.
         log.warning("publishing %s failed, will retry with `aoeboot publish`: %s", kver, err)
-        return []
-    return ["published"]
+        return [f"publishing {kver} is pending: {err}"]
+    if state["pending"]:
+        return [f"publishing {kver} is pending ({state['error']}); `aoeboot publish` retries"]
+    return [f"published {kver}; the NAS boots {', '.join(state['kernels'])}"]

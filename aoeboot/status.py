@@ -711,7 +711,8 @@ def _publish_state(host: Host) -> list[Check]:
     try:
         state = publish.read_state(host.root)
     except AoebootError as err:
-        return [Check("publish", WARN, str(err), "`aoeboot publish` writes it anew")]
+        return [Check("publish", WARN, str(err),
+                      "`aoeboot publish` sets it aside and writes it anew")]
     checks = []
     if state.get("pending"):
         kvers = ", ".join(f"{p['action']} {p['kver']}" for p in state["pending"])
@@ -723,7 +724,24 @@ def _publish_state(host: Host) -> list[Check]:
                             f"(it has: {', '.join(published) or 'none'})",
                             f"kernel-install add {host.newest} "
                             f"/lib/modules/{host.newest}/vmlinuz"))
-    return checks + _nas_script(host, published)
+    return checks + _nas_directory(host) + _nas_script(host, published)
+
+
+def _nas_directory(host: Host) -> list[Check]:
+    """The per-host directory is the one the DHCP fragment names: iPXE fetches MAC/boot.ipxe,
+    the script path `nas-config` gives for the box's first MAC, unless told otherwise."""
+    from aoeboot import publish
+
+    try:
+        name = publish.host_name(host.config, host.root)
+    except AoebootError as err:
+        return [Check("publish", FAIL, err.message, err.hint or "")]
+    if host.config.publish.host != "auto":
+        return [Check("publish", OK, f"[publish] host = {name}: the NAS's DHCP fragment must "
+                      f"name {name}/boot.ipxe (`aoeboot nas-config --script {name}/boot.ipxe`)")]
+    boot = publish.boot_mac(host.config, host.root)
+    return [Check("publish", OK, f"the NAS directory is {name}, the one the DHCP fragment of "
+                  f"`aoeboot nas-config --mac {boot}` names")]
 
 
 def _nas_script(host: Host, published: Sequence[str]) -> list[Check]:
@@ -737,8 +755,11 @@ def _nas_script(host: Host, published: Sequence[str]) -> list[Check]:
                       f"{', '.join(published) or 'no kernel'} (remote files not fetched)")]
     try:
         directory = Path(destination) / publish.host_name(host.config, host.root)
-    except AoebootError as err:
-        return [Check("publish", FAIL, str(err), f"check [publish] in {paths.CONFIG}")]
+    except AoebootError:
+        return []  # _nas_directory said why
+    if not Path(destination).is_dir():
+        return [Check("publish", FAIL, f"the publish destination {destination} is not there "
+                      "(the NAS's share not mounted?)", "mount it, then `aoeboot publish`")]
     manifest = directory / publish.MANIFEST
     try:
         kernels = [dict(k) for k in json.loads(manifest.read_text())["kernels"]]
@@ -753,7 +774,7 @@ def _nas_script(host: Host, published: Sequence[str]) -> list[Check]:
     broken = [k for k in kernels
               if not all((directory / str(k.get(f))).is_file()
                          and sha256(directory / str(k.get(f))) == k.get(f"{f}_sha256")
-                         for f in ("kernel", "initrd"))]
+                         for f in ("kernel", "initrd") if f == "kernel" or k.get(f) is not None)]
     listed = ", then ".join(str(k.get("kver")) for k in kernels)
     if firmware(host.root) == "UEFI" and not broken:
         from aoeboot.kimage import has_efi_stub

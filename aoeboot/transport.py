@@ -25,6 +25,21 @@ from aoeboot.run import CommandFailed, run
 
 CHUNK = 4 << 20  # bytes copied before the hasher may start on them
 
+# Our own temporary names, left behind only by a process killed mid-publish: DirectoryDestination's
+# uploads and atomic writes, and rsync's `.NAME.XXXXXX`. Nothing else hidden is ever ours.
+_LEFTOVER = re.compile(r"\.upload\.[A-Za-z0-9_]+"
+                       r"|\.(?:boot\.ipxe|manifest\.json)\.[A-Za-z0-9_]+\.tmp"
+                       r"|\.(?:(?:vmlinuz|initrd)-[A-Za-z0-9._+~:@-]+|boot\.ipxe|manifest\.json)"
+                       r"\.[A-Za-z0-9]{6}")
+
+
+def is_leftover(name: str) -> bool:
+    return _LEFTOVER.fullmatch(name) is not None
+
+
+def _removable(name: str) -> str:
+    return name if is_leftover(name) else safe_name(name, "file name")
+
 
 def copy_and_hash(src: int, dst: int, size: int) -> str:
     """Copy `size` bytes of `src` into `dst` inside the kernel and return the SHA-256 of what
@@ -73,6 +88,7 @@ class Destination(Protocol):
     sent_bytes: int
 
     def listing(self) -> dict[str, int]: ...  # name -> size of every published file
+    def leftovers(self) -> list[str]: ...  # temporary files of a publish that was killed
     def upload(self, local: Path, stem: str) -> tuple[str, str]: ...  # -> (name, sha256)
     def put(self, local: Path, name: str) -> None: ...
     def write_text(self, name: str, text: str) -> None: ...
@@ -87,8 +103,13 @@ class DirectoryDestination:
         self._lock = threading.Lock()
 
     def _dir(self) -> Path:
+        """The per-host directory, made if missing; its parent, the destination, never is: a
+        missing one is a NAS share not mounted, and a publish there would fill the box's disk."""
+        if not self.path.parent.is_dir():
+            raise AoebootError(f"the publish destination {self.path.parent} is not there "
+                               "(the NAS's share not mounted?)")
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(exist_ok=True)
         except OSError as err:
             raise AoebootError(f"cannot create {self.path}: {err.strerror}") from None
         return self.path
@@ -97,6 +118,9 @@ class DirectoryDestination:
         directory = self._dir()
         return {p.name: p.stat().st_size for p in directory.iterdir()
                 if p.is_file() and not p.name.startswith(".")}
+
+    def leftovers(self) -> list[str]:
+        return sorted(p.name for p in self._dir().iterdir() if is_leftover(p.name))
 
     def upload(self, local: Path, stem: str) -> tuple[str, str]:
         """Copy `local` as STEM-SHA12 in one pass: hash what is written, name it after that."""
@@ -135,7 +159,7 @@ class DirectoryDestination:
 
     def read_text(self, name: str) -> str | None:
         try:
-            return (self.path / name).read_text()
+            return (self._dir() / name).read_text()  # a NAS away is an error, never "none"
         except FileNotFoundError:
             return None
         except OSError as err:
@@ -144,7 +168,7 @@ class DirectoryDestination:
     def remove(self, names: list[str]) -> None:
         for name in names:
             try:
-                (self.path / safe_name(name, "file name")).unlink()
+                (self.path / _removable(name)).unlink()
             except FileNotFoundError:
                 pass
             except OSError as err:
@@ -226,18 +250,26 @@ class SshDestination:
             raise AoebootError(f"{err.message}; ssh: {said[0]}") from None
         return out
 
-    def listing(self) -> dict[str, int]:
+    def _files(self) -> dict[str, int]:
         empty = tempfile.mkdtemp()
-        try:  # make sure the host directory exists (an empty rsync creates it)
-            self._rsync("-r", "--mkpath", empty + "/", self._remote())
+        try:
+            # An empty rsync makes the host directory, but never its parents (no --mkpath):
+            # a destination that is not there fails, as a NAS that is away.
+            self._rsync("-r", empty + "/", self._remote())
         finally:
             os.rmdir(empty)
         found = {}
         for line in self._rsync("--list-only", self._remote()).splitlines():
             fields = line.split()
-            if len(fields) >= 5 and fields[0].startswith("-") and not fields[-1].startswith("."):
+            if len(fields) >= 5 and fields[0].startswith("-"):
                 found[fields[-1]] = int(fields[1].replace(",", ""))
         return found
+
+    def listing(self) -> dict[str, int]:
+        return {n: s for n, s in self._files().items() if not n.startswith(".")}
+
+    def leftovers(self) -> list[str]:
+        return sorted(n for n in self._files() if is_leftover(n))
 
     def upload(self, local: Path, stem: str) -> tuple[str, str]:
         digest = sha256(local)
@@ -272,7 +304,7 @@ class SshDestination:
         empty = tempfile.mkdtemp()
         try:
             # Delete exactly these names: sync an empty dir, including only them.
-            filters = [f"--include=/{safe_name(n, 'file name')}" for n in names] + ["--exclude=*"]
+            filters = [f"--include=/{_removable(n)}" for n in names] + ["--exclude=*"]
             self._rsync("-r", "--delete", *filters, empty + "/", self._remote())
         finally:
             os.rmdir(empty)

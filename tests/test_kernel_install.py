@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -212,7 +211,9 @@ def test_unreachable_nas_never_fails_the_kernel_install(tmp_path, kernel, dracut
     nas.mkdir()
     (s.root / "etc/aoeboot").mkdir(parents=True)
     (s.root / "etc/aoeboot/aoeboot.conf").write_text(
-        CONFIG + f"[publish]\ndestination = {nas}/tftp\n")
+        CONFIG + f"[publish]\ndestination = {nas}\n")
+    (s.root / "sys/class/net/eth0").mkdir(parents=True)
+    (s.root / "sys/class/net/eth0/address").write_text("52:54:00:12:34:56\n")
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(nas)], check=True)
     try:
         out = s.kernel_install("add", kernel.version, str(kernel.image), str(good_initrd))
@@ -223,9 +224,9 @@ def test_unreachable_nas_never_fails_the_kernel_install(tmp_path, kernel, dracut
         subprocess.run(["mount", "-o", "remount,rw,size=200m", str(nas)], check=True)
         done = aoeboot("publish", "--root", str(s.root))
         assert done.returncode == 0, done.stderr
-        assert f"published ({nas}/tftp): {kernel.version}; nothing pending" in done.stdout
-        # eth0 has no MAC under the test root: the per-host directory is the host name
-        script = nas / "tftp" / socket.gethostname().split(".")[0] / "boot.ipxe"
+        assert f"published ({nas}): {kernel.version}; nothing pending" in done.stdout
+        # the per-host directory is eth0's MAC, as `nas-config --mac` names it
+        script = nas / "52-54-00-12-34-56" / "boot.ipxe"
         assert f"echo aoeboot: booting {kernel.version}" in script.read_text()
     finally:
         subprocess.run(["umount", str(nas)], check=True)

@@ -43,6 +43,7 @@ def _append_archive(image: Path, work: Path, files: dict[str, str]) -> None:
 def healthy_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
     root = tmp_path / "root"
     nas = tmp_path / "nas"
+    nas.mkdir()  # the NAS's share, mounted
 
     def write(path: str, text: str) -> None:
         (root / path).parent.mkdir(parents=True, exist_ok=True)

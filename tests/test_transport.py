@@ -46,7 +46,7 @@ def test_rsync_failures_are_run_errors(tmp_path, monkeypatch):
         dest.read_text("manifest.json")
     assert caught.value.message.startswith(
         "rsync -e 'ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10 "
-        "-p 2222' -r --mkpath /")
+        "-p 2222' -r /")
     assert caught.value.message.endswith(
         " backup@nas:/srv/tftp/box1/ failed (exit code 12): rsync: connection unexpectedly closed")
     (tmp_path / "bin" / "rsync.kill").touch()
