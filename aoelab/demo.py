@@ -61,7 +61,10 @@ def install(work: Path, disk: Path, kernel, report: list) -> None:
         step(f"aoeboot install-entry --target e11.0p1 --iface {MAC} --root {sysimage}")
         print(aoeboot("install-entry", "--target", "e11.0p1", "--iface", MAC, "--root",
                       str(sysimage)), end="")
-        # publishing: the NAS's TFTP root (here a directory; an NFS mount or ssh:// on a real NAS)
+        # publishing: the NAS's TFTP root (here a directory; an NFS mount or ssh:// on a real NAS).
+        # The NAS's side makes it: publish never makes a destination (it may be a share that
+        # is not mounted)
+        (work / "tftp").mkdir()
         config = configuration.load(sysimage)
         configuration.save(replace(config, publish=replace(config.publish,
                                                            destination=str(work / "tftp"))),

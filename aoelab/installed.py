@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from aoelab import suspend, sysimage
@@ -239,7 +239,8 @@ def install_box(work: Path, kernel: str = sysimage.SUITE,
     `with_initrd` (pass /boot/initrd.img-KVER, as Debian's zz-systemd-boot hook does) shape
     the kernel-install run."""
     nas = work / "nas"
-    nas.mkdir(parents=True)
+    # the NAS's publishing directory, as its admin makes it: publish never makes a destination
+    (nas / PurePosixPath(PUBLISH_DIR).relative_to(NAS_MOUNT)).mkdir(parents=True)
     disk = sysimage.system_image(work / "system.img", kernel=kernel,
                                  extra_fstab=sysimage.data_fstab_line())
     data = sysimage.make_data_disk(work / "data.img")

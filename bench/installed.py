@@ -39,7 +39,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -138,7 +138,9 @@ def prepare(work: Path) -> Lab:
     """The system disk as tests/e2e/test_installed_system.py's `box` sets it up; a copy of it
     taken just before aoeboot goes in is the local disk."""
     nas = work / "nas"
-    nas.mkdir()
+    # the NAS's publishing directory, as its admin makes it: publish never makes a destination
+    (nas / PurePosixPath(installed.PUBLISH_DIR).relative_to(installed.NAS_MOUNT)).mkdir(
+        parents=True)
     local = sysimage.system_image(work / "local.img", extra_fstab=sysimage.data_fstab_line())
     aoe = work / "aoe.img"
     subprocess.run(["cp", "--sparse=always", str(local), str(aoe)], check=True)
