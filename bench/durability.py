@@ -132,7 +132,12 @@ def cuts(args: argparse.Namespace, work: Path) -> int:
     reported = events.last_record()
     say(f"power-off: qemu exit {code}; records the box reported synced: {reported}")
     lost = False
-    for where, records in resilience.records_on_disks(box).items():
+    try:
+        found = resilience.records_on_disks(box)
+    except sysimage.SysImageError as err:  # what -s prevents: a file system that cannot mount
+        found, lost = {}, True
+        say(f"  the records cannot be read: {str(err).splitlines()[0]}")
+    for where, records in found.items():
         missing = reported - len(records.numbers)
         lost |= missing > 0 or not records.contiguous or bool(records.damaged)
         say(f"  {where}: {len(records.numbers)} records, contiguous {records.contiguous}, "
