@@ -7,7 +7,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from aoeboot.errors import AoebootError
 
@@ -70,8 +72,22 @@ def under(root: Path, path: str | Path) -> Path:
 
 def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
     """Write `data` to `path` via a temp file in the same directory, fsync, rename, fsync dir."""
-    path = Path(path)
     raw = data.encode() if isinstance(data, str) else data
+    _atomic(Path(path), mode, lambda handle: handle.write(raw))
+
+
+def atomic_copy(source: Path, path: Path, mode: int = 0o644) -> None:
+    """Copy `source` to `path` as atomic_write does, a block at a time (initrds are large)."""
+    def copy(handle: BinaryIO) -> None:
+        with open(source, "rb") as src:
+            shutil.copyfileobj(src, handle, 1 << 20)
+
+    _atomic(Path(path), mode, copy)
+
+
+def _atomic(path: Path, mode: int, fill: Callable[[BinaryIO], object]) -> None:
+    """A temp file beside `path`, filled by `fill`, fsync'ed, renamed over it, directory
+    fsync'ed; on failure the temp file is gone and the error names `path`."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -79,31 +95,7 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
         raise _io_error(path, err) from None
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except OSError as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise _io_error(path, err) from None
-
-
-def atomic_copy(source: Path, path: Path, mode: int = 0o644) -> None:
-    """Copy `source` to `path` as atomic_write does, a block at a time (initrds are large)."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        raise _io_error(path, err) from None
-    try:
-        with open(source, "rb") as src, os.fdopen(fd, "wb") as handle:
-            shutil.copyfileobj(src, handle, 1 << 20)
+            fill(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
