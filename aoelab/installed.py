@@ -44,7 +44,9 @@ PUBLISH_DIR = f"{NAS_MOUNT}/aoeboot"
 STEP = "AOELAB-STEP"
 DONE = "AOELAB-PROBE-DONE"
 # The console on ttyS0 with systemd's status lines; no shell, and power off, if the initramfs fails.
-CONSOLE = "console=ttyS0,115200 systemd.show_status=1 rd.shell=0 rd.emergency=poweroff"
+# no_console_suspend: a suspend or resume that hangs says where.
+CONSOLE = ("console=ttyS0,115200 systemd.show_status=1 rd.shell=0 rd.emergency=poweroff"
+           " no_console_suspend")
 
 PROBE_HEAD = """#!/bin/sh
 # aoelab probe: each step's output between markers on the serial console, then power off.

@@ -150,7 +150,17 @@ def first_boot(box: Box, entry: installed.Entry,
     """The first boot, with the NAS as `nas-config` sets it up, a client with another MAC on
     its network, and, once the box is up, a rogue server for e11.0. What the client saw, by
     phase, beside the boot's result."""
-    work = tmp_path_factory.mktemp("first-boot")
+    for attempt in (1, 2):  # again only if qemu's S3 resume hung (suspend.ResumeHung)
+        result, seen = _first_boot(box, entry, tmp_path_factory.mktemp("first-boot"))
+        if "resume-hung" not in seen:
+            break
+        print(f"first boot, attempt {attempt}: {seen['resume-hung']}; the console from the "
+              f"last suspend on:\n{result.console[result.console.rfind('PM: suspend entry'):]}")
+    assert seen.get("up"), f"the box never came up:\n{result.console[-5000:]}"
+    return result, seen
+
+
+def _first_boot(box: Box, entry: installed.Entry, work: Path) -> tuple[Boot, dict]:
     seen: dict = {}
     for flag in (ROGUE_WANTED, suspend.WANTED):
         (box.nas / flag).write_text("")
@@ -174,9 +184,13 @@ def first_boot(box: Box, entry: installed.Entry,
                 seen["open"] = (discover(client),
                                 read_sector(client, ROGUE_MAC, "e11.0", GPT_LBA))
                 (box.nas / ROGUE_STARTED).write_text("")
-                seen["resumed"] = suspend.wake_each(live.monitor, probe_log, SUSPENDS,
-                                                    lambda: vm.proc is not None
-                                                    and vm.proc.poll() is None)
+                try:
+                    seen["resumed"] = suspend.wake_each(live.monitor, probe_log, SUSPENDS,
+                                                        lambda: vm.proc is not None
+                                                        and vm.proc.poll() is None)
+                except suspend.ResumeHung as hung:
+                    seen["resume-hung"] = str(hung)
+                    vm.stop()
 
             result = installed.boot(box, work, entry=entry, options=entry.options, lan=True,
                                     during=during,
@@ -187,7 +201,6 @@ def first_boot(box: Box, entry: installed.Entry,
     finally:
         for flag in (ROGUE_WANTED, ROGUE_STARTED, suspend.WANTED):
             (box.nas / flag).unlink(missing_ok=True)
-    assert seen.get("up"), f"the box never came up:\n{result.console[-5000:]}"
     return result, seen
 
 
@@ -259,6 +272,7 @@ def test_the_box_sleeps_and_wakes_three_times_and_goes_on(first_boot):
     the DHCP lease running out among them), a synced write after each; and a reboot with NM
     up."""
     result, seen = first_boot
+    assert "resume-hung" not in seen, seen["resume-hung"]  # twice: see suspend.ResumeHung
     step = result.steps["suspend"]
     print(f"wake-up -> synced write on root (s): {seen.get('resumed')}")
     print(step.out[-3000:])
