@@ -54,6 +54,7 @@ def main() -> None:
         times = {"aoeboot": [], "cp": [], "rsync": []}
         for run in range(args.runs):
             dest = work / f"nas-{run}"
+            (dest / "aoeboot").mkdir(parents=True)  # the NAS's; publish never makes it
             config = Config(BootConfig(Target(11, 0, 1)), PublishConfig(str(dest / "aoeboot"),
                                                                        host="box"))
             for name in times:

@@ -43,6 +43,7 @@ def netboot(nas, tmp_path, tftp: Path, name: str) -> str:
 def test_ipxe_boots_published_kernels_and_falls_back(nas, tmp_path, kernel, initramfs):
     require_programs("dnsmasq")
     tftp = tmp_path / "tftp"
+    tftp.mkdir()  # the NAS's TFTP root: publish never makes a destination
     config = Config(BootConfig(Target(11, 0, 1), (MAC,)), PublishConfig(str(tftp)))
     root = tmp_path / "root"
     publish.after_add(root=root, config=config, kver="6.1.0-56-amd64", kernel=kernel.image,
