@@ -35,17 +35,20 @@ import re
 import shlex
 import stat
 from collections.abc import Sequence
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from aoeboot import mac as macs
+from aoeboot import wire
+from aoeboot.config import interface_name
 from aoeboot.errors import AoebootError
+from aoeboot.fsutil import read_or_empty
+from aoeboot.netif import SYS_NET
 from aoeboot.pxearch import ARCHES, IMAGE_OPTIONS, Images
 from aoeboot.target import Target
 
 VBLADE = "/usr/sbin/vblade"  # Debian's and Fedora's vblade package
 IP = "/usr/sbin/ip"  # iproute2, on Debian and Fedora
-AOE_ATA_HEADERS = 36  # bytes of a frame that are not data: vblade fits (MTU - 36) / 512 sectors
-MIN_MTU = AOE_ATA_HEADERS + 512  # one sector per frame
+MIN_MTU = wire.FRAME_HEADERS + wire.SECTOR  # one sector per frame
 MAX_MASKS = 32  # vblade's Nmasks
 KEA_FILE_MAX = 128  # the DHCP header's file field, where Kea puts a class's boot-file-name
 _PATH_PART = re.compile(r"[A-Za-z0-9_+~:@,=-][A-Za-z0-9._+~:@,=-]*")
@@ -218,51 +221,39 @@ def check_export_here(export: str, mounts: str = "/proc/self/mountinfo",
             raise AoebootError(f"export {export} is in use as swap here")
 
 
-def frame_sectors(mtu: int) -> int:
-    """The sectors vblade puts in one frame at `mtu`: 2 at 1500, 17 at 9000."""
-    return (mtu - AOE_ATA_HEADERS) // 512
-
-
-def check_mtu_here(netif: str, mtu: int, sys_net: str = "/sys/class/net") -> None:
-    """Where `netif` exists on this machine (nas-config run on the NAS), it must be able to
-    carry `mtu`: within its driver's limits (`ip -d link`), and, for a VLAN, macvlan or the
-    like, no larger than its lower link's MTU (the kernel refuses more). Absent: not checked."""
-    if not os.path.exists(os.path.join(sys_net, netif)):
+def check_mtu_here(name: str, mtu: int, sys_net: Path = SYS_NET) -> None:
+    """Where interface `name` exists on this machine (nas-config run on the NAS), it must be
+    able to carry `mtu`: within its driver's limits (`ip -d link`), and, for a VLAN, macvlan or
+    the like, no larger than its lower link's MTU (the kernel refuses more). Absent: not
+    checked."""
+    if not (sys_net / name).exists():
         return
     from aoeboot.run import run
 
     try:
-        link = json.loads(run(["ip", "-j", "-d", "link", "show", "dev", netif]).stdout)[0]
+        link = json.loads(run(["ip", "-j", "-d", "link", "show", "dev", name]).stdout)[0]
     except (AoebootError, ValueError, IndexError, KeyError):
         return  # no iproute2 to ask, or an answer it cannot read: vblade will tell
     highest, lowest = link.get("max_mtu"), link.get("min_mtu", 0)
     if isinstance(highest, int) and highest and not lowest <= mtu <= highest:
-        raise AoebootError(f"--mtu {mtu}: {netif} here carries {lowest} to {highest} bytes "
+        raise AoebootError(f"--mtu {mtu}: {name} here carries {lowest} to {highest} bytes "
                            f"(it has {link.get('mtu')})")
-    lower = link.get("link")
-    if isinstance(lower, str) and _plain_name(lower):
-        lower_mtu = _read_int(os.path.join(sys_net, lower, "mtu"))
-        if lower_mtu is not None and mtu > lower_mtu:
-            raise AoebootError(f"--mtu {mtu}: {netif} here sits on {lower}, whose MTU is "
-                               f"{lower_mtu}", hint=f"raise {lower}'s MTU first")
-
-
-def _plain_name(name: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z0-9_.:-]{1,15}", name)) and name not in (".", "..")
-
-
-def _read_int(path: str) -> int | None:
+    lower = link.get("link")  # the link a macvlan or VLAN sits on; none for a NIC
+    if not isinstance(lower, str):
+        return
     try:
-        with open(path, encoding="ascii") as handle:
-            return int(handle.read().strip())
-    except (OSError, ValueError):
-        return None
+        lower_mtu = read_or_empty(sys_net / interface_name(lower) / "mtu")
+    except AoebootError:
+        return
+    if lower_mtu.isdigit() and mtu > int(lower_mtu):
+        raise AoebootError(f"--mtu {mtu}: {name} here sits on {lower}, whose MTU is "
+                           f"{lower_mtu}", hint=f"raise {lower}'s MTU first")
 
 
 def mtu_lines(netif: str, mtu: int | None) -> list[str]:
     if mtu is None:
         return []
-    sectors = frame_sectors(mtu)
+    sectors = wire.frame_sectors(mtu)
     return [f"# MTU {mtu} on {netif}: {sectors} sectors ({sectors * 512} bytes) per frame.",
             "# The switch and the box's NIC must carry it too (aoeboot status shows the frame)."]
 

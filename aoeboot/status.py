@@ -27,6 +27,7 @@ from aoeboot import (
     nmconf,
     paths,
     rootdev,
+    wire,
 )
 from aoeboot import config as configuration
 from aoeboot import mac as macs
@@ -246,9 +247,6 @@ def _target(host: Host) -> list[Check]:
     return [Check("target", OK, f"{disk.name} is up, {size}, via {seen.netif} from {seen.mac}")]
 
 
-AOE_HEADERS = 36  # Ethernet + AoE + ATA headers: a frame carries (MTU - 36) // 512 sectors
-
-
 def _frames(host: Host) -> list[Check]:
     """The data frame the driver chose for the root disk ("setting N byte data frames": the
     smallest over the NAS's advertised size and every interface), against what the box's
@@ -259,7 +257,8 @@ def _frames(host: Host) -> list[Check]:
         return []
     nics = sorted({local for local, _ in seen.paths} or set(seen.netif.split(",")) - {""})
     mtus = {nic: read_or_empty(under(host.root, netif.SYS_NET) / nic / "mtu") for nic in nics}
-    carried = [(int(mtu) - AOE_HEADERS) // 512 * 512 for mtu in mtus.values() if mtu.isdigit()]
+    carried = [wire.frame_sectors(int(mtu)) * wire.SECTOR for mtu in mtus.values()
+               if mtu.isdigit()]
     message = f"{seen.payload} byte data frames for {host.target.disk.name}"
     if carried and min(carried) > seen.payload:
         shown = ", ".join(f"{nic} MTU {mtu}" for nic, mtu in mtus.items())

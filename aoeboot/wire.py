@@ -29,6 +29,7 @@ ATA_IDENTIFY = 0xEC
 ATA_READ_EXT = 0x24  # READ SECTORS EXT: 48-bit LBA
 AFLAG_EXTENDED = 0x40
 SECTOR = 512
+FRAME_HEADERS = 36  # Ethernet + AoE + ATA headers: a frame carries (MTU - 36) // 512 sectors
 ATA_ERR = 0x01  # status: the command failed (the error register says why)
 ATA_DF = 0x20  # status: device fault
 MAX_LBA48 = (1 << 48) - 1  # words 100-103 hold 64 bits, of which LBA48 uses 48
@@ -96,6 +97,12 @@ class AtaReply:
     def failed(self) -> bool:
         """The device says the command failed: its data is no answer."""
         return bool(self.status & (ATA_ERR | ATA_DF))
+
+
+def frame_sectors(mtu: int) -> int:
+    """The sectors one data frame carries at `mtu` (vblade advertises it): 2 at 1500, 17 at
+    9000."""
+    return (mtu - FRAME_HEADERS) // SECTOR
 
 
 def _pad(frame: bytes) -> bytes:
