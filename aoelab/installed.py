@@ -366,10 +366,7 @@ class Live:
 
     def set_carrier(self, nic: int, up: bool) -> None:
         """The carrier of the box's NIC number `nic` as the box sees it (qemu's set_link): off
-        is a NIC with no cable. Waits for qemu's monitor, which comes up with qemu."""
-        deadline = time.monotonic() + 10
-        while not self.monitor.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        is a NIC with no cable."""
         sysimage.monitor_command(self.monitor, f"set_link n{nic} {'on' if up else 'off'}")
 
     def counters(self, tap: str) -> tuple[int, int]:

@@ -96,9 +96,9 @@ def _wait_for(probe_log: Path, text: str, timeout: float, alive: Callable[[], bo
 
 class ResumeHung(AssertionError):
     """Woken (qemu no longer shows it suspended, or was woken again for 300 s), the box said
-    nothing more: under TCG with two vCPUs, about one S3 resume in four here never came back,
-    with no line on the console, before the root disk or NetworkManager had any part in it
-    (the box had entered S3, its file systems synced)."""
+    nothing more: under TCG with two vCPUs, 2 first boots of 8 here never came back from an S3
+    resume, with no line on the console and no DHCP renewal, after the box had entered S3 with
+    its file systems synced."""
 
 
 def wake_each(monitor: Path, probe_log: Path, count: int, alive: Callable[[], bool],

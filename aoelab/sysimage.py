@@ -864,7 +864,11 @@ def _boot_files(image: Path, kernel: str | None, workdir: Path) -> tuple:
 
 
 def monitor_command(path: Path, command: str) -> str:
-    """One command to qemu's human monitor on its unix socket; what it printed back."""
+    """One command to qemu's human monitor on its unix socket; what it printed back. Waits
+    up to 10 s for the socket, which qemu makes as it starts."""
+    deadline = time.monotonic() + 10
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(5)
         sock.connect(str(path))

@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,9 +66,6 @@ def boot(work: Path, kernel, initrd: Path, name: str, nics: int) -> dict[str, fl
                     extra=extra)
             with vm:
                 if nics == 2:
-                    deadline = time.monotonic() + 10
-                    while not monitor.exists() and time.monotonic() < deadline:
-                        time.sleep(0.05)
                     monitor_command(monitor, "set_link n1 off")
                 found = vm.wait_for(MARKER + r" uptime=([0-9.]+)", 300)
                 vm.wait_exit(60)
