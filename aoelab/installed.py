@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -205,14 +206,39 @@ def vm_extra(probe_log: Path, nas_dir: Path | None) -> tuple[str, ...]:
     return extra + ("-virtfs", f"local,path={nas_dir},mount_tag={NAS_TAG},security_model=none")
 
 
-def wait_for_probe(probe_log: Path, vm: VM, timeout: float) -> bool:
-    """Until the probe says it is done (True), qemu exits or time runs out (False)."""
+# A box that for this long wrote nothing on either serial port and sent no frame has frozen: one
+# alive but stuck would say so (hung tasks after 120 s, systemd's start jobs) or retransmit its
+# AoE requests on the wire. Seen under TCG with two vCPUs: once in CI, right after the initrd's
+# switch-root; the resume hangs of suspend.ResumeHung look the same.
+FROZEN_AFTER = 240
+
+
+class GuestFroze(AssertionError):
+    """The box went silent on both serial ports and on the wire (FROZEN_AFTER)."""
+
+
+def wait_for_probe(probe_log: Path, vm: VM, timeout: float,
+                   sent: Callable[[], int] | None = None) -> bool:
+    """Until the probe says it is done (True), qemu exits or time runs out (False). With `sent`
+    (bytes the box has sent so far), raise GuestFroze once the box has been silent everywhere
+    for FROZEN_AFTER s."""
     deadline = time.monotonic() + timeout
+    last_sent, heard = -1, time.time()
     while time.monotonic() < deadline:
         if probe_log.exists() and DONE in probe_log.read_text(errors="replace"):
             return True
         if vm.proc is not None and vm.proc.poll() is not None:
             break
+        if sent is not None:
+            now_sent = sent()
+            if now_sent != last_sent:
+                last_sent, heard = now_sent, time.time()
+            written = [path.stat().st_mtime for path in (probe_log, vm.console) if path.exists()]
+            silent = time.time() - max([heard, *written])
+            if silent > FROZEN_AFTER:
+                tail = vm.text().rstrip().rsplit("\n", 1)[-1]
+                raise GuestFroze(f"the box froze {vm.elapsed():.0f} s into its boot: nothing on "
+                                 f"its consoles and no frame for {silent:.0f} s, after {tail!r}")
         time.sleep(0.5)
     return probe_log.exists() and DONE in probe_log.read_text(errors="replace")
 
@@ -292,14 +318,25 @@ def boot(box: Box, workdir: Path, *, entry: Entry | None = None, options: str = 
     from the published directory) and the box: `entry`'s kernel and initramfs with `options`,
     or, with `netboot`, whatever iPXE finds in the NAS's boot script. `lan`, `root_argv`,
     `firmware`: as for running(). `during(live)` runs once the VM has started, before waiting
-    for the probe."""
-    with running(box, workdir, entry=entry, options=options, netboot=netboot, nic=nic,
-                 lan=lan, root_argv=root_argv, firmware=firmware) as live:
-        if during is not None:
-            during(live)
-        done = wait_for_probe(live.probe, live.vm, timeout)
-        exit_code = live.vm.wait_exit(180)
-    return live.result(done, exit_code)
+    for the probe. A box that froze (GuestFroze) is powered on again, once."""
+    def once() -> Boot:
+        with running(box, workdir, entry=entry, options=options, netboot=netboot, nic=nic,
+                     lan=lan, root_argv=root_argv, firmware=firmware) as live:
+            if during is not None:
+                during(live)
+            done = wait_for_probe(live.probe, live.vm, timeout, sent=live.sent)
+            exit_code = live.vm.wait_exit(180)
+        return live.result(done, exit_code)
+
+    try:
+        return once()
+    except GuestFroze as froze:  # qemu's fault, not the box's: power it on again, once
+        for name in ("console.log", "probe.log"):
+            if (workdir / name).exists():
+                (workdir / name).replace(workdir / f"froze-{name}")
+        (workdir / "monitor.sock").unlink(missing_ok=True)
+        warnings.warn(f"{froze}; powered on again (its consoles: {workdir}/froze-*.log)")
+        return once()
 
 
 def nas_config_argv(target: str, nas_iface: str, image: Path, *options: str,
@@ -374,6 +411,10 @@ class Live:
         stats = f"/sys/class/net/{tap}/statistics"
         out = self.ns.run(["cat", f"{stats}/rx_bytes", f"{stats}/tx_bytes"]).stdout.split()
         return int(out[0]), int(out[1])
+
+    def sent(self) -> int:
+        """Bytes the box has sent on all its links so far."""
+        return sum(self.counters(tap)[0] for tap in self.taps)
 
     def press_power_button(self) -> None:
         sysimage.monitor_command(self.monitor, "system_powerdown")
