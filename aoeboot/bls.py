@@ -59,6 +59,12 @@ class BootEntry:
     def get_all(self, key: str) -> list[str]:
         return [line.value for line in self.lines if line.key == key]
 
+    def main_initrd(self) -> str | None:
+        """The initramfs this entry boots, as it names it: its last initrd line (microcode
+        images come first); None without one."""
+        names = self.get_all("initrd")
+        return names[-1] if names else None
+
     @property
     def options(self) -> Cmdline:
         """All `options` lines joined, as the boot loader does."""

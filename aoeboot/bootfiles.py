@@ -56,6 +56,22 @@ def entry_files(root: Path) -> list[Path]:
     return list(seen.values())
 
 
+def entry_initrds(root: Path, kver: str) -> list[Path]:
+    """The initramfs each entry of `kver` under root's boot directories boots, each once: on
+    Fedora's grub layout /boot/initramfs-KVER.img, on systemd-boot's the ESP's
+    /MACHINE-ID/KVER/initrd. Entries that cannot be read name none."""
+    found: dict[Path, Path] = {}
+    for base in [under(root, d) for d in BOOT_DIRS]:
+        for path in bls.entries_for(base, kver):
+            try:
+                name = bls.BootEntry.read(path).main_initrd()
+            except AoebootError:
+                continue
+            if name is not None:
+                found.setdefault(under(base, name).resolve(), under(base, name))
+    return list(found.values())
+
+
 def entry_kver(path: Path, entry: bls.BootEntry, kernels: Sequence[str]) -> str | None:
     """The kernel an entry boots: its `version`, else the KVER in TOKEN-KVER[+TRIES].conf."""
     version = entry.get("version")

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aoeboot import cpio, kimage
+from aoeboot import bootfiles, cpio, kimage
 from aoeboot.cmdline import Cmdline
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import fsync_dir
@@ -26,6 +26,9 @@ REQUIRED = {"aoe driver": ("aoe.ko",), "aoeboot dracut module": ("parse-aoe.sh",
 # temporary name as IMAGE, which kernel-install copies to the ESP (and our plugin, run again by
 # it, builds again, and so on: one 45 MB temporary copy on the ESP per level).
 NO_HOOKS = {"NO_POST_UPDATE_HOOKS": "1"}
+# Our own builds hand the dracut module the options to bake: it need not find aoeboot on
+# dracut's own PATH (/usr/sbin:/usr/bin:/sbin:/bin, without pip's /usr/local/bin).
+BAKE_ENV = "AOEBOOT_INITRAMFS_OPTIONS"
 
 
 def candidates(kver: str, root: Path = Path("/"), extra: Iterable[Path] = ()) -> list[Path]:
@@ -33,6 +36,13 @@ def candidates(kver: str, root: Path = Path("/"), extra: Iterable[Path] = ()) ->
     names of Fedora, Debian and older dracut under /boot)."""
     boot = root / "boot"
     return [*extra, boot / f"initramfs-{kver}.img", boot / f"initrd.img-{kver}"]
+
+
+def booted(kver: str, root: Path = Path("/")) -> list[Path]:
+    """The images `kver` boots: each one its entries name (which may not exist), else the first
+    of candidates() that exists; empty when there is none."""
+    return bootfiles.entry_initrds(root, kver) or [
+        image for image in [find(kver, root)] if image is not None]
 
 
 def find(kver: str, root: Path = Path("/"), extra: Iterable[Path] = ()) -> Path | None:
@@ -59,6 +69,12 @@ def baked_options(image: Path) -> Cmdline:
     return Cmdline.parse(text, where=f"{image}:/etc/cmdline.d")
 
 
+def carries(image: Path, options: Sequence[str]) -> bool:
+    """Does `image` carry all of `options` in /etc/cmdline.d? (A hostonly build puts other
+    modules' options there too.)"""
+    return set(options) <= set(baked_options(image).options)
+
+
 @dataclass(frozen=True)
 class Rescue:
     """Fedora's rescue boot: /boot/vmlinuz-0-rescue-ID (a copy of some kernel) and its
@@ -80,9 +96,11 @@ def rescue_images(root: Path = Path("/")) -> list[Rescue]:
 
 
 def build(kver: str, out: Path, chroot: Path | None = None,
-          extra_args: Sequence[str] = ()) -> None:
+          extra_args: Sequence[str] = (), baked: Sequence[str] = ()) -> None:
     """Build the initramfs of `kver` (with module aoe) into `out`, atomically, mode 0644.
     Without dracut's post-update hooks (NO_HOOKS): they would be handed the temporary name.
+    With `baked`, the image must carry those options (hostopts.initramfs_options), or nothing
+    is written.
 
     With `chroot` (an installed system's root, `out` inside it) dracut runs chrooted into it, so
     it uses that system's modules and configuration."""
@@ -102,7 +120,11 @@ def build(kver: str, out: Path, chroot: Path | None = None,
         else:
             argv.append(str(tmp))
         log.info("building the initramfs of %s (dracut, about a minute)", kver)
-        run(argv, capture=True, env={**os.environ, **NO_HOOKS})
+        bake = {BAKE_ENV: " ".join(baked)} if baked else {}
+        run(argv, capture=True, env={**os.environ, **NO_HOOKS, **bake})
+        if baked and not carries(tmp, baked):
+            raise AoebootError(f"dracut built {out} without the AoE options in /etc/cmdline.d: "
+                               "is its aoe module older than aoeboot?")
         os.chmod(tmp, 0o644)  # dracut writes 0600; TFTP/HTTP publishing needs it readable
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())

@@ -20,7 +20,7 @@ from aoeboot.cmdline import COMMAND_LINE_SIZE, Cmdline
 from aoeboot.errors import AoebootError
 from aoeboot.fstab import root_entry
 from aoeboot.fsutil import read_text, under
-from aoeboot.hostopts import host_options
+from aoeboot.hostopts import host_options, initramfs_options
 from aoeboot.ipxe import check_options
 from aoeboot.target import Target
 
@@ -88,19 +88,29 @@ def _install_entry(root: Path, target: Target, interfaces: Sequence[str],
         changes.append(f"enabled {paths.WATCH_SERVICE}")
     changes += _networkmanager(root, boot.interfaces, target)
 
+    baked = initramfs_options(config, root) or ()
     for kver in bootfiles.installed_kernels(root):
-        image = initramfs.find(kver, root)
-        lacking = initramfs.missing(image) if image else ["initramfs"]
-        if lacking:
-            out = image or under(root, f"/boot/initramfs-{kver}.img")
-            initramfs.build(kver, out, chroot=root)
-            changes.append(f"built {out.relative_to(root)} ({', '.join(lacking)} missing)")
+        # what each entry boots (systemd-boot's is on the ESP), not only /boot's usual name
+        for image in initramfs.booted(kver, root) or [under(root, f"/boot/initramfs-{kver}.img")]:
+            changes += _ensure_image(root, kver, image, baked)
     changes += _fix_rescue(root)
 
     for path in bootfiles.entry_files(root):
         if bootfiles.fix_entry(path, options):
             changes.append(f"set the AoE options in {path.relative_to(root)}")
     return changes
+
+
+def _ensure_image(root: Path, kver: str, image: Path, baked: Sequence[str]) -> list[str]:
+    """Build `image` if it is missing or lacks AoE; say so if it does not carry `baked`."""
+    lacking = initramfs.missing(image) if image.is_file() else ["initramfs"]
+    if lacking:
+        initramfs.build(kver, image, chroot=root, baked=baked)
+        return [f"built {image.relative_to(root)} ({', '.join(lacking)} missing)"]
+    if not initramfs.carries(image, baked):
+        log.warning("%s does not carry the AoE options itself: `dracut -f` rebuilds it",
+                    image.relative_to(root))
+    return []
 
 
 def _check_target(root: Path, target: Target, named: str) -> None:

@@ -26,7 +26,7 @@ from aoeboot import config as configuration
 from aoeboot.cmdline import Cmdline
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, fsync_dir, read_or_empty, safe_name, under
-from aoeboot.hostopts import host_options
+from aoeboot.hostopts import host_options, initramfs_options
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,8 @@ def _add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path]
         report.append(f"set the AoE options in GRUB_CMDLINE_LINUX of {paths.DEFAULT_GRUB}")
     image: Path | None = None  # a UKI carries its initrd: it is published alone
     if not env.uki:
-        lines, image = ensure_initramfs(kver, entry_dir, initrds, env, root)
+        baked = initramfs_options(config, root) or ()
+        lines, image = ensure_initramfs(kver, entry_dir, initrds, env, root, baked)
         report += lines + _fix_entries(kver, env, root, options)
     if config.publish.destination:
         if bootfiles.ensure_publish_timer(root):
@@ -156,9 +157,10 @@ def _check_uki(kernel_image: Path) -> str:
 
 
 def ensure_initramfs(kver: str, entry_dir: Path, initrds: Sequence[Path], env: Environment,
-                     root: Path) -> tuple[list[str], Path]:
+                     root: Path, baked: Sequence[str] = ()) -> tuple[list[str], Path]:
     """Make sure the one initramfs the entry boots has AoE; build it only if missing or without
-    AoE. Returns what was done or checked, and where that initramfs is."""
+    AoE (carrying `baked` in /etc/cmdline.d). Returns what was done or checked, and where that
+    initramfs is."""
     report: list[str] = []
     # kernel-install deletes its staging area on exit, and its layouts other than bls and uki
     # never read it: an initramfs left there would be lost.
@@ -175,7 +177,7 @@ def ensure_initramfs(kver: str, entry_dir: Path, initrds: Sequence[Path], env: E
             _copy_into_place(generated, named)
             atomic_write(_record(root, kver), json.dumps({"built": [str(named)]}) + "\n")
             report.append(f"copied {generated} to {named}, where the entry looks")
-        return _ensure_image(kver, named, report, record_in=root)
+        return _ensure_image(kver, named, report, baked, record_in=root)
     given = [path for path in initrds if path.is_file()]
     if given and staged is not None and staged.is_file():
         # 90-loaderentry.install would list both, and the box would fetch and unpack both.
@@ -184,11 +186,11 @@ def ensure_initramfs(kver: str, entry_dir: Path, initrds: Sequence[Path], env: E
     found = initramfs.find(kver, root, [*given, *([staged] if staged else []),
                                         entry_dir / "initrd"])
     if found is not None:
-        return _ensure_image(kver, found, report)
+        return _ensure_image(kver, found, report, baked)
     # No generator made one (Debian's kernel-install 252 has no dracut plugin): make it where
     # 90-loaderentry.install picks it up, or where Fedora's grub entries look.
     out = staged if staged is not None else under(root, f"/boot/initramfs-{kver}.img")
-    return _ensure_image(kver, out, report, record_in=root if staged is None else None)
+    return _ensure_image(kver, out, report, baked, record_in=root if staged is None else None)
 
 
 def _copy_into_place(source: Path, dest: Path) -> None:
@@ -211,26 +213,31 @@ def _entry_initrd(kver: str, env: Environment, root: Path) -> Path | None:
     """The main initramfs an existing entry of `kver` names (the last initrd line: microcode
     images come first), as a path; None without such an entry."""
     for path, boot_root in _entries(kver, env, root).items():
-        names = bls.BootEntry.read(path).get_all("initrd")
-        if names:
-            return under(boot_root, names[-1])
+        name = bls.BootEntry.read(path).main_initrd()
+        if name is not None:
+            return under(boot_root, name)
     return None
 
 
-def _ensure_image(kver: str, image: Path, report: list[str],
+def _ensure_image(kver: str, image: Path, report: list[str], baked: Sequence[str],
                   record_in: Path | None = None) -> tuple[list[str], Path]:
-    """Verify `image`, rebuild it if it lacks AoE, build it if missing (one dracut run). With
-    `record_in` (a system root), remember that we built it there, so `remove` deletes it."""
+    """Verify `image`, rebuild it if it lacks AoE, build it if missing (one dracut run), with
+    `baked` in it. With `record_in` (a system root), remember that we built it there, so
+    `remove` deletes it."""
     if not image.is_file():
-        initramfs.build(kver, image)  # kernel-install runs inside the system it serves
+        initramfs.build(kver, image, baked=baked)  # kernel-install runs in the system it serves
         if record_in is not None:
             atomic_write(_record(record_in, kver), json.dumps({"built": [str(image)]}) + "\n")
         return report + [f"built {image}"], image
     lacking = initramfs.missing(image)
     if not lacking:
+        if baked and not initramfs.carries(image, baked):
+            log.warning("%s does not carry the AoE options itself: a boot loader tool that "
+                        "rewrites the entry's options leaves AoE down; `dracut -f` rebuilds it",
+                        image)
         return report + [f"checked: {image} has the aoe driver and our dracut module"], image
     log.warning("%s lacks the %s: rebuilding it", image, " and the ".join(lacking))
-    initramfs.build(kver, image)
+    initramfs.build(kver, image, baked=baked)
     return report + [f"rebuilt {image} (it lacked the {' and the '.join(lacking)})"], image
 
 

@@ -500,42 +500,33 @@ def _grub_default(host: Host) -> list[Check]:
                   FIX)]
 
 
-def _initrd_paths(host: Host, kver: str) -> list[Path]:
-    """The initramfs images entries of `kver` name, relative to their boot directory."""
-    named = []
-    for boot_dir in bootfiles.BOOT_DIRS:
-        base = under(host.root, boot_dir)
-        for path in bls.entries_for(base, kver):
-            try:
-                values = bls.BootEntry.read(path).get_all("initrd")
-            except AoebootError:
-                continue
-            named += [under(base, value) for value in values]
-    return named
-
-
 def _initramfs(host: Host) -> list[Check]:
     checks = []
     for kver in reversed(host.kernels):  # newest first: the one that boots next
-        image = initramfs.find(kver, host.root, _initrd_paths(host, kver))
-        if image is None:
+        found = initramfs.booted(kver, host.root)
+        if not found:
             checks.append(Check("initramfs", host.severity(kver), f"kernel {kver} has no initramfs",
                                 FIX))
-            continue
-        name = _shown(host, image)
-        try:
-            lacking = initramfs.missing(image)
-        except AoebootError as err:
-            checks.append(Check("initramfs", host.severity(kver), str(err), FIX))
-            continue
-        if lacking:
-            checks.append(Check("initramfs", host.severity(kver),
-                                f"{name} lacks the {' and the '.join(lacking)}", FIX))
-            continue
-        checks.append(Check("initramfs", OK, f"{name} has the aoe driver and our module"))
-        if kver == host.newest:
-            checks += _baked(host, image, kver)
+        for image in found:
+            checks += _image(host, kver, image)
     return checks + _rescue(host)
+
+
+def _image(host: Host, kver: str, image: Path) -> list[Check]:
+    """The initramfs `image` of `kver`, as an entry names it or at its usual name."""
+    name = _shown(host, image)
+    if not image.is_file():
+        return [Check("initramfs", host.severity(kver), f"{name}, which the entry of kernel {kver} "
+                      "boots, does not exist", FIX)]
+    try:
+        lacking = initramfs.missing(image)
+    except AoebootError as err:
+        return [Check("initramfs", host.severity(kver), str(err), FIX)]
+    if lacking:
+        return [Check("initramfs", host.severity(kver),
+                      f"{name} lacks the {' and the '.join(lacking)}", FIX)]
+    checks = [Check("initramfs", OK, f"{name} has the aoe driver and our module")]
+    return checks + (_baked(host, image, kver) if kver == host.newest else [])
 
 
 def _baked(host: Host, image: Path, kver: str) -> list[Check]:

@@ -34,7 +34,8 @@ def newc(files: dict[str, bytes]) -> bytes:
     return out
 
 
-AOE_IMAGE = newc({"usr/lib/modules/x/aoe.ko": b"", "usr/lib/dracut/hooks/parse-aoe.sh": b""})
+AOE_FILES = {"usr/lib/modules/x/aoe.ko": b"", "usr/lib/dracut/hooks/parse-aoe.sh": b""}
+AOE_IMAGE = newc(AOE_FILES)
 
 
 def cli(*args: str) -> Result:
@@ -55,13 +56,18 @@ def bare_root(tmp_path: Path) -> Path:
     return root
 
 
-def fake_dracut(calls: list[list[str]]):
-    """Stands in for initramfs.run: writes an image with AoE where dracut was told to."""
+def fake_dracut(calls: list[list[str]], bakes: bool = True):
+    """Stands in for initramfs.run: writes an image with AoE where dracut was told to, with the
+    options aoeboot handed the module to bake (as module-setup.sh's bake_cmdline writes them)
+    unless not `bakes`."""
 
-    def run(argv, **_):
+    def run(argv, env=None, **_):
         calls.append([str(a) for a in argv])
         chroot = Path(argv[1]) if argv[0] == "chroot" else Path("/")
-        (chroot / str(argv[-1]).lstrip("/")).write_bytes(AOE_IMAGE)
+        options = (env or {}).get(initramfs.BAKE_ENV)
+        image = AOE_IMAGE if not (bakes and options) else newc({
+            **AOE_FILES, "etc/cmdline.d/50-aoeboot.conf": options.encode() + b"\n"})
+        (chroot / str(argv[-1]).lstrip("/")).write_bytes(image)
 
     return run
 
@@ -93,7 +99,9 @@ def test_a_relative_root_is_made_absolute_before_dracut_runs_in_it(tmp_path, mon
     assert result.exit_code == 0, result.output
     assert calls[0][:2] == ["chroot", str(root)]
     assert f"built boot/initramfs-{KVER}.img (initramfs missing)" in result.stdout
-    assert (root / "boot" / f"initramfs-{KVER}.img").read_bytes() == AOE_IMAGE
+    image = root / "boot" / f"initramfs-{KVER}.img"
+    assert initramfs.missing(image) == []
+    assert "root=/dev/etherd/e11.0p1" in initramfs.baked_options(image).options
 
 
 def test_a_modules_dir_that_is_no_kernel_version_is_a_warning_in_the_json(tmp_path):

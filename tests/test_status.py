@@ -257,7 +257,7 @@ BROKEN = [
     ("entry", _entry_root, "has root=UUID=1234, not /dev/etherd/e11.0p1"),
     ("initramfs", _initrd_without_aoe, "lacks the aoe driver and the aoeboot dracut module"),
     ("initramfs", lambda root: next((root / "boot").glob("initramfs-*.img")).unlink(),
-     "has no initramfs"),
+     "which the entry of kernel 6.1.0-57-amd64 boots, does not exist"),
     ("publish", _nas_files_damaged, "are missing or damaged"),
     # what the real installed system showed: the btrfs top level mounted instead of `root`
     ("cmdline", _btrfs_root_subvolume,

@@ -35,10 +35,20 @@ installkernel() {
 # called by dracut for --print-cmdline and hostonly_cmdline only: what this host needs on the
 # kernel command line, from aoeboot's config
 cmdline() {
-    local _opts
-    command -v aoeboot > /dev/null 2>&1 || return 0
-    _opts=$(aoeboot cmdline 2> /dev/null) && [ -n "$_opts" ] && printf ' %s' "$_opts"
+    local _helper _opts
+    _helper=$(aoeboot_helper) || return 0
+    _opts=$("$_helper" cmdline 2> /dev/null) && [ -n "$_opts" ] && printf ' %s' "$_opts"
     return 0
+}
+
+# aoeboot, wherever the package or pip put it: dracut runs us with its own PATH
+# (/usr/sbin:/usr/bin:/sbin:/bin), which lacks pip's /usr/local/bin
+aoeboot_helper() {
+    local _helper
+    for _helper in "$(command -v aoeboot)" /usr/local/bin/aoeboot /usr/local/sbin/aoeboot; do
+        [ -x "$_helper" ] && echo "$_helper" && return 0
+    done
+    return 1
 }
 
 # called by dracut
@@ -70,13 +80,22 @@ install() {
 # /etc/cmdline.d like the command line, which still wins where it says otherwise): a boot loader
 # tool that knows nothing of AoE may rewrite the entry to root=UUID=... with no rd.aoe.*.
 bake_cmdline() {
-    local _opts
-    command -v aoeboot > /dev/null 2>&1 || return 0
-    if _opts=$(aoeboot cmdline --initramfs 2> /dev/null); then
-        mkdir -p "$initdir/etc/cmdline.d"
-        echo "$_opts" > "$initdir/etc/cmdline.d/50-aoeboot.conf"
-    elif [ $? -ne 1 ]; then
-        # shellcheck disable=SC2016 # the backquotes are literal: they quote a command
-        dwarn 'aoe: `aoeboot cmdline --initramfs` failed: the image carries no AoE options'
+    local _helper _opts
+    if [ -n "${AOEBOOT_INITRAMFS_OPTIONS-}" ]; then # aoeboot's own builds say what to bake
+        _opts=$AOEBOOT_INITRAMFS_OPTIONS
+    else
+        _helper=$(aoeboot_helper) || return 0
+        _opts=$("$_helper" cmdline --initramfs 2> /dev/null)
+        case $? in
+            0) ;;
+            1) return 0 ;; # this host does not boot from AoE
+            *)
+                # shellcheck disable=SC2016 # the backquotes are literal: they quote a command
+                dwarn 'aoe: `aoeboot cmdline --initramfs` failed: the image carries no AoE options'
+                return 0
+                ;;
+        esac
     fi
+    mkdir -p "$initdir/etc/cmdline.d"
+    echo "$_opts" > "$initdir/etc/cmdline.d/50-aoeboot.conf"
 }
