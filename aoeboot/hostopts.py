@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aoeboot import fstab, rootdev
 from aoeboot.cmdline import aoe_options
-from aoeboot.config import Config
+from aoeboot.config import BootConfig, Config
 from aoeboot.errors import AoebootError
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,18 @@ AOE_WANTED = "rd.aoe=1"
 # In the initramfs only: the NAS's server MACs install-entry recorded, which the AoE report
 # compares with those that answered.
 SERVERS_OPTION = "rd.aoe.server"
+# aoe_deadsecs where the NAS serves the target from more than one port. The driver moves frames
+# off a server MAC that stopped answering (it "scorns" it after 10 s) only when deadsecs is not
+# 0; and it fails the disk only once one frame has waited deadsecs, which this never reaches.
+PORTS_DEADSECS = 2**31 - 1
+
+
+def deadsecs(boot: BootConfig) -> int | None:
+    """rd.aoe.deadsecs for `boot`: the configured value, else PORTS_DEADSECS where more than one
+    server MAC is recorded, else none (the dracut module's 0: wait for the NAS for ever)."""
+    if boot.deadsecs is not None:
+        return boot.deadsecs
+    return PORTS_DEADSECS if len(boot.servers) > 1 else None
 
 
 def host_options(config: Config, root: Path = Path("/"),
@@ -38,7 +50,7 @@ def host_options(config: Config, root: Path = Path("/"),
         log.info("%s: root is mounted with the kernel's defaults", err)
         root_mount = ()
     boot = config.boot
-    return aoe_options(target, boot.interfaces, boot.timeout, boot.deadsecs, root_mount)
+    return aoe_options(target, boot.interfaces, boot.timeout, deadsecs(boot), root_mount)
 
 
 def initramfs_options(config: Config, root: Path = Path("/")) -> tuple[str, ...] | None:

@@ -34,7 +34,7 @@ from aoeboot import mac as macs
 from aoeboot.cmdline import Cmdline, aoe_options
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import read_or_empty, under
-from aoeboot.hostopts import AOE_WANTED, SERVERS_OPTION
+from aoeboot.hostopts import AOE_WANTED, PORTS_DEADSECS, SERVERS_OPTION, deadsecs
 from aoeboot.kver import newest
 from aoeboot.target import Target
 
@@ -312,9 +312,18 @@ def _deadsecs(host: Host) -> list[Check]:
         return checks + [Check("deadsecs", WARN, f"cannot read {driver.DEADSECS_PARAM}: whether "
                                "the root disk waits for the NAS is unknown")]
     seconds = int(text)
-    if seconds == 0:
-        return checks + [Check("deadsecs", OK, "aoe_deadsecs=0: the root disk waits for the NAS "
-                               "however long it is away")]
+    ports = len(host.config.boot.servers)
+    if seconds == 0 and ports > 1:
+        return checks + [Check("deadsecs", WARN, f"aoe_deadsecs=0 with {ports} NAS ports "
+                               "recorded: when one port dies, the root disk waits for it for "
+                               "ever instead of going on over another",
+                               "rebuild the initramfs with this aoeboot (`aoeboot "
+                               "install-entry`): it sets rd.aoe.deadsecs for more than one port")]
+    if seconds in (0, PORTS_DEADSECS):
+        return checks + [Check("deadsecs", OK, f"aoe_deadsecs={seconds}: the root disk waits for "
+                               "the NAS however long it is away" + (
+                                   ", and leaves a NAS port that stops answering after 10 s"
+                                   if seconds else ""))]
     hint = (f"`echo 0 > {driver.DEADSECS_PARAM}` now" +
             ("" if configured else "; for the next boots rebuild the initramfs with this aoeboot "
              "(`aoeboot install-entry`): it makes 0 the default"))
@@ -410,7 +419,7 @@ def _fstab(host: Host) -> list[Check]:
 
 def _expected_options(host: Host) -> Sequence[str]:
     boot = host.config.boot
-    return aoe_options(host.target, boot.interfaces, boot.timeout, boot.deadsecs,
+    return aoe_options(host.target, boot.interfaces, boot.timeout, deadsecs(boot),
                        host.root_mount)
 
 

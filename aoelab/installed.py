@@ -39,6 +39,7 @@ DATA_TARGET = f"e{SHELF}.1"
 MAC = "52:54:00:12:34:56"
 MAC2 = "52:54:00:12:34:57"  # a second NIC on the NAS's network: a second path
 NAS_MAC = "02:aa:00:00:00:01"  # the NAS towards the box: its tap, or the bridge (lan, several NICs)
+NAS_MAC2 = "02:aa:00:00:00:02"  # the NAS's second port, where it has one
 NAS_TAG = "nas"
 NAS_MOUNT = "/srv/nas"
 PUBLISH_DIR = f"{NAS_MOUNT}/aoeboot"
@@ -335,7 +336,8 @@ def boot(box: Box, workdir: Path, *, entry: Entry | None = None, options: str = 
             if (workdir / name).exists():
                 (workdir / name).replace(workdir / f"froze-{name}")
         (workdir / "monitor.sock").unlink(missing_ok=True)
-        warnings.warn(f"{froze}; powered on again (its consoles: {workdir}/froze-*.log)")
+        warnings.warn(f"{froze}; powered on again (its consoles: {workdir}/froze-*.log)",
+                      stacklevel=2)
         return once()
 
 
@@ -367,35 +369,44 @@ class Live:
     """The NAS and the box while it runs: the test stops and starts the NAS, takes the box's
     links down and up on the host side, and reads their counters."""
 
-    def __init__(self, box: Box, ns: Namespace, nas_iface: str, taps: Sequence[str],
+    def __init__(self, box: Box, ns: Namespace, nas_ports: Sequence[str], taps: Sequence[str],
                  probe: Path, monitor: Path, exports: Exports) -> None:
-        self.box, self.ns, self.nas_iface, self.taps = box, ns, nas_iface, tuple(taps)
+        self.box, self.ns, self.taps = box, ns, tuple(taps)
+        self.nas_ports = list(nas_ports)  # the NAS's interfaces that still work, each a MAC
+        self.nas_iface = self.nas_ports[0]
         self.probe, self.monitor, self.exports = probe, monitor, exports
-        self.vblades: list[Vblade] = []
+        self.vblades: dict[str, list[Vblade]] = {}
         self.vm: VM
 
     def start_nas(self) -> None:
-        """vblade serving the system disk (e11.0) and the data volume (e11.1)."""
+        """vblade serving the system disk (e11.0) and the data volume (e11.1) on each port."""
         assert not self.vblades, "the NAS is already serving"
         how = self.exports
-        root = how.root_argv(self.nas_iface) if how.root_argv else None
-        data = how.data_argv(self.nas_iface) if how.data_argv else None
-        self.vblades = [
-            Vblade(self.ns, SHELF, 0, self.nas_iface, self.box.disk, argv=root,
-                   volatile=how.volatile),
-            Vblade(self.ns, SHELF, 1, self.nas_iface, self.box.data, argv=data,
-                   volatile=how.volatile)]
+        for port in self.nas_ports:
+            root = how.root_argv(port) if how.root_argv else None
+            data = how.data_argv(port) if how.data_argv else None
+            self.vblades[port] = [
+                Vblade(self.ns, SHELF, 0, port, self.box.disk, argv=root, volatile=how.volatile),
+                Vblade(self.ns, SHELF, 1, port, self.box.data, argv=data, volatile=how.volatile)]
 
     def stop_nas(self) -> None:
-        for vblade in self.vblades:
+        for vblade in [v for port in self.vblades.values() for v in port]:
             vblade.stop()
-        self.vblades = []
+        self.vblades = {}
 
     def power_cut(self) -> None:
-        """The NAS loses power: both exports stop, losing what their caches held."""
-        for vblade in self.vblades:
+        """The NAS loses power: every export stops, losing what its cache held."""
+        for vblade in [v for port in self.vblades.values() for v in port]:
             vblade.power_cut()
-        self.vblades = []
+        self.vblades = {}
+
+    def port_dies(self, port: str) -> None:
+        """A port of the NAS dies for good: its exports stop, its link goes down, and it stays
+        so when the NAS starts again."""
+        for vblade in self.vblades.pop(port, []):
+            vblade.power_cut()
+        self.ns.run(["ip", "link", "set", "dev", port, "down"])
+        self.nas_ports.remove(port)
 
     def set_link(self, tap: str, up: bool) -> None:
         """The box's link `tap`, on the host (NAS) side: as a cable pulled or a switch port."""
@@ -431,7 +442,8 @@ def running(box: Box, workdir: Path, *, entry: Entry | None = None, options: str
             netboot: bool = False, nic: str = "virtio-net-pci",
             macs: Sequence[str] = (MAC,), lan: bool = False,
             root_argv: Callable[[str], Sequence[str]] | None = None,
-            firmware: str = "bios", exports: Exports | None = None) -> Iterator[Live]:
+            firmware: str = "bios", exports: Exports | None = None,
+            nas_ports: int = 1) -> Iterator[Live]:
     """The NAS and the box, started; everything stops when the block ends. One NIC per MAC in
     `macs`, each on its own tap (tap0, tap1, ...); with more than one, or with `lan`, the taps
     and the NAS are ports of one bridge br0 in the NAS's namespace (one network, several paths;
@@ -439,7 +451,8 @@ def running(box: Box, workdir: Path, *, entry: Entry | None = None, options: str
     `root_argv(nas_iface)` is the vblade command line of the system disk (default: open to all);
     `exports`, all of how the NAS runs vblade (aoelab.installed.Exports), instead.
     `firmware` "uefi": OVMF, whose own PXE fetches iPXE (snponly.efi, put in the TFTP root
-    here) from the NAS."""
+    here) from the NAS. With `nas_ports` 2 the NAS has a second port on the bridge (nas1, whose
+    address is NAS_MAC2), serving the same disks."""
     from aoelab.dnsmasq import Dnsmasq
 
     workdir.mkdir(exist_ok=True)
@@ -466,12 +479,21 @@ def running(box: Box, workdir: Path, *, entry: Entry | None = None, options: str
         for tap in taps:
             ns.add_tap(tap)
         nas_iface = taps[0]
-        if len(taps) > 1 or lan:
+        if len(taps) > 1 or lan or nas_ports > 1:
             nas_iface = "br0"
             ns.add_bridge(nas_iface, NAS_MAC, taps)
         else:  # the NAS has one address, whichever way the box is wired to it
             ns.run(["ip", "link", "set", "dev", nas_iface, "address", NAS_MAC])
-        live = Live(box, ns, nas_iface, taps, probe, monitor,
+        ports = [nas_iface]
+        if nas_ports > 1:
+            assert nas_ports == 2, "the lab's NAS has at most two ports"
+            ns.run(["ip", "link", "add", "nas1", "address", NAS_MAC2, "type", "veth", "peer",
+                    "name", "nas1-br"])
+            ns.run(["ip", "link", "set", "nas1-br", "master", nas_iface])
+            for end in ("nas1", "nas1-br"):
+                ns.link_up(end)
+            ports.append("nas1")
+        live = Live(box, ns, ports, taps, probe, monitor,
                     exports or Exports(root_argv=root_argv))
         live.start_nas()
         try:

@@ -325,3 +325,27 @@ def test_no_networkmanager_drop_in_without_networkmanager_or_a_mac(tmp_path):
     out = aoeboot("install-entry", "--target", "e11.0p1", "--iface", "eth0", "--root", str(root))
     assert out.returncode == 0 and "NetworkManager" not in out.stdout + out.stderr
     assert not (root / "etc/NetworkManager").exists()
+
+
+@pytest.mark.parametrize("servers, deadsecs", [
+    (("52:54:00:12:34:56",), None),
+    (("52:54:00:12:34:56", "52:54:00:12:34:57"), "rd.aoe.deadsecs=2147483647"),
+])
+def test_a_nas_with_two_ports_gets_a_deadsecs_that_leaves_a_dead_port(tmp_path, monkeypatch,
+                                                                      servers, deadsecs):
+    """One server: the module's own 0 (wait for the NAS for ever). Two: a deadsecs the driver
+    needs to move frames off a port that stopped answering, which never fails the disk."""
+    from aoeboot import initramfs
+    from tests.test_odd_input import bare_root, cli, fake_dracut
+
+    root = bare_root(tmp_path)
+    monkeypatch.setattr(initramfs, "run", fake_dracut([]))
+    args = [word for server in servers for word in ("--server", server)]
+    result = cli("install-entry", "--target", "e11.0p1", *args, "--root", str(root))
+    assert result.exit_code == 0, result.output
+    words = (root / "etc/kernel/cmdline").read_text().split()
+    assert [w for w in words if w.startswith("rd.aoe.deadsecs=")] == ([deadsecs] if deadsecs
+                                                                      else []), words
+    image = next((root / "boot").glob("initramfs-*.img"))
+    baked = initramfs.baked_options(image).options
+    assert (deadsecs in baked) if deadsecs else not any("deadsecs" in w for w in baked), baked

@@ -641,3 +641,20 @@ def test_suspend_is_not_guessed_for_a_nic_this_system_lacks(tmp_path):
                       lambda name: asked.append(name))
     assert asked == [] and [c for c in found if c[1] == "suspend"] == [], found
     assert found[0][:2] == ("WARN", "nm") and "does not cover 52:54:00:00:00:77" in found[0][2]
+
+
+def test_two_nas_ports_need_a_deadsecs_that_leaves_a_dead_port(root):
+    """With aoe_deadsecs=0 the driver resends to a dead server MAC for ever (issue 17, part 5);
+    install-entry's PORTS_DEADSECS lets it go on over the other port and never fails the disk."""
+    (root / "etc/aoeboot/aoeboot.conf").write_text(
+        "[boot]\ntarget = e11.0p1\ninterfaces = eth0\n"
+        "servers = 52:54:00:12:34:56 02:aa:00:00:00:99\n")
+    found = [check for check in levels(status(root, "--json")) if check[1] == "deadsecs"]
+    assert found == [("WARN", "deadsecs", "aoe_deadsecs=0 with 2 NAS ports recorded: when one "
+                      "port dies, the root disk waits for it for ever instead of going on over "
+                      "another")], found
+    (root / "sys/module/aoe/parameters/aoe_deadsecs").write_text("2147483647\n")
+    found = [check for check in levels(status(root, "--json")) if check[1] == "deadsecs"]
+    assert found == [("OK", "deadsecs", "aoe_deadsecs=2147483647: the root disk waits for the "
+                      "NAS however long it is away, and leaves a NAS port that stops answering "
+                      "after 10 s")], found

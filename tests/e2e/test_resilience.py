@@ -2,15 +2,20 @@
 
 The real installed system (as tests/e2e/test_installed_system.py installs it), with two NICs
 on the NAS's network and `install-entry --iface` naming both, boots from AoE with what
-install-entry sets up by default. Inside, aoelab-resilience writes one record a second to the
-root (btrfs) and the data volume (ext4), each fsync'ed, and runs a soak: parallel writers and
-readers verified by checksum, and a build-like load. Meanwhile, from the host:
+install-entry sets up by default. The NAS serves the disks from two ports (two server MACs,
+one vblade per port and disk), both recorded with `install-entry --server`. Inside,
+aoelab-resilience writes one record a second to the root (btrfs) and the data volume (ext4),
+each fsync'ed, and runs a soak: parallel writers and readers verified by checksum, and a
+build-like load. Meanwhile, from the host:
 
 0. The second NIC has no cable (no carrier) from power-on: the disk and root come as fast as
    with one NIC; the cable goes in once root is mounted, and the driver finds the path.
 1. Two paths: one link is taken down on the host side mid-soak; records and the soak go on over
    the other; once it is back, the box sends over it again (the driver finds it again with its
    own discovery broadcast, at most 60 s later).
+1b. One of the NAS's ports dies for good mid-write: the box goes on over the other. That needs
+   a non-zero aoe_deadsecs (with 0 the driver resends to the dead port for ever), so
+   install-entry sets one that never fails the disk; the rest of the run has one port.
 2. The NAS (vblade) is stopped for 200 s, longer than the driver's default aoe_deadsecs (180 s,
    which lost every later write), then started: the records go on.
    aoeboot-watch says on the console, within a minute, that the NAS is silent, and that it
@@ -35,6 +40,7 @@ import time
 
 import pytest
 
+from aoeboot.hostopts import PORTS_DEADSECS
 from aoelab import installed, resilience, sysimage
 from aoelab.vm import printk_time
 from tests.helpers import require_programs, require_root
@@ -47,6 +53,9 @@ BOOT_TIMEOUT = 900  # TCG on two shared cores
 CUTS = 3  # NAS power cuts
 CUT_SOAK = 40  # seconds of the soak the cuts land in
 LINK_DOWN_RECORDS = 8  # records the box must write while one link is down
+PORT_RECORDS = 10  # records the box must write once a NAS port died
+PORT_GAP = 30  # seconds: the longest wait for a synced record when a port dies (the driver
+# leaves a server that stops answering after 10 s)
 BOTH_LINKS_TRAFFIC = 256 << 10  # bytes the box sends on the link once it is back
 ROOT_MOUNTED = r"BTRFS info \(device etherd/e11\.0p\d+\): first mount"
 # systemd's status lines once the poweroff is under way
@@ -73,7 +82,9 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> installed.Box:
                      "dnsmasq")
     work = tmp_path_factory.mktemp("resilience")
     return installed.install_box(work, prepare=lambda target: resilience.install(target, PROBE),
-                                 macs=(installed.MAC, installed.MAC2))
+                                 macs=(installed.MAC, installed.MAC2),
+                                 install_args=("--server", installed.NAS_MAC,
+                                               "--server", installed.NAS_MAC2))
 
 
 def exports(box: installed.Box) -> installed.Exports:
@@ -92,11 +103,13 @@ def test_the_box_rides_out_its_nas_going_away_and_a_link_going_down(box, tmp_pat
     with sysimage.mounted(box.disk, read_only=True) as target:
         entry = installed.read_entry(target, box.kver, tmp_path)
     assert f"rd.aoe.iface={installed.MAC},{installed.MAC2}" in entry.options.split()
-    assert "rd.aoe.deadsecs" not in entry.options  # the default, as install-entry sets it up
+    # as install-entry sets it up for a NAS with two ports
+    assert f"rd.aoe.deadsecs={PORTS_DEADSECS}" in entry.options.split(), entry.options
     seed = random.randrange(1 << 32)
     print(f"power cuts: random.Random({seed})")
     with installed.running(box, tmp_path / "boot", entry=entry, options=entry.options,
-                           macs=(installed.MAC, installed.MAC2), exports=exports(box)) as live:
+                           macs=(installed.MAC, installed.MAC2), exports=exports(box),
+                           nas_ports=2) as live:
         def alive() -> bool:
             return live.vm.proc is not None and live.vm.proc.poll() is None
 
@@ -108,6 +121,7 @@ def test_the_box_rides_out_its_nas_going_away_and_a_link_going_down(box, tmp_pat
             events.wait("soak-start", BOOT_TIMEOUT)
             links = _two_paths(live, events, alive)
             soak = events.wait("soak", SOAK * 10)[0]
+            port_gap = _a_nas_port_dies(live, events)
             nas_back, outage = _outage(live, events)
             cuts, cut_soak = resilience.power_cuts(live, events, CUTS, CUT_SOAK,
                                                    random.Random(seed))
@@ -121,6 +135,8 @@ def test_the_box_rides_out_its_nas_going_away_and_a_link_going_down(box, tmp_pat
     print("second NIC without carrier: from aoe loaded to the disk "
           f"{no_cable['disk']:.2f} s, to root mounted {no_cable['root']:.2f} s")
     print(f"links (bytes from the box, to the box): {links}")
+    print(f"a NAS port died: the longest wait between synced records {port_gap:.2f} s")
+    assert port_gap <= PORT_GAP, port_gap
     print(f"soak: {' '.join(soak.words)}; NAS back -> first synced record: {nas_back:.2f} s; "
           f"poweroff: {powered_off}")
     print(f"power cuts: {cuts}; soak across them: {' '.join(cut_soak.words)}")
@@ -130,11 +146,11 @@ def test_the_box_rides_out_its_nas_going_away_and_a_link_going_down(box, tmp_pat
     print(f"second NIC's cable in at root mounted -> second path: {steps['second-path'].out}")
     assert steps["second-path"].rc == 0, steps["second-path"].out
     # what the box said about itself before the load started
-    assert steps["deadsecs"].out.strip() == "0", steps["deadsecs"].out
+    assert steps["deadsecs"].out.strip() == str(PORTS_DEADSECS), steps["deadsecs"].out
     status = json.loads(steps["status"].out)
     checks = {(c["name"], c["level"]): c["message"] for c in status["checks"]}
     assert ("deadsecs", "OK") in checks, status["checks"]
-    assert "over 2 paths" in checks[("target", "OK")], checks
+    assert "over 4 paths" in checks[("target", "OK")], checks  # 2 NICs, 2 NAS ports
     disks = {d["target"]: d for d in json.loads(steps["discover"].out)}
     assert len({p["interface"] for p in disks[f"e{installed.SHELF}.0"]["paths"]}) == 2, disks
 
@@ -205,6 +221,17 @@ def _two_paths(live: installed.Live, events: resilience.Events, alive) -> dict:
     assert again is not None, f"{second} unused since it came back: {links}"
     links["used again after (s)"] = round(again, 1)
     return links
+
+
+def _a_nas_port_dies(live: installed.Live, events: resilience.Events) -> float:
+    """The NAS's second port dies for good while records are written; the box goes on over the
+    first. Returns the longest wait between synced records from the death on."""
+    last_before = events.named("rec")[-1]
+    live.port_dies("nas1")
+    died = time.monotonic()
+    after = events.wait("rec", 180, after=died, count=PORT_RECORDS)
+    hosts = [last_before.host, *(record.host for record in after)]
+    return max(later - earlier for earlier, later in zip(hosts, hosts[1:]))
 
 
 def _outage(live: installed.Live, events: resilience.Events) -> tuple[float, tuple[float, float]]:
