@@ -331,7 +331,7 @@ def boot(box: Box, workdir: Path, *, entry: Entry | None = None, options: str = 
 
     try:
         return once()
-    except GuestFroze as froze:  # qemu's fault, not the box's: power it on again, once
+    except GuestFroze as froze:  # seen only as qemu (TCG) freezing: power it on again, once
         for name in ("console.log", "probe.log"):
             if (workdir / name).exists():
                 (workdir / name).replace(workdir / f"froze-{name}")
@@ -372,7 +372,7 @@ class Live:
     def __init__(self, box: Box, ns: Namespace, nas_ports: Sequence[str], taps: Sequence[str],
                  probe: Path, monitor: Path, exports: Exports) -> None:
         self.box, self.ns, self.taps = box, ns, tuple(taps)
-        self.nas_ports = list(nas_ports)  # the NAS's interfaces that still work, each a MAC
+        self.nas_ports = list(nas_ports)  # the NAS's interfaces that still work (own MACs)
         self.nas_iface = self.nas_ports[0]
         self.probe, self.monitor, self.exports = probe, monitor, exports
         self.vblades: dict[str, list[Vblade]] = {}
@@ -452,7 +452,8 @@ def running(box: Box, workdir: Path, *, entry: Entry | None = None, options: str
     `exports`, all of how the NAS runs vblade (aoelab.installed.Exports), instead.
     `firmware` "uefi": OVMF, whose own PXE fetches iPXE (snponly.efi, put in the TFTP root
     here) from the NAS. With `nas_ports` 2 the NAS has a second port on the bridge (nas1, whose
-    address is NAS_MAC2), serving the same disks."""
+    address is NAS_MAC2), serving the same disks (with -s: each vblade's volatile cache is its
+    own)."""
     from aoelab.dnsmasq import Dnsmasq
 
     workdir.mkdir(exist_ok=True)
