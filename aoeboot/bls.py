@@ -60,9 +60,11 @@ class BootEntry:
         return [line.value for line in self.lines if line.key == key]
 
     def main_initrd(self) -> str | None:
-        """The initramfs this entry boots, as it names it: its last initrd line (microcode
-        images come first); None without one."""
-        names = self.get_all("initrd")
+        """The initramfs this entry boots, as it names it: the last image of its initrd lines
+        (microcode images come first; grub's BLS entries may add `$tuned_initrd`, a variable);
+        None without one."""
+        names = [word for value in self.get_all("initrd") for word in value.split()
+                 if not word.startswith("$")]
         return names[-1] if names else None
 
     @property

@@ -66,3 +66,15 @@ values = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1,
 def test_round_trip(pairs):
     text = "".join(f"{k} {v}\n" for k, v in pairs)
     assert BootEntry.parse(text).render() == text
+
+
+@pytest.mark.parametrize("lines, main", [
+    ("initrd /initramfs-6.1.img\n", "/initramfs-6.1.img"),
+    ("initrd /intel-ucode.img\ninitrd /MID/6.1/initrd\n", "/MID/6.1/initrd"),
+    ("initrd /initramfs-6.1.img $tuned_initrd\n", "/initramfs-6.1.img"),  # Fedora's grub
+    ("initrd /amd-ucode.img /initramfs-6.1.img\n", "/initramfs-6.1.img"),
+    ("", None),
+])
+def test_the_main_initrd_is_the_last_image_named(lines, main):
+    entry = BootEntry.parse(f"title T\nlinux /vmlinuz-6.1\n{lines}options ro\n")
+    assert entry.main_initrd() == main
