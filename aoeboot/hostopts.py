@@ -4,6 +4,7 @@ with the root mount options its fstab gives."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from aoeboot import fstab, rootdev
@@ -57,7 +58,10 @@ def initramfs_options(config: Config, root: Path = Path("/")) -> tuple[str, ...]
     """What the dracut module bakes into /etc/cmdline.d: the host options, AOE_WANTED and the
     recorded servers. The real command line still wins wherever it says otherwise."""
     options = host_options(config, root)
-    if options is None:
-        return None
+    return None if options is None else initramfs_options_from(options, config)
+
+
+def initramfs_options_from(options: Sequence[str], config: Config) -> tuple[str, ...]:
+    """initramfs_options from the host options already worked out."""
     servers = config.boot.servers
     return (*options, AOE_WANTED, *([f"{SERVERS_OPTION}={','.join(servers)}"] if servers else []))

@@ -75,6 +75,13 @@ def carries(image: Path, options: Sequence[str]) -> bool:
     return set(options) <= set(baked_options(image).options)
 
 
+def warn_unless_carried(image: Path, options: Sequence[str], shown: Path | None = None) -> None:
+    """Log that an image we only verified lacks some of `options` (status WARNs too)."""
+    if not carries(image, options):
+        log.warning("%s does not carry the AoE options itself: a boot loader tool that rewrites "
+                    "the entry's options leaves AoE down; `dracut -f` rebuilds it", shown or image)
+
+
 @dataclass(frozen=True)
 class Rescue:
     """Fedora's rescue boot: /boot/vmlinuz-0-rescue-ID (a copy of some kernel) and its

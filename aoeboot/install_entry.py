@@ -20,7 +20,7 @@ from aoeboot.cmdline import COMMAND_LINE_SIZE, Cmdline
 from aoeboot.errors import AoebootError
 from aoeboot.fstab import root_entry
 from aoeboot.fsutil import read_text, under
-from aoeboot.hostopts import host_options, initramfs_options
+from aoeboot.hostopts import host_options, initramfs_options_from
 from aoeboot.ipxe import check_options
 from aoeboot.target import Target
 
@@ -88,7 +88,7 @@ def _install_entry(root: Path, target: Target, interfaces: Sequence[str],
         changes.append(f"enabled {paths.WATCH_SERVICE}")
     changes += _networkmanager(root, boot.interfaces, target)
 
-    baked = initramfs_options(config, root) or ()
+    baked = initramfs_options_from(options, config)
     for kver in bootfiles.installed_kernels(root):
         # what each entry boots (systemd-boot's is on the ESP), not only /boot's usual name
         for image in initramfs.booted(kver, root) or [under(root, f"/boot/initramfs-{kver}.img")]:
@@ -107,9 +107,7 @@ def _ensure_image(root: Path, kver: str, image: Path, baked: Sequence[str]) -> l
     if lacking:
         initramfs.build(kver, image, chroot=root, baked=baked)
         return [f"built {image.relative_to(root)} ({', '.join(lacking)} missing)"]
-    if not initramfs.carries(image, baked):
-        log.warning("%s does not carry the AoE options itself: `dracut -f` rebuilds it",
-                    image.relative_to(root))
+    initramfs.warn_unless_carried(image, baked, image.relative_to(root))
     return []
 
 

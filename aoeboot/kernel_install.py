@@ -26,7 +26,7 @@ from aoeboot import config as configuration
 from aoeboot.cmdline import Cmdline
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, fsync_dir, read_or_empty, safe_name, under
-from aoeboot.hostopts import host_options, initramfs_options
+from aoeboot.hostopts import host_options, initramfs_options_from
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path]
         report.append(f"set the AoE options in GRUB_CMDLINE_LINUX of {paths.DEFAULT_GRUB}")
     image: Path | None = None  # a UKI carries its initrd: it is published alone
     if not env.uki:
-        baked = initramfs_options(config, root) or ()
+        baked = initramfs_options_from(options, config)
         lines, image = ensure_initramfs(kver, entry_dir, initrds, env, root, baked)
         report += lines + _fix_entries(kver, env, root, options)
     if config.publish.destination:
@@ -231,10 +231,7 @@ def _ensure_image(kver: str, image: Path, report: list[str], baked: Sequence[str
         return report + [f"built {image}"], image
     lacking = initramfs.missing(image)
     if not lacking:
-        if baked and not initramfs.carries(image, baked):
-            log.warning("%s does not carry the AoE options itself: a boot loader tool that "
-                        "rewrites the entry's options leaves AoE down; `dracut -f` rebuilds it",
-                        image)
+        initramfs.warn_unless_carried(image, baked)
         return report + [f"checked: {image} has the aoe driver and our dracut module"], image
     log.warning("%s lacks the %s: rebuilding it", image, " and the ".join(lacking))
     initramfs.build(kver, image, baked=baked)
