@@ -63,8 +63,12 @@ class BootEntry:
         """The initramfs this entry boots, as it names it: the last image of its initrd lines
         (microcode images come first; grub's BLS entries may add `$tuned_initrd`, a variable);
         None without one."""
-        names = [word for value in self.get_all("initrd") for word in value.split()
-                 if not word.startswith("$")]
+        names = [
+            word
+            for value in self.get_all("initrd")
+            for word in value.split()
+            if not word.startswith("$")
+        ]
         return names[-1] if names else None
 
     @property
@@ -83,8 +87,13 @@ class BootEntry:
                 gap = _LINE.fullmatch(line.text.strip())
                 spacing = gap.group("gap") if gap else " "
                 indent = line.text[: len(line.text) - len(line.text.lstrip())]
-                new.append(replace(line, text=f"{indent}options{spacing}{options.render()}",
-                                   value=options.render()))
+                new.append(
+                    replace(
+                        line,
+                        text=f"{indent}options{spacing}{options.render()}",
+                        value=options.render(),
+                    )
+                )
                 done = True
         if not done:
             new.append(Line(f"options {options.render()}", "options", options.render()))

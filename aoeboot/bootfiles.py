@@ -38,8 +38,11 @@ def module_dirs(root: Path) -> tuple[list[str], list[str]]:
     modules = under(root, paths.MODULES)
     if not modules.is_dir():
         return [], []
-    versions = [d.name for d in modules.iterdir()
-                if d.is_dir() and ((d / "modules.dep").exists() or (d / "vmlinuz").exists())]
+    versions = [
+        d.name
+        for d in modules.iterdir()
+        if d.is_dir() and ((d / "modules.dep").exists() or (d / "vmlinuz").exists())
+    ]
     kernels: list[str] = []
     odd: list[str] = []
     for version in versions:
@@ -85,10 +88,16 @@ def owned(cmdline: Cmdline) -> tuple[str, ...]:
     return tuple(o for o in cmdline.options if o.partition("=")[0] in OWNED_KEYS)
 
 
+def carries(cmdline: Cmdline, options: Sequence[str]) -> bool:
+    """Has `cmdline` exactly the owned options of `options`, and each of its others (rd.lvm.lv=
+    and the like, which the user's own may stand beside)?"""
+    return owned(cmdline) == owned(Cmdline(tuple(options))) and all(map(cmdline.has, options))
+
+
 def fix_entry(path: Path, options: Sequence[str]) -> bool:
     """Give a boot entry exactly our options, keeping every other line; True if it changed."""
     entry = bls.BootEntry.read(path)
-    if owned(entry.options) == tuple(options):
+    if carries(entry.options, options):
         return False
     atomic_write(path, entry.with_options(entry.options.with_owned(options)).render())
     return True
@@ -110,7 +119,7 @@ def ensure_cmdline(path: Path, options: Sequence[str], base: Cmdline) -> bool:
     missing file. True if it changed."""
     text = read_text(path) if path.exists() else None
     current = base if text is None else Cmdline.parse(text, where=str(path))
-    if text is not None and owned(current) == tuple(options):
+    if text is not None and carries(current, options):
         return False
     atomic_write(path, current.with_owned(options).render() + "\n")
     return True

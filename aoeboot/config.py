@@ -32,10 +32,33 @@ from aoeboot.fsutil import atomic_write, under
 from aoeboot.ipxe import check_base_url
 from aoeboot.paths import CONFIG as CONFIG_PATH
 from aoeboot.target import Target
-from aoeboot.transport import parse_ssh_url
 
 _IFNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,14}")
 _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+# User and host start with a letter or digit, so neither can pass for an ssh option.
+_SSH_URL = re.compile(
+    r"ssh://(?:(?P<user>[A-Za-z0-9_][A-Za-z0-9._-]*)@)?"
+    r"(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*)(?::(?P<port>[0-9]{1,5}))?(?P<path>/.*)"
+)
+
+
+@dataclass(frozen=True)
+class SshUrl:
+    user: str | None
+    host: str
+    port: int | None
+    path: str  # absolute, on the host
+
+
+def parse_ssh_url(url: str) -> SshUrl:
+    """The one grammar of an ssh destination: ssh://[user@]host[:port]/path."""
+    match = _SSH_URL.fullmatch(url)
+    port = int(match.group("port")) if match and match.group("port") else None
+    if not match or port is not None and not 1 <= port <= 65535:
+        raise AoebootError(f"{url!r} is not ssh://[user@]host[:port]/path")
+    return SshUrl(match.group("user"), match.group("host"), port, match.group("path"))
 
 
 def parse_interface(text: str) -> str:
@@ -83,8 +106,11 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         # More digits than `high` has is out of range, and may be too long for int() (4300).
         digits = text.lstrip("0") or "0"
-        if (not re.fullmatch(r"[0-9]+", text) or len(digits) > len(str(high))
-                or not low <= int(digits) <= high):
+        if (
+            not re.fullmatch(r"[0-9]+", text)
+            or len(digits) > len(str(high))
+            or not low <= int(digits) <= high
+        ):
             shown = text if len(text) <= 20 else f"{text[:12]}... ({len(text)} characters)"
             raise AoebootError(f"{shown!r} is not a whole number from {low} to {high}")
         return int(digits)
@@ -94,7 +120,7 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
 
 def _destination(text: str) -> str:
     if text.startswith("ssh://"):
-        parse_ssh_url(text)  # the one grammar, shared with the transport that uses it
+        parse_ssh_url(text)  # the one grammar, which the transport uses too
         return text
     if not text.startswith("/"):
         raise AoebootError(f"{text!r} is neither an absolute directory nor ssh://host/path")
@@ -164,8 +190,9 @@ def parse(text: str, where: str = str(CONFIG_PATH)) -> Config:
             raise AoebootError(f"{here}: {key!r} before any [section]")
         if key not in _SCHEMA[section]:
             known = ", ".join(_SCHEMA[section])
-            raise AoebootError(f"{here}: unknown key {key!r} in [{section}]",
-                               hint=f"known: {known}")
+            raise AoebootError(
+                f"{here}: unknown key {key!r} in [{section}]", hint=f"known: {known}"
+            )
         if key in values[section]:
             raise AoebootError(f"{here}: {key!r} given twice in [{section}]")
         if value:

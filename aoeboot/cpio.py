@@ -64,19 +64,25 @@ def _walk(image: Path, wanted: Wanted, kept: dict[str, bytes]) -> list[str]:
         raise AoebootError(f"cannot read initramfs {image}: {err.strerror}") from None
 
 
-def _compressed(handle: IO[bytes], head: bytes, image: Path, wanted: Wanted,
-                kept: dict[str, bytes]) -> list[str]:
+def _compressed(
+    handle: IO[bytes], head: bytes, image: Path, wanted: Wanted, kept: dict[str, bytes]
+) -> list[str]:
     argv = next((argv for magic, argv in DECOMPRESSORS if head.startswith(magic)), None)
     if argv is None:
         raise AoebootError(f"initramfs {image}: unknown format (starts with {head[:6].hex()})")
     program = find_program(argv[0])
     if program is None:
-        raise AoebootError(f"initramfs {image} is compressed with {argv[0]}, which is not "
-                           "installed")
+        raise AoebootError(
+            f"initramfs {image} is compressed with {argv[0]}, which is not installed"
+        )
     # the descriptor at our logical position, not past what the buffer read ahead
     os.lseek(handle.fileno(), handle.tell(), os.SEEK_SET)
-    proc = subprocess.Popen([program, *argv[1:]], stdin=handle.fileno(), stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [program, *argv[1:]],
+        stdin=handle.fileno(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     assert proc.stdout is not None
     found: list[str] = []
     try:
@@ -91,8 +97,7 @@ def _compressed(handle: IO[bytes], head: bytes, image: Path, wanted: Wanted,
     return found
 
 
-def _archive(stream: IO[bytes], image: Path, wanted: Wanted,
-             kept: dict[str, bytes]) -> list[str]:
+def _archive(stream: IO[bytes], image: Path, wanted: Wanted, kept: dict[str, bytes]) -> list[str]:
     """Names of one newc archive, up to and including its trailer; the data of wanted files
     goes into `kept`."""
     found: list[str] = []
@@ -124,7 +129,7 @@ def _plain(name: str) -> str:
 
 def _fields(header: bytes, image: Path) -> Sequence[int]:
     try:
-        return [int(header[6 + 8 * i:14 + 8 * i], 16) for i in range(13)]
+        return [int(header[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
     except ValueError:
         raise AoebootError(f"initramfs {image}: damaged cpio header") from None
 

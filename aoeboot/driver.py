@@ -36,6 +36,7 @@ _DEBUG_RTT = re.compile(r"rttavg: (\d+) rttdev: (\d+)")
 @dataclass(frozen=True)
 class Route:
     """One server MAC answering for a disk and the local interfaces that reach it: the paths."""
+
     server: str
     interfaces: tuple[str, ...]
 
@@ -71,8 +72,10 @@ def available(kver: str, root: Path = Path("/")) -> bool:
     modules = under(root, paths.MODULES) / kver
     for index in ("modules.dep", "modules.builtin"):
         try:
-            if any(line.split(":")[0].rsplit("/", 1)[-1].startswith("aoe.ko")
-                   for line in (modules / index).read_text().splitlines()):
+            if any(
+                line.split(":")[0].rsplit("/", 1)[-1].startswith("aoe.ko")
+                for line in (modules / index).read_text().splitlines()
+            ):
                 return True
         except OSError:
             continue
@@ -88,8 +91,10 @@ def load(interfaces: Sequence[str] = (), root: Path = Path("/")) -> None:
             raise AoebootError(f"aoe driver not loaded under {root}")
         proc = run(["modprobe", "aoe"] + ([f"aoe_iflist={iflist}"] if iflist else []), check=False)
         if proc.returncode != 0:
-            raise AoebootError(f"aoe driver not available for kernel {_release()}",
-                               hint="install the kernel's modules, or use --userspace")
+            raise AoebootError(
+                f"aoe driver not available for kernel {_release()}",
+                hint="install the kernel's modules, or use --userspace",
+            )
         return
     widen(interfaces, root)
 
@@ -123,8 +128,10 @@ def set_interfaces(interfaces: Sequence[str], root: Path = Path("/")) -> None:
             return
         except OSError as err:
             log.debug("cannot write %s: %s", path, err)
-    raise AoebootError("cannot set the aoe interface list", hint=f"neither {IFLIST_PARAM} nor "
-                       f"{ETHERD / 'interfaces'} is writable")
+    raise AoebootError(
+        "cannot set the aoe interface list",
+        hint=f"neither {IFLIST_PARAM} nor {ETHERD / 'interfaces'} is writable",
+    )
 
 
 def trigger(root: Path = Path("/")) -> None:
@@ -158,12 +165,21 @@ def _udev_targets() -> list[DriverTarget] | None:
             continue
         try:
             target = Target.parse(device.sys_name)
-            partitions = [Target.parse(child.sys_name) for child in device.children
-                          if child.device_type == "partition"]
+            partitions = [
+                Target.parse(child.sys_name)
+                for child in device.children
+                if child.device_type == "partition"
+            ]
         except AoebootError:
             continue
-        found.append(_make_target(target, partitions, functools.partial(_udev_attr, device),
-                                  _debug_text(Path("/"), target)))
+        found.append(
+            _make_target(
+                target,
+                partitions,
+                functools.partial(_udev_attr, device),
+                _debug_text(Path("/"), target),
+            )
+        )
     return found
 
 
@@ -188,8 +204,11 @@ def _sysfs_targets(block: Path, root: Path) -> list[DriverTarget]:
         except AoebootError:
             continue
         # _make_target reads every attribute at once, within this iteration
-        found.append(_make_target(target, partitions, functools.partial(_read_attr, entry),
-                                  _debug_text(root, target)))
+        found.append(
+            _make_target(
+                target, partitions, functools.partial(_read_attr, entry), _debug_text(root, target)
+            )
+        )
     return found
 
 
@@ -230,8 +249,9 @@ def retransmit_timeout(target: Target, root: Path = Path("/")) -> float | None:
     return max(2 * average + 8 * deviation, 1) / 1e6
 
 
-def _make_target(target: Target, partitions: list[Target],
-                 attr: Callable[[str], str], debug: str = "") -> DriverTarget:
+def _make_target(
+    target: Target, partitions: list[Target], attr: Callable[[str], str], debug: str = ""
+) -> DriverTarget:
     payload = attr("payload")
     size = attr("size")
     server = mac.from_hexraw(attr("mac")) or attr("mac")
@@ -303,8 +323,13 @@ def discover(
     return list_targets(root)
 
 
-def _wait(done: Callable[[], bool], deadline: float, monitor: object | None,
-          announced: set[str], progress: Callable[[float], None] | None) -> None:
+def _wait(
+    done: Callable[[], bool],
+    deadline: float,
+    monitor: object | None,
+    announced: set[str],
+    progress: Callable[[float], None] | None,
+) -> None:
     """Until done() or the deadline: sleep on block uevents (recording the disks announced),
     or poll sysfs without a monitor."""
     while not done():

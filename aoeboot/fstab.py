@@ -14,11 +14,27 @@ from aoeboot.fsutil import under
 from aoeboot.rootdev import unescape  # fstab escapes blanks as mountinfo does: \040
 
 # Mount options that say how and when to mount, not what: never part of rootflags=.
-_NOT_ROOTFLAGS = {"defaults", "ro", "rw", "auto", "noauto", "nofail", "_netdev", "users",
-                  "user", "nouser", "owner", "group"}
+_NOT_ROOTFLAGS = {
+    "defaults",
+    "ro",
+    "rw",
+    "auto",
+    "noauto",
+    "nofail",
+    "_netdev",
+    "users",
+    "user",
+    "nouser",
+    "owner",
+    "group",
+}
 # Spellings of a device that go through /dev/disk/by-*/ links.
-_LINKED = {"UUID": "by-uuid", "LABEL": "by-label", "PARTUUID": "by-partuuid",
-           "PARTLABEL": "by-partlabel"}
+_LINKED = {
+    "UUID": "by-uuid",
+    "LABEL": "by-label",
+    "PARTUUID": "by-partuuid",
+    "PARTLABEL": "by-partlabel",
+}
 
 
 @dataclass(frozen=True)
@@ -43,8 +59,11 @@ class Entry:
 
     def rootflags(self) -> str | None:
         """The options the initramfs must mount root with (subvol=root, ...); None if none."""
-        kept = [o for o in self.options
-                if o not in _NOT_ROOTFLAGS and not o.startswith(("x-", "comment="))]
+        kept = [
+            o
+            for o in self.options
+            if o not in _NOT_ROOTFLAGS and not o.startswith(("x-", "comment="))
+        ]
         return ",".join(kept) or None
 
 
@@ -56,11 +75,13 @@ def parse(text: str, where: str) -> list[Entry]:
             continue
         fields = line.split()
         if len(fields) < 3:
-            raise AoebootError(f"{where}:{number}: expected 'device mount-point type options', "
-                               f"got {line!r}")
+            raise AoebootError(
+                f"{where}:{number}: expected 'device mount-point type options', got {line!r}"
+            )
         # Blanks in a field are written \040, as in mountinfo: undo that as mount(8) does.
-        options = (tuple(unescape(os.fsencode(fields[3])).split(",")) if len(fields) > 3
-                   else ("defaults",))
+        options = (
+            tuple(unescape(os.fsencode(fields[3])).split(",")) if len(fields) > 3 else ("defaults",)
+        )
         device, mount_point = (unescape(os.fsencode(f)) for f in fields[:2])
         entries.append(Entry(device, mount_point, fields[2], options))
     return entries
@@ -85,8 +106,10 @@ def root_entry(root: Path) -> Entry | None:
         return None
     found = [e for e in entries if e.mount_point == "/"]
     if not found:
-        raise AoebootError(f"{under(root, paths.FSTAB)} has no line for /",
-                           hint="the installed system's fstab must mount its root")
+        raise AoebootError(
+            f"{under(root, paths.FSTAB)} has no line for /",
+            hint="the installed system's fstab must mount its root",
+        )
     return found[-1]
 
 
@@ -110,6 +133,9 @@ def _check_passable(option: str, root: Path) -> None:
     """The kernel command line splits at blanks outside quotes, and the initramfs's getarg at
     every blank, so a blank, quote or backslash in root's mount options cannot get there."""
     if any(char.isspace() or char in '"\\' for char in option):
-        raise AoebootError(f"{under(root, paths.FSTAB)}: / is mounted with {option!r}, which "
-                           "the kernel command line cannot carry to the initramfs (a blank, "
-                           "quote or backslash)", hint="rename the subvolume or label")
+        raise AoebootError(
+            f"{under(root, paths.FSTAB)}: / is mounted with {option!r}, which "
+            "the kernel command line cannot carry to the initramfs (a blank, "
+            "quote or backslash)",
+            hint="rename the subvolume or label",
+        )

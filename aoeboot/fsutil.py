@@ -41,9 +41,11 @@ def system_root(path: Path) -> Path:
     raw = os.fsencode(absolute)
     shown = absolute if len(absolute) <= 256 else f"{absolute[:48]}... ({len(raw)} bytes)"
     if len(raw) > PATH_MAX - ROOT_HEADROOM or any(len(p) > NAME_MAX for p in raw.split(b"/")):
-        raise AoebootError(f"root {shown} is too long",
-                           hint=f"at most {PATH_MAX - ROOT_HEADROOM} bytes, each name at most "
-                                f"{NAME_MAX}, leaving room for the paths under it")
+        raise AoebootError(
+            f"root {shown} is too long",
+            hint=f"at most {PATH_MAX - ROOT_HEADROOM} bytes, each name at most "
+            f"{NAME_MAX}, leaving room for the paths under it",
+        )
     if not os.path.isdir(absolute):
         raise AoebootError(f"root {shown} is not a directory")
     return Path(absolute)
@@ -78,6 +80,7 @@ def atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
 
 def atomic_copy(source: Path, path: Path, mode: int = 0o644) -> None:
     """Copy `source` to `path` as atomic_write does, a block at a time (initrds are large)."""
+
     def copy(handle: BinaryIO) -> None:
         with open(source, "rb") as src:
             shutil.copyfileobj(src, handle, 1 << 20)

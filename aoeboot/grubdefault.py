@@ -30,12 +30,14 @@ def _value(text: str, where: str) -> str:
         end = text.find(quote, 1)
         if end < 0:
             raise AoebootError(f"{where}: unterminated quote in GRUB_CMDLINE_LINUX")
-        inner, rest = text[1:end], text[end + 1:].strip()
+        inner, rest = text[1:end], text[end + 1 :].strip()
         if rest and not rest.startswith("#"):
             raise AoebootError(f"{where}: cannot read GRUB_CMDLINE_LINUX={text}")
         if quote == '"' and re.search(r"[$`\\]", inner):
-            raise AoebootError(f"{where}: GRUB_CMDLINE_LINUX uses shell expansion; "
-                               "set the AoE options there by hand")
+            raise AoebootError(
+                f"{where}: GRUB_CMDLINE_LINUX uses shell expansion; "
+                "set the AoE options there by hand"
+            )
         return inner
     word = text.split("#", 1)[0].strip()
     if not _PLAIN.fullmatch(word):

@@ -7,16 +7,12 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from aoeboot import fstab, rootdev
-from aoeboot.cmdline import aoe_options
+from aoeboot import fstab, paths, rootdev, stack
+from aoeboot.cmdline import AOE_WANTED, aoe_options
 from aoeboot.config import BootConfig, Config
 from aoeboot.errors import AoebootError
 
 log = logging.getLogger(__name__)
-
-# In the initramfs only: AoE is wanted even where a boot loader tool rewrote the options to
-# root=UUID=... without any rd.aoe.* (parse-aoe.sh then brings AoE up, and reports on failure).
-AOE_WANTED = "rd.aoe=1"
 # In the initramfs only: the NAS's server MACs install-entry recorded, which the AoE report
 # compares with those that answered.
 SERVERS_OPTION = "rd.aoe.server"
@@ -34,8 +30,9 @@ def deadsecs(boot: BootConfig) -> int | None:
     return PORTS_DEADSECS if len(boot.servers) > 1 else None
 
 
-def host_options(config: Config, root: Path = Path("/"),
-                 strict: bool = False) -> tuple[str, ...] | None:
+def host_options(
+    config: Config, root: Path = Path("/"), strict: bool = False
+) -> tuple[str, ...] | None:
     """root=, rootflags=, rd.aoe.* for this host; None when it neither is configured for nor
     runs from AoE. An fstab without a / line is an error when `strict` (install-entry: the
     installer always writes one); otherwise root's mount options are left out, so that a
@@ -51,7 +48,56 @@ def host_options(config: Config, root: Path = Path("/"),
         log.info("%s: root is mounted with the kernel's defaults", err)
         root_mount = ()
     boot = config.boot
-    return aoe_options(target, boot.interfaces, boot.timeout, deadsecs(boot), root_mount)
+    return aoe_options(
+        target,
+        boot.interfaces,
+        boot.timeout,
+        deadsecs(boot),
+        root_mount,
+        stacked_root(root, rootdev.root_stack(root)),
+    )
+
+
+def stacked_root(root: Path, live: stack.Stack | None) -> tuple[str, tuple[str, ...]] | None:
+    """root= and the options that assemble the storage under `root`'s / where that is not a
+    file system straight on an AoE disk: fstab's device for / (/dev/mapper/..., UUID=...) and
+    rd.lvm.lv=, rd.luks.uuid=, rd.md.uuid=. From the stack as sysfs shows it (`live`, from
+    rootdev.root_stack), else (a system prepared where its stack is not assembled) from what
+    fstab names. None: root= is the disk."""
+    try:
+        entry = fstab.root_entry(root)
+    except AoebootError:
+        entry = None  # no / line: host_options has said so
+    if live is not None and live.on_aoe:
+        if not live.layers:
+            return None
+        if entry is None:
+            raise AoebootError(
+                f"/ is {live.describe()}, and {paths.FSTAB} under {root} has no "
+                "line for / to name it on the kernel command line"
+            )
+        return entry.device, live.options
+    if entry is None:
+        return None
+    assembly = declared_assembly(entry.device)
+    return None if assembly is None else (entry.device, assembly)
+
+
+def declared_assembly(device: str) -> tuple[str, ...] | None:
+    """What assembles the device fstab names for / where its name says: /dev/mapper/VG-LV is
+    LVM (Anaconda writes that), /dev/mapper/luks-UUID a LUKS container. None for a name that
+    says nothing of a stack (UUID=, /dev/etherd/...)."""
+    if device.startswith("/dev/md"):
+        raise AoebootError(
+            f"/ is on {device}, an md array not assembled here: its UUID cannot be read",
+            hint="run install-entry where the array is assembled",
+        )
+    name = device.removeprefix("/dev/mapper/")
+    if name == device or not name or "/" in name:
+        return None
+    if name.startswith("luks-"):
+        return (f"rd.luks.uuid={name}",)
+    return (f"rd.lvm.lv={stack.lvm_name(name)}",)
 
 
 def initramfs_options(config: Config, root: Path = Path("/")) -> tuple[str, ...] | None:
@@ -64,4 +110,5 @@ def initramfs_options(config: Config, root: Path = Path("/")) -> tuple[str, ...]
 def initramfs_options_from(options: Sequence[str], config: Config) -> tuple[str, ...]:
     """initramfs_options from the host options already worked out."""
     servers = config.boot.servers
-    return (*options, AOE_WANTED, *([f"{SERVERS_OPTION}={','.join(servers)}"] if servers else []))
+    wanted = () if AOE_WANTED in options else (AOE_WANTED,)
+    return (*options, *wanted, *([f"{SERVERS_OPTION}={','.join(servers)}"] if servers else []))

@@ -20,6 +20,13 @@ log = logging.getLogger(__name__)
 
 # What an initramfs needs to boot from AoE: the driver and our dracut module's cmdline hook.
 REQUIRED = {"aoe driver": ("aoe.ko",), "aoeboot dracut module": ("parse-aoe.sh",)}
+# What it needs to assemble root's stack, by the option that asks for it: dracut's 90lvm,
+# 90crypt (systemd-cryptsetup under systemd, cryptsetup without) and 90mdraid.
+ASSEMBLERS = {
+    "rd.lvm.lv": ("LVM (dracut's lvm module)", ("lvm_scan",)),
+    "rd.luks.uuid": ("LUKS (dracut's crypt module)", ("systemd-cryptsetup", "cryptsetup")),
+    "rd.md.uuid": ("md (dracut's mdraid module)", ("mdadm",)),
+}
 
 # Debian's dracut runs /etc/initramfs/post-update.d/* with the image it wrote unless this is set.
 # There, systemd-boot's hook runs `kernel-install add KVER /boot/vmlinuz-KVER IMAGE`: with our
@@ -42,7 +49,8 @@ def booted(kver: str, root: Path = Path("/")) -> list[Path]:
     """The images `kver` boots: each one its entries name (which may not exist), else the first
     of candidates() that exists; empty when there is none."""
     return bootfiles.entry_initrds(root, kver) or [
-        image for image in [find(kver, root)] if image is not None]
+        image for image in [find(kver, root)] if image is not None
+    ]
 
 
 def find(kver: str, root: Path = Path("/"), extra: Iterable[Path] = ()) -> Path | None:
@@ -54,17 +62,32 @@ def find(kver: str, root: Path = Path("/"), extra: Iterable[Path] = ()) -> Path 
 
 def missing(image: Path) -> list[str]:
     """What `image` lacks to boot from AoE (empty: it has it all)."""
+    return _lacking(image, REQUIRED.items())
+
+
+def missing_assembly(image: Path, assembly: Sequence[str]) -> list[str]:
+    """What `image` lacks to assemble root's stack, which `assembly` (rd.lvm.lv=...) asks for."""
+    keys = dict.fromkeys(option.partition("=")[0] for option in assembly)
+    return _lacking(image, [ASSEMBLERS[key] for key in keys if key in ASSEMBLERS])
+
+
+def _lacking(image: Path, wanted: Iterable[tuple[str, Sequence[str]]]) -> list[str]:
     names = [name.rsplit("/", 1)[-1] for name in cpio.names(image)]
-    return [what for what, needles in REQUIRED.items()
-            if not any(name.startswith(needle) or name.endswith(needle)
-                       for name in names for needle in needles)]
+    return [
+        what
+        for what, needles in wanted
+        if not any(
+            name.startswith(needle) or name.endswith(needle) for name in names for needle in needles
+        )
+    ]
 
 
 def baked_options(image: Path) -> Cmdline:
     """The options baked into `image`'s /etc/cmdline.d (dracut's getarg reads them like the
     real command line, which wins where both say something)."""
-    files = cpio.contents(image, lambda name: name.startswith("etc/cmdline.d/")
-                          and name.endswith(".conf"))
+    files = cpio.contents(
+        image, lambda name: name.startswith("etc/cmdline.d/") and name.endswith(".conf")
+    )
     text = " ".join(data.decode("utf-8", "replace") for _, data in sorted(files.items()))
     return Cmdline.parse(text, where=f"{image}:/etc/cmdline.d")
 
@@ -78,8 +101,11 @@ def carries(image: Path, options: Sequence[str]) -> bool:
 def warn_unless_carried(image: Path, options: Sequence[str], shown: Path | None = None) -> None:
     """Log that an image we only verified lacks some of `options` (status WARNs too)."""
     if not carries(image, options):
-        log.warning("%s does not carry the AoE options itself: a boot loader tool that rewrites "
-                    "the entry's options leaves AoE down; `dracut -f` rebuilds it", shown or image)
+        log.warning(
+            "%s does not carry the AoE options itself: a boot loader tool that rewrites "
+            "the entry's options leaves AoE down; `dracut -f` rebuilds it",
+            shown or image,
+        )
 
 
 @dataclass(frozen=True)
@@ -96,14 +122,19 @@ def rescue_images(root: Path = Path("/")) -> list[Rescue]:
     boot = root / "boot"
     found = []
     for image in sorted(boot.glob("initramfs-0-rescue-*.img")):
-        token = image.name[len("initramfs-0-rescue-"):-len(".img")]
+        token = image.name[len("initramfs-0-rescue-") : -len(".img")]
         kernel = boot / f"vmlinuz-0-rescue-{token}"
         found.append(Rescue(image, kernel, kimage.version(kernel)))
     return found
 
 
-def build(kver: str, out: Path, chroot: Path | None = None,
-          extra_args: Sequence[str] = (), baked: Sequence[str] = ()) -> None:
+def build(
+    kver: str,
+    out: Path,
+    chroot: Path | None = None,
+    extra_args: Sequence[str] = (),
+    baked: Sequence[str] = (),
+) -> None:
     """Build the initramfs of `kver` (with module aoe) into `out`, atomically, mode 0644.
     Without dracut's post-update hooks (NO_HOOKS): they would be handed the temporary name.
     With `baked`, the image must carry those options (hostopts.initramfs_options), or nothing
@@ -130,8 +161,10 @@ def build(kver: str, out: Path, chroot: Path | None = None,
         bake = {BAKE_ENV: " ".join(baked)} if baked else {}
         run(argv, capture=True, env={**os.environ, **NO_HOOKS, **bake})
         if baked and not carries(tmp, baked):
-            raise AoebootError(f"dracut built {out} without the AoE options in /etc/cmdline.d: "
-                               "is its aoe module older than aoeboot?")
+            raise AoebootError(
+                f"dracut built {out} without the AoE options in /etc/cmdline.d: "
+                "is its aoe module older than aoeboot?"
+            )
         os.chmod(tmp, 0o644)  # dracut writes 0600; TFTP/HTTP publishing needs it readable
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())

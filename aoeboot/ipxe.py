@@ -35,9 +35,11 @@ _BASE_URL = re.compile(r"(?:https?|tftp|ftp)://[A-Za-z0-9._~:/?=%+@!,\[\]-]+")
 def check_base_url(text: str) -> str:
     """`text` if iPXE can take it as the base URL of every file the script fetches."""
     if not _BASE_URL.fullmatch(text):
-        raise AoebootError(f"invalid base URL {text[:64]!r}",
-                           hint="http://, https://, tftp:// or ftp:// and a plain path, no "
-                                "blanks, '$', '&', '|', ';', quotes or '#'")
+        raise AoebootError(
+            f"invalid base URL {text[:64]!r}",
+            hint="http://, https://, tftp:// or ftp:// and a plain path, no "
+            "blanks, '$', '&', '|', ';', quotes or '#'",
+        )
     return text
 
 
@@ -45,9 +47,11 @@ def check_options(where: str, options: str) -> str:
     """`options` if the kernel line carries them to the kernel as they are."""
     for word in options.split():
         if word in _OPERATORS or "${" in word:
-            raise AoebootError(f"{where} hold {word!r}, which the iPXE script would read as an "
-                               "operator or a setting, not pass on to the kernel",
-                               hint=f"remove it from {KERNEL_CMDLINE}")
+            raise AoebootError(
+                f"{where} hold {word!r}, which the iPXE script would read as an "
+                "operator or a setting, not pass on to the kernel",
+                hint=f"remove it from {KERNEL_CMDLINE}",
+            )
     return options
 
 
@@ -73,9 +77,11 @@ def render(host: str, kernels: Sequence[Published], target: Target, base_url: st
     ]
     for label, kernel in zip(labels, kernels):
         lines.append(f"item {label} Linux {kernel.kver} (root {target.name}) || goto {first}")
-    lines += [f"item sanboot Boot {target.disk.uri} directly (sanboot) || goto {first}",
-              f"choose --default {first} --timeout {MENU_TIMEOUT_MS} selected || goto {first}",
-              "goto ${selected}"]
+    lines += [
+        f"item sanboot Boot {target.disk.uri} directly (sanboot) || goto {first}",
+        f"choose --default {first} --timeout {MENU_TIMEOUT_MS} selected || goto {first}",
+        "goto ${selected}",
+    ]
     for index, (label, kernel) in enumerate(zip(labels, kernels)):
         fallback = labels[index + 1] if index + 1 < len(kernels) else "sanboot"
         # initrd= on the kernel line: EFI stub kernels find the initrd by that name.
@@ -91,9 +97,15 @@ def render(host: str, kernels: Sequence[Published], target: Target, base_url: st
     # iPXE has already attached the disk as SAN drive 0x80 when DHCP gave it a root-path (as
     # nas-config does: that is what leaves the aBFT for root=aoe:abft); attaching it again
     # fails ("Could not open SAN device"), so let go of it first, if it is there.
-    lines += [":sanboot", f"echo aoeboot: sanboot {target.disk.uri}",
-              f"sanunhook --drive {SAN_DRIVE:#x} || goto sanhook",
-              ":sanhook",
-              f"sanboot {target.disk.uri} || goto failed",
-              ":failed", "echo aoeboot: nothing could be booted", "shell", ""]
+    lines += [
+        ":sanboot",
+        f"echo aoeboot: sanboot {target.disk.uri}",
+        f"sanunhook --drive {SAN_DRIVE:#x} || goto sanhook",
+        ":sanhook",
+        f"sanboot {target.disk.uri} || goto failed",
+        ":failed",
+        "echo aoeboot: nothing could be booted",
+        "shell",
+        "",
+    ]
     return "\n".join(lines)

@@ -76,8 +76,14 @@ def _record(root: Path, kver: str) -> Path:
     return under(root, paths.STATE_DIR) / "kernels" / f"{kver}.json"
 
 
-def add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
-        env: Environment, root: Path = Path("/")) -> list[str]:
+def add(
+    kver: str,
+    entry_dir: Path,
+    kernel_image: Path,
+    initrds: Sequence[Path],
+    env: Environment,
+    root: Path = Path("/"),
+) -> list[str]:
     """Make kernel `kver` boot from AoE; return what was done and what was checked (empty: this
     host does not boot from AoE)."""
     safe_name(kver, "kernel version")
@@ -90,9 +96,16 @@ def add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
         return _add(kver, entry_dir, kernel_image, initrds, env, root, config, options)
 
 
-def _add(kver: str, entry_dir: Path, kernel_image: Path, initrds: Sequence[Path],
-         env: Environment, root: Path, config: configuration.Config,
-         options: Sequence[str]) -> list[str]:
+def _add(
+    kver: str,
+    entry_dir: Path,
+    kernel_image: Path,
+    initrds: Sequence[Path],
+    env: Environment,
+    root: Path,
+    config: configuration.Config,
+    options: Sequence[str],
+) -> list[str]:
     report = [_check_uki(kernel_image)] if env.uki else []
     cmdline_file = env.cmdline_file(root)
     # kernel-install's own order: /etc/kernel/cmdline, /usr/lib/kernel/cmdline, /proc/cmdline
@@ -143,29 +156,42 @@ def _check_uki(kernel_image: Path) -> str:
     hint = "install a kernel with a separate initramfs (Fedora: kernel, not kernel-uki-virt)"
     data = kimage.uki_initrd(kernel_image)
     if data is None:
-        raise AoebootError(f"{kernel_image} is a unified kernel image without an initrd: it "
-                           "cannot mount root from AoE", hint=hint)
+        raise AoebootError(
+            f"{kernel_image} is a unified kernel image without an initrd: it "
+            "cannot mount root from AoE",
+            hint=hint,
+        )
     with tempfile.NamedTemporaryFile(prefix="aoeboot-uki-initrd.") as handle:
         handle.write(data)
         handle.flush()
         lacking = initramfs.missing(Path(handle.name))
     if lacking:
-        raise AoebootError(f"the unified kernel image {kernel_image} carries its own initrd, "
-                           f"built without the {' and the '.join(lacking)}: it cannot boot root "
-                           "from AoE, and no initramfs aoeboot builds would reach it", hint=hint)
+        raise AoebootError(
+            f"the unified kernel image {kernel_image} carries its own initrd, "
+            f"built without the {' and the '.join(lacking)}: it cannot boot root "
+            "from AoE, and no initramfs aoeboot builds would reach it",
+            hint=hint,
+        )
     return f"checked: the initrd inside {kernel_image} has the aoe driver and our module"
 
 
-def ensure_initramfs(kver: str, entry_dir: Path, initrds: Sequence[Path], env: Environment,
-                     root: Path, baked: Sequence[str] = ()) -> tuple[list[str], Path]:
+def ensure_initramfs(
+    kver: str,
+    entry_dir: Path,
+    initrds: Sequence[Path],
+    env: Environment,
+    root: Path,
+    baked: Sequence[str] = (),
+) -> tuple[list[str], Path]:
     """Make sure the one initramfs the entry boots has AoE; build it only if missing or without
     AoE (carrying `baked` in /etc/cmdline.d). Returns what was done or checked, and where that
     initramfs is."""
     report: list[str] = []
     # kernel-install deletes its staging area on exit, and its layouts other than bls and uki
     # never read it: an initramfs left there would be lost.
-    staged = (env.staging_area / "initrd"
-              if env.staging_area and env.layout in ("bls", "uki") else None)
+    staged = (
+        env.staging_area / "initrd" if env.staging_area and env.layout in ("bls", "uki") else None
+    )
     named = _entry_initrd(kver, env, root)
     if named is not None:
         # An entry is already there (Fedora's 20-grub.install runs before us, for every
@@ -183,8 +209,9 @@ def ensure_initramfs(kver: str, entry_dir: Path, initrds: Sequence[Path], env: E
         # 90-loaderentry.install would list both, and the box would fetch and unpack both.
         staged.unlink()
         report.append(f"dropped the second initramfs {staged}: the entry boots {given[0]}")
-    found = initramfs.find(kver, root, [*given, *([staged] if staged else []),
-                                        entry_dir / "initrd"])
+    found = initramfs.find(
+        kver, root, [*given, *([staged] if staged else []), entry_dir / "initrd"]
+    )
     if found is not None:
         return _ensure_image(kver, found, report, baked)
     # No generator made one (Debian's kernel-install 252 has no dracut plugin): make it where
@@ -219,8 +246,9 @@ def _entry_initrd(kver: str, env: Environment, root: Path) -> Path | None:
     return None
 
 
-def _ensure_image(kver: str, image: Path, report: list[str], baked: Sequence[str],
-                  record_in: Path | None = None) -> tuple[list[str], Path]:
+def _ensure_image(
+    kver: str, image: Path, report: list[str], baked: Sequence[str], record_in: Path | None = None
+) -> tuple[list[str], Path]:
     """Verify `image`, rebuild it if it lacks AoE, build it if missing (one dracut run), with
     `baked` in it. With `record_in` (a system root), remember that we built it there, so
     `remove` deletes it."""
@@ -284,20 +312,34 @@ def _removed_report(state: dict[str, Any], kver: str) -> str:
 def _lasting(path: Path, env: Environment, root: Path) -> bool:
     """Whether `path` stays as long as its kernel is installed: in the boot root or /boot, not
     in kernel-install's staging area (deleted when it exits)."""
+
     def inside(base: Path | None) -> bool:
         return base is not None and path.resolve().is_relative_to(base.resolve())
 
     return not inside(env.staging_area) and (inside(env.boot_root) or inside(under(root, "/boot")))
 
 
-def _publish_added(root: Path, config: configuration.Config, kver: str, kernel_image: Path,
-                   image: Path | None, options: Sequence[str], env: Environment) -> list[str]:
+def _publish_added(
+    root: Path,
+    config: configuration.Config,
+    kver: str,
+    kernel_image: Path,
+    image: Path | None,
+    options: Sequence[str],
+    env: Environment,
+) -> list[str]:
     from aoeboot import publish  # only where publishing is configured
 
     try:
-        state = publish.after_add(root=root, config=config, kver=kver, kernel=kernel_image,
-                                  initrd=image, options=tuple(options),
-                                  keep_copy=image is not None and not _lasting(image, env, root))
+        state = publish.after_add(
+            root=root,
+            config=config,
+            kver=kver,
+            kernel=kernel_image,
+            initrd=image,
+            options=tuple(options),
+            keep_copy=image is not None and not _lasting(image, env, root),
+        )
     except AoebootError as err:
         # The kernel install must succeed; the publish stays pending for `aoeboot publish`.
         log.warning("publishing %s failed, will retry with `aoeboot publish`: %s", kver, err)

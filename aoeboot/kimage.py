@@ -18,7 +18,7 @@ def version(image: Path) -> str | None:
     try:
         with open(image, "rb") as handle:
             head = handle.read(0x210)
-            if len(head) < 0x210 or head[_SETUP_MAGIC_AT:_SETUP_MAGIC_AT + 4] != b"HdrS":
+            if len(head) < 0x210 or head[_SETUP_MAGIC_AT : _SETUP_MAGIC_AT + 4] != b"HdrS":
                 return None
             (pointer,) = struct.unpack_from("<H", head, _VERSION_POINTER_AT)
             handle.seek(pointer + 0x200)
@@ -38,16 +38,16 @@ def uki_initrd(image: Path) -> bytes | None:
         if data[:2] != b"MZ":
             return None
         (pe,) = struct.unpack_from("<I", data, 0x3C)
-        if data[pe:pe + 4] != b"PE\0\0":
+        if data[pe : pe + 4] != b"PE\0\0":
             return None
         sections, optional_size = struct.unpack_from("<H12xH", data, pe + 6)
         table = pe + 24 + optional_size
         for index in range(sections):
             entry = table + 40 * index
-            name = data[entry:entry + 8].rstrip(b"\0")
+            name = data[entry : entry + 8].rstrip(b"\0")
             virtual_size, _, raw_size, raw_at = struct.unpack_from("<IIII", data, entry + 8)
             if name == b".initrd":
-                return data[raw_at:raw_at + min(virtual_size or raw_size, raw_size)]
+                return data[raw_at : raw_at + min(virtual_size or raw_size, raw_size)]
     except struct.error:
         raise AoebootError(f"kernel image {image} is damaged (PE headers cut short)") from None
     return None

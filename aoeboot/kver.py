@@ -75,8 +75,11 @@ _UAPI_PREFIXES = "-^."  # in this order, each ranks the run after it below the n
 
 def _run_end(text: str, start: int, digits: bool) -> int:
     end = start
-    while end < len(text) and text[end].isascii() and (
-            text[end].isdigit() if digits else text[end].isalpha()):
+    while (
+        end < len(text)
+        and text[end].isascii()
+        and (text[end].isdigit() if digits else text[end].isalpha())
+    ):
         end += 1
     return end
 

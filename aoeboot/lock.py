@@ -68,8 +68,10 @@ def _acquire(path: Path, wait: float) -> int:
                 raise AoebootError(f"cannot lock {path}: {err.strerror}") from None
         if time.monotonic() >= deadline:
             os.close(fd)
-            raise AoebootError(f"another aoeboot has held {path} for over {wait:.0f} s",
-                               hint="wait for it to finish (kernel-install, aoeboot publish)")
+            raise AoebootError(
+                f"another aoeboot has held {path} for over {wait:.0f} s",
+                hint="wait for it to finish (kernel-install, aoeboot publish)",
+            )
         if not told:
             log.info("waiting for another aoeboot to finish (it holds %s)", path)
             told = True

@@ -26,8 +26,9 @@ def setup(verbosity: int = 0, debug: bool = False, to_journal: bool | None = Non
     verbosity 0 shows warnings, 1 info, 2 and --debug everything. With no terminal on stderr
     (kernel-install, systemd) messages also go to the journal when it is there.
     """
-    level = (logging.DEBUG if debug or verbosity >= 2
-             else logging.INFO if verbosity else logging.WARNING)
+    level = (
+        logging.DEBUG if debug or verbosity >= 2 else logging.INFO if verbosity else logging.WARNING
+    )
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(level)

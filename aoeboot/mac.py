@@ -54,7 +54,7 @@ def from_hexraw(text: str) -> str | None:
     """Twelve hex digits (the aoe driver's sysfs `mac`) in aoeboot's form, else None."""
     if not _HEXRAW.fullmatch(text):
         return None
-    return ":".join(text[i:i + 2] for i in range(0, 12, 2)).lower()
+    return ":".join(text[i : i + 2] for i in range(0, 12, 2)).lower()
 
 
 def hexhyp(mac: str) -> str:

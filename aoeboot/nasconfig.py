@@ -60,8 +60,9 @@ def host_tag(mac: str) -> str:
 
 def _isc_arch_test(firmware: str) -> str:
     # pxe-system-type is isc-dhcpd's built-in name for option 93 (an array of 16-bit values)
-    return " or ".join(f"option pxe-system-type = {arch >> 8:02x}:{arch & 0xff:02x}"
-                       for arch in ARCHES[firmware])
+    return " or ".join(
+        f"option pxe-system-type = {arch >> 8:02x}:{arch & 0xFF:02x}" for arch in ARCHES[firmware]
+    )
 
 
 def isc_dhcpd(mac: str, target: Target, script: str, images: Images, first: bool = True) -> str:
@@ -98,10 +99,14 @@ def dnsmasq(mac: str, target: Target, script: str, images: Images, first: bool =
     if first:
         lines.append("dhcp-userclass=set:ipxe,iPXE")
         for firmware in offered:
-            lines += [f"dhcp-match=set:aoeboot-{firmware},option:client-arch,{arch}"
-                      for arch in ARCHES[firmware]]
-    lines += [f"dhcp-boot=tag:{tag},tag:!ipxe,tag:aoeboot-{firmware},{image}"
-              for firmware, image in offered.items()]
+            lines += [
+                f"dhcp-match=set:aoeboot-{firmware},option:client-arch,{arch}"
+                for arch in ARCHES[firmware]
+            ]
+    lines += [
+        f"dhcp-boot=tag:{tag},tag:!ipxe,tag:aoeboot-{firmware},{image}"
+        for firmware, image in offered.items()
+    ]
     lines += [
         f"dhcp-boot=tag:{tag},tag:ipxe,{script}",
         f"dhcp-option=tag:{tag},tag:ipxe,option:root-path,{target.disk.uri}",
@@ -117,8 +122,10 @@ def _kea_any(tests: Sequence[str]) -> str:
 
 def _kea_file(what: str, name: str) -> str:
     if len(name.encode()) > KEA_FILE_MAX:
-        raise AoebootError(f"{what}: {name!r} is longer than the {KEA_FILE_MAX} bytes of the "
-                           "DHCP file field, where Kea puts a boot file name")
+        raise AoebootError(
+            f"{what}: {name!r} is longer than the {KEA_FILE_MAX} bytes of the "
+            "DHCP file field, where Kea puts a boot file name"
+        )
     return name
 
 
@@ -127,8 +134,9 @@ def _kea_root_path(uri: str) -> dict[str, object]:
     return {"name": "root-path", "code": 17, "data": uri, "always-send": True}
 
 
-def kea_classes(box: Sequence[str], target: Target, script: str,
-                images: Images) -> list[dict[str, object]]:
+def kea_classes(
+    box: Sequence[str], target: Target, script: str, images: Images
+) -> list[dict[str, object]]:
     """Kea DHCPv4 client classes for the box's NICs `box` (as box_macs returns them), in the
     order Kea must evaluate them: iPXE first, then everyone else of the box, then one class per
     offered image that only the latter can join."""
@@ -136,35 +144,53 @@ def kea_classes(box: Sequence[str], target: Target, script: str,
     name = host_tag(box[0])
     ipxe = f"{name}-ipxe"
     classes: list[dict[str, object]] = [
-        {"name": ipxe, "test": f"{box_test} and option[77].hex == 'iPXE'",
-         "boot-file-name": _kea_file("--script", script),
-         "option-data": [_kea_root_path(target.disk.uri)]},
-        {"name": name, "test": f"{box_test} and not member('{ipxe}')",
-         "option-data": [_kea_root_path(target.uri)]},
+        {
+            "name": ipxe,
+            "test": f"{box_test} and option[77].hex == 'iPXE'",
+            "boot-file-name": _kea_file("--script", script),
+            "option-data": [_kea_root_path(target.disk.uri)],
+        },
+        {
+            "name": name,
+            "test": f"{box_test} and not member('{ipxe}')",
+            "option-data": [_kea_root_path(target.uri)],
+        },
     ]
     for firmware, image in images.by_firmware().items():
         arch = _kea_any([f"option[93].hex == 0x{value:04x}" for value in ARCHES[firmware]])
-        classes.append({"name": f"{name}-{firmware}", "test": f"member('{name}') and {arch}",
-                        "boot-file-name": _kea_file(IMAGE_OPTIONS[firmware], image)})
+        classes.append(
+            {
+                "name": f"{name}-{firmware}",
+                "test": f"member('{name}') and {arch}",
+                "boot-file-name": _kea_file(IMAGE_OPTIONS[firmware], image),
+            }
+        )
     return classes
+
+
+# Where kea()'s classes go, and what would outrank them.
+KEA_HOW_TO_MERGE = (
+    '// Put these classes first into "client-classes" of "Dhcp4" in kea-dhcp4.conf: Kea takes',
+    "// the boot file and root-path of the first class that has them. They find the box by",
+    "// MAC and need no reservation; one it has must not set boot-file-name or root-path",
+    "// (option 17), nor its subnet, pool or shared network root-path: those outrank classes.",
+)
 
 
 def kea(box: Sequence[str], target: Target, script: str, images: Images) -> str:
     """The classes as JSON to merge into kea-dhcp4.conf's "Dhcp4", under a comment saying where
     (Kea's configuration parser takes // comments)."""
-    document = json.dumps({"client-classes": kea_classes(box, target, script, images)},
-                          indent=2)
-    return "\n".join([
-        f"// aoeboot: Kea DHCPv4 for {', '.join(box)}, root on {target.uri}.",
-        '// Put these classes first into "client-classes" of "Dhcp4" in kea-dhcp4.conf: Kea takes',
-        "// the boot file and root-path of the first class that has them. They find the box by",
-        "// MAC and need no reservation; one it has must not set boot-file-name or root-path",
-        "// (option 17), nor its subnet, pool or shared network root-path: those outrank classes.",
-        "// The TFTP server is the subnet's next-server. Then: kea-dhcp4 -t "
-        "/etc/kea/kea-dhcp4.conf",
-        document,
-        "",
-    ])
+    document = json.dumps({"client-classes": kea_classes(box, target, script, images)}, indent=2)
+    return "\n".join(
+        [
+            f"// aoeboot: Kea DHCPv4 for {', '.join(box)}, root on {target.uri}.",
+            *KEA_HOW_TO_MERGE,
+            "// The TFTP server is the subnet's next-server. Then: kea-dhcp4 -t "
+            "/etc/kea/kea-dhcp4.conf",
+            document,
+            "",
+        ]
+    )
 
 
 def box_macs(texts: Sequence[str]) -> list[str]:
@@ -186,17 +212,23 @@ def export_path(text: str) -> str:
     (it ends up in a command line and a unit file, and is shown to the user)."""
     path = PurePosixPath(text)
     parts = text.split("/")[1:]
-    if (not text.startswith("/") or len(text) > 4096 or not parts
-            or not all(_PATH_PART.fullmatch(p) and p not in (".", "..") for p in parts)
-            or str(path) != text):
-        raise AoebootError(f"invalid export path {text!r}",
-                           hint="an absolute path of plain names, e.g. /dev/vg/box or "
-                                "/srv/aoe/box.img")
+    if (
+        not text.startswith("/")
+        or len(text) > 4096
+        or not parts
+        or not all(_PATH_PART.fullmatch(p) and p not in (".", "..") for p in parts)
+        or str(path) != text
+    ):
+        raise AoebootError(
+            f"invalid export path {text!r}",
+            hint="an absolute path of plain names, e.g. /dev/vg/box or /srv/aoe/box.img",
+        )
     return text
 
 
-def check_export_here(export: str, mounts: str = "/proc/self/mountinfo",
-                      swaps: str = "/proc/swaps") -> None:
+def check_export_here(
+    export: str, mounts: str = "/proc/self/mountinfo", swaps: str = "/proc/swaps"
+) -> None:
     """Where `export` exists on this machine (nas-config run on the NAS), it must be a regular
     file or a block device that nothing here has mounted or swaps on. Absent: not checked."""
     try:
@@ -213,8 +245,10 @@ def check_export_here(export: str, mounts: str = "/proc/self/mountinfo",
     for line in _lines(mounts):
         fields = line.split()
         if len(fields) > 4 and fields[2] == device:
-            raise AoebootError(f"export {export} is mounted here on {fields[4]}: the box and "
-                               "this machine would write one file system at once")
+            raise AoebootError(
+                f"export {export} is mounted here on {fields[4]}: the box and "
+                "this machine would write one file system at once"
+            )
     for line in _lines(swaps)[1:]:
         used = line.split()[0] if line.split() else ""
         if used and os.path.exists(used) and os.path.samefile(used, export):
@@ -236,8 +270,10 @@ def check_mtu_here(name: str, mtu: int, sys_net: Path = SYS_NET) -> None:
         return  # no iproute2 to ask, or an answer it cannot read: vblade will tell
     highest, lowest = link.get("max_mtu"), link.get("min_mtu", 0)
     if isinstance(highest, int) and highest and not lowest <= mtu <= highest:
-        raise AoebootError(f"--mtu {mtu}: {name} here carries {lowest} to {highest} bytes "
-                           f"(it has {link.get('mtu')})")
+        raise AoebootError(
+            f"--mtu {mtu}: {name} here carries {lowest} to {highest} bytes "
+            f"(it has {link.get('mtu')})"
+        )
     lower = link.get("link")  # the link a macvlan or VLAN sits on; none for a NIC
     if not isinstance(lower, str):
         return
@@ -246,16 +282,20 @@ def check_mtu_here(name: str, mtu: int, sys_net: Path = SYS_NET) -> None:
     except AoebootError:
         return
     if lower_mtu.isdigit() and mtu > int(lower_mtu):
-        raise AoebootError(f"--mtu {mtu}: {name} here sits on {lower}, whose MTU is "
-                           f"{lower_mtu}", hint=f"raise {lower}'s MTU first")
+        raise AoebootError(
+            f"--mtu {mtu}: {name} here sits on {lower}, whose MTU is {lower_mtu}",
+            hint=f"raise {lower}'s MTU first",
+        )
 
 
 def mtu_lines(netif: str, mtu: int | None) -> list[str]:
     if mtu is None:
         return []
     sectors = wire.frame_sectors(mtu)
-    return [f"# MTU {mtu} on {netif}: {sectors} sectors ({sectors * 512} bytes) per frame.",
-            "# The switch and the box's NIC must carry it too (aoeboot status shows the frame)."]
+    return [
+        f"# MTU {mtu} on {netif}: {sectors} sectors ({sectors * 512} bytes) per frame.",
+        "# The switch and the box's NIC must carry it too (aoeboot status shows the frame).",
+    ]
 
 
 def _lines(path: str) -> list[str]:
@@ -266,8 +306,14 @@ def _lines(path: str) -> list[str]:
         return []
 
 
-def vblade_argv(box: Sequence[str], target: Target, netif: str, export: str,
-                program: str = "vblade", durable: bool = True) -> list[str]:
+def vblade_argv(
+    box: Sequence[str],
+    target: Target,
+    netif: str,
+    export: str,
+    program: str = "vblade",
+    durable: bool = True,
+) -> list[str]:
     """`vblade -s -m MAC[,MAC...] SHELF SLOT NETIF FILE`: the box's whole disk, to its MACs only,
     each write on the NAS's disk before it is acknowledged (`durable`). `box`, `netif` and
     `export` as box_macs, config.interface_name and export_path return them."""
@@ -279,29 +325,41 @@ def vblade_argv(box: Sequence[str], target: Target, netif: str, export: str,
 def durability_lines(durable: bool) -> list[str]:
     """What the printed export promises about a power cut on the NAS, and how to check it there."""
     if not durable:
-        return ["# UNSAFE (no -s): writes are acknowledged from the NAS's page cache; a power cut",
-                "# on the NAS loses writes the box was told are on disk, and can break its file",
-                "# systems."]
-    return ["# -s: every write is on the NAS's disk before vblade acknowledges it (O_SYNC).",
-            "# Check on the NAS: 'ps -o args= -C vblade' shows -s for every export."]
+        return [
+            "# UNSAFE (no -s): writes are acknowledged from the NAS's page cache; a power cut",
+            "# on the NAS loses writes the box was told are on disk, and can break its file",
+            "# systems.",
+        ]
+    return [
+        "# -s: every write is on the NAS's disk before vblade acknowledges it (O_SYNC).",
+        "# Check on the NAS: 'ps -o args= -C vblade' shows -s for every export.",
+    ]
 
 
 def mtu_argv(netif: str, mtu: int, program: str = "ip") -> list[str]:
     return [program, "link", "set", "dev", netif, "mtu", str(mtu)]
 
 
-def vblade_command(box: Sequence[str], target: Target, netif: str, export: str,
-                   durable: bool = True, mtu: int | None = None) -> str:
+def vblade_command(
+    box: Sequence[str],
+    target: Target,
+    netif: str,
+    export: str,
+    durable: bool = True,
+    mtu: int | None = None,
+) -> str:
     """The command lines to run on the NAS, quoted for a POSIX shell: the interface's MTU
     first (vblade reads it as it starts), then vblade."""
-    return "\n".join([
-        f"# aoeboot: export {target.disk.name} on {netif} to {', '.join(box)} only",
-        *durability_lines(durable),
-        *mtu_lines(netif, mtu),
-        *([shlex.join(mtu_argv(netif, mtu))] if mtu is not None else []),
-        shlex.join(vblade_argv(box, target, netif, export, durable=durable)),
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# aoeboot: export {target.disk.name} on {netif} to {', '.join(box)} only",
+            *durability_lines(durable),
+            *mtu_lines(netif, mtu),
+            *([shlex.join(mtu_argv(netif, mtu))] if mtu is not None else []),
+            shlex.join(vblade_argv(box, target, netif, export, durable=durable)),
+            "",
+        ]
+    )
 
 
 def unit_name(target: Target) -> str:
@@ -316,32 +374,43 @@ def _unit_word(word: str) -> str:
     return word
 
 
-def vblade_unit(box: Sequence[str], target: Target, netif: str, export: str,
-                durable: bool = True, mtu: int | None = None) -> str:
+def vblade_unit(
+    box: Sequence[str],
+    target: Target,
+    netif: str,
+    export: str,
+    durable: bool = True,
+    mtu: int | None = None,
+) -> str:
     """A systemd service for the NAS that runs vblade_argv and restarts it if it stops (an
     interface that is not there yet, a NAS under load); install it as unit_name(target)."""
     argv = vblade_argv(box, target, netif, export, program=VBLADE, durable=durable)
     name = unit_name(target)
-    return "\n".join([
-        f"# aoeboot: /etc/systemd/system/{name} on the NAS: exports {export} as "
-        f"{target.disk.name}",
-        f"# on {netif}, answering {', '.join(box)} only (vblade -m).",
-        *durability_lines(durable),
-        *mtu_lines(netif, mtu),
-        f"# systemctl daemon-reload && systemctl enable --now {name}",
-        "[Unit]",
-        f"Description=AoE export {target.disk.name} for {', '.join(box)}",
-        "Documentation=man:vblade(8)",
-        "After=network.target",
-        "",
-        "[Service]",
-        *(["ExecStartPre=" + " ".join(_unit_word(word) for word in mtu_argv(netif, mtu, IP))]
-          if mtu is not None else []),
-        "ExecStart=" + " ".join(_unit_word(word) for word in argv),
-        "Restart=always",
-        "RestartSec=5",
-        "",
-        "[Install]",
-        "WantedBy=multi-user.target",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# aoeboot: /etc/systemd/system/{name} on the NAS: exports {export} as "
+            f"{target.disk.name}",
+            f"# on {netif}, answering {', '.join(box)} only (vblade -m).",
+            *durability_lines(durable),
+            *mtu_lines(netif, mtu),
+            f"# systemctl daemon-reload && systemctl enable --now {name}",
+            "[Unit]",
+            f"Description=AoE export {target.disk.name} for {', '.join(box)}",
+            "Documentation=man:vblade(8)",
+            "After=network.target",
+            "",
+            "[Service]",
+            *(
+                ["ExecStartPre=" + " ".join(_unit_word(word) for word in mtu_argv(netif, mtu, IP))]
+                if mtu is not None
+                else []
+            ),
+            "ExecStart=" + " ".join(_unit_word(word) for word in argv),
+            "Restart=always",
+            "RestartSec=5",
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+            "",
+        ]
+    )

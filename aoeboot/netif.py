@@ -73,9 +73,13 @@ def is_up(name: str, sys_net: Path = SYS_NET) -> bool:
 
 def ethernet_up(sys_net: Path = SYS_NET) -> list[str]:
     """Every Ethernet interface that is up, loopback excluded."""
-    return [entry.name for entry in sorted(sys_net.iterdir())
-            if entry.name != "lo" and read_or_empty(entry / "type") == str(ARPHRD_ETHER)
-            and is_up(entry.name, sys_net)]
+    return [
+        entry.name
+        for entry in sorted(sys_net.iterdir())
+        if entry.name != "lo"
+        and read_or_empty(entry / "type") == str(ARPHRD_ETHER)
+        and is_up(entry.name, sys_net)
+    ]
 
 
 def resolve(interfaces: Sequence[str], sys_net: Path = SYS_NET) -> list[str]:
@@ -84,8 +88,11 @@ def resolve(interfaces: Sequence[str], sys_net: Path = SYS_NET) -> list[str]:
     names = []
     for wanted in interfaces:
         if mac.is_mac(wanted):
-            matches = [e.name for e in sorted(sys_net.iterdir())
-                       if address(e.name, sys_net) == mac.normal(wanted)]
+            matches = [
+                e.name
+                for e in sorted(sys_net.iterdir())
+                if address(e.name, sys_net) == mac.normal(wanted)
+            ]
             if not matches:
                 raise AoebootError(f"no interface has the MAC address {wanted}")
             name = matches[0]

@@ -56,16 +56,21 @@ def installed(root: Path) -> bool:
     return any(under(root, daemon).exists() for daemon in _DAEMONS)
 
 
-def aoe_nics(interfaces: Sequence[str], target: Target | None,
-             root: Path) -> tuple[list[Nic], list[str]]:
+def aoe_nics(
+    interfaces: Sequence[str], target: Target | None, root: Path
+) -> tuple[list[Nic], list[str]]:
     """The NICs the root disk uses, and the configured names no NIC under `root` has. The
     config's interfaces (a name is looked up for its MAC); with none, those through which the
     aoe driver reaches the target."""
     sys_net = under(root, netif.SYS_NET)
     names = list(interfaces)
     if not names and target is not None and driver.is_loaded(root):
-        names = [name for seen in driver.list_targets(root) if seen.target == target.disk
-                 for name, _ in seen.paths]
+        names = [
+            name
+            for seen in driver.list_targets(root)
+            if seen.target == target.disk
+            for name, _ in seen.paths
+        ]
     nics: dict[str, Nic] = {}
     unknown = []
     for name in names:
@@ -111,11 +116,14 @@ def covered(text: str) -> set[str]:
     found = []
     for section, wanted in ((f"device-{SECTION}", DEVICE), (f"connection-{SECTION}", CONNECTION)):
         if not parser.has_section(section) or any(
-                parser.get(section, key, fallback=None) != value for key, value in wanted.items()):
+            parser.get(section, key, fallback=None) != value for key, value in wanted.items()
+        ):
             return set()
         specs = parser.get(section, "match-device", fallback="").replace(";", ",").split(",")
-        found.append({mac.normal(spec.strip()[4:]) for spec in specs
-                      if spec.strip().startswith("mac:")} - {None})
+        found.append(
+            {mac.normal(spec.strip()[4:]) for spec in specs if spec.strip().startswith("mac:")}
+            - {None}
+        )
     return {address for address in found[0] & found[1] if address}
 
 

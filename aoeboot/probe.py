@@ -102,10 +102,16 @@ def _exchange(links: list[tuple[str, socket.socket, bytes]], timeout: float) -> 
     return [_with_identity(answers[key], identified.get(key)) for key in sorted(answers)]
 
 
-def _handle(frame: bytes, name: str, sock: socket.socket, mac: bytes, tag_base: int,
-            answers: dict[tuple[Target, str, str], ProbedTarget],
-            identified: dict[tuple[Target, str, str], wire.Identity],
-            pending: dict[int, tuple[Target, str, str]]) -> None:
+def _handle(
+    frame: bytes,
+    name: str,
+    sock: socket.socket,
+    mac: bytes,
+    tag_base: int,
+    answers: dict[tuple[Target, str, str], ProbedTarget],
+    identified: dict[tuple[Target, str, str], wire.Identity],
+    pending: dict[int, tuple[Target, str, str]],
+) -> None:
     try:
         header = wire.parse_header(frame)
     except wire.WireError:
@@ -129,8 +135,13 @@ def _handle(frame: bytes, name: str, sock: socket.socket, mac: bytes, tag_base: 
         # ones still pending would hand out a tag that is still waiting).
         number = len(answers)
         answers[key] = ProbedTarget(
-            target, name, key[2], reply.buffer_count, reply.firmware_version,
-            reply.config_string.decode("utf-8", "replace"))
+            target,
+            name,
+            key[2],
+            reply.buffer_count,
+            reply.firmware_version,
+            reply.config_string.decode("utf-8", "replace"),
+        )
         if number > IDENTIFY_TAGS:
             return  # more targets than tags: this one's size stays unknown
         tag = tag_base | 0x8000 | number
@@ -158,20 +169,25 @@ def _send(sock: socket.socket, name: str, frame: bytes) -> None:
 def _with_identity(answer: ProbedTarget, identity: wire.Identity | None) -> ProbedTarget:
     if identity is None:
         return answer
-    return ProbedTarget(**{**answer.__dict__, "size_bytes": identity.size_bytes,
-                           "model": identity.model})
+    return ProbedTarget(
+        **{**answer.__dict__, "size_bytes": identity.size_bytes, "model": identity.model}
+    )
 
 
-def read_sector(interface: str, server: str, target: Target, lba: int = 0,
-                timeout: float = 1.0) -> bytes | None:
+def read_sector(
+    interface: str, server: str, target: Target, lba: int = 0, timeout: float = 1.0
+) -> bytes | None:
     """One ATA READ of sector `lba` of `target`, sent from `interface` to the server MAC
     `server`: its 512 bytes, or None when nothing answered within `timeout` (a vblade whose
     -m list leaves this interface's MAC out answers nothing at all). An error answer raises."""
     sock, own = open_socket(interface)
     tag = ((os.getpid() & 0xFFFF) << 16) | 0x4000 | (lba & 0x3FFF)
     try:
-        _send(sock, interface, wire.ata_read(own, macs.to_bytes(server), target.shelf,
-                                             target.slot, tag, lba))
+        _send(
+            sock,
+            interface,
+            wire.ata_read(own, macs.to_bytes(server), target.shelf, target.slot, tag, lba),
+        )
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -187,12 +203,15 @@ def read_sector(interface: str, server: str, target: Target, lba: int = 0,
             if not header.is_response or header.tag != tag or header.command != wire.CMD_ATA:
                 continue
             if header.flags & wire.FLAG_ERROR:
-                raise AoebootError(f"{target.disk.name} from {server}: "
-                                   f"{wire.error_text(header.error)}")
+                raise AoebootError(
+                    f"{target.disk.name} from {server}: {wire.error_text(header.error)}"
+                )
             reply = wire.parse_ata_reply(frame)
             if reply.failed or len(reply.data) < wire.SECTOR:
-                raise AoebootError(f"{target.disk.name} from {server}: ATA read of sector {lba} "
-                                   f"failed (status {reply.status:#04x}, error {reply.error:#04x})")
-            return reply.data[:wire.SECTOR]
+                raise AoebootError(
+                    f"{target.disk.name} from {server}: ATA read of sector {lba} "
+                    f"failed (status {reply.status:#04x}, error {reply.error:#04x})"
+                )
+            return reply.data[: wire.SECTOR]
     finally:
         sock.close()

@@ -63,10 +63,12 @@ def host_name(config: Config, root: Path = Path("/")) -> str:
         return config.publish.host
     found = boot_mac(config, root)
     if found is None:
-        raise AoebootError("cannot tell the MAC of the NIC this box boots from, which names its "
-                           "directory on the NAS",
-                           hint="set [boot] interfaces to the MAC given to `aoeboot nas-config "
-                                "--mac`, or [publish] host")
+        raise AoebootError(
+            "cannot tell the MAC of the NIC this box boots from, which names its "
+            "directory on the NAS",
+            hint="set [boot] interfaces to the MAC given to `aoeboot nas-config "
+            "--mac`, or [publish] host",
+        )
     return mac.hexhyp(found)
 
 
@@ -77,8 +79,13 @@ def boot_mac(config: Config, root: Path = Path("/")) -> str | None:
     names = list(config.boot.interfaces)
     if not names and config.boot.target:
         disk = config.boot.target.disk
-        names = [name for found in driver.list_targets(root) if found.target == disk
-                 for name in found.netif.split(",") if name and name != "none"]
+        names = [
+            name
+            for found in driver.list_targets(root)
+            if found.target == disk
+            for name in found.netif.split(",")
+            if name and name != "none"
+        ]
     for interface in names:
         found = interface if mac.is_mac(interface) else netif.address(interface, sys_net)
         if found:
@@ -88,10 +95,15 @@ def boot_mac(config: Config, root: Path = Path("/")) -> str | None:
 
 def destination(config: Config, root: Path = Path("/")) -> Destination:
     if not config.publish.destination:
-        raise AoebootError("no publish destination configured",
-                           hint=f"set [publish] destination in {paths.CONFIG}")
-    return open_destination(config.publish.destination, host_name(config, root),
-                            config.publish.ssh_identity, config.publish.ssh_known_hosts)
+        raise AoebootError(
+            "no publish destination configured", hint=f"set [publish] destination in {paths.CONFIG}"
+        )
+    return open_destination(
+        config.publish.destination,
+        host_name(config, root),
+        config.publish.ssh_identity,
+        config.publish.ssh_known_hosts,
+    )
 
 
 def _target(config: Config, options: Sequence[str]) -> Target:
@@ -123,8 +135,9 @@ def _files_of(kernels: Sequence[dict[str, Any]]) -> set[str]:
     return {k[f] for k in kernels for f in ("kernel", "initrd") if k[f] is not None}
 
 
-def _stale(dest: Destination, listed: list[dict[str, Any]], previous: str | None,
-           named: set[str]) -> list[str]:
+def _stale(
+    dest: Destination, listed: list[dict[str, Any]], previous: str | None, named: set[str]
+) -> list[str]:
     """What this tool wrote and nothing names any more: the files of the previous manifest, and
     the temporary files of a publish that was killed. Never a file of anyone else's; and in a
     directory with foreign files but no manifest, nothing at all."""
@@ -134,12 +147,23 @@ def _stale(dest: Destination, listed: list[dict[str, Any]], previous: str | None
     return sorted(stale)
 
 
-def _switch(dest: Destination, config: Config, host: str, kernels: list[dict[str, Any]],
-            target: Target, listed: list[dict[str, Any]], previous: str | None) -> None:
+def _switch(
+    dest: Destination,
+    config: Config,
+    host: str,
+    kernels: list[dict[str, Any]],
+    target: Target,
+    listed: list[dict[str, Any]],
+    previous: str | None,
+) -> None:
     kernels.sort(key=lambda k: sort_key(k["kver"]), reverse=True)
-    del kernels[config.publish.keep:]
-    script = ipxe.render(host, [ipxe.Published(k["kver"], k["kernel"], k["initrd"], k["options"])
-                                for k in kernels], target, config.publish.url)
+    del kernels[config.publish.keep :]
+    script = ipxe.render(
+        host,
+        [ipxe.Published(k["kver"], k["kernel"], k["initrd"], k["options"]) for k in kernels],
+        target,
+        config.publish.url,
+    )
     script_sha256 = hashlib.sha256(script.encode()).hexdigest()
     manifest = json.dumps({"kernels": kernels, "script_sha256": script_sha256}, indent=2) + "\n"
     # The manifest, written last, records the script too: if it is unchanged, so is all the
@@ -150,8 +174,9 @@ def _switch(dest: Destination, config: Config, host: str, kernels: list[dict[str
     dest.remove(_stale(dest, listed, previous, {SCRIPT, MANIFEST} | _files_of(kernels)))
 
 
-def _place(dest: Destination, kver: str, kernel: Path, initrd: Path | None,
-           options: Sequence[str]) -> dict[str, Any]:
+def _place(
+    dest: Destination, kver: str, kernel: Path, initrd: Path | None, options: Sequence[str]
+) -> dict[str, Any]:
     """Upload one kernel and its initramfs (unless there already); return its manifest entry.
     A unified kernel image (`initrd` None) carries its initrd: it is published alone."""
     safe_name(kver, "kernel version")
@@ -171,15 +196,26 @@ def _place(dest: Destination, kver: str, kernel: Path, initrd: Path | None,
     files = [("kernel", kernel, "vmlinuz")] + ([("initrd", initrd, "initrd")] if initrd else [])
     with ThreadPoolExecutor(max_workers=2) as pool:
         placed = {field: pool.submit(place, local, prefix) for field, local, prefix in files}
-        entry: dict[str, Any] = {"kver": kver, "options": " ".join(options),
-                                 "initrd": None, "initrd_sha256": None}
+        entry: dict[str, Any] = {
+            "kver": kver,
+            "options": " ".join(options),
+            "initrd": None,
+            "initrd_sha256": None,
+        }
         for field, future in placed.items():
             entry[field], entry[f"{field}_sha256"] = future.result()
     return entry
 
 
-def publish_kernel(dest: Destination, config: Config, host: str, kver: str, kernel: Path,
-                   initrd: Path | None, options: Sequence[str]) -> list[str]:
+def publish_kernel(
+    dest: Destination,
+    config: Config,
+    host: str,
+    kver: str,
+    kernel: Path,
+    initrd: Path | None,
+    options: Sequence[str],
+) -> list[str]:
     """Upload one kernel and switch the script to it; return the kernels the script boots."""
     entry = _place(dest, kver, kernel, initrd, options)
     listed, previous = _manifest(dest)
@@ -188,15 +224,20 @@ def publish_kernel(dest: Destination, config: Config, host: str, kver: str, kern
     return [k["kver"] for k in kernels]
 
 
-def unpublish_kernel(dest: Destination, config: Config, host: str, kver: str,
-                     installed: dict[str, dict[str, Any]] | None = None) -> list[str]:
+def unpublish_kernel(
+    dest: Destination,
+    config: Config,
+    host: str,
+    kver: str,
+    installed: dict[str, dict[str, Any]] | None = None,
+) -> list[str]:
     """Take `kver` off the NAS and boot the newest `keep` kernels still installed (those the NAS
     has, and those `installed` records, uploaded again); the last kernel stays."""
     listed, previous = _manifest(dest)
     on_nas = {k["kver"]: k for k in listed if k["kver"] != kver}
     known = {**(installed or {}), **on_nas}
     known.pop(kver, None)
-    wanted = sorted(known, key=sort_key, reverse=True)[:config.publish.keep]
+    wanted = sorted(known, key=sort_key, reverse=True)[: config.publish.keep]
     if not wanted:
         log.warning("not removing %s from the NAS: it is the only kernel the box can boot", kver)
         return [k["kver"] for k in listed]
@@ -214,8 +255,15 @@ def unpublish_kernel(dest: Destination, config: Config, host: str, kver: str,
     if not kernels:
         log.warning("not removing %s from the NAS: no other kernel can be published", kver)
         return [k["kver"] for k in listed]
-    _switch(dest, config, host, kernels, _target(config, kernels[0]["options"].split()), listed,
-            previous)
+    _switch(
+        dest,
+        config,
+        host,
+        kernels,
+        _target(config, kernels[0]["options"].split()),
+        listed,
+        previous,
+    )
     return [k["kver"] for k in kernels]
 
 
@@ -224,6 +272,7 @@ def _initrd_of(record: dict[str, Any]) -> Path | None:
 
 
 # ---- state and the kernel-install hooks ----
+
 
 def _state_path(root: Path) -> Path:
     return under(root, paths.PUBLISH_STATE)
@@ -238,7 +287,7 @@ def _check_record(record: Any, action: str | None) -> str | None:
     if not isinstance(record, dict):
         return "not an object"
     if action is not None and record.get("action") not in ("add", "remove"):
-        return f"action {record.get('action')!r} is neither \"add\" nor \"remove\""
+        return f'action {record.get("action")!r} is neither "add" nor "remove"'
     kver = record.get("kver")
     if not isinstance(kver, str) or not is_safe_name(kver):
         return f"kver {kver!r} is not a kernel version"
@@ -264,8 +313,9 @@ def _checked_state(data: Any) -> dict[str, Any]:
         wrong = _check_record(op, "action")
         if wrong:
             raise ValueError(f"pending entry {index + 1}: {wrong}")
-    if not isinstance(state["kernels"], list) or not all(isinstance(k, str)
-                                                         for k in state["kernels"]):
+    if not isinstance(state["kernels"], list) or not all(
+        isinstance(k, str) for k in state["kernels"]
+    ):
         raise ValueError("kernels is not a list of versions")
     if not isinstance(state["installed"], dict):
         raise ValueError("installed is not an object")
@@ -340,12 +390,19 @@ def _run(root: Path, config: Config, state: dict[str, Any]) -> dict[str, Any]:
     for index, op in enumerate(ops):
         try:
             if op["action"] == "add":
-                state["kernels"] = publish_kernel(dest, config, state["host"], op["kver"],
-                                                  Path(op["kernel"]), _initrd_of(op),
-                                                  op["options"])
+                state["kernels"] = publish_kernel(
+                    dest,
+                    config,
+                    state["host"],
+                    op["kver"],
+                    Path(op["kernel"]),
+                    _initrd_of(op),
+                    op["options"],
+                )
             else:
-                state["kernels"] = unpublish_kernel(dest, config, state["host"], op["kver"],
-                                                    state["installed"])
+                state["kernels"] = unpublish_kernel(
+                    dest, config, state["host"], op["kver"], state["installed"]
+                )
         except (AoebootError, OSError) as err:
             return _failed(root, config, state, ops[index:], err)
     state["pending"] = []
@@ -353,8 +410,9 @@ def _run(root: Path, config: Config, state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-def _failed(root: Path, config: Config, state: dict[str, Any], ops: list[dict[str, Any]],
-            err: Exception) -> dict[str, Any]:
+def _failed(
+    root: Path, config: Config, state: dict[str, Any], ops: list[dict[str, Any]], err: Exception
+) -> dict[str, Any]:
     state["pending"] = ops
     state["error"] = str(err)
     _write_state(root, state)
@@ -368,8 +426,7 @@ def _pend(root: Path, state: dict[str, Any], op: dict[str, Any]) -> None:
     _write_state(root, state)
 
 
-def _queue(root: Path, config: Config, state: dict[str, Any],
-           op: dict[str, Any]) -> dict[str, Any]:
+def _queue(root: Path, config: Config, state: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
     """Record `op` as pending before trying it (a kill leaves it pending), then try; return the
     state after. Never raises for a NAS failure."""
     _pend(root, state, op)
@@ -384,16 +441,28 @@ def _kept(root: Path, kver: str) -> Path:
     return _kept_dir(root) / f"initrd-{safe_name(kver, 'kernel version')}"
 
 
-def after_add(*, root: Path, config: Config, kver: str, kernel: Path, initrd: Path | None,
-              options: Sequence[str], keep_copy: bool = True) -> dict[str, Any]:
+def after_add(
+    *,
+    root: Path,
+    config: Config,
+    kver: str,
+    kernel: Path,
+    initrd: Path | None,
+    options: Sequence[str],
+    keep_copy: bool = True,
+) -> dict[str, Any]:
     """Publish a kernel just installed (`initrd` None: a unified kernel image, published alone);
     return the state after. Never raises for a NAS failure: records it as pending.
     `keep_copy`: the initrd may be gone after the install (kernel-install's staging area)."""
     with lock.held(root):
         state = _load_state(root)
         _clean_box(root)
-        record = {"kver": kver, "kernel": str(kernel),
-                  "initrd": str(initrd) if initrd else None, "options": list(options)}
+        record = {
+            "kver": kver,
+            "kernel": str(kernel),
+            "initrd": str(initrd) if initrd else None,
+            "options": list(options),
+        }
         _pend(root, state, {"action": "add", **record})  # a kill from here on leaves it pending
         if initrd is not None and keep_copy:
             # A pending publish, and a kernel removed later that brings this one back on the
@@ -431,8 +500,9 @@ def complete_pending(root: Path, config: Config) -> dict[str, Any]:
                 _run(root, config, _fresh_state())
             except AoebootError as failed:
                 raise AoebootError(f"{told}; {failed}") from None
-            raise AoebootError(f"{told} from what the NAS boots",
-                               hint="reinstall any kernel it had pending") from None
+            raise AoebootError(
+                f"{told} from what the NAS boots", hint="reinstall any kernel it had pending"
+            ) from None
         if not state["pending"]:
             return state
         return _run(root, config, state)

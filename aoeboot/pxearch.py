@@ -17,8 +17,11 @@ from aoeboot.errors import AoebootError
 # firmware name -> option 93 values, in the order the fragments test them
 ARCHES: dict[str, tuple[int, ...]] = {"bios": (0,), "efi-x86_64": (7, 9), "efi-arm64": (11,)}
 # firmware name -> the nas-config option naming its image
-IMAGE_OPTIONS = {"bios": "--bios-image", "efi-x86_64": "--efi-image",
-                 "efi-arm64": "--arm64-efi-image"}
+IMAGE_OPTIONS = {
+    "bios": "--bios-image",
+    "efi-x86_64": "--efi-image",
+    "efi-arm64": "--arm64-efi-image",
+}
 
 # What a DHCP server's configuration can carry unquoted and unescaped: no white space, quotes,
 # backslashes, commas (dnsmasq's separator), ; { } (isc-dhcpd's syntax) or # (comments).
@@ -28,8 +31,10 @@ _PLAIN = re.compile(r"[!$%&()*+\-./0-9:=?@A-Z\[\]^_a-z|~]+")
 def check_plain(what: str, value: str) -> str:
     """`value` unchanged if a DHCP configuration can carry it as a file name or URL."""
     if not _PLAIN.fullmatch(value):
-        raise AoebootError(f"{what}: {value!r} is not a plain file name or URL "
-                           "(no spaces, quotes, backslashes, commas, ';', '{', '}' or '#')")
+        raise AoebootError(
+            f"{what}: {value!r} is not a plain file name or URL "
+            "(no spaces, quotes, backslashes, commas, ';', '{', '}' or '#')"
+        )
     return value
 
 
@@ -46,13 +51,17 @@ def check_boot_file(what: str, value: str) -> str:
     bytes."""
     check_plain(what, value)
     if ":" in value.split("/", 1)[0] and not _URL.match(value):
-        raise AoebootError(f"{what}: {value!r} is neither a path nor a URL (scheme://...): "
-                           "dnsmasq would read it as a tag")
+        raise AoebootError(
+            f"{what}: {value!r} is neither a path nor a URL (scheme://...): "
+            "dnsmasq would read it as a tag"
+        )
     size = len(value.encode())
     if size > BOOT_FILE_MAX:
-        raise AoebootError(f"{what}: {value[:32]!r}... ({size} bytes) is longer than the "
-                           f"{BOOT_FILE_MAX} bytes of the DHCP file field, where the boot file "
-                           "name goes")
+        raise AoebootError(
+            f"{what}: {value[:32]!r}... ({size} bytes) is longer than the "
+            f"{BOOT_FILE_MAX} bytes of the DHCP file field, where the boot file "
+            "name goes"
+        )
     return value
 
 
@@ -73,14 +82,8 @@ class Images:
         for firmware, image in self.by_firmware().items():
             check_boot_file(IMAGE_OPTIONS[firmware], image)
         if not self.by_firmware():
-            raise AoebootError("no iPXE image left to offer: name at least one of --bios-image, "
-                               "--efi-image, --arm64-efi-image")
+            raise AoebootError(
+                "no iPXE image left to offer: name at least one of --bios-image, "
+                "--efi-image, --arm64-efi-image"
+            )
         return self
-
-
-def firmware_of(arch: int) -> str:
-    """The firmware name for an option-93 value, "" for one no image is made for."""
-    for firmware, values in ARCHES.items():
-        if arch in values:
-            return firmware
-    return ""

@@ -39,7 +39,7 @@ class Target:
         rest = text.strip()
         for prefix in _PREFIXES:
             if rest.startswith(prefix):
-                rest = rest[len(prefix):]
+                rest = rest[len(prefix) :]
                 break
         match = _NAME.fullmatch(rest)
         if not match:
@@ -88,8 +88,10 @@ def _number(what: str, digits: str) -> int:
     more than 4300 digits): anything longer than a shelf number is out of range anyway."""
     significant = digits.lstrip("0") or "0"
     if len(significant) > len(str(MAX_SHELF)):
-        raise AoebootError(f"AoE {what} {significant[:8]}... ({len(significant)} digits) out of "
-                           "range", hint=f"a {what} has at most {len(str(MAX_SHELF))} digits")
+        raise AoebootError(
+            f"AoE {what} {significant[:8]}... ({len(significant)} digits) out of range",
+            hint=f"a {what} has at most {len(str(MAX_SHELF))} digits",
+        )
     return int(significant)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
+from aoeboot.config import parse_ssh_url
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, fsync_dir, safe_name
 from aoeboot.run import CommandFailed, run
@@ -27,10 +28,12 @@ CHUNK = 4 << 20  # bytes copied before the hasher may start on them
 
 # Our own temporary names, left behind only by a process killed mid-publish: DirectoryDestination's
 # uploads and atomic writes, and rsync's `.NAME.XXXXXX`. Nothing else hidden is ever ours.
-_LEFTOVER = re.compile(r"\.upload\.[A-Za-z0-9_]+"
-                       r"|\.(?:boot\.ipxe|manifest\.json)\.[A-Za-z0-9_]+\.tmp"
-                       r"|\.(?:(?:vmlinuz|initrd)-[A-Za-z0-9._+~:@-]+|boot\.ipxe|manifest\.json)"
-                       r"\.[A-Za-z0-9]{6}")
+_LEFTOVER = re.compile(
+    r"\.upload\.[A-Za-z0-9_]+"
+    r"|\.(?:boot\.ipxe|manifest\.json)\.[A-Za-z0-9_]+\.tmp"
+    r"|\.(?:(?:vmlinuz|initrd)-[A-Za-z0-9._+~:@-]+|boot\.ipxe|manifest\.json)"
+    r"\.[A-Za-z0-9]{6}"
+)
 
 
 def is_leftover(name: str) -> bool:
@@ -106,8 +109,10 @@ class DirectoryDestination:
         """The per-host directory, made if missing; its parent, the destination, never is: a
         missing one is a NAS share not mounted, and a publish there would fill the box's disk."""
         if not self.path.parent.is_dir():
-            raise AoebootError(f"the publish destination {self.path.parent} is not there "
-                               "(the NAS's share not mounted?)")
+            raise AoebootError(
+                f"the publish destination {self.path.parent} is not there "
+                "(the NAS's share not mounted?)"
+            )
         try:
             self.path.mkdir(exist_ok=True)
         except OSError as err:
@@ -116,8 +121,11 @@ class DirectoryDestination:
 
     def listing(self) -> dict[str, int]:
         directory = self._dir()
-        return {p.name: p.stat().st_size for p in directory.iterdir()
-                if p.is_file() and not p.name.startswith(".")}
+        return {
+            p.name: p.stat().st_size
+            for p in directory.iterdir()
+            if p.is_file() and not p.name.startswith(".")
+        }
 
     def leftovers(self) -> list[str]:
         return sorted(p.name for p in self._dir().iterdir() if is_leftover(p.name))
@@ -147,7 +155,8 @@ class DirectoryDestination:
             return name, digest
         except OSError as err:
             raise AoebootError(
-                f"cannot publish {local.name} to {directory}: {err.strerror}") from None
+                f"cannot publish {local.name} to {directory}: {err.strerror}"
+            ) from None
         finally:
             os.close(fd)
             if os.path.exists(tmp):
@@ -175,28 +184,6 @@ class DirectoryDestination:
                 raise AoebootError(f"cannot remove {self.path / name}: {err.strerror}") from None
 
 
-# User and host start with a letter or digit, so neither can pass for an ssh option.
-_SSH_URL = re.compile(r"ssh://(?:(?P<user>[A-Za-z0-9_][A-Za-z0-9._-]*)@)?"
-                      r"(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*)(?::(?P<port>[0-9]{1,5}))?(?P<path>/.*)")
-
-
-@dataclass(frozen=True)
-class SshUrl:
-    user: str | None
-    host: str
-    port: int | None
-    path: str  # absolute, on the host
-
-
-def parse_ssh_url(url: str) -> SshUrl:
-    """The one grammar of an ssh destination: ssh://[user@]host[:port]/path."""
-    match = _SSH_URL.fullmatch(url)
-    port = int(match.group("port")) if match and match.group("port") else None
-    if not match or port is not None and not 1 <= port <= 65535:
-        raise AoebootError(f"{url!r} is not ssh://[user@]host[:port]/path")
-    return SshUrl(match.group("user"), match.group("host"), port, match.group("path"))
-
-
 @dataclass
 class SshDestination:
     """rsync over ssh. rsync writes each file under a temporary name and renames it when complete;
@@ -212,15 +199,23 @@ class SshDestination:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
-    def parse(cls, url: str, identity: Path | None, known_hosts: Path | None,
-              subdir: str) -> SshDestination:
+    def parse(
+        cls, url: str, identity: Path | None, known_hosts: Path | None, subdir: str
+    ) -> SshDestination:
         parsed = parse_ssh_url(url)
         path = parsed.path.rstrip("/") + "/" + safe_name(subdir, "host name")
         return cls(parsed.user, parsed.host, parsed.port, path, identity, known_hosts)
 
     def _ssh(self) -> list[str]:
-        argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-                "-o", "ConnectTimeout=10"]
+        argv = [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "ConnectTimeout=10",
+        ]
         if self.port:
             argv += ["-p", str(self.port)]
         if self.identity:
@@ -243,8 +238,11 @@ class SshDestination:
         except CommandFailed as err:
             # rsync's last line ("error in rsync protocol data stream") hides why ssh failed,
             # which ssh said first: "Host key verification failed.", "Connection refused"
-            said = [ln.strip() for ln in err.stderr.splitlines()
-                    if ln.strip() and not ln.startswith("rsync")]
+            said = [
+                ln.strip()
+                for ln in err.stderr.splitlines()
+                if ln.strip() and not ln.startswith("rsync")
+            ]
             if not said:
                 raise
             raise AoebootError(f"{err.message}; ssh: {said[0]}") from None
@@ -278,12 +276,18 @@ class SshDestination:
         return name, digest
 
     def put(self, local: Path, name: str) -> None:
-        out = self._rsync("--checksum", "--chmod=F644", "--stats", str(local),
-                          self._remote(safe_name(name, "file name")))
+        out = self._rsync(
+            "--checksum",
+            "--chmod=F644",
+            "--stats",
+            str(local),
+            self._remote(safe_name(name, "file name")),
+        )
         match = re.search(r"Total bytes sent: ([0-9,]+)", out)
         with self._lock:  # uploads may run side by side
-            self.sent_bytes += (int(match.group(1).replace(",", "")) if match
-                                else local.stat().st_size)
+            self.sent_bytes += (
+                int(match.group(1).replace(",", "")) if match else local.stat().st_size
+            )
 
     def write_text(self, name: str, text: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -310,8 +314,9 @@ class SshDestination:
             os.rmdir(empty)
 
 
-def open_destination(url: str, host: str, identity: Path | None = None,
-                     known_hosts: Path | None = None) -> Destination:
+def open_destination(
+    url: str, host: str, identity: Path | None = None, known_hosts: Path | None = None
+) -> Destination:
     """The destination for `url` (a directory or ssh://...), in the per-host subdirectory `host`."""
     if url.startswith("ssh://"):
         return SshDestination.parse(url, identity, known_hosts, host)

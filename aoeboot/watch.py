@@ -44,6 +44,7 @@ _IFREQ_FLAGS = struct.Struct("16sH14x")
 @dataclass
 class Watch:
     """What is watched (the disk, its interfaces by index, its servers) and what was seen."""
+
     disk: Target
     interfaces: dict[int, str]  # ifindex -> name, renames followed
     servers: tuple[str, ...]  # empty: whoever answers for the disk
@@ -56,30 +57,46 @@ class Watch:
 
     def state(self) -> dict[str, object]:
         quiet = time.monotonic() - self.last_answer
-        return {"disk": self.disk.name, "interfaces": sorted(self.interfaces.values()),
-                "servers": list(self.servers), "answered_by": list(self.answered_by),
-                "silent": self.silent, "quiet_seconds": round(quiet, 1),
-                "silent_after": self.silent_after, "links_restored": self.links_restored,
-                "checked": time.time(), "pid": os.getpid()}
+        return {
+            "disk": self.disk.name,
+            "interfaces": sorted(self.interfaces.values()),
+            "servers": list(self.servers),
+            "answered_by": list(self.answered_by),
+            "silent": self.silent,
+            "quiet_seconds": round(quiet, 1),
+            "silent_after": self.silent_after,
+            "links_restored": self.links_restored,
+            "checked": time.time(),
+            "pid": os.getpid(),
+        }
 
 
 def watch_of(config: Config, root: Path, silent_after: float) -> Watch:
     """What to watch on this box: its config's disk, its interfaces (the config's, by name or
     MAC; else those the driver reaches the disk on) and its recorded servers."""
     if config.boot.target is None:
-        raise AoebootError("nothing to watch: no [boot] target in /etc/aoeboot/aoeboot.conf",
-                           hint="aoeboot install-entry records it")
+        raise AoebootError(
+            "nothing to watch: no [boot] target in /etc/aoeboot/aoeboot.conf",
+            hint="aoeboot install-entry records it",
+        )
     disk = config.boot.target.disk
     names: list[str] = []
     for wanted in config.boot.interfaces:
         if macs.is_mac(wanted):
-            names += [n.name for n in sorted(netif.SYS_NET.iterdir())
-                      if netif.address(n.name) == macs.normal(wanted)]
+            names += [
+                n.name
+                for n in sorted(netif.SYS_NET.iterdir())
+                if netif.address(n.name) == macs.normal(wanted)
+            ]
         else:
             names.append(wanted)
     if not names:
-        names = [name for found in driver.list_targets(root) if found.target == disk
-                 for name, _ in found.paths]
+        names = [
+            name
+            for found in driver.list_targets(root)
+            if found.target == disk
+            for name, _ in found.paths
+        ]
     interfaces = {}
     for name in dict.fromkeys(names):
         try:
@@ -87,8 +104,10 @@ def watch_of(config: Config, root: Path, silent_after: float) -> Watch:
         except OSError:
             continue
     if not interfaces:
-        raise AoebootError(f"nothing to watch: no interface of {disk.name} is here",
-                           hint="name them in [boot] interfaces (install-entry --iface)")
+        raise AoebootError(
+            f"nothing to watch: no interface of {disk.name} is here",
+            hint="name them in [boot] interfaces (install-entry --iface)",
+        )
     return Watch(disk, interfaces, config.boot.servers, silent_after, root)
 
 
@@ -124,8 +143,9 @@ def ask(watch: Watch) -> tuple[str, ...]:
             links.append(sock)
             targets = [macs.to_bytes(s) for s in watch.servers] or [wire.BROADCAST_MAC]
             for server in targets:
-                frame = wire.query_config(own, 0x5A7C0000 | watch.disk.slot,
-                                          watch.disk.shelf, watch.disk.slot, dst=server)
+                frame = wire.query_config(
+                    own, 0x5A7C0000 | watch.disk.slot, watch.disk.shelf, watch.disk.slot, dst=server
+                )
                 try:
                     sock.send(frame)
                 except OSError:
@@ -208,8 +228,12 @@ def restore_links(watch: Watch, indexes: Sequence[int]) -> None:
             continue  # gone: nothing to bring up
         if restored:
             watch.links_restored += 1
-            say(watch.root, 4, f"{watch.interfaces[index]} carries the root disk "
-                f"{watch.disk.name} and was taken down: brought it up again")
+            say(
+                watch.root,
+                4,
+                f"{watch.interfaces[index]} carries the root disk "
+                f"{watch.disk.name} and was taken down: brought it up again",
+            )
 
 
 def note(watch: Watch, answered: tuple[str, ...]) -> None:
@@ -217,15 +241,23 @@ def note(watch: Watch, answered: tuple[str, ...]) -> None:
     now = time.monotonic()
     if answered:
         if watch.silent:
-            say(watch.root, 5, f"the NAS answers for {watch.disk.name} again "
-                f"({', '.join(answered)}) after {now - watch.last_answer:.0f} s silent")
+            say(
+                watch.root,
+                5,
+                f"the NAS answers for {watch.disk.name} again "
+                f"({', '.join(answered)}) after {now - watch.last_answer:.0f} s silent",
+            )
         watch.silent, watch.last_answer, watch.answered_by = False, now, answered
     elif not watch.silent and now - watch.last_answer >= watch.silent_after:
         watch.silent = True
         asked = ", ".join(watch.servers) or "any server"
-        say(watch.root, 4, f"the NAS is silent: no answer for {watch.disk.name} from {asked} "
+        say(
+            watch.root,
+            4,
+            f"the NAS is silent: no answer for {watch.disk.name} from {asked} "
             f"on {', '.join(sorted(watch.interfaces.values()))} for "
-            f"{now - watch.last_answer:.0f} s; the root disk waits for it (start its vblade)")
+            f"{now - watch.last_answer:.0f} s; the root disk waits for it (start its vblade)",
+        )
 
 
 def save(watch: Watch) -> None:
@@ -242,10 +274,16 @@ def run(watch: Watch, interval: float, rounds: int | None = None) -> None:
     links.bind((0, RTMGRP_LINK))
     json.dumps(watch.state())  # everything the loop needs is loaded before the lock
     if not lock_in_memory():
-        say(watch.root, 4, "cannot lock the watcher in memory: it may not be able to say when "
-            "the NAS is gone")
-    say(watch.root, 6, f"watching {watch.disk.name} on "
-        f"{', '.join(sorted(watch.interfaces.values()))}")
+        say(
+            watch.root,
+            4,
+            "cannot lock the watcher in memory: it may not be able to say when the NAS is gone",
+        )
+    say(
+        watch.root,
+        6,
+        f"watching {watch.disk.name} on {', '.join(sorted(watch.interfaces.values()))}",
+    )
     done = 0
     next_ask = time.monotonic()
     while rounds is None or done < rounds:

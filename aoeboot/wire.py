@@ -71,7 +71,11 @@ class Header:
 
     def pack(self) -> bytes:
         return _ETH.pack(self.dst, self.src, ETH_P_AOE) + _AOE.pack(
-            (AOE_VERSION << 4) | self.flags, self.error, self.shelf, self.slot, self.command,
+            (AOE_VERSION << 4) | self.flags,
+            self.error,
+            self.shelf,
+            self.slot,
+            self.command,
             self.tag,
         )
 
@@ -109,8 +113,13 @@ def _pad(frame: bytes) -> bytes:
     return frame + b"\0" * (MIN_FRAME - len(frame)) if len(frame) < MIN_FRAME else frame
 
 
-def query_config(src: bytes, tag: int, shelf: int = BROADCAST_SHELF, slot: int = BROADCAST_SLOT,
-                 dst: bytes = BROADCAST_MAC) -> bytes:
+def query_config(
+    src: bytes,
+    tag: int,
+    shelf: int = BROADCAST_SHELF,
+    slot: int = BROADCAST_SLOT,
+    dst: bytes = BROADCAST_MAC,
+) -> bytes:
     """A Query Config "read" (ccmd 0) request, broadcast to every target by default."""
     header = Header(dst, src, shelf, slot, CMD_QUERY_CONFIG, tag)
     return _pad(header.pack() + _CONFIG.pack(0, 0, 0, 0, 0))
@@ -122,15 +131,17 @@ def ata_identify(src: bytes, dst: bytes, shelf: int, slot: int, tag: int) -> byt
     return _pad(header.pack() + _ATA.pack(0, 0, 1, ATA_IDENTIFY, b"\0" * 6))
 
 
-def ata_read(src: bytes, dst: bytes, shelf: int, slot: int, tag: int, lba: int,
-             count: int = 1) -> bytes:
+def ata_read(
+    src: bytes, dst: bytes, shelf: int, slot: int, tag: int, lba: int, count: int = 1
+) -> bytes:
     """ATA READ SECTORS EXT of `count` sectors from `lba` (48-bit, least significant byte
     first, as AoE carries it)."""
     if not 0 <= lba < 1 << 48 or not 1 <= count <= 2:  # two sectors fill a 1500-byte frame
         raise ValueError(f"cannot read {count} sector(s) at LBA {lba} in one frame")
     header = Header(dst, src, shelf, slot, CMD_ATA, tag)
-    return _pad(header.pack() + _ATA.pack(AFLAG_EXTENDED, 0, count, ATA_READ_EXT,
-                                          lba.to_bytes(6, "little")))
+    return _pad(
+        header.pack() + _ATA.pack(AFLAG_EXTENDED, 0, count, ATA_READ_EXT, lba.to_bytes(6, "little"))
+    )
 
 
 def parse_header(frame: bytes) -> Header:
@@ -163,13 +174,13 @@ def parse_config_reply(frame: bytes) -> ConfigReply:
     start = HEADER_LEN + _CONFIG.size
     if cslen > 1024 or start + cslen > len(frame):
         raise WireError(f"config string length {cslen} runs past the frame")
-    return ConfigReply(header, bufcnt, firmware, scnt, vercmd >> 4, frame[start:start + cslen])
+    return ConfigReply(header, bufcnt, firmware, scnt, vercmd >> 4, frame[start : start + cslen])
 
 
 def parse_ata_reply(frame: bytes) -> AtaReply:
     header = _reply_header(frame, CMD_ATA, "ATA", _ATA)
     _aflags, err, _scnt, status, _lba = _ATA.unpack_from(frame, HEADER_LEN)
-    return AtaReply(header, status, err, frame[HEADER_LEN + _ATA.size:])
+    return AtaReply(header, status, err, frame[HEADER_LEN + _ATA.size :])
 
 
 @dataclass(frozen=True)

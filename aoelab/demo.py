@@ -40,8 +40,9 @@ def step(text: str) -> float:
 
 
 def aoeboot(*args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "aoeboot", *args], capture_output=True, text=True,
-                         cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-m", "aoeboot", *args], capture_output=True, text=True, cwd=REPO
+    )
     if out.returncode != 0:
         sys.exit(f"demo: aoeboot {' '.join(args)} failed: {out.stderr.strip()}")
     return out.stdout
@@ -51,42 +52,60 @@ def install(work: Path, disk: Path, kernel, report: list) -> None:
     """Installer side: mount the new system, install-entry, kernel-install add."""
     sysimage = work / "sysimage"
     sysimage.mkdir()
-    subprocess.run(["mount", "-o", f"loop,offset={PART_START * 512}", str(disk), str(sysimage)],
-                   check=True)
+    subprocess.run(
+        ["mount", "-o", f"loop,offset={PART_START * 512}", str(disk), str(sysimage)], check=True
+    )
     try:
         (sysimage / "boot").mkdir()
         (sysimage / "etc/kernel").mkdir(parents=True)
         (sysimage / "etc/kernel/install.conf").write_text("layout=bls\n")
         (sysimage / "etc/kernel/cmdline").write_text("console=ttyS0,115200 panic=-1\n")
         step(f"aoeboot install-entry --target e11.0p1 --iface {MAC} --root {sysimage}")
-        print(aoeboot("install-entry", "--target", "e11.0p1", "--iface", MAC, "--root",
-                      str(sysimage)), end="")
+        print(
+            aoeboot(
+                "install-entry", "--target", "e11.0p1", "--iface", MAC, "--root", str(sysimage)
+            ),
+            end="",
+        )
         # publishing: the NAS's TFTP root (here a directory; an NFS mount or ssh:// on a real NAS).
         # The NAS's side makes it: publish never makes a destination (it may be a share that
         # is not mounted)
         (work / "tftp").mkdir()
         config = configuration.load(sysimage)
-        configuration.save(replace(config, publish=replace(config.publish,
-                                                           destination=str(work / "tftp"))),
-                           sysimage)
-        t = step(f"kernel-install add {kernel.version}  (our plugin: initramfs with AoE, entry, "
-                 "publish; about a minute)")
-        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-               "BOOT_ROOT": str(sysimage / "boot"),
-               "KERNEL_INSTALL_CONF_ROOT": str(sysimage / "etc/kernel"),
-               "MACHINE_ID": MACHINE_ID, "AOEBOOT_ROOT": str(sysimage),
-               "dracutbasedir": str(dracutdir.overlay(work)),
-               "KERNEL_INSTALL_PLUGINS": " ".join([
-                   str(REPO / "kernel-install.d/60-aoeboot.install"),
-                   "/usr/lib/kernel/install.d/90-loaderentry.install"])}
-        subprocess.run(["kernel-install", "add", kernel.version, str(kernel.image)], env=env,
-                       check=True)
+        configuration.save(
+            replace(config, publish=replace(config.publish, destination=str(work / "tftp"))),
+            sysimage,
+        )
+        t = step(
+            f"kernel-install add {kernel.version}  (our plugin: initramfs with AoE, entry, "
+            "publish; about a minute)"
+        )
+        env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "BOOT_ROOT": str(sysimage / "boot"),
+            "KERNEL_INSTALL_CONF_ROOT": str(sysimage / "etc/kernel"),
+            "MACHINE_ID": MACHINE_ID,
+            "AOEBOOT_ROOT": str(sysimage),
+            "dracutbasedir": str(dracutdir.overlay(work)),
+            "KERNEL_INSTALL_PLUGINS": " ".join(
+                [
+                    str(REPO / "kernel-install.d/60-aoeboot.install"),
+                    "/usr/lib/kernel/install.d/90-loaderentry.install",
+                ]
+            ),
+        }
+        subprocess.run(
+            ["kernel-install", "add", kernel.version, str(kernel.image)], env=env, check=True
+        )
         report.append(("kernel-install add (dracut, entry, publish)", time.monotonic() - t))
         entry = sysimage / "boot/loader/entries" / f"{MACHINE_ID}-{kernel.version}.conf"
         print(f"--- {entry.name}\n{entry.read_text()}", end="")
         state = json.loads((sysimage / "var/lib/aoeboot/publish.json").read_text())
-        print(f"--- published: {state['state']}, {state['kernels']} to {state['destination']}"
-              f"/{state['host']}")
+        print(
+            f"--- published: {state['state']}, {state['kernels']} to {state['destination']}"
+            f"/{state['host']}"
+        )
     finally:
         subprocess.run(["umount", str(sysimage)], check=True)
 
@@ -99,17 +118,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="aoeboot-demo.") as tmp:
         work = Path(tmp)
         step("the NAS's disk: partition 1 holds a small installed system")
-        disk = make_disk(work / "nas-disk.img", size_mib=128)
+        disk = make_disk(work / "nas-disk.img", size_mib=256)
         install(work, disk, kernel, report)
 
         fragment = aoeboot("nas-config", "--mac", MAC, "--target", "e11.0", "--format", "dnsmasq")
         print(f"--- the NAS's dnsmasq configuration (aoeboot nas-config):\n{fragment}", end="")
-        t = step(f"netbooting a VM ({accel()}, iPXE ROM): DHCP+TFTP from dnsmasq, root over AoE "
-                 "from vblade e11.0")
+        t = step(
+            f"netbooting a VM ({accel()}, iPXE ROM): DHCP+TFTP from dnsmasq, root over AoE "
+            "from vblade e11.0"
+        )
         with Namespace("aoedemo") as nas:
             nas.add_tap("tap0")
-            with Dnsmasq(nas, "tap0", work / "tftp", fragment, work), \
-                    Vblade(nas, 11, 0, "tap0", disk):
+            with (
+                Dnsmasq(nas, "tap0", work / "tftp", fragment, work),
+                Vblade(nas, 11, 0, "tap0", disk),
+            ):
                 vm = VM(nas, work / "console.log", netboot=True, mac=MAC)
                 with vm:
                     match = vm.wait_for(MARKER + r".*", 300)
@@ -128,8 +151,10 @@ def main() -> int:
             print(f"{name:45} {seconds:6.1f} s")
         if mounted is not None:
             print(f"{'guest: kernel start to root mounted':45} {mounted:6.1f} s")
-        print(f"{'clean shutdown (root remounted read-only)':45} "
-              f"{'yes' if CLEAN in console else 'NO'}")
+        print(
+            f"{'clean shutdown (root remounted read-only)':45} "
+            f"{'yes' if CLEAN in console else 'NO'}"
+        )
         print("result: OK, the box booted its root over AoE")
     return 0
 

@@ -32,8 +32,23 @@ class Offer:
 def packet(mac: str, xid: int, arch: int | None, user_class: str | None) -> bytes:
     chaddr = bytes.fromhex(mac.replace(":", ""))
     # op htype hlen hops xid secs flags(broadcast) ciaddr yiaddr siaddr giaddr chaddr sname file
-    head = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", 1, 1, 6, 0, xid, 0, 0x8000, bytes(4),
-                       bytes(4), bytes(4), bytes(4), chaddr, b"", b"")
+    head = struct.pack(
+        "!BBBBIHH4s4s4s4s16s64s128s",
+        1,
+        1,
+        6,
+        0,
+        xid,
+        0,
+        0x8000,
+        bytes(4),
+        bytes(4),
+        bytes(4),
+        bytes(4),
+        chaddr,
+        b"",
+        b"",
+    )
     options = bytearray(MAGIC + b"\x35\x01\x01")  # DHCPDISCOVER
     if arch is not None:
         options += struct.pack("!BBH", 93, 2, arch)
@@ -55,7 +70,7 @@ def parse_offer(data: bytes, xid: int) -> Offer | None:
             at += 1
             continue
         code, size = data[at], data[at + 1]
-        options[code] = data[at + 2:at + 2 + size]
+        options[code] = data[at + 2 : at + 2 + size]
         at += 2 + size
     if options.get(53) != b"\x02":  # DHCPOFFER
         return None
@@ -94,15 +109,25 @@ def main() -> int:
     return 1
 
 
-def discover(ns: Namespace, iface: str, mac: str, arch: int | None = None,
-             user_class: str | None = None, timeout: float = 10) -> Offer:
+def discover(
+    ns: Namespace,
+    iface: str,
+    mac: str,
+    arch: int | None = None,
+    user_class: str | None = None,
+    timeout: float = 10,
+) -> Offer:
     argv = [sys.executable, "-m", "aoelab.dhcpclient", iface, mac, "--timeout", str(timeout)]
     if arch is not None:
         argv += ["--arch", str(arch)]
     if user_class is not None:
         argv += ["--user-class", user_class]
-    out = ns.run(argv, check=False, timeout=timeout + 10,
-                 cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = ns.run(
+        argv,
+        check=False,
+        timeout=timeout + 10,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     if out.returncode != 0:
         raise RuntimeError(out.stderr.strip() or f"dhcpclient exited {out.returncode}")
     return Offer(**json.loads(out.stdout))
@@ -110,4 +135,3 @@ def discover(ns: Namespace, iface: str, mac: str, arch: int | None = None,
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -48,15 +48,33 @@ def make_disk(image: Path, size_mib: int = 64, label: str = "aoeroot") -> Path:
     """`image`: MBR, partition 1 (from sector 2048 to the end) ext4 with the root tree."""
     with open(image, "wb") as handle:
         handle.truncate(size_mib << 20)
-    subprocess.run(["sfdisk", "-q", str(image)], input=f"start={PART_START}, type=83\n", text=True,
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["sfdisk", "-q", str(image)],
+        input=f"start={PART_START}, type=83\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
     part_bytes = (size_mib << 20) - PART_START * 512
     with tempfile.TemporaryDirectory() as tmp:
         tree = root_tree(Path(tmp) / "root")
         subprocess.run(
-            ["mkfs.ext4", "-q", "-F", "-L", label, "-E", f"offset={PART_START * 512}",
-             "-d", str(tree), str(image), f"{part_bytes // 1024}k"],
-            check=True, capture_output=True)
+            [
+                "mkfs.ext4",
+                "-q",
+                "-F",
+                "-L",
+                label,
+                "-E",
+                f"offset={PART_START * 512}",
+                "-d",
+                str(tree),
+                str(image),
+                f"{part_bytes // 1024}k",
+            ],
+            check=True,
+            capture_output=True,
+        )
     return image
 
 
@@ -64,6 +82,16 @@ def fsck_clean(image: Path) -> subprocess.CompletedProcess:
     """e2fsck -n of partition 1 (read-only check); returncode 0 means the filesystem is clean."""
     with tempfile.TemporaryDirectory() as tmp:
         part = Path(tmp) / "p1.img"
-        subprocess.run(["dd", f"if={image}", f"of={part}", "bs=512", f"skip={PART_START}",
-                        "conv=sparse", "status=none"], check=True)
+        subprocess.run(
+            [
+                "dd",
+                f"if={image}",
+                f"of={part}",
+                "bs=512",
+                f"skip={PART_START}",
+                "conv=sparse",
+                "status=none",
+            ],
+            check=True,
+        )
         return subprocess.run(["e2fsck", "-n", "-f", str(part)], capture_output=True, text=True)

@@ -14,21 +14,33 @@ NAS_IP6 = "fd00:77::1"
 
 
 class Dnsmasq:
-    def __init__(self, ns: Namespace, iface: str, tftp_root: Path, fragment: str,
-                 work: Path) -> None:
+    def __init__(
+        self, ns: Namespace, iface: str, tftp_root: Path, fragment: str, work: Path
+    ) -> None:
         ns.run(["ip", "addr", "replace", f"{NAS_IP}/24", "dev", iface])
         ns.run(["ip", "-6", "addr", "replace", f"{NAS_IP6}/64", "dev", iface, "nodad"])
         conf = work / "dnsmasq.conf"
         conf.write_text(fragment)
         self.log = work / "dnsmasq.log"
         # leases of 2 min (dnsmasq's least): one can run out within a boot (suspend.NM_ACTIONS)
-        argv = ["dnsmasq", "--keep-in-foreground", "--port=0", f"--interface={iface}",
-                "--bind-interfaces", "--dhcp-range=10.77.0.50,10.77.0.99,2m",
-                "--dhcp-range=fd00:77::,ra-only", "--enable-ra", "--enable-tftp",
-                f"--tftp-root={tftp_root}", f"--conf-file={conf}",
-                f"--dhcp-leasefile={work / 'leases'}",
-                f"--pid-file={work / 'dnsmasq.pid'}", "--log-dhcp", f"--log-facility={self.log}",
-                "--user=root"]
+        argv = [
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--port=0",
+            f"--interface={iface}",
+            "--bind-interfaces",
+            "--dhcp-range=10.77.0.50,10.77.0.99,2m",
+            "--dhcp-range=fd00:77::,ra-only",
+            "--enable-ra",
+            "--enable-tftp",
+            f"--tftp-root={tftp_root}",
+            f"--conf-file={conf}",
+            f"--dhcp-leasefile={work / 'leases'}",
+            f"--pid-file={work / 'dnsmasq.pid'}",
+            "--log-dhcp",
+            f"--log-facility={self.log}",
+            "--user=root",
+        ]
         self.proc = ns.popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(0.3)
         if self.proc.poll() is not None:

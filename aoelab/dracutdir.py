@@ -42,18 +42,34 @@ SHELL_MODULES = "base aoe"
 DRIVERS = "ext4 virtio_blk virtio_pci virtio_net e1000"
 
 
-def build(out: Path, kver: str, workdir: Path, systemd: bool = True,
-          extra: Sequence[str] = ()) -> Path:
+def build(
+    out: Path, kver: str, workdir: Path, systemd: bool = True, extra: Sequence[str] = ()
+) -> Path:
     """Build a --no-hostonly initramfs for `kver` with our module; raise with dracut's tail on
     failure."""
     base = workdir / "dracut" if (workdir / "dracut").exists() else overlay(workdir)
     # the host's dracut.conf.d (e.g. dracut-network's ifcfg) stays out
     confdir = workdir / "empty.conf.d"
     confdir.mkdir(exist_ok=True)
-    argv = ["dracut", "--force", "--conf", "/dev/null", "--confdir", str(confdir),
-            "--no-hostonly", "--no-hostonly-cmdline", "--kver", kver,
-            "-m", SYSTEMD_MODULES if systemd else SHELL_MODULES, "--add-drivers", DRIVERS,
-            "--no-compress", *extra, str(out)]
+    argv = [
+        "dracut",
+        "--force",
+        "--conf",
+        "/dev/null",
+        "--confdir",
+        str(confdir),
+        "--no-hostonly",
+        "--no-hostonly-cmdline",
+        "--kver",
+        kver,
+        "-m",
+        SYSTEMD_MODULES if systemd else SHELL_MODULES,
+        "--add-drivers",
+        DRIVERS,
+        "--no-compress",
+        *extra,
+        str(out),
+    ]
     proc = subprocess.run(argv, env=env(base), capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"dracut failed ({proc.returncode}): {proc.stderr[-2000:]}")

@@ -41,8 +41,10 @@ def initramfs(out: Path, kver: str, workdir: Path) -> Path:
 
 def init_script(path: Path, steps: dict[str, Sequence[str]]) -> Path:
     """Write the guest's init: each step is an argv run with the repo as working directory."""
-    body = "".join(STEP.format(name=name, argv=" ".join(_quote(a) for a in argv))
-                   for name, argv in steps.items())
+    body = "".join(
+        STEP.format(name=name, argv=" ".join(_quote(a) for a in argv))
+        for name, argv in steps.items()
+    )
     path.write_text(INIT.format(repo=_quote(str(REPO)), steps=body, done=DONE))
     path.chmod(0o755)
     return path
@@ -58,22 +60,36 @@ def _quote(text: str) -> str:
     return text
 
 
-def vm(ns: Namespace, console: Path, kernel: Path, initrd: Path, init: Path,
-       second_tap: str | None = None) -> VM:
+def vm(
+    ns: Namespace,
+    console: Path,
+    kernel: Path,
+    initrd: Path,
+    init: Path,
+    second_tap: str | None = None,
+) -> VM:
     """eth0 on tap0; with `second_tap`, eth1 on that tap (both in `ns`)."""
     extra = ["-virtfs", f"local,path=/,mount_tag={MOUNT_TAG},security_model=none,readonly=on"]
     if second_tap:
-        extra += ["-netdev", f"tap,id=n1,ifname={second_tap},script=no,downscript=no",
-                  "-device", "virtio-net-pci,netdev=n1,mac=52:54:00:12:34:57"]
-    return VM(ns, console, kernel=kernel, initrd=initrd,
-              append=f"root=virtfs:{MOUNT_TAG} rootflags=ro init={init} net.ifnames=0",
-              extra=extra)
+        extra += [
+            "-netdev",
+            f"tap,id=n1,ifname={second_tap},script=no,downscript=no",
+            "-device",
+            "virtio-net-pci,netdev=n1,mac=52:54:00:12:34:57",
+        ]
+    return VM(
+        ns,
+        console,
+        kernel=kernel,
+        initrd=initrd,
+        append=f"root=virtfs:{MOUNT_TAG} rootflags=ro init={init} net.ifnames=0",
+        extra=extra,
+    )
 
 
 def steps(console: str) -> dict[str, dict[str, str]]:
     """What each step printed: {name: {"rc": ..., "out": ..., "err": ...}}."""
     found = {}
     for match in re.finditer(r"^HOSTVM-STEP (\S+) rc=(\d+) out=(.*?) err=(.*)$", console, re.M):
-        found[match.group(1)] = {"rc": match.group(2), "out": match.group(3),
-                                 "err": match.group(4)}
+        found[match.group(1)] = {"rc": match.group(2), "out": match.group(3), "err": match.group(4)}
     return found

@@ -10,6 +10,7 @@ directory given to the VM over virtio-9p and mounted at /srv/nas, as a NAS's NFS
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import re
 import shlex
@@ -34,7 +35,7 @@ PYZ_BUILDER = REPO / "tools" / "build-pyz.py"
 SNPONLY = Path("/usr/lib/ipxe/snponly.efi")  # Debian's ipxe: iPXE for UEFI, the firmware's NIC
 
 SHELF, ROOT_PART, BOOT_PART = 11, 3, 2
-TARGET = f"e{SHELF}.0p{ROOT_PART}"  # the system disk's btrfs partition
+TARGET = f"e{SHELF}.0p{ROOT_PART}"  # the system disk's root partition: btrfs, or (SERVER) the PV
 DATA_TARGET = f"e{SHELF}.1"
 MAC = "52:54:00:12:34:56"
 MAC2 = "52:54:00:12:34:57"  # a second NIC on the NAS's network: a second path
@@ -47,8 +48,9 @@ STEP = "AOELAB-STEP"
 DONE = "AOELAB-PROBE-DONE"
 # The console on ttyS0 with systemd's status lines; no shell, and power off, if the initramfs fails.
 # no_console_suspend: a suspend or resume that hangs says where.
-CONSOLE = ("console=ttyS0,115200 systemd.show_status=1 rd.shell=0 rd.emergency=poweroff"
-           " no_console_suspend")
+CONSOLE = (
+    "console=ttyS0,115200 systemd.show_status=1 rd.shell=0 rd.emergency=poweroff no_console_suspend"
+)
 
 PROBE_HEAD = """#!/bin/sh
 # aoelab probe: each step's output between markers on the serial console, then power off.
@@ -76,12 +78,25 @@ def install_entry_from_installer(pyz: Path, target: Path, *args: str) -> str:
     site-packages: as in the installer, where aoeboot is not installed), while /proc, /sys and
     /dev are bind-mounted into the target as Anaconda does. Returns its output."""
     with sysimage.chroot_mounts(target):
-        proc = subprocess.run(["/usr/bin/python3", "-I", "-S", str(pyz), "install-entry",
-                               "--root", str(target), *args],
-                              capture_output=True, text=True, timeout=1800)
+        proc = subprocess.run(
+            [
+                "/usr/bin/python3",
+                "-I",
+                "-S",
+                str(pyz),
+                "install-entry",
+                "--root",
+                str(target),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
     if proc.returncode != 0:
-        raise sysimage.SysImageError(f"install-entry failed ({proc.returncode}): "
-                                     f"{proc.stderr.strip()[-2000:]}")
+        raise sysimage.SysImageError(
+            f"install-entry failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}"
+        )
     return proc.stdout
 
 
@@ -102,8 +117,7 @@ def add_rescue(target: Path) -> None:
     kver = sysimage.boot_kernels(target)[-1]
     boot = target / "boot"
     shutil.copy(boot / f"vmlinuz-{kver}", boot / f"vmlinuz-0-rescue-{sysimage.MACHINE_ID}")
-    shutil.copy(boot / f"initrd.img-{kver}",
-                boot / f"initramfs-0-rescue-{sysimage.MACHINE_ID}.img")
+    shutil.copy(boot / f"initrd.img-{kver}", boot / f"initramfs-0-rescue-{sysimage.MACHINE_ID}.img")
 
 
 def add_grub_model(target: Path) -> None:
@@ -136,8 +150,9 @@ def nas_bind(target: Path, nas_dir: Path) -> Iterator[None]:
         subprocess.run(["umount", str(point)], check=True)
 
 
-def write_probe(target: Path, steps: Mapping[str, Sequence[str]],
-                mounts: Sequence[str] = ()) -> None:
+def write_probe(
+    target: Path, steps: Mapping[str, Sequence[str]], mounts: Sequence[str] = ()
+) -> None:
     """Install the probe: each step an argv run once multi-user.target is reached (and the
     file systems at `mounts`, which may come later, are mounted: the probe fails without)."""
     body = "".join(f"step {shlex.quote(name)} {shlex.join(argv)}\n" for name, argv in steps.items())
@@ -175,6 +190,7 @@ def steps(console: str) -> dict[str, Step]:
 @dataclass(frozen=True)
 class Entry:
     """A boot entry's linux, initrd and options, as a boot loader would load them."""
+
     kver: str
     linux: Path
     initrd: Path
@@ -207,39 +223,56 @@ def vm_extra(probe_log: Path, nas_dir: Path | None) -> tuple[str, ...]:
     return extra + ("-virtfs", f"local,path={nas_dir},mount_tag={NAS_TAG},security_model=none")
 
 
-# A box that for this long wrote nothing on either serial port and sent no frame has frozen: one
-# alive but stuck would say so (hung tasks after 120 s, systemd's start jobs) or retransmit its
-# AoE requests on the wire. Seen under TCG with two vCPUs: once in CI, right after the initrd's
-# switch-root; the resume hangs of suspend.ResumeHung look the same.
+# A box that for this long wrote nothing on either serial port, and in the last STALL_WINDOW s of
+# that took almost nothing from the wire (STALLED_BYTES: a root disk at work moves far more), has
+# stalled. Seen under TCG with two vCPUs, twice in CI right after the initrd's switch-root on the
+# e1000 boot, silent from then on; the second time it went on sending frames, so a rule that
+# counted those waited out the 15 min. A frozen guest, a NIC that takes no frame (qemu then stops
+# reading its tap) and a NAS gone deaf all take nothing. The resume hangs of suspend.ResumeHung
+# look the same. A box stuck on its own says so on the console (systemd's start jobs).
 FROZEN_AFTER = 240
+STALL_WINDOW = 60
+STALLED_BYTES = 64 << 10
 
 
 class GuestFroze(AssertionError):
-    """The box went silent on both serial ports and on the wire (FROZEN_AFTER)."""
+    """The box went silent on both serial ports for FROZEN_AFTER s and took next to nothing
+    from the wire in the last STALL_WINDOW s of it."""
 
 
-def wait_for_probe(probe_log: Path, vm: VM, timeout: float,
-                   sent: Callable[[], int] | None = None) -> bool:
-    """Until the probe says it is done (True), qemu exits or time runs out (False). With `sent`
-    (bytes the box has sent so far), raise GuestFroze once the box has been silent everywhere
-    for FROZEN_AFTER s."""
+def wait_for_probe(
+    probe_log: Path,
+    vm: VM,
+    timeout: float,
+    wire: Callable[[], tuple[int, int]] | None = None,
+) -> bool:
+    """Until the probe says it is done (True), qemu exits or time runs out (False). With `wire`
+    (bytes from the box and to it so far), raise GuestFroze once the box has stalled."""
     deadline = time.monotonic() + timeout
-    last_sent, heard = -1, time.time()
+    last_written, since_written = -1.0, (0, 0)
+    window: collections.deque[tuple[float, int]] = collections.deque()
     while time.monotonic() < deadline:
         if probe_log.exists() and DONE in probe_log.read_text(errors="replace"):
             return True
         if vm.proc is not None and vm.proc.poll() is not None:
             break
-        if sent is not None:
-            now_sent = sent()
-            if now_sent != last_sent:
-                last_sent, heard = now_sent, time.time()
-            written = [path.stat().st_mtime for path in (probe_log, vm.console) if path.exists()]
-            silent = time.time() - max([heard, *written])
-            if silent > FROZEN_AFTER:
+        if wire is not None:
+            now, counted = time.time(), wire()
+            written = max(p.stat().st_mtime for p in (probe_log, vm.console) if p.exists())
+            if written != last_written:  # the box wrote: count the wire from here
+                last_written, since_written = written, counted
+            window.append((now, counted[1]))
+            while window[0][0] < now - STALL_WINDOW:
+                window.popleft()
+            silent, lately = now - last_written, counted[1] - window[0][1]
+            if silent > FROZEN_AFTER and lately < STALLED_BYTES:
+                sent, taken = (a - b for a, b in zip(counted, since_written))
                 tail = vm.text().rstrip().rsplit("\n", 1)[-1]
-                raise GuestFroze(f"the box froze {vm.elapsed():.0f} s into its boot: nothing on "
-                                 f"its consoles and no frame for {silent:.0f} s, after {tail!r}")
+                raise GuestFroze(
+                    f"the box stalled {vm.elapsed():.0f} s into its boot: nothing on its "
+                    f"consoles for {silent:.0f} s, in which it sent {sent} bytes and took "
+                    f"{taken} ({lately} in the last {STALL_WINDOW} s), after {tail!r}"
+                )
         time.sleep(0.5)
     return probe_log.exists() and DONE in probe_log.read_text(errors="replace")
 
@@ -247,6 +280,7 @@ def wait_for_probe(probe_log: Path, vm: VM, timeout: float,
 @dataclass(frozen=True)
 class Box:
     """The box's disks as the NAS serves them, and what installing it said."""
+
     disk: Path
     data: Path
     nas: Path  # the NAS's share (published kernels under aoeboot/)
@@ -255,26 +289,32 @@ class Box:
     kernel_install_log: str
 
 
-def install_box(work: Path, kernel: str = sysimage.SUITE,
-                prepare: Callable[[Path], None] | None = None,
-                macs: Sequence[str] = (MAC,), install_args: Sequence[str] = (),
-                kernel_install_env: Mapping[str, str] | None = None,
-                with_initrd: bool = False) -> Box:
+def install_box(
+    work: Path,
+    kernel: str = sysimage.SUITE,
+    prepare: Callable[[Path], None] | None = None,
+    macs: Sequence[str] = (MAC,),
+    install_args: Sequence[str] = (),
+    kernel_install_env: Mapping[str, str] | None = None,
+    with_initrd: bool = False,
+    layout: sysimage.Layout = sysimage.WORKSTATION,
+) -> Box:
     """A user's installation: the system disk (with the data volume in fstab by UUID=), the
     aoeboot package in it, publishing to the NAS's share configured, install-entry from the
     installer's shell (`--iface` for each of `macs`), then the distribution's `kernel-install
     add` (after the grub model). `prepare(target)` runs before install-entry (extra files,
     hooks); `install_args` are more install-entry options; `kernel_install_env` and
     `with_initrd` (pass /boot/initrd.img-KVER, as Debian's zz-systemd-boot hook does) shape
-    the kernel-install run."""
+    the kernel-install run. `layout`: the disk's (sysimage.SERVER: / on LVM, p3 its PV)."""
     nas = work / "nas"
     # the NAS's publishing directory, as its admin makes it: publish never makes a destination
     (nas / PurePosixPath(PUBLISH_DIR).relative_to(NAS_MOUNT)).mkdir(parents=True)
-    disk = sysimage.system_image(work / "system.img", kernel=kernel,
-                                 extra_fstab=sysimage.data_fstab_line())
+    disk = sysimage.system_image(
+        work / "system.img", kernel=kernel, extra_fstab=sysimage.data_fstab_line(), layout=layout
+    )
     data = sysimage.make_data_disk(work / "data.img")
     pyz = build_pyz(work / "aoeboot.pyz")
-    with sysimage.mounted(disk) as target:
+    with sysimage.mounted(disk, layout=layout) as target:
         sysimage.install_aoeboot(target)  # the package, as dnf --installroot would put it
         make_generic(target)
         add_grub_model(target)
@@ -284,22 +324,24 @@ def install_box(work: Path, kernel: str = sysimage.SUITE,
         if prepare is not None:
             prepare(target)
         ifaces = [arg for mac in macs for arg in ("--iface", mac)]
-        install_log = install_entry_from_installer(pyz, target, "--target", TARGET, *ifaces,
-                                                   *install_args)
+        install_log = install_entry_from_installer(
+            pyz, target, "--target", TARGET, *ifaces, *install_args
+        )
         kver = sysimage.boot_kernels(target)[-1]
         with nas_bind(target, nas):
             initrd = [f"/boot/initrd.img-{kver}"] if with_initrd else []
-            done = sysimage.chroot_run(target, ["kernel-install", "-v", "add", kver,
-                                                f"/boot/vmlinuz-{kver}", *initrd],
-                                       env=kernel_install_env)
+            done = sysimage.chroot_run(
+                target,
+                ["kernel-install", "-v", "add", kver, f"/boot/vmlinuz-{kver}", *initrd],
+                env=kernel_install_env,
+            )
     return Box(disk, data, nas, kver, install_log, done.stdout + done.stderr)
 
 
-def fsck_data(image: Path) -> subprocess.CompletedProcess:
+def fsck_data(image: Path) -> subprocess.CompletedProcess[str]:
     """e2fsck -n of the data volume's one partition (1 MiB in, as make_data_disk puts it)."""
     with sysimage.attached(image, read_only=True) as loop:
-        return subprocess.run(["e2fsck", "-n", "-f", f"{loop}p1"], capture_output=True,
-                              text=True)
+        return subprocess.run(["e2fsck", "-n", "-f", f"{loop}p1"], capture_output=True, text=True)
 
 
 @dataclass(frozen=True)
@@ -310,46 +352,85 @@ class Boot:
     steps: dict[str, Step]  # what the probe reported (ttyS1)
 
 
-def boot(box: Box, workdir: Path, *, entry: Entry | None = None, options: str = "",
-         netboot: bool = False, nic: str = "virtio-net-pci", timeout: float = 900,
-         lan: bool = False, root_argv: Callable[[str], Sequence[str]] | None = None,
-         during: Callable[[Live], None] | None = None,
-         firmware: str = "bios") -> Boot:
+def boot(
+    box: Box,
+    workdir: Path,
+    *,
+    entry: Entry | None = None,
+    options: str = "",
+    netboot: bool = False,
+    nic: str = "virtio-net-pci",
+    timeout: float = 900,
+    lan: bool = False,
+    root_argv: Callable[[str], Sequence[str]] | None = None,
+    during: Callable[[Live], None] | None = None,
+    firmware: str = "bios",
+) -> Boot:
     """The NAS (vblade serving both disks, dnsmasq as `aoeboot nas-config` configures it, TFTP
     from the published directory) and the box: `entry`'s kernel and initramfs with `options`,
     or, with `netboot`, whatever iPXE finds in the NAS's boot script. `lan`, `root_argv`,
     `firmware`: as for running(). `during(live)` runs once the VM has started, before waiting
-    for the probe. A box that froze (GuestFroze) is powered on again, once."""
+    for the probe. A box that stalled (GuestFroze) is powered on again, once."""
+
     def once() -> Boot:
-        with running(box, workdir, entry=entry, options=options, netboot=netboot, nic=nic,
-                     lan=lan, root_argv=root_argv, firmware=firmware) as live:
+        with running(
+            box,
+            workdir,
+            entry=entry,
+            options=options,
+            netboot=netboot,
+            nic=nic,
+            lan=lan,
+            root_argv=root_argv,
+            firmware=firmware,
+        ) as live:
             if during is not None:
                 during(live)
-            done = wait_for_probe(live.probe, live.vm, timeout, sent=live.sent)
+            done = wait_for_probe(live.probe, live.vm, timeout, wire=live.wire)
             exit_code = live.vm.wait_exit(180)
         return live.result(done, exit_code)
 
     try:
         return once()
-    except GuestFroze as froze:  # seen only as qemu (TCG) freezing: power it on again, once
+    except GuestFroze as froze:  # seen only under qemu (TCG): power it on again, once
         for name in ("console.log", "probe.log"):
             if (workdir / name).exists():
                 (workdir / name).replace(workdir / f"froze-{name}")
         (workdir / "monitor.sock").unlink(missing_ok=True)
-        warnings.warn(f"{froze}; powered on again (its consoles: {workdir}/froze-*.log)",
-                      stacklevel=2)
+        warnings.warn(
+            f"{froze}; powered on again (its consoles: {workdir}/froze-*.log)", stacklevel=2
+        )
         return once()
 
 
-def nas_config_argv(target: str, nas_iface: str, image: Path, *options: str,
-                    macs: Sequence[str] = (MAC,)) -> list[str]:
+def nas_config_argv(
+    target: str, nas_iface: str, image: Path, *options: str, macs: Sequence[str] = (MAC,)
+) -> list[str]:
     """The vblade command line as `aoeboot nas-config --format vblade` prints it, split as a
     shell would."""
     mac_options = [word for mac in macs for word in ("--mac", mac)]
-    out = subprocess.run([sys.executable, "-m", "aoeboot", "nas-config", *mac_options,
-                          "--target", target, "--format", "vblade", "--nas-iface", nas_iface,
-                          "--export", str(image), *options], cwd=REPO, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aoeboot",
+            "nas-config",
+            *mac_options,
+            "--target",
+            target,
+            "--format",
+            "vblade",
+            "--nas-iface",
+            nas_iface,
+            "--export",
+            str(image),
+            *options,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     commands = [line for line in out.splitlines() if not line.startswith("#")]
     assert len(commands) == 1, out
     return shlex.split(commands[0])
@@ -360,6 +441,7 @@ class Exports:
     """How the NAS runs vblade: `root_argv(nas_iface)`, `data_argv(nas_iface)` the command
     lines of the system disk and the data volume (default: open to all, no -s); `volatile`:
     behind a page cache that a power cut loses (aoelab/files/nascache.c)."""
+
     root_argv: Callable[[str], Sequence[str]] | None = None
     data_argv: Callable[[str], Sequence[str]] | None = None
     volatile: bool = False
@@ -369,8 +451,16 @@ class Live:
     """The NAS and the box while it runs: the test stops and starts the NAS, takes the box's
     links down and up on the host side, and reads their counters."""
 
-    def __init__(self, box: Box, ns: Namespace, nas_ports: Sequence[str], taps: Sequence[str],
-                 probe: Path, monitor: Path, exports: Exports) -> None:
+    def __init__(
+        self,
+        box: Box,
+        ns: Namespace,
+        nas_ports: Sequence[str],
+        taps: Sequence[str],
+        probe: Path,
+        monitor: Path,
+        exports: Exports,
+    ) -> None:
         self.box, self.ns, self.taps = box, ns, tuple(taps)
         self.nas_ports = list(nas_ports)  # the NAS's interfaces that still work (own MACs)
         self.nas_iface = self.nas_ports[0]
@@ -387,7 +477,8 @@ class Live:
             data = how.data_argv(port) if how.data_argv else None
             self.vblades[port] = [
                 Vblade(self.ns, SHELF, 0, port, self.box.disk, argv=root, volatile=how.volatile),
-                Vblade(self.ns, SHELF, 1, port, self.box.data, argv=data, volatile=how.volatile)]
+                Vblade(self.ns, SHELF, 1, port, self.box.data, argv=data, volatile=how.volatile),
+            ]
 
     def stop_nas(self) -> None:
         for vblade in [v for port in self.vblades.values() for v in port]:
@@ -423,9 +514,10 @@ class Live:
         out = self.ns.run(["cat", f"{stats}/rx_bytes", f"{stats}/tx_bytes"]).stdout.split()
         return int(out[0]), int(out[1])
 
-    def sent(self) -> int:
-        """Bytes the box has sent on all its links so far."""
-        return sum(self.counters(tap)[0] for tap in self.taps)
+    def wire(self) -> tuple[int, int]:
+        """Bytes from the box and to it on all its links so far."""
+        both = [self.counters(tap) for tap in self.taps]
+        return sum(sent for sent, _ in both), sum(taken for _, taken in both)
 
     def press_power_button(self) -> None:
         sysimage.monitor_command(self.monitor, "system_powerdown")
@@ -438,12 +530,21 @@ class Live:
 
 
 @contextlib.contextmanager
-def running(box: Box, workdir: Path, *, entry: Entry | None = None, options: str = "",
-            netboot: bool = False, nic: str = "virtio-net-pci",
-            macs: Sequence[str] = (MAC,), lan: bool = False,
-            root_argv: Callable[[str], Sequence[str]] | None = None,
-            firmware: str = "bios", exports: Exports | None = None,
-            nas_ports: int = 1) -> Iterator[Live]:
+def running(
+    box: Box,
+    workdir: Path,
+    *,
+    entry: Entry | None = None,
+    options: str = "",
+    netboot: bool = False,
+    nic: str = "virtio-net-pci",
+    macs: Sequence[str] = (MAC,),
+    lan: bool = False,
+    root_argv: Callable[[str], Sequence[str]] | None = None,
+    firmware: str = "bios",
+    exports: Exports | None = None,
+    nas_ports: int = 1,
+) -> Iterator[Live]:
     """The NAS and the box, started; everything stops when the block ends. One NIC per MAC in
     `macs`, each on its own tap (tap0, tap1, ...); with more than one, or with `lan`, the taps
     and the NAS are ports of one bridge br0 in the NAS's namespace (one network, several paths;
@@ -457,14 +558,32 @@ def running(box: Box, workdir: Path, *, entry: Entry | None = None, options: str
     from aoelab.dnsmasq import Dnsmasq
 
     workdir.mkdir(exist_ok=True)
-    fragment = subprocess.run([sys.executable, "-m", "aoeboot", "nas-config", "--mac", macs[0],
-                               "--target", TARGET, "--format", "dnsmasq"], cwd=REPO,
-                              capture_output=True, text=True, check=True).stdout
+    fragment = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aoeboot",
+            "nas-config",
+            "--mac",
+            macs[0],
+            "--target",
+            TARGET,
+            "--format",
+            "dnsmasq",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     probe = workdir / "probe.log"
     monitor = workdir / "monitor.sock"
     if netboot:
-        how: dict[str, Any] = {"netboot": True, "firmware": firmware,
-                               "option_rom": firmware == "bios"}
+        how: dict[str, Any] = {
+            "netboot": True,
+            "firmware": firmware,
+            "option_rom": firmware == "bios",
+        }
         if firmware == "uefi":
             shutil.copy(SNPONLY, box.nas / "aoeboot")
     else:
@@ -474,8 +593,12 @@ def running(box: Box, workdir: Path, *, entry: Entry | None = None, options: str
     extra = list(vm_extra(probe, box.nas)) + ["-monitor", f"unix:{monitor},server=on,wait=off"]
     extra += suspend.QEMU_ARGS  # S3, as a living-room box has it
     for i, mac in enumerate(macs[1:], start=1):
-        extra += ["-netdev", f"tap,id=n{i},ifname={taps[i]},script=no,downscript=no",
-                  "-device", f"{nic},netdev=n{i},mac={mac}"]
+        extra += [
+            "-netdev",
+            f"tap,id=n{i},ifname={taps[i]},script=no,downscript=no",
+            "-device",
+            f"{nic},netdev=n{i},mac={mac}",
+        ]
     with Namespace("aoesys") as ns:
         for tap in taps:
             ns.add_tap(tap)
@@ -488,19 +611,38 @@ def running(box: Box, workdir: Path, *, entry: Entry | None = None, options: str
         ports = [nas_iface]
         if nas_ports > 1:
             assert nas_ports == 2, "the lab's NAS has at most two ports"
-            ns.run(["ip", "link", "add", "nas1", "address", NAS_MAC2, "type", "veth", "peer",
-                    "name", "nas1-br"])
+            ns.run(
+                [
+                    "ip",
+                    "link",
+                    "add",
+                    "nas1",
+                    "address",
+                    NAS_MAC2,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "nas1-br",
+                ]
+            )
             ns.run(["ip", "link", "set", "nas1-br", "master", nas_iface])
             for end in ("nas1", "nas1-br"):
                 ns.link_up(end)
             ports.append("nas1")
-        live = Live(box, ns, ports, taps, probe, monitor,
-                    exports or Exports(root_argv=root_argv))
+        live = Live(box, ns, ports, taps, probe, monitor, exports or Exports(root_argv=root_argv))
         live.start_nas()
         try:
             with Dnsmasq(ns, nas_iface, box.nas / "aoeboot", fragment, workdir):
-                live.vm = VM(ns, workdir / "console.log", mac=macs[0], memory=1024, nic=nic,
-                             extra=extra, **how)
+                live.vm = VM(
+                    ns,
+                    workdir / "console.log",
+                    mac=macs[0],
+                    memory=1024,
+                    nic=nic,
+                    extra=extra,
+                    **how,
+                )
                 with live.vm:
                     yield live
         finally:

@@ -17,16 +17,22 @@ SUBNET = "10.77.0.0/24"
 POOL = "10.77.0.50 - 10.77.0.99"
 
 
-def config(iface: str, printed: str, log: Path, reservations: Sequence[dict[str, object]] = (),
-           shared_network: bool = False) -> str:
+def config(
+    iface: str,
+    printed: str,
+    log: Path,
+    reservations: Sequence[dict[str, object]] = (),
+    shared_network: bool = False,
+) -> str:
     """A whole kea-dhcp4.conf: the printed header as it is (Kea has to take its comments), then
     its JSON merged into "Dhcp4" next to one subnet (with `reservations`) on `iface`, inside a
     shared network if asked."""
     lines = printed.splitlines()
     header = [line for line in lines if line.startswith("//")]
     printed_json = json.loads("\n".join(line for line in lines if not line.startswith("//")))
-    subnets = [{"id": 1, "subnet": SUBNET, "pools": [{"pool": POOL}],
-                "reservations": list(reservations)}]
+    subnets = [
+        {"id": 1, "subnet": SUBNET, "pools": [{"pool": POOL}], "reservations": list(reservations)}
+    ]
     layout: dict[str, object] = {"subnet4": subnets}
     if shared_network:
         layout = {"shared-networks": [{"name": "lan", "interface": iface, "subnet4": subnets}]}
@@ -34,8 +40,14 @@ def config(iface: str, printed: str, log: Path, reservations: Sequence[dict[str,
         "interfaces-config": {"interfaces": [iface]},
         "lease-database": {"type": "memfile", "persist": False},
         **layout,
-        "loggers": [{"name": "kea-dhcp4", "severity": "DEBUG", "debuglevel": 15,
-                     "output_options": [{"output": str(log)}]}],
+        "loggers": [
+            {
+                "name": "kea-dhcp4",
+                "severity": "DEBUG",
+                "debuglevel": 15,
+                "output_options": [{"output": str(log)}],
+            }
+        ],
         **printed_json,
     }
     return "\n".join([*header, json.dumps({"Dhcp4": dhcp4}, indent=2), ""])
@@ -55,19 +67,30 @@ def check(ns: Namespace, conf: Path, work: Path) -> subprocess.CompletedProcess[
 class Kea:
     """kea-dhcp4 serving SUBNET on `iface` of `ns` (given NAS_IP there), until stopped."""
 
-    def __init__(self, ns: Namespace, iface: str, printed: str, work: Path,
-                 reservations: Sequence[dict[str, object]] = (),
-                 shared_network: bool = False) -> None:
+    def __init__(
+        self,
+        ns: Namespace,
+        iface: str,
+        printed: str,
+        work: Path,
+        reservations: Sequence[dict[str, object]] = (),
+        shared_network: bool = False,
+    ) -> None:
         ns.run(["ip", "addr", "replace", f"{NAS_IP}/24", "dev", iface])
         self.log = work / "kea-dhcp4.log"
         self.conf = work / "kea-dhcp4.conf"
         self.conf.write_text(config(iface, printed, self.log, reservations, shared_network))
         checked = check(ns, self.conf, work)
         if checked.returncode != 0:
-            raise RuntimeError(f"kea-dhcp4 -t refused {self.conf}: "
-                               f"{checked.stdout}{checked.stderr}")
-        self.proc = ns.popen(["kea-dhcp4", "-c", str(self.conf)], env=environment(work),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            raise RuntimeError(
+                f"kea-dhcp4 -t refused {self.conf}: {checked.stdout}{checked.stderr}"
+            )
+        self.proc = ns.popen(
+            ["kea-dhcp4", "-c", str(self.conf)],
+            env=environment(work),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 20
         while "DHCP4_STARTED" not in self.log_text():
             if self.proc.poll() is not None or time.monotonic() > deadline:

@@ -19,7 +19,7 @@ def installed_kernel(boot: Path = Path("/boot")) -> Kernel | None:
     """The newest /boot/vmlinuz-KVER whose modules (with aoe) are installed, or None."""
     found = []
     for image in boot.glob("vmlinuz-*"):
-        version = image.name[len("vmlinuz-"):]
+        version = image.name[len("vmlinuz-") :]
         if driver.available(version):
             found.append(Kernel(version, image))
     return max(found, key=lambda k: sort_key(k.version), default=None)

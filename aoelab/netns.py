@@ -94,8 +94,10 @@ def veth_pair(
     _ip("link", "add", tmp, "type", "veth", "peer", "name", tmp + "p")
     _ip("link", "set", tmp, "netns", left.name)
     _ip("link", "set", tmp + "p", "netns", right.name)
-    for ns, old, new, mac in ((left, tmp, left_name, left_mac),
-                              (right, tmp + "p", right_name, right_mac)):
+    for ns, old, new, mac in (
+        (left, tmp, left_name, left_mac),
+        (right, tmp + "p", right_name, right_mac),
+    ):
         ns.run(["ip", "link", "set", old, "name", new])
         if mac:
             ns.run(["ip", "link", "set", new, "address", mac])

@@ -13,6 +13,6 @@ def read(path: Path) -> list[tuple[float, bytes]]:
     frames, offset = [], 24  # past the file header
     while offset + 16 <= len(data):
         seconds, micros, length, _ = struct.unpack_from("<IIII", data, offset)
-        frames.append((seconds + micros / 1e6, data[offset + 16:offset + 16 + length]))
+        frames.append((seconds + micros / 1e6, data[offset + 16 : offset + 16 + length]))
         offset += 16 + length
     return frames

@@ -84,8 +84,12 @@ class Relay:
     def __init__(self, ns: Namespace, left: str, right: str, order: str) -> None:
         for name in (left, right):
             ns.run(["ip", "link", "set", name, "promisc", "on"])
-        self.proc = ns.popen([sys.executable, "-m", "aoelab.relay", left, right, order],
-                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
+        self.proc = ns.popen(
+            [sys.executable, "-m", "aoelab.relay", left, right, order],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).parents[1],
+        )
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != "ready":
             self.stop()

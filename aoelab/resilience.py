@@ -31,9 +31,20 @@ CTL = "aoelab-ctl"  # in the NAS share: the host's requests for throughput runs
 EVENT = re.compile(r"AOELAB-EV (\S+)(.*?) t=([0-9.]+)\r?$", re.M)
 # What must never be on the box's console: I/O errors, a file system giving up, the driver
 # giving up on a disk, a kernel oops or warning.
-BAD_CONSOLE = ("I/O error", "Buffer I/O", "EXT4-fs error", "BTRFS error", "BTRFS critical",
-               "Aborting journal", "closewait", "Oops", "BUG:", "Call Trace", "WARNING: CPU",
-               "soak-error")
+BAD_CONSOLE = (
+    "I/O error",
+    "Buffer I/O",
+    "EXT4-fs error",
+    "BTRFS error",
+    "BTRFS critical",
+    "Aborting journal",
+    "closewait",
+    "Oops",
+    "BUG:",
+    "Call Trace",
+    "WARNING: CPU",
+    "soak-error",
+)
 
 
 def install(target: Path, steps: dict[str, Sequence[str]]) -> None:
@@ -90,9 +101,14 @@ class Events:
                 for line in lines:
                     found = EVENT.search(line)
                     if found:
-                        self.seen.append(Event(now, found.group(1),
-                                               tuple(found.group(2).split()),
-                                               float(found.group(3))))
+                        self.seen.append(
+                            Event(
+                                now,
+                                found.group(1),
+                                tuple(found.group(2).split()),
+                                float(found.group(3)),
+                            )
+                        )
             time.sleep(0.02)
 
     def close(self) -> None:
@@ -114,8 +130,10 @@ class Events:
             if not self.alive():
                 break
             time.sleep(0.05)
-        raise AssertionError(f"no {count} '{name}' event(s) within {timeout:.0f} s "
-                             f"(box running: {self.alive()}; last events: {self.seen[-5:]})")
+        raise AssertionError(
+            f"no {count} '{name}' event(s) within {timeout:.0f} s "
+            f"(box running: {self.alive()}; last events: {self.seen[-5:]})"
+        )
 
     def last_record(self) -> int:
         recs = self.named("rec")
@@ -132,8 +150,9 @@ def ask(live: installed.Live, name: str, kind: str = "") -> float:
     return asked
 
 
-def answer(live: installed.Live, events: Events, name: str, kind: str, reply: str,
-           timeout: float = 600) -> Event:
+def answer(
+    live: installed.Live, events: Events, name: str, kind: str, reply: str, timeout: float = 600
+) -> Event:
     """Ask the box for `name` and wait for its `reply` event naming the request."""
     asked = ask(live, name, kind)
     deadline = asked + timeout
@@ -151,8 +170,14 @@ class PowerCut:
     back_to_record: float  # seconds from the NAS back to the box's next synced record
 
 
-def power_cuts(live: installed.Live, events: Events, count: int, soak: float,
-               rng: random.Random, dark: float = 5) -> tuple[list[PowerCut], Event]:
+def power_cuts(
+    live: installed.Live,
+    events: Events,
+    count: int,
+    soak: float,
+    rng: random.Random,
+    dark: float = 5,
+) -> tuple[list[PowerCut], Event]:
     """A soak of `soak` s under way, the NAS loses power `count` times at random moments, back
     `dark` s later each time. Returns the cuts and the soak's closing event."""
     asked = ask(live, f"soak-{soak:g}")
@@ -170,8 +195,9 @@ def power_cuts(live: installed.Live, events: Events, count: int, soak: float,
     return cuts, events.wait("soak", soak * 10, after=asked)[0]
 
 
-def wait_for_traffic(counters: Callable[[], tuple[int, int]], grow: int, timeout: float,
-                     alive: Callable[[], bool]) -> float | None:
+def wait_for_traffic(
+    counters: Callable[[], tuple[int, int]], grow: int, timeout: float, alive: Callable[[], bool]
+) -> float | None:
     """Seconds until the box sent `grow` bytes more on a link (its rx on the host side); None
     when it did not within `timeout`."""
     start = time.monotonic()
@@ -210,8 +236,10 @@ def records_on_disks(box: installed.Box) -> dict[str, Records]:
     found = {}
     with sysimage.mounted(box.disk, read_only=True) as target:
         found["root"] = parse_records((target / ROOT_RECORDS).read_text())
-    with sysimage.attached(box.data, read_only=True) as loop, \
-            tempfile.TemporaryDirectory(prefix="aoelab-data.") as point:
+    with (
+        sysimage.attached(box.data, read_only=True) as loop,
+        tempfile.TemporaryDirectory(prefix="aoelab-data.") as point,
+    ):
         subprocess.run(["mount", "-o", "ro,noload", f"{loop}p1", point], check=True)
         try:
             found["data"] = parse_records((Path(point) / DATA_RECORDS).read_text())

@@ -24,8 +24,21 @@ def nascache_library() -> Path:
     if not built.exists():
         built.parent.mkdir(parents=True, exist_ok=True)
         partial = built.with_suffix(f".{os.getpid()}.tmp")
-        subprocess.run(["cc", "-O2", "-Wall", "-Werror", "-shared", "-fPIC", "-o", str(partial),
-                        str(NASCACHE_SOURCE), "-ldl"], check=True)
+        subprocess.run(
+            [
+                "cc",
+                "-O2",
+                "-Wall",
+                "-Werror",
+                "-shared",
+                "-fPIC",
+                "-o",
+                str(partial),
+                str(NASCACHE_SOURCE),
+                "-ldl",
+            ],
+            check=True,
+        )
         partial.rename(built)
     return built
 
@@ -40,18 +53,34 @@ def sparse_image(path: Path, size: int) -> Path:
 class Vblade:
     """`vblade SHELF SLOT IFACE IMAGE` running in `ns` until stopped (or the namespace dies)."""
 
-    def __init__(self, ns: Namespace, shelf: int, slot: int, iface: str, image: Path,
-                 argv: Sequence[str] | None = None, volatile: bool = False) -> None:
+    def __init__(
+        self,
+        ns: Namespace,
+        shelf: int,
+        slot: int,
+        iface: str,
+        image: Path,
+        argv: Sequence[str] | None = None,
+        volatile: bool = False,
+    ) -> None:
         """With `argv`, that command line exactly (`aoeboot nas-config --format vblade`'s).
         `volatile`: behind a NAS page cache that power_cut() loses (files/nascache.c); vblade's
         -s (O_SYNC) writes through it."""
         command = list(argv) if argv else ["vblade", str(shelf), str(slot), iface, str(image)]
         env = None
         if volatile:
-            env = {**os.environ, "LD_PRELOAD": str(nascache_library()),
-                   "AOELAB_NASCACHE_FILE": command[-1]}
-        self.proc = ns.popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             stdin=subprocess.DEVNULL, env=env)
+            env = {
+                **os.environ,
+                "LD_PRELOAD": str(nascache_library()),
+                "AOELAB_NASCACHE_FILE": command[-1],
+            }
+        self.proc = ns.popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
         time.sleep(0.1)
         if self.proc.poll() is not None:
             raise RuntimeError(f"{' '.join(command)} exited at once ({self.proc.returncode})")
@@ -76,4 +105,3 @@ class Vblade:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-

@@ -45,13 +45,34 @@ def accel() -> str:
         return "tcg"
     try:
         out = subprocess.run(
-            [QEMU, "-accel", "kvm", "-m", "128", "-display", "none", "-nodefaults", "-no-reboot",
-             "-serial", "stdio", "-kernel", str(kernel.image), "-append", "console=ttyS0 panic=-1"],
-            capture_output=True, text=True, timeout=6)
+            [
+                QEMU,
+                "-accel",
+                "kvm",
+                "-m",
+                "128",
+                "-display",
+                "none",
+                "-nodefaults",
+                "-no-reboot",
+                "-serial",
+                "stdio",
+                "-kernel",
+                str(kernel.image),
+                "-append",
+                "console=ttyS0 panic=-1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=6,
+        )
         return "kvm" if "Linux version" in out.stdout else "tcg"
     except subprocess.TimeoutExpired as expired:
-        seen = expired.stdout.decode(errors="replace") if isinstance(expired.stdout, bytes) else (
-            expired.stdout or "")
+        seen = (
+            expired.stdout.decode(errors="replace")
+            if isinstance(expired.stdout, bytes)
+            else (expired.stdout or "")
+        )
         return "kvm" if "Linux version" in seen else "tcg"
 
 
@@ -78,9 +99,21 @@ class VM:
         Without `option_rom` the NIC has no iPXE ROM: UEFI's own PXE must fetch iPXE."""
         self.ns = ns
         self.console = console
-        argv: list[str] = [QEMU, "-accel", accel(), "-m", str(memory), "-smp", str(CPUS),
-                           "-display", "none", "-nodefaults", "-no-reboot",
-                           "-serial", f"file:{console}"]
+        argv: list[str] = [
+            QEMU,
+            "-accel",
+            accel(),
+            "-m",
+            str(memory),
+            "-smp",
+            str(CPUS),
+            "-display",
+            "none",
+            "-nodefaults",
+            "-no-reboot",
+            "-serial",
+            f"file:{console}",
+        ]
         if accel() == "tcg":
             argv += ["-cpu", "max"]
         if kernel is not None:
@@ -88,15 +121,23 @@ class VM:
             if initrd is not None:
                 argv += ["-initrd", str(initrd)]
         if tap is not None:
-            argv += ["-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
-                     "-device", f"{nic},netdev=n0,mac={mac}" + ("" if option_rom else ",romfile=")]
+            argv += [
+                "-netdev",
+                f"tap,id=n0,ifname={tap},script=no,downscript=no",
+                "-device",
+                f"{nic},netdev=n0,mac={mac}" + ("" if option_rom else ",romfile="),
+            ]
         if disk is not None:
             argv += ["-drive", f"file={disk},format=raw,if=virtio"]
         if firmware == "uefi":
             variables = console.with_name(console.stem + "-ovmf-vars.fd")
             variables.write_bytes(OVMF_VARS.read_bytes())
-            argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
-                     "-drive", f"if=pflash,format=raw,unit=1,file={variables}"]
+            argv += [
+                "-drive",
+                f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+                "-drive",
+                f"if=pflash,format=raw,unit=1,file={variables}",
+            ]
             if netboot:  # OVMF writes its console (and iPXE's) to the serial port itself
                 argv += ["-boot", "n"]
         elif netboot:
@@ -109,8 +150,9 @@ class VM:
     def start(self) -> VM:
         self.console.write_text("")
         self.started = time.monotonic()
-        self.proc = self.ns.popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE)
+        self.proc = self.ns.popen(
+            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         return self
 
     def text(self) -> str:

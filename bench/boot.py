@@ -30,13 +30,19 @@ def boot(work: Path, kernel, initrd: Path, aoe: bool, run: int) -> float:
         ns.add_tap("tap0")
         blade = Vblade(ns, 11, 0, "tap0", disk) if aoe else None
         try:
-            vm = VM(ns, work / "console.log", kernel=kernel.image, initrd=initrd,
-                    append="root=/dev/etherd/e11.0p1" if aoe else "root=/dev/vda1",
-                    disk=None if aoe else disk)
+            vm = VM(
+                ns,
+                work / "console.log",
+                kernel=kernel.image,
+                initrd=initrd,
+                append="root=/dev/etherd/e11.0p1" if aoe else "root=/dev/vda1",
+                disk=None if aoe else disk,
+            )
             with vm:
                 if not vm.wait_for(MARKER, 300):
-                    raise SystemExit(f"boot failed ({'aoe' if aoe else 'local'}):\n"
-                                     f"{vm.text()[-2000:]}")
+                    raise SystemExit(
+                        f"boot failed ({'aoe' if aoe else 'local'}):\n{vm.text()[-2000:]}"
+                    )
                 vm.wait_exit(60)
             mounted = printk_time(r"EXT4-fs \(\S+\): mounted filesystem", vm.text())
             if mounted is None:
@@ -61,13 +67,16 @@ def main() -> None:
         for run in range(args.runs):
             for name in ("aoe", "local"):
                 times[name].append(boot(work, kernel, initrd, name == "aoe", run))
-                print(f"run {run + 1}: {name:5} root mounted at {times[name][-1]:6.2f} s",
-                      flush=True)
+                print(
+                    f"run {run + 1}: {name:5} root mounted at {times[name][-1]:6.2f} s", flush=True
+                )
     aoe, local = statistics.median(times["aoe"]), statistics.median(times["local"])
     print(f"accel {accel()}, {args.runs} boots each, kernel {kernel.version}")
     print(f"kernel start to root mounted, median: AoE {aoe:.2f} s, local virtio {local:.2f} s")
-    print(f"ratio AoE / local: {aoe / local:.3f} "
-          f"(goal <= 1.15: {'met' if aoe / local <= 1.15 else 'MISSED'})")
+    print(
+        f"ratio AoE / local: {aoe / local:.3f} "
+        f"(goal <= 1.15: {'met' if aoe / local <= 1.15 else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
-    python = (str(REPO / ".venv/bin/python") if (REPO / ".venv/bin/python").exists()
-              else sys.executable)
+    python = (
+        str(REPO / ".venv/bin/python") if (REPO / ".venv/bin/python").exists() else sys.executable
+    )
     with tempfile.TemporaryDirectory() as tmp, Namespace() as nas, Namespace() as client:
         veth_pair(nas, "nas0", client, "eth0")
         images = [sparse_image(Path(tmp) / f"d{i}.img", 1 << 30) for i in range(2)]
@@ -65,8 +66,22 @@ def main() -> None:
             cold = timed([python, "-m", "aoeboot", "--help"], args.runs)
             out = client.run([python, "-c", ROUND_TRIP.format(repo=str(REPO), runs=args.runs)])
             round_trip = [float(t) for t in out.stdout.split()]
-            whole = timed(client.argv([python, "-m", "aoeboot", "discover", "--userspace",
-                                       "-i", "eth0", "--timeout", "0.3"]), args.runs)
+            whole = timed(
+                client.argv(
+                    [
+                        python,
+                        "-m",
+                        "aoeboot",
+                        "discover",
+                        "--userspace",
+                        "-i",
+                        "eth0",
+                        "--timeout",
+                        "0.3",
+                    ]
+                ),
+                args.runs,
+            )
     rows = [
         ("cold start (aoeboot --help)", cold, 0.150),
         ("bare Query Config round trip", round_trip, None),
@@ -74,14 +89,22 @@ def main() -> None:
     ]
     print(f"{'what':46} {'median':>9} {'min':>9} {'max':>9}  goal")
     for name, times, goal in rows:
-        verdict = "" if goal is None else f"< {goal * 1000:.0f} ms: " + (
-            "met" if statistics.median(times) < goal else "MISSED")
-        print(f"{name:46} {statistics.median(times) * 1000:7.1f}ms {min(times) * 1000:7.1f}ms "
-              f"{max(times) * 1000:7.1f}ms  {verdict}")
+        verdict = (
+            ""
+            if goal is None
+            else f"< {goal * 1000:.0f} ms: "
+            + ("met" if statistics.median(times) < goal else "MISSED")
+        )
+        print(
+            f"{name:46} {statistics.median(times) * 1000:7.1f}ms {min(times) * 1000:7.1f}ms "
+            f"{max(times) * 1000:7.1f}ms  {verdict}"
+        )
     overhead = statistics.median(whole) - 0.3
-    print(f"discover beyond its 0.3 s window: {overhead * 1000:.1f} ms "
-          f"({statistics.median(whole) / statistics.median(cold):.1f}x the cold start; "
-          f"{statistics.median(round_trip) * 1e6:.0f} us per round trip)")
+    print(
+        f"discover beyond its 0.3 s window: {overhead * 1000:.1f} ms "
+        f"({statistics.median(whole) / statistics.median(cold):.1f}x the cold start; "
+        f"{statistics.median(round_trip) * 1e6:.0f} us per round trip)"
+    )
 
 
 if __name__ == "__main__":

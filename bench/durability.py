@@ -45,16 +45,19 @@ def exports(box: installed.Box, durable: bool, volatile: bool = False) -> instal
     """Both disks exported as nas-config prints them: with -s, or with --unsafe-no-sync."""
     unsafe = () if durable else ("--unsafe-no-sync",)
     return installed.Exports(
-        root_argv=lambda iface: installed.nas_config_argv(installed.TARGET, iface, box.disk,
-                                                          *unsafe),
+        root_argv=lambda iface: installed.nas_config_argv(
+            installed.TARGET, iface, box.disk, *unsafe
+        ),
         data_argv=lambda iface: installed.nas_config_argv(DATA, iface, box.data, *unsafe),
-        volatile=volatile)
+        volatile=volatile,
+    )
 
 
 def boot_box(work: Path, steps: dict) -> tuple[installed.Box, installed.Entry]:
     started = time.monotonic()
-    box = installed.install_box(work / "box",
-                                prepare=lambda target: resilience.install(target, steps))
+    box = installed.install_box(
+        work / "box", prepare=lambda target: resilience.install(target, steps)
+    )
     say(f"installed the box in {time.monotonic() - started:.0f} s")
     with sysimage.mounted(box.disk, read_only=True) as target:
         return box, installed.read_entry(target, box.kver, work)
@@ -64,8 +67,9 @@ def cost(args: argparse.Namespace, work: Path) -> None:
     steps = {"load": [resilience.PROGRAM, "/dev/ttyS1", "--throughput", str(args.mib)]}
     box, entry = boot_box(work, steps)
     figures: dict[tuple[int, bool], dict[str, list[float]]] = {}
-    with installed.running(box, work / "boot", entry=entry, options=entry.options,
-                           exports=exports(box, durable=True)) as live:
+    with installed.running(
+        box, work / "boot", entry=entry, options=entry.options, exports=exports(box, durable=True)
+    ) as live:
         events = resilience.Events(live.probe, lambda: live.vm.proc.poll() is None)
         try:
             events.wait("started", BOOT_TIMEOUT)
@@ -78,20 +82,24 @@ def cost(args: argparse.Namespace, work: Path) -> None:
                         live.stop_nas()
                         live.exports = exports(box, durable)
                         live.start_nas()
-                        resilience.answer(live, events, f"discover-{mtu}-{durable}-{run}", "",
-                               "discovered")
+                        resilience.answer(
+                            live, events, f"discover-{mtu}-{durable}-{run}", "", "discovered"
+                        )
                         time.sleep(1)  # the driver has taken the new frame size
                         name = f"{mtu}-{'sync' if durable else 'nosync'}-{run}"
                         moved = resilience.answer(live, events, f"tp-{name}", "", "throughput")
-                        synced = resilience.answer(live, events, f"fsync-{name}", str(args.fsyncs),
-                                        "fsync")
+                        synced = resilience.answer(
+                            live, events, f"fsync-{name}", str(args.fsyncs), "fsync"
+                        )
                         row = figures.setdefault((mtu, durable), {})
                         row.setdefault("write", []).append(args.mib / float(moved.words[2]))
                         row.setdefault("read", []).append(args.mib / float(moved.words[3]))
                         row.setdefault("fsync", []).append(float(synced.get("median_ms")))
                         row.setdefault("payload", []).append(float(moved.get("payload")))
-                        say(f"  run {run} MTU {mtu} {'-s' if durable else 'no -s'}: "
-                            f"{' '.join(moved.words[1:])}; {' '.join(synced.words[2:])}")
+                        say(
+                            f"  run {run} MTU {mtu} {'-s' if durable else 'no -s'}: "
+                            f"{' '.join(moved.words[1:])}; {' '.join(synced.words[2:])}"
+                        )
         finally:
             events.close()
             live.press_power_button()
@@ -99,13 +107,14 @@ def cost(args: argparse.Namespace, work: Path) -> None:
     say(f"data volume, {args.mib} MiB O_DIRECT, medians of {args.runs} interleaved runs:")
     for mtu in (1500, 9000):
         sync, nosync = figures[(mtu, True)], figures[(mtu, False)]
-        med = {key: (statistics.median(sync[key]), statistics.median(nosync[key]))
-               for key in sync}
-        say(f"  MTU {mtu} (payload {med['payload'][0]:.0f} B per frame): write "
+        med = {key: (statistics.median(sync[key]), statistics.median(nosync[key])) for key in sync}
+        say(
+            f"  MTU {mtu} (payload {med['payload'][0]:.0f} B per frame): write "
             f"{med['write'][0]:.1f} MiB/s with -s, {med['write'][1]:.1f} without "
             f"({med['write'][0] / med['write'][1]:.2f}x); read {med['read'][0]:.1f} against "
             f"{med['read'][1]:.1f} ({med['read'][0] / med['read'][1]:.2f}x, goal: unchanged); "
-            f"4 KiB fsync {med['fsync'][0]:.2f} ms against {med['fsync'][1]:.2f} ms")
+            f"4 KiB fsync {med['fsync'][0]:.2f} ms against {med['fsync'][1]:.2f} ms"
+        )
 
 
 def cuts(args: argparse.Namespace, work: Path) -> int:
@@ -114,16 +123,20 @@ def cuts(args: argparse.Namespace, work: Path) -> int:
     seed = args.seed if args.seed is not None else random.randrange(1 << 32)
     how = exports(box, durable=not args.unsafe_no_sync, volatile=True)
     say(f"vblade {'without' if args.unsafe_no_sync else 'with'} -s; random.Random({seed})")
-    with installed.running(box, work / "boot", entry=entry, options=entry.options,
-                           exports=how) as live:
+    with installed.running(
+        box, work / "boot", entry=entry, options=entry.options, exports=how
+    ) as live:
         events = resilience.Events(live.probe, lambda: live.vm.proc.poll() is None)
         try:
             events.wait("rec", BOOT_TIMEOUT, count=5)
-            done, soak = resilience.power_cuts(live, events, args.cuts, args.soak,
-                                               random.Random(seed))
+            done, soak = resilience.power_cuts(
+                live, events, args.cuts, args.soak, random.Random(seed)
+            )
             for cut in done:
-                say(f"  cut after record {cut.after_record}; NAS back -> next synced record "
-                    f"{cut.back_to_record:.2f} s")
+                say(
+                    f"  cut after record {cut.after_record}; NAS back -> next synced record "
+                    f"{cut.back_to_record:.2f} s"
+                )
             say(f"  soak across the cuts: {' '.join(soak.words)}")
         finally:
             events.close()
@@ -140,12 +153,16 @@ def cuts(args: argparse.Namespace, work: Path) -> int:
     for where, records in found.items():
         missing = reported - len(records.numbers)
         lost |= missing > 0 or not records.contiguous or bool(records.damaged)
-        say(f"  {where}: {len(records.numbers)} records, contiguous {records.contiguous}, "
-            f"damaged {len(records.damaged)}, missing {max(missing, 0)}")
+        say(
+            f"  {where}: {len(records.numbers)} records, contiguous {records.contiguous}, "
+            f"damaged {len(records.damaged)}, missing {max(missing, 0)}"
+        )
     for where, check in sysimage.fsck(box.disk).items():
         lost |= not check.clean
-        say(f"  fsck {where}: {'clean' if check.clean else 'NOT clean'}"
-            + ("" if check.clean else f"\n    {check.output.strip()[-600:]}"))
+        say(
+            f"  fsck {where}: {'clean' if check.clean else 'NOT clean'}"
+            + ("" if check.clean else f"\n    {check.output.strip()[-600:]}")
+        )
     data = installed.fsck_data(box.data)
     say(f"  fsck data volume: {'clean' if data.returncode == 0 else 'NOT clean'}")
     say(f"verdict: {'LOST what the box was told is on disk' if lost else 'nothing lost'}")
@@ -160,8 +177,9 @@ def main() -> int:
     cost_args.add_argument("--mib", type=int, default=16, help="MiB per throughput run")
     cost_args.add_argument("--fsyncs", type=int, default=50, help="4 KiB fsyncs per run")
     cut_args = sub.add_parser("cuts", help="NAS power cuts under a soak")
-    cut_args.add_argument("--unsafe-no-sync", action="store_true",
-                          help="vblade without -s: the old command line")
+    cut_args.add_argument(
+        "--unsafe-no-sync", action="store_true", help="vblade without -s: the old command line"
+    )
     cut_args.add_argument("--cuts", type=int, default=3)
     cut_args.add_argument("--soak", type=float, default=40)
     cut_args.add_argument("--seed", type=int, default=None)

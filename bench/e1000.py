@@ -93,12 +93,21 @@ def boot(work: Path, kernel, initrd: Path, name: str) -> dict[str, float]:
     with Namespace("aoee1000") as ns:
         ns.add_tap("tap0")
         pcap = work / f"{name}.pcap"
-        dump = ns.popen(["tcpdump", "-i", "tap0", "-U", "-w", str(pcap), "ether", "proto",
-                         "0x88a2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        dump = ns.popen(
+            ["tcpdump", "-i", "tap0", "-U", "-w", str(pcap), "ether", "proto", "0x88a2"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(0.5)
         with Vblade(ns, 11, 0, "tap0", disk):
-            vm = VM(ns, work / f"{name}.console", kernel=kernel.image, initrd=initrd,
-                    append="root=/dev/etherd/e11.0p1", nic="e1000")
+            vm = VM(
+                ns,
+                work / f"{name}.console",
+                kernel=kernel.image,
+                initrd=initrd,
+                append="root=/dev/etherd/e11.0p1",
+                nic="e1000",
+            )
             with vm:
                 found = vm.wait_for(MARKER + r" uptime=([0-9.]+)", 300)
                 vm.wait_exit(60)
@@ -108,10 +117,12 @@ def boot(work: Path, kernel, initrd: Path, name: str) -> dict[str, float]:
     link = printk_time(r"e1000: \S+ NIC Link is Up", console)
     scan = printk_time(r"etherd/e11\.0: p1", console)
     nan = float("nan")
-    return {"link_to_disk": (scan - link) if link is not None and scan is not None else nan,
-            "root": float(found.group(1)) if found else float("nan"),
-            "flaps": console.count("NIC Link is Down"),
-            **ata_figures([frame for _, frame in pcap_file.read(pcap)])}
+    return {
+        "link_to_disk": (scan - link) if link is not None and scan is not None else nan,
+        "root": float(found.group(1)) if found else float("nan"),
+        "flaps": console.count("NIC Link is Down"),
+        **ata_figures([frame for _, frame in pcap_file.read(pcap)]),
+    }
 
 
 def main() -> None:
@@ -138,19 +149,24 @@ def main() -> None:
             for variant in variants:
                 r = boot(work, kernel, images[variant], f"{variant}-{run}")
                 results[variant].append(r)
-                print(f"boot {run + 1:2} {variant:10} link-up to disk {r['link_to_disk']:6.2f} s, "
-                      f"root at {r['root']:6.2f} s, IDENTIFY {r['identify']:3}, ATA {r['ata']:4}, "
-                      f"unanswered {r['unanswered']}, re-sent {r['resent']}, link flaps "
-                      f"{r['flaps']}", flush=True)
+                print(
+                    f"boot {run + 1:2} {variant:10} link-up to disk {r['link_to_disk']:6.2f} s, "
+                    f"root at {r['root']:6.2f} s, IDENTIFY {r['identify']:3}, ATA {r['ata']:4}, "
+                    f"unanswered {r['unanswered']}, re-sent {r['resent']}, link flaps "
+                    f"{r['flaps']}",
+                    flush=True,
+                )
     print(f"\n{args.boots} e1000 boots per variant, kernel {kernel.version}")
     for variant, rows in results.items():
         delays = [r["link_to_disk"] for r in rows]
         stalls = sum(1 for d in delays if not d <= 2.0)  # NaN (never came) counts as a stall
         worst = max(delays, key=lambda d: float("inf") if d != d else d)
-        print(f"{variant:10} link-up to disk: median {statistics.median(delays):.2f} s, max "
-              f"{worst:.2f} s; over 2 s: {stalls}/{len(rows)}; IDENTIFY per boot median "
-              f"{statistics.median(r['identify'] for r in rows):.0f}; re-sent ATA total "
-              f"{sum(r['resent'] for r in rows)}")
+        print(
+            f"{variant:10} link-up to disk: median {statistics.median(delays):.2f} s, max "
+            f"{worst:.2f} s; over 2 s: {stalls}/{len(rows)}; IDENTIFY per boot median "
+            f"{statistics.median(r['identify'] for r in rows):.0f}; re-sent ATA total "
+            f"{sum(r['resent'] for r in rows)}"
+        )
 
 
 if __name__ == "__main__":

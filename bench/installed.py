@@ -59,16 +59,20 @@ DRACUT_TIMEOUT = 3600  # a boot, then dracut under TCG
 CONSOLE = "console=ttyS0,115200 systemd.show_status=1 rd.shell=0 rd.emergency=poweroff"
 KMOD = re.compile(r"\.ko(\.(xz|zst|gz))?$")
 LOCAL_HOSTONLY = "/var/tmp/aoelab-hostonly.img"
-LOCAL_STEP = (f"dracut --force --hostonly {LOCAL_HOSTONLY} > /var/tmp/aoelab-dracut.log 2>&1"
-              " || { tail -20 /var/tmp/aoelab-dracut.log; exit 1; };"
-              f" stat -c %s {LOCAL_HOSTONLY}")
+LOCAL_STEP = (
+    f"dracut --force --hostonly {LOCAL_HOSTONLY} > /var/tmp/aoelab-dracut.log 2>&1"
+    " || { tail -20 /var/tmp/aoelab-dracut.log; exit 1; };"
+    f" stat -c %s {LOCAL_HOSTONLY}"
+)
 # kernel-install as the box runs it, hostonly: without the lab's drop-in and the generic image
-AOE_STEP = ("k=$(uname -r);"
-            " rm -f /etc/dracut.conf.d/99-aoelab-generic.conf /boot/initramfs-$k.img;"
-            " kernel-install -v add $k /boot/vmlinuz-$k > /var/tmp/aoelab-kernel-install.log 2>&1"
-            " || { tail -20 /var/tmp/aoelab-kernel-install.log; exit 1; };"
-            " sed -n 's/^initrd //p' /boot/loader/entries/*-$k.conf;"
-            " stat -c %s /boot/initramfs-$k.img")
+AOE_STEP = (
+    "k=$(uname -r);"
+    " rm -f /etc/dracut.conf.d/99-aoelab-generic.conf /boot/initramfs-$k.img;"
+    " kernel-install -v add $k /boot/vmlinuz-$k > /var/tmp/aoelab-kernel-install.log 2>&1"
+    " || { tail -20 /var/tmp/aoelab-kernel-install.log; exit 1; };"
+    " sed -n 's/^initrd //p' /boot/loader/entries/*-$k.conf;"
+    " stat -c %s /boot/initramfs-$k.img"
+)
 
 
 def say(text: str) -> None:
@@ -78,16 +82,16 @@ def say(text: str) -> None:
 @dataclass(frozen=True)
 class Lab:
     local: Path  # the system disk as the distribution made it
-    aoe: Path    # the same, set up to boot from AoE
-    data: Path   # the data disk (e11.1)
-    nas: Path    # the NAS's share: published kernels
+    aoe: Path  # the same, set up to boot from AoE
+    data: Path  # the data disk (e11.1)
+    nas: Path  # the NAS's share: published kernels
     entry: installed.Entry  # the AoE entry's files, copied out
 
 
 @dataclass(frozen=True)
 class Boot:
     seconds: float  # qemu start to multi-user.target
-    clean: bool     # powered off by itself after the power button
+    clean: bool  # powered off by itself after the power button
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ def examine(image: Path) -> Initramfs:
 
 # ---------------------------------------------------------------- preparing the disks
 
+
 def image_build() -> str:
     """Time sysimage.base_tree: cold (and then warm) if it has to build, else warm."""
     tarball = sysimage.cache_dir() / "trees" / sysimage.tree_name()
@@ -122,13 +127,20 @@ def image_build() -> str:
         return f"image build (sysimage.base_tree): cached, warm {first:.1f} s (no build this run)"
     start = time.monotonic()
     sysimage.base_tree()
-    return (f"image build (sysimage.base_tree): cold {first:.1f} s (built), "
-            f"warm {time.monotonic() - start:.1f} s")
+    return (
+        f"image build (sysimage.base_tree): cold {first:.1f} s (built), "
+        f"warm {time.monotonic() - start:.1f} s"
+    )
 
 
 def aoeboot_cli(*args: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "aoeboot", *args], capture_output=True,
-                          text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "aoeboot", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"aoeboot {' '.join(args)} failed: {proc.stderr.strip()}")
     return proc.stdout
@@ -140,7 +152,8 @@ def prepare(work: Path) -> Lab:
     nas = work / "nas"
     # the NAS's publishing directory, as its admin makes it: publish never makes a destination
     (nas / PurePosixPath(installed.PUBLISH_DIR).relative_to(installed.NAS_MOUNT)).mkdir(
-        parents=True)
+        parents=True
+    )
     local = sysimage.system_image(work / "local.img", extra_fstab=sysimage.data_fstab_line())
     aoe = work / "aoe.img"
     subprocess.run(["cp", "--sparse=always", str(local), str(aoe)], check=True)
@@ -153,9 +166,11 @@ def prepare(work: Path) -> Lab:
         installed.mount_nas_share(target, nas)
         (target / "etc/aoeboot").mkdir(exist_ok=True)
         (target / "etc/aoeboot/aoeboot.conf").write_text(
-            f"[publish]\ndestination = {installed.PUBLISH_DIR}\n")
-        installed.install_entry_from_installer(pyz, target, "--target", installed.TARGET,
-                                               "--iface", installed.MAC)
+            f"[publish]\ndestination = {installed.PUBLISH_DIR}\n"
+        )
+        installed.install_entry_from_installer(
+            pyz, target, "--target", installed.TARGET, "--iface", installed.MAC
+        )
         kver = sysimage.boot_kernels(target)[-1]
         with installed.nas_bind(target, nas):
             sysimage.chroot_run(target, ["kernel-install", "add", kver, f"/boot/vmlinuz-{kver}"])
@@ -175,16 +190,20 @@ def local_files(lab: Lab, work: Path) -> tuple[Path, Path]:
 
 # ---------------------------------------------------------------- booting
 
+
 @contextlib.contextmanager
 def nas_serving(lab: Lab, workdir: Path) -> Iterator[Namespace]:
     """A namespace with the NAS on tap0: vblade for both disks, dnsmasq as nas-config says."""
-    fragment = aoeboot_cli("nas-config", "--mac", installed.MAC, "--target", installed.TARGET,
-                           "--format", "dnsmasq")
+    fragment = aoeboot_cli(
+        "nas-config", "--mac", installed.MAC, "--target", installed.TARGET, "--format", "dnsmasq"
+    )
     with Namespace("aoeinst") as ns:
         ns.add_tap("tap0")
-        with Vblade(ns, installed.SHELF, 0, "tap0", lab.aoe), \
-                Vblade(ns, installed.SHELF, 1, "tap0", lab.data), \
-                Dnsmasq(ns, "tap0", lab.nas / "aoeboot", fragment, workdir):
+        with (
+            Vblade(ns, installed.SHELF, 0, "tap0", lab.aoe),
+            Vblade(ns, installed.SHELF, 1, "tap0", lab.data),
+            Dnsmasq(ns, "tap0", lab.nas / "aoeboot", fragment, workdir),
+        ):
             yield ns
 
 
@@ -192,16 +211,28 @@ def boot_aoe(lab: Lab, workdir: Path, initrd: Path) -> Boot:
     workdir.mkdir()
     monitor = workdir / "monitor.sock"
     with nas_serving(lab, workdir) as ns:
-        vm = VM(ns, workdir / "console.log", kernel=lab.entry.linux, initrd=initrd,
-                append=f"{CONSOLE} {lab.entry.options}", mac=installed.MAC, memory=1024,
-                extra=[*installed.vm_extra(workdir / "probe.log", lab.nas),
-                       "-monitor", f"unix:{monitor},server=on,wait=off"])
+        vm = VM(
+            ns,
+            workdir / "console.log",
+            kernel=lab.entry.linux,
+            initrd=initrd,
+            append=f"{CONSOLE} {lab.entry.options}",
+            mac=installed.MAC,
+            memory=1024,
+            extra=[
+                *installed.vm_extra(workdir / "probe.log", lab.nas),
+                "-monitor",
+                f"unix:{monitor},server=on,wait=off",
+            ],
+        )
         with vm:
             reached = vm.wait_for(sysimage.MULTI_USER, BOOT_TIMEOUT)
             seconds = vm.elapsed()
             if reached is None:
-                raise SystemExit(f"AoE boot: no multi-user.target in {seconds:.0f} s; "
-                                 f"console {workdir / 'console.log'}:\n{vm.text()[-3000:]}")
+                raise SystemExit(
+                    f"AoE boot: no multi-user.target in {seconds:.0f} s; "
+                    f"console {workdir / 'console.log'}:\n{vm.text()[-3000:]}"
+                )
             clean = sysimage.power_off(vm, monitor)
     return Boot(seconds, clean)
 
@@ -210,8 +241,10 @@ def boot_local(lab: Lab, workdir: Path) -> Boot:
     workdir.mkdir()
     done = sysimage.boot_local(lab.local, workdir, kernel=lab.entry.kver, timeout=BOOT_TIMEOUT)
     if done.multi_user is None:
-        raise SystemExit(f"local boot: no multi-user.target; console {workdir / 'console.log'}:"
-                         f"\n{done.console[-3000:]}")
+        raise SystemExit(
+            f"local boot: no multi-user.target; console {workdir / 'console.log'}:"
+            f"\n{done.console[-3000:]}"
+        )
     return Boot(done.multi_user, done.powered_off)
 
 
@@ -224,8 +257,10 @@ def probed(vm: VM, workdir: Path, name: str) -> installed.Step:
             vm.wait_exit(300)
     steps = installed.steps(probe.read_text(errors="replace") if probe.exists() else "")
     if not done or name not in steps:
-        raise SystemExit(f"{name}: the probe did not report; console {workdir / 'console.log'}:"
-                         f"\n{vm.text()[-3000:]}")
+        raise SystemExit(
+            f"{name}: the probe did not report; console {workdir / 'console.log'}:"
+            f"\n{vm.text()[-3000:]}"
+        )
     if steps[name].rc != 0:
         raise SystemExit(f"{name} failed inside the box (rc {steps[name].rc}):\n{steps[name].out}")
     return steps[name]
@@ -239,9 +274,16 @@ def local_hostonly(lab: Lab, work: Path, vmlinuz: Path, initrd: Path) -> Path:
         installed.write_probe(target, {"hostonly": ["sh", "-c", LOCAL_STEP]})
     with Namespace("aoelocal") as ns:
         ns.add_tap("tap0")
-        vm = VM(ns, workdir / "console.log", kernel=vmlinuz, initrd=initrd,
-                append=f"{sysimage.ROOT_CMDLINE} systemd.show_status=1", disk=lab.local,
-                memory=1024, extra=installed.vm_extra(workdir / "probe.log", None))
+        vm = VM(
+            ns,
+            workdir / "console.log",
+            kernel=vmlinuz,
+            initrd=initrd,
+            append=f"{sysimage.ROOT_CMDLINE} systemd.show_status=1",
+            disk=lab.local,
+            memory=1024,
+            extra=installed.vm_extra(workdir / "probe.log", None),
+        )
         probed(vm, workdir, "hostonly")
     out = work / "local-hostonly.img"
     with sysimage.mounted(lab.local) as target:
@@ -256,12 +298,20 @@ def aoe_hostonly(lab: Lab, work: Path) -> tuple[Path, str, list[Path]]:
     workdir = work / "hostonly-aoe"
     workdir.mkdir()
     with sysimage.mounted(lab.aoe) as target:
-        installed.write_probe(target, {"hostonly": ["sh", "-c", AOE_STEP]},
-                              mounts=[installed.NAS_MOUNT])
+        installed.write_probe(
+            target, {"hostonly": ["sh", "-c", AOE_STEP]}, mounts=[installed.NAS_MOUNT]
+        )
     with nas_serving(lab, workdir) as ns:
-        vm = VM(ns, workdir / "console.log", kernel=lab.entry.linux, initrd=lab.entry.initrd,
-                append=f"{CONSOLE} {lab.entry.options}", mac=installed.MAC, memory=1024,
-                extra=installed.vm_extra(workdir / "probe.log", lab.nas))
+        vm = VM(
+            ns,
+            workdir / "console.log",
+            kernel=lab.entry.linux,
+            initrd=lab.entry.initrd,
+            append=f"{CONSOLE} {lab.entry.options}",
+            mac=installed.MAC,
+            memory=1024,
+            extra=installed.vm_extra(workdir / "probe.log", lab.nas),
+        )
         step = probed(vm, workdir, "hostonly")
     named = step.out.split()[0]
     out = work / "aoe-hostonly.img"
@@ -277,16 +327,20 @@ def remove_probe(target: Path) -> None:
 
 # ---------------------------------------------------------------- the run
 
+
 def verdict(name: str, ratio: float, goal: float, figures: str) -> str:
-    return (f"goal {name} <= {goal}x: {'PASS' if ratio <= goal else 'FAIL'} "
-            f"({figures}, ratio {ratio:.3f})")
+    return (
+        f"goal {name} <= {goal}x: {'PASS' if ratio <= goal else 'FAIL'} "
+        f"({figures}, ratio {ratio:.3f})"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         epilog="Run as root. Prints each figure, then a PASS/FAIL line per goal (exit 0 either "
-               "way; non-zero only when something broke).")
+        "way; non-zero only when something broke).",
+    )
     parser.add_argument("--runs", type=int, default=3, help="boots of each kind (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
@@ -297,9 +351,11 @@ def main() -> None:
         try:
             sysimage.build_wheel(Path(tmp))  # what install_aoeboot needs of this interpreter
         except sysimage.SysImageError as err:
-            raise SystemExit(f"{sys.executable} cannot build aoeboot's wheel: run it with the "
-                             f"project's venv (tools/setup): .venv/bin/python bench/installed.py\n"
-                             f"{str(err)[-500:]}") from None
+            raise SystemExit(
+                f"{sys.executable} cannot build aoeboot's wheel: run it with the "
+                f"project's venv (tools/setup): .venv/bin/python bench/installed.py\n"
+                f"{str(err)[-500:]}"
+            ) from None
     say(image_build())
     work = Path(tempfile.mkdtemp(prefix="bench-installed.", dir="/var/tmp"))
     try:
@@ -318,8 +374,10 @@ def measure(work: Path, runs: int) -> list[str]:
     """Print the figures as they come; return the goal lines."""
     start = time.monotonic()
     lab = prepare(work)
-    say(f"prepared both disks (system_image, install_aoeboot, install-entry, kernel-install add):"
-        f" {time.monotonic() - start:.0f} s; kernel {lab.entry.kver}, accel {accel()}")
+    say(
+        f"prepared both disks (system_image, install_aoeboot, install-entry, kernel-install add):"
+        f" {time.monotonic() - start:.0f} s; kernel {lab.entry.kver}, accel {accel()}"
+    )
     say(f"AoE options: {lab.entry.options}")
     vmlinuz, stock_initrd = local_files(lab, work)
 
@@ -327,52 +385,83 @@ def measure(work: Path, runs: int) -> list[str]:
     for run in range(1, runs + 1):
         for name in ("aoe", "local"):
             workdir = work / f"boot-{name}-{run}"
-            boot = (boot_aoe(lab, workdir, lab.entry.initrd) if name == "aoe"
-                    else boot_local(lab, workdir))
+            boot = (
+                boot_aoe(lab, workdir, lab.entry.initrd)
+                if name == "aoe"
+                else boot_local(lab, workdir)
+            )
             times[name].append(boot.seconds)
-            say(f"run {run}: {name:5} multi-user.target at {boot.seconds:7.2f} s"
-                f"{'' if boot.clean else ' (did NOT power off cleanly)'}")
+            say(
+                f"run {run}: {name:5} multi-user.target at {boot.seconds:7.2f} s"
+                f"{'' if boot.clean else ' (did NOT power off cleanly)'}"
+            )
     aoe, local = statistics.median(times["aoe"]), statistics.median(times["local"])
-    say(f"qemu start to multi-user.target, median of {runs}: AoE {aoe:.2f} s, "
-        f"local virtio {local:.2f} s, ratio {aoe / local:.3f}")
+    say(
+        f"qemu start to multi-user.target, median of {runs}: AoE {aoe:.2f} s, "
+        f"local virtio {local:.2f} s, ratio {aoe / local:.3f}"
+    )
 
     generic_aoe, generic_local = examine(lab.entry.initrd), examine(stock_initrd)
-    say(f"initramfs generic (what the timed boots booted, both built on this host): AoE "
+    say(
+        f"initramfs generic (what the timed boots booted, both built on this host): AoE "
         f"{generic_aoe.line()} (the entry's, plugin + lab drop-in hostonly=no); local "
         f"{generic_local.line()} (the stock /boot/initrd.img); ratio "
-        f"{generic_aoe.size / generic_local.size:.3f}")
+        f"{generic_aoe.size / generic_local.size:.3f}"
+    )
 
-    say("hostonly initramfs, local: a local-disk boot running `dracut --force --hostonly` "
-        "(dracut under TCG: minutes)...")
+    say(
+        "hostonly initramfs, local: a local-disk boot running `dracut --force --hostonly` "
+        "(dracut under TCG: minutes)..."
+    )
     start = time.monotonic()
     local_img = local_hostonly(lab, work, vmlinuz, stock_initrd)
     say(f"  done in {time.monotonic() - start:.0f} s")
-    say("hostonly initramfs, AoE: an AoE boot running `kernel-install add` without the lab's "
-        "hostonly=no drop-in (dracut under TCG: minutes)...")
+    say(
+        "hostonly initramfs, AoE: an AoE boot running `kernel-install add` without the lab's "
+        "hostonly=no drop-in (dracut under TCG: minutes)..."
+    )
     start = time.monotonic()
     aoe_img, named, published = aoe_hostonly(lab, work)
     say(f"  done in {time.monotonic() - start:.0f} s")
     hostonly_aoe, hostonly_local = examine(aoe_img), examine(local_img)
-    on_nas = [p for p in published if p.stat().st_size == hostonly_aoe.size
-              and p.read_bytes() == aoe_img.read_bytes()]
-    say(f"initramfs hostonly (built in the booted box): AoE {hostonly_aoe.line()} (the entry's "
+    on_nas = [
+        p
+        for p in published
+        if p.stat().st_size == hostonly_aoe.size and p.read_bytes() == aoe_img.read_bytes()
+    ]
+    say(
+        f"initramfs hostonly (built in the booted box): AoE {hostonly_aoe.line()} (the entry's "
         f"{named}; on the NAS: {on_nas[0].relative_to(lab.nas) if on_nas else 'NOT FOUND'}); "
-        f"local {hostonly_local.line()} (dracut --hostonly)")
+        f"local {hostonly_local.line()} (dracut --hostonly)"
+    )
     extra = sorted(set(hostonly_aoe.dracut) - set(hostonly_local.dracut))
     fewer = sorted(set(hostonly_local.dracut) - set(hostonly_aoe.dracut))
-    say(f"hostonly dracut modules only in AoE: {' '.join(extra) or '-'}; "
-        f"only in local: {' '.join(fewer) or '-'}")
+    say(
+        f"hostonly dracut modules only in AoE: {' '.join(extra) or '-'}; "
+        f"only in local: {' '.join(fewer) or '-'}"
+    )
 
     say("booting the hostonly AoE initramfs once...")
     check = boot_aoe(lab, work / "boot-aoe-hostonly", aoe_img)
-    say(f"AoE boot with the hostonly initramfs: multi-user.target at {check.seconds:.2f} s"
-        f"{'' if check.clean else ' (did NOT power off cleanly)'}")
+    say(
+        f"AoE boot with the hostonly initramfs: multi-user.target at {check.seconds:.2f} s"
+        f"{'' if check.clean else ' (did NOT power off cleanly)'}"
+    )
 
-    return [verdict("boot AoE / local", aoe / local, GOAL_BOOT,
-                    f"median AoE {aoe:.2f} s / local {local:.2f} s over {runs} runs"),
-            verdict("initramfs hostonly AoE / local", hostonly_aoe.size / hostonly_local.size,
-                    GOAL_INITRAMFS,
-                    f"AoE {hostonly_aoe.size} / local {hostonly_local.size} bytes")]
+    return [
+        verdict(
+            "boot AoE / local",
+            aoe / local,
+            GOAL_BOOT,
+            f"median AoE {aoe:.2f} s / local {local:.2f} s over {runs} runs",
+        ),
+        verdict(
+            "initramfs hostonly AoE / local",
+            hostonly_aoe.size / hostonly_local.size,
+            GOAL_INITRAMFS,
+            f"AoE {hostonly_aoe.size} / local {hostonly_local.size} bytes",
+        ),
+    ]
 
 
 if __name__ == "__main__":

@@ -83,19 +83,28 @@ def add(work: Path, kernel: Kernel, name: str, base: Path, with_plugin: bool) ->
     (conf / "aoeboot.conf").write_text("[boot]\ntarget = e11.0p1\ninterfaces = eth0\n")
     plugins = [script(top / "50-dracut.install", GENERATOR.format(count=count))]
     if with_plugin:
-        plugins += [script(work / f"{name}-59-record.install", RECORD.format(snap=snap, top=top)),
-                    str(PLUGIN),
-                    script(work / f"{name}-61-mark.install", MARK.format(snap=snap))]
+        plugins += [
+            script(work / f"{name}-59-record.install", RECORD.format(snap=snap, top=top)),
+            str(PLUGIN),
+            script(work / f"{name}-61-mark.install", MARK.format(snap=snap)),
+        ]
     plugins.append(LOADERENTRY)
-    env = {**os.environ, "BOOT_ROOT": str(boot), "KERNEL_INSTALL_CONF_ROOT": str(conf),
-           "MACHINE_ID": MACHINE_ID, "KERNEL_INSTALL_PLUGINS": " ".join(plugins),
-           "dracutbasedir": str(base), "AOEBOOT_ROOT": str(top),
-           # the plugin runs `aoeboot`: this checkout's, whatever the venv has installed
-           "PYTHONPATH": str(REPO),
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "BOOT_ROOT": str(boot),
+        "KERNEL_INSTALL_CONF_ROOT": str(conf),
+        "MACHINE_ID": MACHINE_ID,
+        "KERNEL_INSTALL_PLUGINS": " ".join(plugins),
+        "dracutbasedir": str(base),
+        "AOEBOOT_ROOT": str(top),
+        # the plugin runs `aoeboot`: this checkout's, whatever the venv has installed
+        "PYTHONPATH": str(REPO),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
     start = time.perf_counter()
-    subprocess.run(["kernel-install", "add", kernel.version, str(kernel.image)], env=env,
-                   check=True)
+    subprocess.run(
+        ["kernel-install", "add", kernel.version, str(kernel.image)], env=env, check=True
+    )
     took = time.perf_counter() - start
     added = Added(took, len(count.read_text().split()), top, snap)
     if with_plugin:
@@ -107,8 +116,11 @@ def plugin_alone(work: Path, recorded: Added, run: int) -> float:
     """Run the plugin as kernel-install ran it, on a fresh copy of the state it found then."""
     snap = recorded.snapshot
     argv = (snap / "argv").read_bytes().decode().split("\0")[:-1]
-    env: dict[str, str] = dict(item.split("=", 1) for item in
-                               (snap / "env").read_bytes().decode().split("\0") if "=" in item)
+    env: dict[str, str] = dict(
+        item.split("=", 1)
+        for item in (snap / "env").read_bytes().decode().split("\0")
+        if "=" in item
+    )
     old_top, old_staging = str(recorded.top), env["KERNEL_INSTALL_STAGING_AREA"]
     here = work / f"alone-{run}"
     shutil.copytree(snap / "top", here / "top", symlinks=True)
@@ -140,23 +152,33 @@ def main() -> None:
         without = add(work, kernel, "without", base, with_plugin=False)
         print(f"kernel-install add without the plugin: {without.took:6.2f} s", flush=True)
         with_ = add(work, kernel, "with", base, with_plugin=True)
-        print(f"kernel-install add with the plugin:    {with_.took:6.2f} s (the plugin inside "
-              f"it: {with_.inside:.3f} s; {with_.dracut_runs} dracut run(s))", flush=True)
+        print(
+            f"kernel-install add with the plugin:    {with_.took:6.2f} s (the plugin inside "
+            f"it: {with_.inside:.3f} s; {with_.dracut_runs} dracut run(s))",
+            flush=True,
+        )
         alone: list[float] = []
         for run in range(args.runs):
             alone.append(plugin_alone(work, with_, run))
             print(f"plugin alone, run {run + 1}: {alone[-1]:.3f} s", flush=True)
     median = statistics.median(alone)
     share = median / without.took
-    print(f"\nplugin alone, {args.runs} runs: median {median:.3f} s, min {min(alone):.3f} s, "
-          f"max {max(alone):.3f} s")
+    print(
+        f"\nplugin alone, {args.runs} runs: median {median:.3f} s, min {min(alone):.3f} s, "
+        f"max {max(alone):.3f} s"
+    )
     print(f"plugin inside the add: {with_.inside:.3f} s (cross-check)")
-    print(f"side by side, one pair: without {without.took:.2f} s, with {with_.took:.2f} s, "
-          f"difference {with_.took - without.took:+.2f} s (cross-check only: mostly noise)")
-    print(f"plugin / kernel-install add: {100 * share:.2f} % "
-          f"(goal <= 5 %: {'met' if share <= 0.05 else 'MISSED'}); "
-          f"dracut runs in the add with the plugin: {with_.dracut_runs} "
-          f"(goal 1: {'met' if with_.dracut_runs == 1 else 'MISSED'})")
+    print(
+        f"side by side, one pair: without {without.took:.2f} s, with {with_.took:.2f} s, "
+        f"difference {with_.took - without.took:+.2f} s (cross-check only: mostly noise)"
+    )
+    print(
+        f"plugin / kernel-install add: {100 * share:.2f} % "
+        f"(goal <= 5 %: {'met' if share <= 0.05 else 'MISSED'}); "
+        f"dracut runs in the add with the plugin: {with_.dracut_runs} "
+        f"(goal 1: {'met' if with_.dracut_runs == 1 else 'MISSED'})"
+    )
+
 
 if __name__ == "__main__":
     main()

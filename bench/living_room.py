@@ -58,8 +58,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="aoeboot-bench-living-room.") as tmp:
         work = Path(tmp)
         box = installed.install_box(
-            work / "box", prepare=lambda target: installed.write_probe(
-                target, steps, mounts=[sysimage.DATA_MOUNTPOINT]))
+            work / "box",
+            prepare=lambda target: installed.write_probe(
+                target, steps, mounts=[sysimage.DATA_MOUNTPOINT]
+            ),
+        )
         (box.nas / suspend.WANTED).write_text("")
         with sysimage.mounted(box.disk, read_only=True) as target:
             entry = installed.read_entry(target, box.kver, work)
@@ -77,15 +80,22 @@ def main() -> int:
             live.start_nas()
             started = time.monotonic()
             again = console_shows(live, AGAIN, seen, 120) - started
-            say(f"NAS silent (vblade stopped, the box idle) -> warning on the console: "
+            say(
+                f"NAS silent (vblade stopped, the box idle) -> warning on the console: "
                 f"{silent:.1f} s (goal: within 60 s); vblade back -> 'answers again': "
-                f"{again:.1f} s")
-            woke = suspend.wake_each(live.monitor, live.probe, args.suspends,
-                                     lambda: live.vm.proc is not None
-                                     and live.vm.proc.poll() is None)
-            say(f"wake-up -> first synced write on root, {args.suspends} suspends: "
+                f"{again:.1f} s"
+            )
+            woke = suspend.wake_each(
+                live.monitor,
+                live.probe,
+                args.suspends,
+                lambda: live.vm.proc is not None and live.vm.proc.poll() is None,
+            )
+            say(
+                f"wake-up -> first synced write on root, {args.suspends} suspends: "
                 f"{' '.join(f'{t:.2f}' for t in woke)} s, median {statistics.median(woke):.2f} s"
-                " (goal: <= 2 s)")
+                " (goal: <= 2 s)"
+            )
             live.vm.wait_exit(300)
     return 0
 

@@ -76,25 +76,61 @@ def watch(vm: VM, timeout: float) -> dict[str, float]:
 
 def boot(work: Path, tftp: Path, firmware: str, transport: str) -> dict[str, float]:
     name = f"{firmware}-{transport}"
-    script = ["--script", f"http://{NAS_IP}:{HTTP_PORT}/{HOST}/boot.ipxe"] \
-        if transport == "http" else []
+    script = (
+        ["--script", f"http://{NAS_IP}:{HTTP_PORT}/{HOST}/boot.ipxe"] if transport == "http" else []
+    )
     fragment = subprocess.run(
-        [sys.executable, "-m", "aoeboot", "nas-config", "--mac", MAC, "--target", "e11.0",
-         "--format", "dnsmasq", *script], cwd=REPO, capture_output=True, text=True, check=True)
+        [
+            sys.executable,
+            "-m",
+            "aoeboot",
+            "nas-config",
+            "--mac",
+            MAC,
+            "--target",
+            "e11.0",
+            "--format",
+            "dnsmasq",
+            *script,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     run = work / name
     run.mkdir()
     disk = make_disk(run / "root.img")
     with Namespace("aoenb") as ns:
         ns.add_tap("tap0")
-        with Dnsmasq(ns, "tap0", tftp, fragment.stdout, run), \
-                Vblade(ns, 11, 0, "tap0", disk):
-            http = ns.popen([sys.executable, "-m", "http.server", "--bind", NAS_IP,
-                             "--directory", tftp, str(HTTP_PORT)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) \
-                if transport == "http" else None
+        with Dnsmasq(ns, "tap0", tftp, fragment.stdout, run), Vblade(ns, 11, 0, "tap0", disk):
+            http = (
+                ns.popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "http.server",
+                        "--bind",
+                        NAS_IP,
+                        "--directory",
+                        tftp,
+                        str(HTTP_PORT),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                if transport == "http"
+                else None
+            )
             try:
-                vm = VM(ns, run / "console.log", netboot=True, mac=MAC, firmware=firmware,
-                        option_rom=firmware == "bios")
+                vm = VM(
+                    ns,
+                    run / "console.log",
+                    netboot=True,
+                    mac=MAC,
+                    firmware=firmware,
+                    option_rom=firmware == "bios",
+                )
                 with vm:
                     seen = watch(vm, 900)
                     vm.wait_exit(60)
@@ -122,28 +158,44 @@ def main() -> None:
         tftp.mkdir()
         (tftp / SNPONLY.name).write_bytes(SNPONLY.read_bytes())
         config = Config(BootConfig(Target(11, 0, 1), (MAC,)), PublishConfig(str(tftp)))
-        publish.after_add(root=work / "root", config=config, kver=kernel.version,
-                          kernel=kernel.image, initrd=initrd,
-                          options=(CONSOLE_ARGS, "root=/dev/etherd/e11.0p1"))
+        publish.after_add(
+            root=work / "root",
+            config=config,
+            kver=kernel.version,
+            kernel=kernel.image,
+            initrd=initrd,
+            options=(CONSOLE_ARGS, "root=/dev/etherd/e11.0p1"),
+        )
         sizes = sum(p.stat().st_size for p in (tftp / HOST).iterdir() if p.name != "boot.ipxe")
         results = {}
         for firmware in ("bios", "uefi"):
             for transport in ("tftp", "http"):
                 seen = boot(work, tftp, firmware, transport)
                 results[(firmware, transport)] = seen
-                print(f"{firmware:4} {transport:4}: iPXE prompt to root mounted "
-                      f"{seen['root'] - seen['prompt']:6.1f} s", flush=True)
-    print(f"\naccel {accel()}, one boot each, kernel {kernel.version}, kernel + initramfs "
-          f"{sizes / 1e6:.0f} MB (uncompressed initramfs)")
-    print(f"{'':10} {'prompt->root':>12} {'->script':>8} {'menu':>6} {'fetch+start':>12} "
-          f"{'kernel->root':>13}")
+                print(
+                    f"{firmware:4} {transport:4}: iPXE prompt to root mounted "
+                    f"{seen['root'] - seen['prompt']:6.1f} s",
+                    flush=True,
+                )
+    print(
+        f"\naccel {accel()}, one boot each, kernel {kernel.version}, kernel + initramfs "
+        f"{sizes / 1e6:.0f} MB (uncompressed initramfs)"
+    )
+    print(
+        f"{'':10} {'prompt->root':>12} {'->script':>8} {'menu':>6} {'fetch+start':>12} "
+        f"{'kernel->root':>13}"
+    )
     for (firmware, transport), seen in results.items():
-        print(f"{firmware:4} {transport:5} {seen['root'] - seen['prompt']:12.1f} "
-              f"{seen['script'] - seen['prompt']:8.1f} {seen['booting'] - seen['script']:6.1f} "
-              f"{seen['kernel'] - seen['booting']:12.1f} {seen['root'] - seen['kernel']:13.1f}")
+        print(
+            f"{firmware:4} {transport:5} {seen['root'] - seen['prompt']:12.1f} "
+            f"{seen['script'] - seen['prompt']:8.1f} {seen['booting'] - seen['script']:6.1f} "
+            f"{seen['kernel'] - seen['booting']:12.1f} {seen['root'] - seen['kernel']:13.1f}"
+        )
     menu = [seen["booting"] - seen["script"] for seen in results.values()]
-    print(f"menu timeout (choose --timeout 3000): {min(menu):.1f}-{max(menu):.1f} s of every "
-          "boot; any key stops the countdown")
+    print(
+        f"menu timeout (choose --timeout 3000): {min(menu):.1f}-{max(menu):.1f} s of every "
+        "boot; any key stops the countdown"
+    )
 
 
 if __name__ == "__main__":

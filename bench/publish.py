@@ -28,10 +28,11 @@ OPTIONS = ("ro", "root=/dev/etherd/e11.0p1")
 
 
 def inputs(work: Path) -> tuple[Path, Path, str]:
-    kernels = sorted(Path("/boot").glob("vmlinuz-*"),
-                     key=lambda p: sort_key(p.name[len("vmlinuz-"):]))
+    kernels = sorted(
+        Path("/boot").glob("vmlinuz-*"), key=lambda p: sort_key(p.name[len("vmlinuz-") :])
+    )
     if kernels:
-        kver = kernels[-1].name[len("vmlinuz-"):]
+        kver = kernels[-1].name[len("vmlinuz-") :]
         initrd = Path("/boot") / f"initrd.img-{kver}"
         if initrd.exists():
             kernel = work / "vmlinuz"
@@ -55,22 +56,25 @@ def main() -> None:
         for run in range(args.runs):
             dest = work / f"nas-{run}"
             (dest / "aoeboot").mkdir(parents=True)  # the NAS's; publish never makes it
-            config = Config(BootConfig(Target(11, 0, 1)), PublishConfig(str(dest / "aoeboot"),
-                                                                       host="box"))
+            config = Config(
+                BootConfig(Target(11, 0, 1)), PublishConfig(str(dest / "aoeboot"), host="box")
+            )
             for name in times:
                 target = dest / name
                 start = time.perf_counter()
                 if name == "aoeboot":
-                    publish.publish_kernel(publish.destination(config), config, "box", kver, kernel,
-                                           initrd, OPTIONS)
+                    publish.publish_kernel(
+                        publish.destination(config), config, "box", kver, kernel, initrd, OPTIONS
+                    )
                 elif name == "cp":
                     target.mkdir(parents=True)
                     subprocess.run(["cp", str(kernel), str(initrd), str(target)], check=True)
                     subprocess.run(["sync", "-f", str(target)], check=True)
                 else:
                     target.mkdir(parents=True)
-                    subprocess.run(["rsync", str(kernel), str(initrd), str(target) + "/"],
-                                   check=True)
+                    subprocess.run(
+                        ["rsync", str(kernel), str(initrd), str(target) + "/"], check=True
+                    )
                     subprocess.run(["sync", "-f", str(target)], check=True)
                 times[name].append(time.perf_counter() - start)
         again = publish.destination(config)
@@ -81,10 +85,15 @@ def main() -> None:
         print(f"  {name:8} {median * 1000:8.1f} ms")
     for other in ("cp", "rsync"):
         ratio = medians["aoeboot"] / medians[other]
-        print(f"ratio aoeboot / {other} + sync: {ratio:.2f} "
-              f"(goal <= 1.1: {'met' if ratio <= 1.1 else 'MISSED'})")
-    print(f"unchanged re-publish sent {again.sent_bytes} bytes (goal 0: "
-          f"{'met' if again.sent_bytes == 0 else 'MISSED'})")
+        print(
+            f"ratio aoeboot / {other} + sync: {ratio:.2f} "
+            f"(goal <= 1.1: {'met' if ratio <= 1.1 else 'MISSED'})"
+        )
+    print(
+        f"unchanged re-publish sent {again.sent_bytes} bytes (goal 0: "
+        f"{'met' if again.sent_bytes == 0 else 'MISSED'})"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -62,8 +62,12 @@ def throughput(live, events, runs: int, mib: int) -> None:
         one.append(mib / float(event.words[2]))
         live.set_link(second, up=True)
         resilience.answer(live, events, f"discover-{run}", "discover", "discovered")
-        if resilience.wait_for_traffic(lambda: live.counters(second), 64 << 10, 120,
-                                       lambda: live.vm.proc.poll() is None) is None:
+        if (
+            resilience.wait_for_traffic(
+                lambda: live.counters(second), 64 << 10, 120, lambda: live.vm.proc.poll() is None
+            )
+            is None
+        ):
             say(f"  (run {run}: {second} not used again within 120 s)")
     say(f"write throughput, {mib} MiB O_DIRECT to the data volume, MiB/s per run:")
     say(f"  two paths: {' '.join(f'{x:.1f}' for x in two)}  median {statistics.median(two):.1f}")
@@ -85,24 +89,40 @@ def recovery(live, events, runs: int, outage: float) -> None:
         live.start_nas()
         back = time.monotonic()
         first = events.wait("rec", 120, after=back)[0]
-        rexmits = [e.guest for e in events.named("rexmit", after=stopped)
-                   if e.words and e.words[0] == "e11.0" and e.host <= back]
+        rexmits = [
+            e.guest
+            for e in events.named("rexmit", after=stopped)
+            if e.words and e.words[0] == "e11.0" and e.host <= back
+        ]
         gaps = [b - a for a, b in zip(rexmits, rexmits[1:])]
         interval = max(rto, TICK)
         # The same on the box's clock, which no serial-port delay skews: the host's clock minus
         # the box's, at its least over the records before the outage (the fastest to arrive).
-        offset = min(e.host - e.guest for e in events.named("rec")
-                     if stopped - 30 < e.host < stopped)
-        rows.append((first.host - back, first.guest - (back - offset), rto,
-                     statistics.median(gaps) if gaps else None, interval, len(rexmits)))
-    say(f"NAS back -> first synced record (vblade stopped {outage:g} s), as the host saw it "
-        "(the box's serial port) and on the box's clock:")
+        offset = min(
+            e.host - e.guest for e in events.named("rec") if stopped - 30 < e.host < stopped
+        )
+        rows.append(
+            (
+                first.host - back,
+                first.guest - (back - offset),
+                rto,
+                statistics.median(gaps) if gaps else None,
+                interval,
+                len(rexmits),
+            )
+        )
+    say(
+        f"NAS back -> first synced record (vblade stopped {outage:g} s), as the host saw it "
+        "(the box's serial port) and on the box's clock:"
+    )
     for took, on_box, rto, gap, interval, count in rows:
         measured = f"{gap:.3f} s" if gap is not None else "none reported"
         verdict = "within" if on_box <= interval else "NOT within"
-        say(f"  host {took:.3f} s, box {on_box:.3f} s; driver rto {rto:.3f} s, timer tick "
+        say(
+            f"  host {took:.3f} s, box {on_box:.3f} s; driver rto {rto:.3f} s, timer tick "
             f"{TICK} s, {count} retransmits of e11.0 every {measured}: {verdict} one "
-            f"retransmit interval ({interval:.3f} s)")
+            f"retransmit interval ({interval:.3f} s)"
+        )
 
 
 def main() -> int:
@@ -115,17 +135,32 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="aoeboot-bench-resilience.") as tmp:
         work = Path(tmp)
-        steps = {"load": [resilience.PROGRAM, "/dev/ttyS1", "--soak", str(args.soak),
-                          "--throughput", str(args.mib)]}
+        steps = {
+            "load": [
+                resilience.PROGRAM,
+                "/dev/ttyS1",
+                "--soak",
+                str(args.soak),
+                "--throughput",
+                str(args.mib),
+            ]
+        }
         started = time.monotonic()
-        box = installed.install_box(work / "box",
-                                    prepare=lambda target: resilience.install(target, steps),
-                                    macs=(installed.MAC, installed.MAC2))
+        box = installed.install_box(
+            work / "box",
+            prepare=lambda target: resilience.install(target, steps),
+            macs=(installed.MAC, installed.MAC2),
+        )
         say(f"installed the box in {time.monotonic() - started:.0f} s")
         with sysimage.mounted(box.disk, read_only=True) as target:
             entry = installed.read_entry(target, box.kver, work)
-        with installed.running(box, work / "boot", entry=entry, options=entry.options,
-                               macs=(installed.MAC, installed.MAC2)) as live:
+        with installed.running(
+            box,
+            work / "boot",
+            entry=entry,
+            options=entry.options,
+            macs=(installed.MAC, installed.MAC2),
+        ) as live:
             events = resilience.Events(live.probe, lambda: live.vm.proc.poll() is None)
             try:
                 events.wait("started", BOOT_TIMEOUT)
@@ -141,8 +176,10 @@ def main() -> int:
                 if args.log:
                     args.log.write_text(live.probed())
         bad = resilience.console_findings(live.vm.text()).bad
-        say(f"console: {len(bad)} lines with I/O errors, oopses or hung tasks" +
-            "".join(f"\n  {line}" for line in bad[:20]))
+        say(
+            f"console: {len(bad)} lines with I/O errors, oopses or hung tasks"
+            + "".join(f"\n  {line}" for line in bad[:20])
+        )
     return 0
 
 

@@ -43,8 +43,12 @@ def module_variant(work: Path, variant: str) -> Path:
     shutil.copytree(REPO / "dracut" / "95aoe", module)
     if variant == "old":
         for name in MODULE_FILES:
-            old = subprocess.run(["git", "-C", str(REPO), "show", f"{OLD}:dracut/95aoe/{name}"],
-                                 capture_output=True, text=True, check=True).stdout
+            old = subprocess.run(
+                ["git", "-C", str(REPO), "show", f"{OLD}:dracut/95aoe/{name}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             (module / name).write_text(old)
     return module
 
@@ -54,16 +58,25 @@ def boot(work: Path, kernel, initrd: Path, name: str, nics: int) -> dict[str, fl
     monitor = work / f"{name}.monitor"
     extra = ["-monitor", f"unix:{monitor},server=on,wait=off"]
     if nics == 2:
-        extra += ["-netdev", "tap,id=n1,ifname=tap1,script=no,downscript=no",
-                  "-device", f"virtio-net-pci,netdev=n1,mac={MACS[1]}"]
+        extra += [
+            "-netdev",
+            "tap,id=n1,ifname=tap1,script=no,downscript=no",
+            "-device",
+            f"virtio-net-pci,netdev=n1,mac={MACS[1]}",
+        ]
     with Namespace("aoe2nic") as ns:
         ns.add_tap("tap0")
         ns.add_tap("tap1")
         ns.add_bridge("br0", "02:aa:00:00:00:01", ["tap0", "tap1"])
         with Vblade(ns, 11, 0, "br0", disk):
-            vm = VM(ns, work / f"{name}.console", kernel=kernel.image, initrd=initrd,
-                    append=f"root=/dev/etherd/e11.0p1 rd.aoe.iface={','.join(MACS[:nics])}",
-                    extra=extra)
+            vm = VM(
+                ns,
+                work / f"{name}.console",
+                kernel=kernel.image,
+                initrd=initrd,
+                append=f"root=/dev/etherd/e11.0p1 rd.aoe.iface={','.join(MACS[:nics])}",
+                extra=extra,
+            )
             with vm:
                 if nics == 2:
                     monitor_command(monitor, "set_link n1 off")
@@ -75,8 +88,10 @@ def boot(work: Path, kernel, initrd: Path, name: str, nics: int) -> dict[str, fl
     nan = float("nan")
     if loaded is None:
         return {"disk": nan, "root": nan}
-    return {"disk": scan - loaded if scan is not None else nan,
-            "root": float(found.group(1)) - loaded if found else nan}
+    return {
+        "disk": scan - loaded if scan is not None else nan,
+        "root": float(found.group(1)) - loaded if found else nan,
+    }
 
 
 def main() -> None:
@@ -103,16 +118,19 @@ def main() -> None:
                 name = re.sub(r"\W", "-", f"{variant}-{nics}nic-{run}")
                 r = boot(work, kernel, images[variant], name, nics)
                 results[(variant, nics)].append(r)
-                print(f"boot {run + 1:2} {variant:8} {nics} NIC{'s' if nics > 1 else ' '}: aoe "
-                      f"loaded -> disk {r['disk']:6.2f} s, -> root mounted {r['root']:6.2f} s",
-                      flush=True)
-    print(f"\n{args.boots} boots per case, kernel {kernel.version}; the second NIC has no "
-          "carrier")
+                print(
+                    f"boot {run + 1:2} {variant:8} {nics} NIC{'s' if nics > 1 else ' '}: aoe "
+                    f"loaded -> disk {r['disk']:6.2f} s, -> root mounted {r['root']:6.2f} s",
+                    flush=True,
+                )
+    print(f"\n{args.boots} boots per case, kernel {kernel.version}; the second NIC has no carrier")
     for (variant, nics), rows in results.items():
-        print(f"{variant:8} {nics} NIC{'s' if nics > 1 else ' '}: aoe loaded -> disk median "
-              f"{statistics.median(r['disk'] for r in rows):.2f} s, -> root mounted median "
-              f"{statistics.median(r['root'] for r in rows):.2f} s (max "
-              f"{max(r['root'] for r in rows):.2f} s)")
+        print(
+            f"{variant:8} {nics} NIC{'s' if nics > 1 else ' '}: aoe loaded -> disk median "
+            f"{statistics.median(r['disk'] for r in rows):.2f} s, -> root mounted median "
+            f"{statistics.median(r['root'] for r in rows):.2f} s (max "
+            f"{max(r['root'] for r in rows):.2f} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,9 @@ def require_root() -> None:
         missing("needs root")
 
 
-def aoeboot(*args: str, env: Mapping[str, str] | None = None, input: str | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess:
+def aoeboot(
+    *args: str, env: Mapping[str, str] | None = None, input: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     """Run the real CLI in a fresh interpreter, as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "aoeboot", *args],

@@ -27,8 +27,9 @@ class Lab:
 
 
 @contextlib.contextmanager
-def serve(tmp_path: Path, sizes: Mapping[tuple[int, int], int],
-          order: str | None = None) -> Iterator[Lab]:
+def serve(
+    tmp_path: Path, sizes: Mapping[tuple[int, int], int], order: str | None = None
+) -> Iterator[Lab]:
     """NAS namespace (nas0) <-veth-> client namespace (eth0), vblade serving a sparse image of
     each size as eSHELF.SLOT. With `order`, a relay in the NAS namespace stands between nas0 and
     the client and lets those replies through only in that order (see aoelab.relay)."""

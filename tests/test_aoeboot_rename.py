@@ -23,21 +23,41 @@ def run(tmp_path: Path, iflist: str, env: dict[str, str]) -> tuple[str, str]:
     return listed.read_text().strip(), kmsg.read_text().strip()
 
 
-@pytest.mark.parametrize("iflist, env, after, said", [
-    # udev renamed eth0 (add): aoe-up's rule had put the new name in already
-    ("eth0 ens2", {"INTERFACE_OLD": "eth0", "INTERFACE": "ens2"}, "ens2",
-     "aoeboot: eth0 is now ens2: aoe_iflist is 'ens2'"),
-    # no rule (an older initramfs): the new name takes the old one's place
-    ("eth0 eth1", {"INTERFACE_OLD": "eth0", "INTERFACE": "ens2"}, "ens2 eth1",
-     "aoeboot: eth0 is now ens2: aoe_iflist is 'ens2 eth1'"),
-    # the kernel renamed it (move, `ip link set name`): the old name from DEVPATH_OLD
-    ("ens2", {"DEVPATH_OLD": "/devices/pci0000:00/0000:00:02.0/net/ens2", "INTERFACE": "aoex0"},
-     "aoex0", "aoeboot: ens2 is now aoex0: aoe_iflist is 'aoex0'"),
-    # an add with no rename, after the rule added the name once more
-    ("ens2 ens2 ens4", {"INTERFACE": "ens2"}, "ens2 ens4", "aoeboot: aoe_iflist is 'ens2 ens4'"),
-    # nothing to do: a NIC AoE does not use, and the empty list (every interface)
-    ("ens2", {"INTERFACE_OLD": "eth1", "INTERFACE": "ens4"}, "ens2", ""),
-    ("", {"INTERFACE_OLD": "eth0", "INTERFACE": "ens2"}, "", ""),
-])
+@pytest.mark.parametrize(
+    "iflist, env, after, said",
+    [
+        # udev renamed eth0 (add): aoe-up's rule had put the new name in already
+        (
+            "eth0 ens2",
+            {"INTERFACE_OLD": "eth0", "INTERFACE": "ens2"},
+            "ens2",
+            "aoeboot: eth0 is now ens2: aoe_iflist is 'ens2'",
+        ),
+        # no rule (an older initramfs): the new name takes the old one's place
+        (
+            "eth0 eth1",
+            {"INTERFACE_OLD": "eth0", "INTERFACE": "ens2"},
+            "ens2 eth1",
+            "aoeboot: eth0 is now ens2: aoe_iflist is 'ens2 eth1'",
+        ),
+        # the kernel renamed it (move, `ip link set name`): the old name from DEVPATH_OLD
+        (
+            "ens2",
+            {"DEVPATH_OLD": "/devices/pci0000:00/0000:00:02.0/net/ens2", "INTERFACE": "aoex0"},
+            "aoex0",
+            "aoeboot: ens2 is now aoex0: aoe_iflist is 'aoex0'",
+        ),
+        # an add with no rename, after the rule added the name once more
+        (
+            "ens2 ens2 ens4",
+            {"INTERFACE": "ens2"},
+            "ens2 ens4",
+            "aoeboot: aoe_iflist is 'ens2 ens4'",
+        ),
+        # nothing to do: a NIC AoE does not use, and the empty list (every interface)
+        ("ens2", {"INTERFACE_OLD": "eth1", "INTERFACE": "ens4"}, "ens2", ""),
+        ("", {"INTERFACE_OLD": "eth0", "INTERFACE": "ens2"}, "", ""),
+    ],
+)
 def test_the_list_follows_the_rename_once_each(tmp_path, iflist, env, after, said):
     assert run(tmp_path, iflist, env) == (after, said)

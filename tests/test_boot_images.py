@@ -39,7 +39,8 @@ def systemd_boot_root(tmp_path: Path) -> tuple[Path, Path]:
     (root / "efi/loader/entries").mkdir(parents=True)
     (root / "efi/loader/entries" / f"{MACHINE_ID}-{KVER}.conf").write_text(
         f"title Debian\nversion {KVER}\nlinux /{MACHINE_ID}/{KVER}/linux\n"
-        f"initrd /{MACHINE_ID}/{KVER}/initrd\noptions ro quiet\n")
+        f"initrd /{MACHINE_ID}/{KVER}/initrd\noptions ro quiet\n"
+    )
     (root / "etc/aoeboot").mkdir(parents=True)
     (root / "etc/aoeboot/aoeboot.conf").write_text("[boot]\ntarget = e11.0p1\n")
     return root, esp_initrd
@@ -47,8 +48,11 @@ def systemd_boot_root(tmp_path: Path) -> tuple[Path, Path]:
 
 def initramfs_checks(root: Path) -> list[tuple[str, str]]:
     out = cli("status", "--root", str(root), "--json")
-    return [(c["level"], c["message"]) for c in json.loads(out.stdout)["checks"]
-            if c["name"] == "initramfs"]
+    return [
+        (c["level"], c["message"])
+        for c in json.loads(out.stdout)["checks"]
+        if c["name"] == "initramfs"
+    ]
 
 
 def test_systemd_boot_the_initrd_the_entry_names_is_built_and_checked(tmp_path, monkeypatch):
@@ -63,8 +67,10 @@ def test_systemd_boot_the_initrd_the_entry_names_is_built_and_checked(tmp_path, 
     monkeypatch.setattr(initramfs, "run", fake_dracut(calls))
     result = cli("install-entry", "--target", "e11.0p1", "--root", str(root))
     assert result.exit_code == 0, result.output
-    assert f"built efi/{MACHINE_ID}/{KVER}/initrd (aoe driver, aoeboot dracut module missing)" \
-        in result.stdout, result.stdout
+    assert (
+        f"built efi/{MACHINE_ID}/{KVER}/initrd (aoe driver, aoeboot dracut module missing)"
+        in result.stdout
+    ), result.stdout
     assert len(calls) == 1 and initramfs.missing(esp_initrd) == []
     assert "root=/dev/etherd/e11.0p1" in initramfs.baked_options(esp_initrd).options
 
@@ -100,20 +106,26 @@ def without_path(script: str, path: str, tmp_path: Path) -> subprocess.Completed
     require_root()
     local = tmp_path / "local-bin"
     local.mkdir()
-    (local / "aoeboot").write_text("#!/bin/sh\necho \"aoeboot $*\"\n")
+    (local / "aoeboot").write_text('#!/bin/sh\necho "aoeboot $*"\n')
     (local / "aoeboot").chmod(0o755)
     os.makedirs("/usr/local/bin", exist_ok=True)
-    inner = f"mount --bind {local} /usr/local/bin && PATH={path} exec bash -c \"$0\""
-    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", inner,
-                           script], capture_output=True, text=True, cwd=REPO)
+    inner = f'mount --bind {local} /usr/local/bin && PATH={path} exec bash -c "$0"'
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", inner, script],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
 
 
 def test_the_module_bakes_with_aoeboot_outside_dracuts_path(tmp_path):
     """dracut runs install() with PATH=/usr/sbin:/usr/bin:/sbin:/bin: pip's /usr/local/bin/aoeboot
     was never found, and the image silently carried no options."""
     initdir = tmp_path / "initdir"
-    script = (f"initdir={initdir}; dwarn() {{ echo \"W: $*\"; }}; "
-              ". dracut/95aoe/module-setup.sh; bake_cmdline; cat $initdir/etc/cmdline.d/*")
+    script = (
+        f'initdir={initdir}; dwarn() {{ echo "W: $*"; }}; '
+        ". dracut/95aoe/module-setup.sh; bake_cmdline; cat $initdir/etc/cmdline.d/*"
+    )
     done = without_path(script, DRACUT_PATH, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "aoeboot cmdline --initramfs\n", done.stdout + done.stderr
@@ -125,16 +137,20 @@ def test_what_aoeboot_hands_the_module_is_baked_without_running_it(tmp_path):
     failing.mkdir()
     (failing / "aoeboot").write_text("#!/bin/sh\necho 'aoeboot ran' >&2; exit 3\n")
     (failing / "aoeboot").chmod(0o755)
-    script = (f"initdir={initdir}; AOEBOOT_INITRAMFS_OPTIONS='rd.aoe=1 root=/dev/etherd/e1.2p3'; "
-              f"PATH={failing}:$PATH; . dracut/95aoe/module-setup.sh; bake_cmdline; "
-              "cat $initdir/etc/cmdline.d/50-aoeboot.conf")
+    script = (
+        f"initdir={initdir}; AOEBOOT_INITRAMFS_OPTIONS='rd.aoe=1 root=/dev/etherd/e1.2p3'; "
+        f"PATH={failing}:$PATH; . dracut/95aoe/module-setup.sh; bake_cmdline; "
+        "cat $initdir/etc/cmdline.d/50-aoeboot.conf"
+    )
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=REPO)
     assert done.stderr == "", done.stderr
     assert done.stdout == "rd.aoe=1 root=/dev/etherd/e1.2p3\n", done.stdout + done.stderr
 
 
 def test_the_plugin_runs_aoeboot_outside_rpms_path(tmp_path):
-    done = without_path("sh kernel-install.d/60-aoeboot.install add 6.1 /boot/x /boot/vmlinuz",
-                        RPM_PATH, tmp_path)
-    assert done.stdout == "aoeboot kernel-install add 6.1 /boot/x /boot/vmlinuz\n", \
+    done = without_path(
+        "sh kernel-install.d/60-aoeboot.install add 6.1 /boot/x /boot/vmlinuz", RPM_PATH, tmp_path
+    )
+    assert done.stdout == "aoeboot kernel-install add 6.1 /boot/x /boot/vmlinuz\n", (
         done.stdout + done.stderr
+    )

@@ -23,7 +23,8 @@ def test_bad_input_is_one_line_and_exit_2_with_traceback_only_under_debug():
     out = aoeboot("discover", "--iface", "bad/x")
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "aoeboot: invalid interface 'bad/x' (an interface name or a MAC address)"]
+        "aoeboot: invalid interface 'bad/x' (an interface name or a MAC address)"
+    ]
     debug = aoeboot("--debug", "discover", "--iface", "bad/x")
     assert debug.returncode == 2
     assert "Traceback" in debug.stderr and "AoebootError" in debug.stderr

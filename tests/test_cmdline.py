@@ -21,19 +21,22 @@ def test_with_owned_keeps_foreign_options_in_order():
     new = c.with_owned(aoe_options(Target(11, 0, 1), ["eth0", "52:54:00:12:34:56"], 60))
     assert new.render() == (
         "ro quiet splash root=/dev/etherd/e11.0p1 rd.aoe.iface=eth0,52:54:00:12:34:56 "
-        "rd.aoe.timeout=60")
+        "rd.aoe.timeout=60"
+    )
     assert new.with_owned(aoe_options(Target(11, 0, 1), ["eth0", "52:54:00:12:34:56"], 60)) == new
 
 
-@pytest.mark.parametrize("bad, what", [('root="x', "unterminated quote"),
-                                       ("a\x01b", "control character")])
+@pytest.mark.parametrize(
+    "bad, what", [('root="x', "unterminated quote"), ("a\x01b", "control character")]
+)
 def test_malformed(bad, what):
     with pytest.raises(AoebootError, match=what):
         Cmdline.parse(bad, where="/etc/kernel/cmdline")
 
 
-words = st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters='"'),
-                min_size=1)
+words = st.text(
+    st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters='"'), min_size=1
+)
 
 
 @given(st.lists(words, max_size=8))

@@ -17,8 +17,14 @@ def test_missing_file_is_empty_config(tmp_path):
 def test_save_load_round_trip(tmp_path):
     c = Config(
         BootConfig(Target(11, 0, 1), ("eth0", "52:54:00:aa:bb:cc"), 90, 0),
-        PublishConfig("ssh://root@nas:2222/srv/tftp", "box1", "http://nas/boot", 3,
-                      Path("/etc/aoeboot/id"), Path("/etc/aoeboot/known_hosts")),
+        PublishConfig(
+            "ssh://root@nas:2222/srv/tftp",
+            "box1",
+            "http://nas/boot",
+            3,
+            Path("/etc/aoeboot/id"),
+            Path("/etc/aoeboot/known_hosts"),
+        ),
     )
     config.save(c, tmp_path)
     assert config.load(tmp_path) == c
@@ -33,8 +39,10 @@ def test_save_load_round_trip(tmp_path):
         ("[bot]\n", "aoeboot.conf:1: unknown section [bot]"),
         ("target = e1.0\n", "aoeboot.conf:1: 'target' before any [section]"),
         ("[boot]\ntimeout = soon\n", "aoeboot.conf:2: timeout: 'soon' is not a whole number"),
-        ("[boot]\ninterfaces = eth0 ../x\n",
-         "aoeboot.conf:2: interfaces: invalid interface '../x'"),
+        (
+            "[boot]\ninterfaces = eth0 ../x\n",
+            "aoeboot.conf:2: interfaces: invalid interface '../x'",
+        ),
         ("[publish]\ndestination = nas:/srv\n", "aoeboot.conf:2: destination:"),
         ("[publish]\nhost = ../../etc\n", "aoeboot.conf:2: host:"),
         ("[boot]\ntarget = e1.0\ntarget = e2.0\n", "aoeboot.conf:3: 'target' given twice"),

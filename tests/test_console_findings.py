@@ -71,8 +71,10 @@ def test_a_bad_line_inside_a_report_is_still_bad():
 
 
 def test_an_oops_and_an_io_error_outside_any_report_are_bad():
-    oops = ("[  12.0] BUG: kernel NULL pointer dereference, address: 0000000000000008\n"
-            "[  12.1] Call Trace:\n"
-            "[  13.0] blk_update_request: I/O error, dev etherd/e11.0, sector 2048\n")
+    oops = (
+        "[  12.0] BUG: kernel NULL pointer dereference, address: 0000000000000008\n"
+        "[  12.1] Call Trace:\n"
+        "[  13.0] blk_update_request: I/O error, dev etherd/e11.0, sector 2048\n"
+    )
     findings = resilience.console_findings(WAITED_FOR_THE_NAS + oops, [OUTAGE])
     assert findings.bad == oops.splitlines()

@@ -13,11 +13,15 @@ from tests.helpers import missing, require_programs
 
 
 def lsinitrd_names(image: Path) -> set:
-    out = subprocess.run(["lsinitrd", str(image)], capture_output=True, text=True,
-                         errors="replace", check=True).stdout
+    out = subprocess.run(
+        ["lsinitrd", str(image)], capture_output=True, text=True, errors="replace", check=True
+    ).stdout
     # the file list: `ls -l` style lines, the name in the ninth column
-    return {line.split()[8] for line in out.splitlines()
-            if len(line.split()) >= 9 and line[:1] in "-dlcbps" and line[1:2] in "r-"}
+    return {
+        line.split()[8]
+        for line in out.splitlines()
+        if len(line.split()) >= 9 and line[:1] in "-dlcbps" and line[1:2] in "r-"
+    }
 
 
 def test_dracut_initramfs_lists_as_lsinitrd_does(aoe_initrd):
@@ -41,8 +45,13 @@ def _archive(tmp_path: Path, name: str, files: list[str]) -> bytes:
         (tree / path).parent.mkdir(parents=True, exist_ok=True)
         (tree / path).write_text(f"content of {path}\n" * 100)
     listing = "\n".join(files) + "\n"
-    return subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], input=listing.encode(),
-                          cwd=tree, capture_output=True, check=True).stdout
+    return subprocess.run(
+        ["cpio", "-o", "-H", "newc", "--quiet"],
+        input=listing.encode(),
+        cwd=tree,
+        capture_output=True,
+        check=True,
+    ).stdout
 
 
 @pytest.mark.parametrize("compress", [["gzip", "-c"], ["zstd", "-q", "-c"], ["xz", "-c"], None])
@@ -55,8 +64,12 @@ def test_early_cpio_then_compressed_main_archive(tmp_path, compress):
     image = tmp_path / "initrd.img"
     # dracut pads the early archive to 512 bytes before the main one
     image.write_bytes(early + b"\0" * (-len(early) % 512) + main)
-    assert cpio.names(image) == ["kernel/x86/microcode/GenuineIntel.bin", "init",
-                                 "usr/lib/modules/6.1/aoe.ko", "etc/os-release"]
+    assert cpio.names(image) == [
+        "kernel/x86/microcode/GenuineIntel.bin",
+        "init",
+        "usr/lib/modules/6.1/aoe.ko",
+        "etc/os-release",
+    ]
 
 
 def test_damaged_images_are_one_line_errors(tmp_path):
@@ -91,6 +104,7 @@ def test_contents_of_chosen_files_match_lsinitrd_f(aoe_initrd):
     found = cpio.contents(image, lambda name: name in wanted)
     assert sorted(found) == wanted[:1]  # etc/os-release is a symlink: no contents of its own
     for name, data in found.items():
-        shown = subprocess.run(["lsinitrd", "-f", name, str(image)], capture_output=True,
-                               check=True).stdout
+        shown = subprocess.run(
+            ["lsinitrd", "-f", name, str(image)], capture_output=True, check=True
+        ).stdout
         assert data == shown

@@ -15,8 +15,9 @@ from tests.lab import SIZES, serve
 
 def discover(ns, *args, timeout=30):
     start = time.monotonic()
-    out = ns.run([sys.executable, "-m", "aoeboot", "discover", *args], check=False, cwd=REPO,
-                 timeout=timeout)
+    out = ns.run(
+        [sys.executable, "-m", "aoeboot", "discover", *args], check=False, cwd=REPO, timeout=timeout
+    )
     return out, time.monotonic() - start
 
 
@@ -26,7 +27,8 @@ def test_finds_both_targets_with_their_sizes(lab):
     rows = json.loads(out.stdout)
     nas_mac = lab.nas.mac("nas0")
     assert [(r["target"], r["size_bytes"], r["interface"], r["mac"]) for r in rows] == [
-        (f"e{s}.{t}", size, "eth0", nas_mac) for (s, t), size in SIZES.items()]
+        (f"e{s}.{t}", size, "eth0", nas_mac) for (s, t), size in SIZES.items()
+    ]
     assert all(r["model"] == "Coraid EtherDrive vblade" for r in rows)
 
 
@@ -75,9 +77,21 @@ def test_bad_interface_name_is_rejected_before_anything_runs(lab):
 
 
 def test_not_root_is_exit_2_with_reason(lab):
-    out = lab.client.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                          sys.executable, "-m", "aoeboot", "discover", "--userspace"],
-                         check=False, cwd=REPO)
+    out = lab.client.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-m",
+            "aoeboot",
+            "discover",
+            "--userspace",
+        ],
+        check=False,
+        cwd=REPO,
+    )
     assert out.returncode == 2
     assert out.stderr.strip() == "aoeboot: discover needs root (raw sockets or the aoe driver)"
 
@@ -109,7 +123,10 @@ def test_three_targets_whose_answers_interleave_each_get_their_own_size(tmp_path
         out, _ = discover(lab.client, "--userspace", "--json", "-i", "eth0", "--timeout", "1")
     assert out.returncode == 0, out.stderr
     assert {r["target"]: r["size_bytes"] for r in json.loads(out.stdout)} == {
-        "e12.0": 16 << 20, "e12.1": 32 << 20, "e12.2": 48 << 20}
+        "e12.0": 16 << 20,
+        "e12.1": 32 << 20,
+        "e12.2": 48 << 20,
+    }
 
 
 def test_a_target_served_by_two_servers_is_listed_once_per_server(tmp_path):
@@ -128,5 +145,6 @@ def test_a_target_served_by_two_servers_is_listed_once_per_server(tmp_path):
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
     assert sorted((r["target"], r["interface"], r["mac"]) for r in rows) == [
-        ("e13.0", "br0", mac) for mac in sorted(servers)]
+        ("e13.0", "br0", mac) for mac in sorted(servers)
+    ]
     assert {r["size_bytes"] for r in rows} == {8 << 20}  # each one IDENTIFYed

@@ -24,8 +24,12 @@ def test_man_page_names_every_command_and_config_key():
     commands = text.split(".SH COMMANDS")[1].split(".SH ")[0]
     headings = re.findall(r"^\.TP\n\.BR (\S+)(.*)$", commands, re.M)
     assert sorted(name for name, _ in headings) == sorted(cli.COMMANDS)
-    assert all(f'"{alias}' in rest or f" {alias}" in rest for name, rest in headings
-               for alias, aliased in cli.ALIASES.items() if name == aliased)
+    assert all(
+        f'"{alias}' in rest or f" {alias}" in rest
+        for name, rest in headings
+        for alias, aliased in cli.ALIASES.items()
+        if name == aliased
+    )
     for section, keys in config._SCHEMA.items():
         for key in keys:
             assert f".B [{section}] {key}" in text, f"man page lacks [{section}] {key}"
@@ -33,16 +37,31 @@ def test_man_page_names_every_command_and_config_key():
 
 def test_man_page_renders_without_warnings():
     require_programs("groff")
-    out = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", str(MAN)], capture_output=True,
-                         text=True, env={**os.environ, "LC_ALL": "C.UTF-8"}, check=False)
+    out = subprocess.run(
+        ["groff", "-man", "-Tutf8", "-ww", "-z", str(MAN)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LC_ALL": "C.UTF-8"},
+        check=False,
+    )
     assert out.returncode == 0 and out.stderr == "", out.stderr
 
 
 def _complete(words: str, cword: int) -> list:
-    env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": str(cword),
-           "_AOEBOOT_COMPLETE": "bash_complete"}
-    out = subprocess.run([sys.executable, "-m", "aoeboot"], capture_output=True, text=True,
-                         env=env, cwd=REPO, check=False)
+    env = {
+        **os.environ,
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(cword),
+        "_AOEBOOT_COMPLETE": "bash_complete",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "aoeboot"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     return [line.split(",", 1)[1] for line in out.stdout.splitlines()]
 
@@ -56,13 +75,20 @@ def test_completion_of_commands_and_options():
 def test_shipped_bash_completion_file_completes_in_bash(tmp_path: Path):
     require_programs("bash")
     shim = tmp_path / "aoeboot"  # what the package installs as /usr/bin/aoeboot
-    shim.write_text(f"#!/bin/sh\nexec {sys.executable} -m aoeboot \"$@\"\n")
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m aoeboot "$@"\n')
     shim.chmod(0o755)
-    script = ('source "$1"; COMP_WORDS=(aoeboot nas-config --form); COMP_CWORD=2; '
-              '_aoeboot_completion aoeboot; printf "%s\\n" "${COMPREPLY[@]}"')
-    out = subprocess.run(["bash", "-c", script, "bash", str(REPO / "completion/aoeboot.bash")],
-                         capture_output=True, text=True, cwd=REPO, check=False,
-                         env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    script = (
+        'source "$1"; COMP_WORDS=(aoeboot nas-config --form); COMP_CWORD=2; '
+        '_aoeboot_completion aoeboot; printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    out = subprocess.run(
+        ["bash", "-c", script, "bash", str(REPO / "completion/aoeboot.bash")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
+    )
     assert out.stdout.split() == ["--format"], out.stdout + out.stderr
 
 

@@ -21,8 +21,14 @@ from tests.helpers import REPO, require_programs, require_root
 def make_disk(root: Path, name: str, state="up", sectors=131072, partitions=(1,)) -> None:
     sysdir = root / "sys/block" / f"etherd!{name}"
     sysdir.mkdir(parents=True)
-    for attr, value in {"state": state, "size": str(sectors), "mac": "525400AABBCC",
-                        "netif": "eth0", "firmware-version": "0x4019", "payload": "8192"}.items():
+    for attr, value in {
+        "state": state,
+        "size": str(sectors),
+        "mac": "525400AABBCC",
+        "netif": "eth0",
+        "firmware-version": "0x4019",
+        "payload": "8192",
+    }.items():
         (sysdir / attr).write_text(value + "\n")
     for number in partitions:
         (sysdir / f"etherd!{name}p{number}").mkdir()
@@ -43,10 +49,28 @@ def test_list_targets_reads_every_attribute(root):
     (root / "sys/block/sda").mkdir()
     route = (driver.Route("52:54:00:aa:bb:cc", ("eth0",)),)
     assert driver.list_targets(root) == [
-        driver.DriverTarget(Target(11, 0), "up", 131072 * 512, "52:54:00:aa:bb:cc", "eth0",
-                            "0x4019", 8192, (Target(11, 0, 1), Target(11, 0, 2)), route),
-        driver.DriverTarget(Target(11, 1), "down,closewait", 131072 * 512, "52:54:00:aa:bb:cc",
-                            "eth0", "0x4019", 8192, (), route),
+        driver.DriverTarget(
+            Target(11, 0),
+            "up",
+            131072 * 512,
+            "52:54:00:aa:bb:cc",
+            "eth0",
+            "0x4019",
+            8192,
+            (Target(11, 0, 1), Target(11, 0, 2)),
+            route,
+        ),
+        driver.DriverTarget(
+            Target(11, 1),
+            "down,closewait",
+            131072 * 512,
+            "52:54:00:aa:bb:cc",
+            "eth0",
+            "0x4019",
+            8192,
+            (),
+            route,
+        ),
     ]
     assert [t.is_up for t in driver.list_targets(root)] == [True, False]
 
@@ -71,12 +95,15 @@ def test_discover_gives_up_at_the_timeout(root):
     assert time.monotonic() - start < 2
 
 
-@pytest.mark.parametrize("before, asked, after", [
-    ("ens2 ens4\n", [], "ens2 ens4\n"),  # the box's root paths stay
-    ("ens2\n", ["ens2"], "ens2\n"),
-    ("\n", ["eth0"], "\n"),  # every interface already; no list can say so again
-    ("\n", [], "\n"),
-])
+@pytest.mark.parametrize(
+    "before, asked, after",
+    [
+        ("ens2 ens4\n", [], "ens2 ens4\n"),  # the box's root paths stay
+        ("ens2\n", ["ens2"], "ens2\n"),
+        ("\n", ["eth0"], "\n"),  # every interface already; no list can say so again
+        ("\n", [], "\n"),
+    ],
+)
 def test_discover_never_takes_an_interface_away_from_the_driver(root, before, asked, after):
     """The driver drops every frame from an interface not in its list: on a box whose root is
     on AoE, a list without the root's interfaces (a written "\\n" matches none) hangs the
@@ -111,15 +138,33 @@ def test_cli_kernel_mode_without_the_module_is_exit_2(tmp_path):
     release = os.uname().release
     fake = tmp_path / "bin" / "modprobe"
     fake.parent.mkdir()
-    fake.write_text(f"#!/bin/sh\necho 'modprobe: FATAL: Module aoe not found in directory "
-                    f"/lib/modules/{release}' >&2\nexit 1\n")
+    fake.write_text(
+        f"#!/bin/sh\necho 'modprobe: FATAL: Module aoe not found in directory "
+        f"/lib/modules/{release}' >&2\nexit 1\n"
+    )
     fake.chmod(0o755)
     out = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-         'mount -t tmpfs none /sys/module && exec "$@"', "sh",
-         sys.executable, "-m", "aoeboot", "discover", "--kernel"],
-        env={**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"}, cwd=REPO,
-        capture_output=True, text=True, timeout=60)
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            'mount -t tmpfs none /sys/module && exec "$@"',
+            "sh",
+            sys.executable,
+            "-m",
+            "aoeboot",
+            "discover",
+            "--kernel",
+        ],
+        env={**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().startswith(f"aoeboot: aoe driver not available for kernel {release}")
 
@@ -153,10 +198,15 @@ def test_every_path_to_a_disk_from_debugfs(root):
     (root / "sys/kernel/debug/aoe").mkdir(parents=True)
     (root / "sys/kernel/debug/aoe/e11.0").write_text(DEBUGFS_TWO_SERVERS)
     [found] = driver.list_targets(root)
-    assert found.routes == (driver.Route("52:54:00:aa:bb:cc", ("ens3", "ens4")),
-                            driver.Route("52:54:00:dd:ee:ff", ("ens3",)))
-    assert found.paths == [("ens3", "52:54:00:aa:bb:cc"), ("ens4", "52:54:00:aa:bb:cc"),
-                           ("ens3", "52:54:00:dd:ee:ff")]
+    assert found.routes == (
+        driver.Route("52:54:00:aa:bb:cc", ("ens3", "ens4")),
+        driver.Route("52:54:00:dd:ee:ff", ("ens3",)),
+    )
+    assert found.paths == [
+        ("ens3", "52:54:00:aa:bb:cc"),
+        ("ens4", "52:54:00:aa:bb:cc"),
+        ("ens3", "52:54:00:dd:ee:ff"),
+    ]
     # rto(): 2 * rttavg + 8 * (rttdev >> RTTDSCALE), in microseconds
     assert driver.retransmit_timeout(Target(11, 0), root) == pytest.approx(0.0052)
 

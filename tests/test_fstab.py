@@ -40,12 +40,17 @@ def test_entries_and_their_links(tmp_path):
     assert fstab.parse("/dev/etherd/e11.0p1 / ext4 defaults 0 0\n", "x")[0].link is None
 
 
-@pytest.mark.parametrize("line, options", [
-    ("/dev/etherd/e11.0p1 / ext4 defaults 0 1", ("rootfstype=ext4",)),
-    ("/dev/etherd/e11.0p1 / ext4 rw,errors=remount-ro 0 1",
-     ("rootfstype=ext4", "rootflags=errors=remount-ro")),
-    ("UUID=x / auto noauto,x-systemd.growfs 0 0", ()),
-])
+@pytest.mark.parametrize(
+    "line, options",
+    [
+        ("/dev/etherd/e11.0p1 / ext4 defaults 0 1", ("rootfstype=ext4",)),
+        (
+            "/dev/etherd/e11.0p1 / ext4 rw,errors=remount-ro 0 1",
+            ("rootfstype=ext4", "rootflags=errors=remount-ro"),
+        ),
+        ("UUID=x / auto noauto,x-systemd.growfs 0 0", ()),
+    ],
+)
 def test_what_is_and_is_not_a_root_flag(tmp_path, line, options):
     assert fstab.root_options(root_with(tmp_path, line + "\n")) == options
 

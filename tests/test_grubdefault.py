@@ -26,8 +26,9 @@ def test_our_options_replace_only_ours(tmp_path):
     root = grub_root(tmp_path, FEDORA)
     assert grubdefault.ensure(root, OURS) is True
     text = (root / "etc/default/grub").read_text()
-    assert text == FEDORA.replace('"rhgb quiet rootflags=subvol=old"',
-                                  '"rhgb quiet ' + " ".join(OURS) + '"')
+    assert text == FEDORA.replace(
+        '"rhgb quiet rootflags=subvol=old"', '"rhgb quiet ' + " ".join(OURS) + '"'
+    )
     assert grubdefault.current(root).options == ("rhgb", "quiet", *OURS)
     assert grubdefault.ensure(root, OURS) is False  # idempotent
 
@@ -41,14 +42,18 @@ def test_missing_assignment_is_added(tmp_path):
     root = grub_root(tmp_path, "GRUB_TIMEOUT=5\n")
     assert grubdefault.ensure(root, OURS)
     assert (root / "etc/default/grub").read_text().splitlines()[-1] == (
-        'GRUB_CMDLINE_LINUX="' + " ".join(OURS) + '"')
+        'GRUB_CMDLINE_LINUX="' + " ".join(OURS) + '"'
+    )
 
 
-@pytest.mark.parametrize("line, message", [
-    ('GRUB_CMDLINE_LINUX="rhgb quiet', "unterminated quote"),
-    ('GRUB_CMDLINE_LINUX="$EXTRA quiet"', "uses shell expansion"),
-    ("GRUB_CMDLINE_LINUX=$(cat /etc/x)", "cannot read"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('GRUB_CMDLINE_LINUX="rhgb quiet', "unterminated quote"),
+        ('GRUB_CMDLINE_LINUX="$EXTRA quiet"', "uses shell expansion"),
+        ("GRUB_CMDLINE_LINUX=$(cat /etc/x)", "cannot read"),
+    ],
+)
 def test_what_we_cannot_read_is_a_one_line_error_naming_the_file(tmp_path, line, message):
     root = grub_root(tmp_path, f"GRUB_TIMEOUT=5\n{line}\n")
     before = (root / "etc/default/grub").read_text()
@@ -62,4 +67,5 @@ def test_single_quotes_and_export(tmp_path):
     root = grub_root(tmp_path, "export GRUB_CMDLINE_LINUX='quiet'\n")
     assert grubdefault.ensure(root, OURS)
     assert (root / "etc/default/grub").read_text() == (
-        'export GRUB_CMDLINE_LINUX="quiet ' + " ".join(OURS) + '"\n')
+        'export GRUB_CMDLINE_LINUX="quiet ' + " ".join(OURS) + '"\n'
+    )

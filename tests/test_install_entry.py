@@ -11,8 +11,9 @@ import pytest
 
 from tests.helpers import aoeboot
 
-ENTRY = ("title Fedora\nversion {kver}\nlinux /vmlinuz-{kver}\n"
-         "options root=UUID=abcd ro rhgb quiet\n")
+ENTRY = (
+    "title Fedora\nversion {kver}\nlinux /vmlinuz-{kver}\noptions root=UUID=abcd ro rhgb quiet\n"
+)
 
 
 def installed_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
@@ -42,13 +43,15 @@ def test_install_entry_sets_everything_up_once(tmp_path, aoe_initrd):
     watch = root / "etc/systemd/system/multi-user.target.wants/aoeboot-watch.service"
     assert os.readlink(watch) == "/usr/lib/systemd/system/aoeboot-watch.service"
     assert (root / "etc/kernel/cmdline").read_text() == (
-        "ro rhgb quiet root=/dev/etherd/e11.0p1 rd.aoe.iface=eth0\n")
+        "ro rhgb quiet root=/dev/etherd/e11.0p1 rd.aoe.iface=eth0\n"
+    )
     assert 'add_dracutmodules+=" aoe "' in (root / "etc/dracut.conf.d/90-aoeboot.conf").read_text()
     assert "target = e11.0p1" in (root / "etc/aoeboot/aoeboot.conf").read_text()
     entry = (root / "boot/loader/entries" / f"fedora-{kver}.conf").read_text()
     assert entry == ENTRY.format(kver=kver).replace(
         "options root=UUID=abcd ro rhgb quiet",
-        "options ro rhgb quiet root=/dev/etherd/e11.0p1 rd.aoe.iface=eth0")
+        "options ro rhgb quiet root=/dev/etherd/e11.0p1 rd.aoe.iface=eth0",
+    )
 
     again = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root), "--json")
     assert again.returncode == 0, again.stderr
@@ -60,21 +63,27 @@ def test_install_entry_without_target_on_a_root_not_on_aoe(tmp_path):
     root.mkdir()
     out = aoeboot("install-entry", "--root", str(root))
     assert out.returncode == 2
-    assert out.stderr.strip() == (f"aoeboot: {root} is not mounted from an AoE disk "
-                                  "(name the root partition with --target eX.YpN)")
+    assert out.stderr.strip() == (
+        f"aoeboot: {root} is not mounted from an AoE disk "
+        "(name the root partition with --target eX.YpN)"
+    )
     assert list(root.iterdir()) == []  # nothing written
 
 
-@pytest.mark.parametrize("target, message", [("e65535.0p1", "shelf 65535 out of range"),
-                                             ("sda1", "invalid AoE target 'sda1'")])
+@pytest.mark.parametrize(
+    "target, message",
+    [("e65535.0p1", "shelf 65535 out of range"), ("sda1", "invalid AoE target 'sda1'")],
+)
 def test_bad_target(tmp_path, target, message):
     out = aoeboot("install-entry", "--target", target, "--root", str(tmp_path))
     assert out.returncode == 2 and message in out.stderr
     assert list(tmp_path.iterdir()) == []
 
 
-FSTAB = ("UUID=9a1e0c52-3a7b-4f64-a1c2-5d6e7f809102 / btrfs subvol=root,compress=zstd:1 0 0\n"
-         "UUID=0b9c8d7e-1f2a-4b3c-8d4e-5f6a7b8c9d0e /boot ext4 defaults 1 2\n")
+FSTAB = (
+    "UUID=9a1e0c52-3a7b-4f64-a1c2-5d6e7f809102 / btrfs subvol=root,compress=zstd:1 0 0\n"
+    "UUID=0b9c8d7e-1f2a-4b3c-8d4e-5f6a7b8c9d0e /boot ext4 defaults 1 2\n"
+)
 ROOT_MOUNT = "rootfstype=btrfs rootflags=subvol=root,compress=zstd:1"
 
 
@@ -96,11 +105,13 @@ def test_root_mount_options_come_from_the_installed_systems_fstab(tmp_path, aoe_
     out = aoeboot("install-entry", "--target", "e11.0p3", "--root", str(root))
     assert out.returncode == 0, out.stderr
     ours = f"root=/dev/etherd/e11.0p3 {ROOT_MOUNT}"
-    assert (root / "etc/kernel/cmdline").read_text() == f"ro {ours}\n"
+    # a new /etc/kernel/cmdline as grub2-mkconfig writes it: with GRUB_CMDLINE_LINUX's options
+    assert (root / "etc/kernel/cmdline").read_text() == f"ro rhgb quiet {ours}\n"
     entry = (root / "boot/loader/entries" / f"fedora-{kver}.conf").read_text()
     assert f"options ro rhgb quiet {ours}\n" in entry
     assert (root / "etc/default/grub").read_text() == (
-        f'GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="rhgb quiet {ours}"\n')
+        f'GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="rhgb quiet {ours}"\n'
+    )
     assert "set the AoE options in GRUB_CMDLINE_LINUX of /etc/default/grub" in out.stdout
     again = aoeboot("install-entry", "--target", "e11.0p3", "--root", str(root))
     assert again.stdout.strip() == "nothing to change: already set up to boot from AoE"
@@ -113,7 +124,8 @@ def test_usr_lib_kernel_cmdline_is_the_base_without_etc_kernel_cmdline(tmp_path,
     (root / "usr/lib/kernel/cmdline").write_text("ro console=ttyS0\n")
     assert aoeboot("install-entry", "--target", "e11.0p3", "--root", str(root)).returncode == 0
     assert (root / "etc/kernel/cmdline").read_text() == (
-        f"ro console=ttyS0 root=/dev/etherd/e11.0p3 {ROOT_MOUNT}\n")
+        f"ro console=ttyS0 root=/dev/etherd/e11.0p3 {ROOT_MOUNT}\n"
+    )
 
 
 def test_publishing_configured_enables_the_retry_timer(tmp_path, aoe_initrd):
@@ -127,12 +139,19 @@ def test_publishing_configured_enables_the_retry_timer(tmp_path, aoe_initrd):
     assert str(link.readlink()) == "/usr/lib/systemd/system/aoeboot-publish.timer"
 
 
-@pytest.mark.parametrize("breakage, message", [
-    (lambda root: (root / "etc/fstab").write_text("UUID=x /boot ext4 defaults 1 2\n"),
-     "etc/fstab has no line for /"),
-    (lambda root: (root / "etc/default/grub").write_text('GRUB_CMDLINE_LINUX="quiet\n'),
-     "etc/default/grub:1: unterminated quote in GRUB_CMDLINE_LINUX"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (
+            lambda root: (root / "etc/fstab").write_text("UUID=x /boot ext4 defaults 1 2\n"),
+            "etc/fstab has no line for /",
+        ),
+        (
+            lambda root: (root / "etc/default/grub").write_text('GRUB_CMDLINE_LINUX="quiet\n'),
+            "etc/default/grub:1: unterminated quote in GRUB_CMDLINE_LINUX",
+        ),
+    ],
+)
 def test_bad_system_files_are_one_line_errors(tmp_path, aoe_initrd, breakage, message):
     kver, initrd = aoe_initrd
     root = fedora_root(tmp_path, kver, initrd)
@@ -162,9 +181,25 @@ def test_dropin_asks_for_the_module_only_while_it_is_installed(tmp_path):
     for base, has_aoe in ((with_module, True), (without, False)):
         image = tmp_path / f"{has_aoe}.img"
         proc = subprocess.run(
-            ["dracut", "--force", "--no-kernel", "--no-hostonly", "--conf", "/dev/null",
-             "--confdir", str(confdir), "-m", "base", "--no-compress", str(image)],
-            env=dracutdir.env(base), capture_output=True, text=True, timeout=300)
+            [
+                "dracut",
+                "--force",
+                "--no-kernel",
+                "--no-hostonly",
+                "--conf",
+                "/dev/null",
+                "--confdir",
+                str(confdir),
+                "-m",
+                "base",
+                "--no-compress",
+                str(image),
+            ],
+            env=dracutdir.env(base),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert ("parse-aoe.sh" in "".join(cpio_names(image))) is has_aoe
 
@@ -187,18 +222,22 @@ def test_records_the_servers_the_driver_uses_and_the_initramfs_carries_them(tmp_
     (root / "sys/kernel/debug/aoe/e11.0").write_text(
         "rttavg: 2 rttdev: 1\nfalloc: 1\nffree: 0000000000000000\n525400aa0001:0:16:16\n"
         "\tssthresh:8\n\ttaint:0\n\teth0\nfalloc: 1\nffree: 0000000000000000\n"
-        "525400aa0002:0:16:16\n\tssthresh:8\n\ttaint:0\n\teth1\n")
+        "525400aa0002:0:16:16\n\tssthresh:8\n\ttaint:0\n\teth1\n"
+    )
     out = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == (
-        "recorded 52:54:00:aa:00:01, 52:54:00:aa:00:02 as the server(s) of e11.0")
+        "recorded 52:54:00:aa:00:01, 52:54:00:aa:00:02 as the server(s) of e11.0"
+    )
     config = (root / "etc/aoeboot/aoeboot.conf").read_text()
     assert "servers = 52:54:00:aa:00:01 52:54:00:aa:00:02\n" in config
     # the kernel command line stays as it was; only the image carries them (for its report)
     assert "rd.aoe.server" not in (root / "etc/kernel/cmdline").read_text()
     baked = aoeboot("cmdline", "--initramfs", "--root", str(root))
     assert baked.stdout.split()[-2:] == [
-        "rd.aoe=1", "rd.aoe.server=52:54:00:aa:00:01,52:54:00:aa:00:02"], baked.stdout
+        "rd.aoe=1",
+        "rd.aoe.server=52:54:00:aa:00:01,52:54:00:aa:00:02",
+    ], baked.stdout
     # the driver lists them in the order they answered: a new order changes nothing
     (root / "sys/kernel/debug/aoe/e11.0").write_text("525400aa0002:0:16:16\n525400aa0001:0:1:16\n")
     again = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
@@ -210,11 +249,13 @@ def test_server_named_by_hand_wins_and_bad_ones_are_one_line(tmp_path, aoe_initr
     root = installed_root(tmp_path, kver, initrd)
     (root / "etc/aoeboot").mkdir(parents=True)
     (root / "etc/aoeboot/aoeboot.conf").write_text("[boot]\nservers = 52:54:00:aa:00:01\n")
-    out = aoeboot("install-entry", "--target", "e11.0p1", "--server", "02-AA-00-00-00-09",
-                  "--root", str(root))
+    out = aoeboot(
+        "install-entry", "--target", "e11.0p1", "--server", "02-AA-00-00-00-09", "--root", str(root)
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == (
-        "recorded 02:aa:00:00:00:09 as the server(s) of e11.0 (was 52:54:00:aa:00:01)")
+        "recorded 02:aa:00:00:00:09 as the server(s) of e11.0 (was 52:54:00:aa:00:01)"
+    )
     assert "servers = 02:aa:00:00:00:09\n" in (root / "etc/aoeboot/aoeboot.conf").read_text()
     bad = aoeboot("install-entry", "--target", "e11.0p1", "--server", "nas", "--root", str(root))
     assert bad.returncode == 2 and bad.stderr.startswith("aoeboot: invalid MAC address 'nas'")
@@ -223,8 +264,13 @@ def test_server_named_by_hand_wins_and_bad_ones_are_one_line(tmp_path, aoe_initr
 
 def test_without_the_driver_nothing_is_recorded_and_it_says_so(tmp_path, aoe_initrd):
     kver, initrd = aoe_initrd
-    out = aoeboot("install-entry", "--target", "e11.0p1", "--root",
-                  str(installed_root(tmp_path, kver, initrd)))
+    out = aoeboot(
+        "install-entry",
+        "--target",
+        "e11.0p1",
+        "--root",
+        str(installed_root(tmp_path, kver, initrd)),
+    )
     assert out.returncode == 0, out.stderr
     assert "cannot tell which NAS serves e11.0" in out.stderr
     assert "servers" not in (tmp_path / "sysimage/etc/aoeboot/aoeboot.conf").read_text()
@@ -267,17 +313,28 @@ def nm_root(tmp_path: Path, nics: dict[str, str]) -> Path:
 
 
 def test_networkmanager_dropin_names_every_aoe_nic_by_mac_once(tmp_path):
-    root = nm_root(tmp_path, {"eth0": "52:54:00:12:34:56", "eth1": "52:54:00:00:00:09",
-                              "wlan0": "02:00:00:00:00:01"})
-    out = aoeboot("install-entry", "--target", "e11.0p1", "--iface", "eth0",
-                  "--iface", "52-54-00-00-00-09", "--root", str(root))
+    root = nm_root(
+        tmp_path,
+        {"eth0": "52:54:00:12:34:56", "eth1": "52:54:00:00:00:09", "wlan0": "02:00:00:00:00:01"},
+    )
+    out = aoeboot(
+        "install-entry",
+        "--target",
+        "e11.0p1",
+        "--iface",
+        "eth0",
+        "--iface",
+        "52-54-00-00-00-09",
+        "--root",
+        str(root),
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == (
         "wrote /etc/NetworkManager/conf.d/90-aoeboot.conf for eth0 (52:54:00:12:34:56), "
-        "eth1 (52:54:00:00:00:09)")
+        "eth1 (52:54:00:00:00:09)"
+    )
     dropin = root / NM_DROPIN
-    assert dropin.read_text() == NM_TEXT.format(
-        match="mac:52:54:00:12:34:56,mac:52:54:00:00:00:09")
+    assert dropin.read_text() == NM_TEXT.format(match="mac:52:54:00:12:34:56,mac:52:54:00:00:00:09")
     assert dropin.stat().st_mode & 0o777 == 0o644
     assert sorted(p.name for p in dropin.parent.iterdir()) == ["90-aoeboot.conf"]  # no temp
     # the config keeps what was given (a name stays a name): the drop-in has the MAC
@@ -295,7 +352,8 @@ def test_networkmanager_dropin_follows_the_nics(tmp_path):
     aoeboot("install-entry", "--target", "e11.0p1", "--iface", "eth0", "--root", str(root))
     out = aoeboot("install-entry", "--target", "e11.0p1", "--iface", "eth1", "--root", str(root))
     assert "wrote /etc/NetworkManager/conf.d/90-aoeboot.conf for eth1 (52:54:00:00:00:09)" in (
-        out.stdout.splitlines()), out.stdout
+        out.stdout.splitlines()
+    ), out.stdout
     assert (root / NM_DROPIN).read_text() == NM_TEXT.format(match="mac:52:54:00:00:00:09")
 
 
@@ -317,7 +375,8 @@ def test_no_networkmanager_drop_in_without_networkmanager_or_a_mac(tmp_path):
     out = aoeboot("install-entry", "--target", "e11.0p1", "--iface", "eth7", "--root", str(root))
     assert out.returncode == 0, out.stderr
     assert "no interface here is called eth7: the NetworkManager drop-in cannot name its MAC" in (
-        out.stderr)
+        out.stderr
+    )
     assert "cannot tell which NIC carries e11.0: no NetworkManager drop-in written" in out.stderr
     assert not (root / "etc/NetworkManager").exists()
 
@@ -327,12 +386,16 @@ def test_no_networkmanager_drop_in_without_networkmanager_or_a_mac(tmp_path):
     assert not (root / "etc/NetworkManager").exists()
 
 
-@pytest.mark.parametrize("servers, deadsecs", [
-    (("52:54:00:12:34:56",), None),
-    (("52:54:00:12:34:56", "52:54:00:12:34:57"), "rd.aoe.deadsecs=2147483647"),
-])
-def test_a_nas_with_two_ports_gets_a_deadsecs_that_leaves_a_dead_port(tmp_path, monkeypatch,
-                                                                      servers, deadsecs):
+@pytest.mark.parametrize(
+    "servers, deadsecs",
+    [
+        (("52:54:00:12:34:56",), None),
+        (("52:54:00:12:34:56", "52:54:00:12:34:57"), "rd.aoe.deadsecs=2147483647"),
+    ],
+)
+def test_a_nas_with_two_ports_gets_a_deadsecs_that_leaves_a_dead_port(
+    tmp_path, monkeypatch, servers, deadsecs
+):
     """One server: the module's own 0 (wait for the NAS for ever). Two: a deadsecs the driver
     needs to move frames off a port that stopped answering, which never fails the disk."""
     from aoeboot import initramfs
@@ -344,8 +407,84 @@ def test_a_nas_with_two_ports_gets_a_deadsecs_that_leaves_a_dead_port(tmp_path, 
     result = cli("install-entry", "--target", "e11.0p1", *args, "--root", str(root))
     assert result.exit_code == 0, result.output
     words = (root / "etc/kernel/cmdline").read_text().split()
-    assert [w for w in words if w.startswith("rd.aoe.deadsecs=")] == ([deadsecs] if deadsecs
-                                                                      else []), words
+    assert [w for w in words if w.startswith("rd.aoe.deadsecs=")] == (
+        [deadsecs] if deadsecs else []
+    ), words
     image = next((root / "boot").glob("initramfs-*.img"))
     baked = initramfs.baked_options(image).options
     assert (deadsecs in baked) if deadsecs else not any("deadsecs" in w for w in baked), baked
+
+
+SERVER_FSTAB = (
+    "/dev/mapper/fedora-root / xfs defaults 0 0\n"
+    "UUID=0b9c8d7e-1f2a-4b3c-8d4e-5f6a7b8c9d0e /boot xfs defaults 0 0\n"
+)
+SERVER_ENTRY = "root=/dev/mapper/fedora-root ro rd.lvm.lv=fedora/root"
+
+
+def server_root(
+    tmp_path: Path,
+    kver: str,
+    initrd: Path,
+    grub: str = "rd.lvm.lv=fedora/root",
+    entry: str = SERVER_ENTRY,
+) -> Path:
+    """Fedora Server's layout as the installer leaves it (LVM, xfs), prepared where its stack
+    is not assembled: no /etc/kernel/cmdline yet, the entry grub2-mkconfig's options."""
+    root = installed_root(tmp_path, kver, initrd)
+    (root / "etc/kernel/cmdline").unlink()
+    (root / "boot/loader/entries" / f"fedora-{kver}.conf").write_text(
+        ENTRY.format(kver=kver).replace("root=UUID=abcd ro rhgb quiet", entry)
+    )
+    (root / "etc/fstab").write_text(SERVER_FSTAB)
+    (root / "etc/default").mkdir()
+    (root / "etc/default/grub").write_text(f'GRUB_CMDLINE_LINUX="{grub}"\n')
+    return root
+
+
+def test_lvm_root_stays_the_logical_volume_and_aoe_is_wanted(tmp_path, aoe_initrd):
+    kver, initrd = aoe_initrd
+    root = server_root(tmp_path, kver, initrd)
+    out = aoeboot("install-entry", "--target", "e11.0p3", "--iface", "eth0", "--root", str(root))
+    assert out.returncode == 0, out.stderr
+    ours = "root=/dev/mapper/fedora-root rootfstype=xfs rd.aoe=1 rd.aoe.iface=eth0"
+    # rd.lvm.lv= came from GRUB_CMDLINE_LINUX, as grub2-mkconfig would have written it
+    assert (root / "etc/kernel/cmdline").read_text() == f"ro rd.lvm.lv=fedora/root {ours}\n"
+    entry = (root / "boot/loader/entries" / f"fedora-{kver}.conf").read_text()
+    assert f"options ro rd.lvm.lv=fedora/root {ours}\n" in entry
+    assert (root / "etc/default/grub").read_text() == (
+        f'GRUB_CMDLINE_LINUX="rd.lvm.lv=fedora/root {ours}"\n'
+    )
+    again = aoeboot("install-entry", "--target", "e11.0p3", "--root", str(root))
+    assert again.stdout.strip() == "nothing to change: already set up to boot from AoE"
+
+
+def test_the_lvm_option_is_added_where_it_is_missing_and_others_are_kept(tmp_path, aoe_initrd):
+    kver, initrd = aoe_initrd
+    root = server_root(
+        tmp_path,
+        kver,
+        initrd,
+        grub="rhgb",
+        entry="root=/dev/etherd/e11.0p3 ro rd.lvm.lv=fedora/swap",
+    )
+    out = aoeboot("install-entry", "--target", "e11.0p3", "--root", str(root))
+    assert out.returncode == 0, out.stderr
+    ours = "root=/dev/mapper/fedora-root rootfstype=xfs rd.lvm.lv=fedora/root rd.aoe=1"
+    assert (root / "etc/kernel/cmdline").read_text() == f"ro rhgb {ours}\n"
+    entry = (root / "boot/loader/entries" / f"fedora-{kver}.conf").read_text()
+    # root= named the PV (an older aoeboot wrote that): it is the LV again; the swap LV stays
+    assert f"options ro rd.lvm.lv=fedora/swap {ours}\n" in entry
+
+
+def test_an_md_root_not_assembled_here_is_an_error_and_nothing_is_written(tmp_path, aoe_initrd):
+    kver, initrd = aoe_initrd
+    root = server_root(tmp_path, kver, initrd)
+    (root / "etc/fstab").write_text("/dev/md/root / xfs defaults 0 0\n")
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    out = aoeboot("install-entry", "--target", "e11.0p3", "--root", str(root))
+    assert out.returncode == 2
+    assert "/ is on /dev/md/root, an md array not assembled here" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and p.name != "lock"}
+    assert after == before

@@ -40,9 +40,15 @@ def in_private_journal(tmp_path: Path, *argv: str, env=None) -> tuple[int, str, 
     out = tmp_path / "out"
     out.mkdir()
     run_env = {**(env or os.environ), "JOURNALD": str(JOURNALD), "OUT": str(out)}
-    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", SCRIPT,
-                           "sh", *argv], env=run_env, cwd=REPO, capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", SCRIPT, "sh", *argv],
+        env=run_env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     entries = [json.loads(line) for line in (out / "journal").read_text().splitlines()]
     return int((out / "rc").read_text()), (out / "stderr").read_text(), entries
@@ -50,8 +56,16 @@ def in_private_journal(tmp_path: Path, *argv: str, env=None) -> tuple[int, str, 
 
 def test_errors_reach_the_journal_and_stderr(tmp_path):
     rc, stderr, entries = in_private_journal(
-        tmp_path, sys.executable, "-m", "aoeboot", "kernel-install", "add", "../etc", str(tmp_path),
-        "/boot/vmlinuz")
+        tmp_path,
+        sys.executable,
+        "-m",
+        "aoeboot",
+        "kernel-install",
+        "add",
+        "../etc",
+        str(tmp_path),
+        "/boot/vmlinuz",
+    )
     assert rc == 2
     message = "invalid kernel version '../etc' (must be one plain file name)"
     assert stderr.strip() == f"aoeboot: {message}"
@@ -67,16 +81,34 @@ def test_kernel_install_warning_reaches_the_journal(tmp_path, aoe_initrd):
     (conf / "cmdline").write_text("ro quiet\n")
     # /proc refuses new directories: the NAS "directory" can never be written
     (root / "etc/aoeboot/aoeboot.conf").write_text(
-        "[boot]\ntarget = e11.0p1\n[publish]\ndestination = /proc/aoeboot-nas\nhost = box\n")
-    env = {**os.environ, "AOEBOOT_ROOT": str(root),
-           "KERNEL_INSTALL_CONF_ROOT": str(conf), "KERNEL_INSTALL_LAYOUT": "bls",
-           "KERNEL_INSTALL_BOOT_ROOT": str(tmp_path / "boot")}
+        "[boot]\ntarget = e11.0p1\n[publish]\ndestination = /proc/aoeboot-nas\nhost = box\n"
+    )
+    env = {
+        **os.environ,
+        "AOEBOOT_ROOT": str(root),
+        "KERNEL_INSTALL_CONF_ROOT": str(conf),
+        "KERNEL_INSTALL_LAYOUT": "bls",
+        "KERNEL_INSTALL_BOOT_ROOT": str(tmp_path / "boot"),
+    }
     rc, stderr, entries = in_private_journal(
-        tmp_path, sys.executable, "-m", "aoeboot", "kernel-install", "add", kver,
-        str(tmp_path / "entry"), "/boot/vmlinuz-" + kver, str(initrd), env=env)
+        tmp_path,
+        sys.executable,
+        "-m",
+        "aoeboot",
+        "kernel-install",
+        "add",
+        kver,
+        str(tmp_path / "entry"),
+        "/boot/vmlinuz-" + kver,
+        str(initrd),
+        env=env,
+    )
     assert rc == 0, stderr
     warnings = [e for e in entries if e["PRIORITY"] == "4"]
-    assert any("publishing to /proc/aoeboot-nas failed" in e["MESSAGE"]
-               and "recorded as pending" in e["MESSAGE"] for e in warnings), entries
+    assert any(
+        "publishing to /proc/aoeboot-nas failed" in e["MESSAGE"]
+        and "recorded as pending" in e["MESSAGE"]
+        for e in warnings
+    ), entries
     assert "recorded as pending" in stderr  # and on stderr, for the person running dnf
     assert (conf / "cmdline").read_text() == "ro quiet root=/dev/etherd/e11.0p1\n"

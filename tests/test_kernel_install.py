@@ -59,8 +59,10 @@ class Setup:
         # Counting dracut runs: a wrapper that records each call (with whether Debian's dracut
         # would run its post-update hooks) and execs the real dracut.
         wrapper = self.bin / "dracut"
-        wrapper.write_text(f"#!/bin/sh\necho \"run:${{NO_POST_UPDATE_HOOKS:-hooks}}\" >> "
-                           f"{self.count}\nexec /usr/bin/dracut \"$@\"\n")
+        wrapper.write_text(
+            f'#!/bin/sh\necho "run:${{NO_POST_UPDATE_HOOKS:-hooks}}" >> '
+            f'{self.count}\nexec /usr/bin/dracut "$@"\n'
+        )
         wrapper.chmod(0o755)
         self.env = {
             **os.environ,
@@ -120,7 +122,8 @@ def test_add_builds_once_writes_the_entry_and_remove_undoes_it(tmp_path, kernel,
     entry_dir = s.boot / MACHINE_ID / kernel.version
     assert initramfs.missing(entry_dir / "initrd") == []  # aoe.ko and parse-aoe.sh inside
     assert (s.conf / "cmdline").read_text() == (
-        "quiet console=ttyS0 splash root=/dev/etherd/e11.0p1 rd.aoe.iface=eth0\n")
+        "quiet console=ttyS0 splash root=/dev/etherd/e11.0p1 rd.aoe.iface=eth0\n"
+    )
 
     out = s.kernel_install("remove", kernel.version)
     assert out.returncode == 0, out.stderr
@@ -130,7 +133,8 @@ def test_add_builds_once_writes_the_entry_and_remove_undoes_it(tmp_path, kernel,
 
 
 def test_good_initrd_is_verified_not_rebuilt_and_layout_other_writes_no_entry(
-        tmp_path, kernel, dracut_base, good_initrd):
+    tmp_path, kernel, dracut_base, good_initrd
+):
     s = Setup(tmp_path, dracut_base, with_loaderentry())
     (s.conf / "install.conf").write_text("layout=other\n")
     out = s.kernel_install("add", kernel.version, str(kernel.image), str(good_initrd), verbose=True)
@@ -149,14 +153,16 @@ def test_unrelated_host_is_left_alone(tmp_path, kernel, dracut_base):
     assert (s.conf / "cmdline").read_text() == USER_CMDLINE + "\n"
 
 
-def test_read_only_boot_is_a_clear_error_and_nothing_half_written(tmp_path, kernel, dracut_base,
-                                                                   good_initrd):
+def test_read_only_boot_is_a_clear_error_and_nothing_half_written(
+    tmp_path, kernel, dracut_base, good_initrd
+):
     s = Setup(tmp_path, dracut_base, [PLUGIN])
     entries = s.boot / "loader/entries"
     entries.mkdir(parents=True)
     grub_entry = entries / "fedora-grub.conf"  # what Fedora's 20-grub.install writes before us
-    original = (f"title Fedora\nversion {kernel.version}\nlinux /vmlinuz\n"
-                "options root=/dev/sda1 ro\n")
+    original = (
+        f"title Fedora\nversion {kernel.version}\nlinux /vmlinuz\noptions root=/dev/sda1 ro\n"
+    )
     grub_entry.write_text(original)
     (s.boot / MACHINE_ID / kernel.version).mkdir(parents=True)  # else kernel-install fails first
     subprocess.run(["mount", "--bind", str(s.boot), str(s.boot)], check=True)
@@ -171,11 +177,14 @@ def test_read_only_boot_is_a_clear_error_and_nothing_half_written(tmp_path, kern
     assert sorted(p.name for p in entries.iterdir()) == ["fedora-grub.conf"]
 
 
-@pytest.mark.parametrize("kver, message", [
-    ("../x", "invalid kernel version '../x'"),
-    ("a/b", "invalid kernel version 'a/b'"),
-    ("", "invalid kernel version ''"),
-])
+@pytest.mark.parametrize(
+    "kver, message",
+    [
+        ("../x", "invalid kernel version '../x'"),
+        ("a/b", "invalid kernel version 'a/b'"),
+        ("", "invalid kernel version ''"),
+    ],
+)
 def test_malformed_kver(tmp_path, kver, message):
     conf = tmp_path / "conf"
     conf.mkdir()
@@ -192,13 +201,15 @@ def test_malformed_cmdline_file_and_config(tmp_path):
     (conf / "aoeboot.conf").write_text(CONFIG)
     (conf / "cmdline").write_text('quiet acpi="broken\n')
     env = {**os.environ, "KERNEL_INSTALL_CONF_ROOT": str(conf)}
-    out = aoeboot("kernel-install", "add", "6.1.0-1-amd64", str(tmp_path / "e"), "/nonexistent",
-                  env=env)
+    out = aoeboot(
+        "kernel-install", "add", "6.1.0-1-amd64", str(tmp_path / "e"), "/nonexistent", env=env
+    )
     assert out.returncode == 2
     assert out.stderr.strip() == f"aoeboot: {conf / 'cmdline'}: unterminated quote in command line"
     (conf / "aoeboot.conf").write_text("[boot]\ntarget = e11.0p1\ntimeout = never\n")
-    out = aoeboot("kernel-install", "add", "6.1.0-1-amd64", str(tmp_path / "e"), "/nonexistent",
-                  env=env)
+    out = aoeboot(
+        "kernel-install", "add", "6.1.0-1-amd64", str(tmp_path / "e"), "/nonexistent", env=env
+    )
     assert out.returncode == 2
     assert out.stderr.strip().startswith(f"aoeboot: {conf / 'aoeboot.conf'}:3: timeout:")
     assert len(out.stderr.strip().splitlines()) == 1
@@ -210,8 +221,7 @@ def test_unreachable_nas_never_fails_the_kernel_install(tmp_path, kernel, dracut
     nas = tmp_path / "nas"
     nas.mkdir()
     (s.root / "etc/aoeboot").mkdir(parents=True)
-    (s.root / "etc/aoeboot/aoeboot.conf").write_text(
-        CONFIG + f"[publish]\ndestination = {nas}\n")
+    (s.root / "etc/aoeboot/aoeboot.conf").write_text(CONFIG + f"[publish]\ndestination = {nas}\n")
     (s.root / "sys/class/net/eth0").mkdir(parents=True)
     (s.root / "sys/class/net/eth0/address").write_text("52:54:00:12:34:56\n")
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(nas)], check=True)
@@ -235,17 +245,21 @@ def test_unreachable_nas_never_fails_the_kernel_install(tmp_path, kernel, dracut
 def plugin_env(s: Setup, **extra: str) -> dict[str, str]:
     """The environment kernel-install gives the plugin, for calling it directly with settings
     this host's kernel-install (252) never passes (staging area, image type, layout other)."""
-    return {**s.env, "KERNEL_INSTALL_LAYOUT": "bls", "KERNEL_INSTALL_BOOT_ROOT": str(s.boot),
-            **extra}
+    return {
+        **s.env,
+        "KERNEL_INSTALL_LAYOUT": "bls",
+        "KERNEL_INSTALL_BOOT_ROOT": str(s.boot),
+        **extra,
+    }
 
 
 def run_plugin(s: Setup, env, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(PLUGIN), *args], env=env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [str(PLUGIN), *args], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
-def test_layout_other_builds_where_grub_looks_and_fixes_grubs_entry(tmp_path, kernel,
-                                                                     dracut_base):
+def test_layout_other_builds_where_grub_looks_and_fixes_grubs_entry(tmp_path, kernel, dracut_base):
     """Fedora without layout=bls: 20-grub.install wrote /boot/loader/entries/...; the staging
     area is deleted on exit and never read for `other`, so the initramfs goes to /boot."""
     s = Setup(tmp_path, dracut_base, [PLUGIN])
@@ -254,18 +268,26 @@ def test_layout_other_builds_where_grub_looks_and_fixes_grubs_entry(tmp_path, ke
     entries = s.root / "boot/loader/entries"
     entries.mkdir(parents=True)
     grub_entry = entries / f"{MACHINE_ID}-{kernel.version}.conf"
-    grub_entry.write_text(f"title Fedora\nversion {kernel.version}\nlinux /vmlinuz-"
-                          f"{kernel.version}\ninitrd /initramfs-{kernel.version}.img\n"
-                          "options root=UUID=1234 ro rhgb\ngrub_users $grub_users\n")
-    env = plugin_env(s, KERNEL_INSTALL_LAYOUT="other", KERNEL_INSTALL_STAGING_AREA=str(staging),
-                     KERNEL_INSTALL_VERBOSE="1")
+    grub_entry.write_text(
+        f"title Fedora\nversion {kernel.version}\nlinux /vmlinuz-"
+        f"{kernel.version}\ninitrd /initramfs-{kernel.version}.img\n"
+        "options root=UUID=1234 ro rhgb\ngrub_users $grub_users\n"
+    )
+    env = plugin_env(
+        s,
+        KERNEL_INSTALL_LAYOUT="other",
+        KERNEL_INSTALL_STAGING_AREA=str(staging),
+        KERNEL_INSTALL_VERBOSE="1",
+    )
     out = run_plugin(s, env, "add", kernel.version, str(s.boot / "unused"), str(kernel.image))
     assert out.returncode == 0, out.stderr
     assert s.dracut_runs == 1
     built = s.root / f"boot/initramfs-{kernel.version}.img"
     assert initramfs.missing(built) == [] and list(staging.iterdir()) == []
     assert grub_entry.read_text().splitlines()[4:] == [
-        "options ro rhgb root=/dev/etherd/e11.0p1 rd.aoe.iface=eth0", "grub_users $grub_users"]
+        "options ro rhgb root=/dev/etherd/e11.0p1 rd.aoe.iface=eth0",
+        "grub_users $grub_users",
+    ]
     assert f"set the AoE options in {grub_entry}" in out.stdout
 
 
@@ -277,8 +299,15 @@ def test_one_initramfs_per_entry(tmp_path, kernel, dracut_base, good_initrd):
     staging.mkdir()
     shutil.copy(good_initrd, staging / "initrd")
     env = plugin_env(s, KERNEL_INSTALL_STAGING_AREA=str(staging), KERNEL_INSTALL_VERBOSE="1")
-    out = run_plugin(s, env, "add", kernel.version, str(s.boot / MACHINE_ID / kernel.version),
-                     str(kernel.image), str(good_initrd))
+    out = run_plugin(
+        s,
+        env,
+        "add",
+        kernel.version,
+        str(s.boot / MACHINE_ID / kernel.version),
+        str(kernel.image),
+        str(good_initrd),
+    )
     assert out.returncode == 0, out.stderr
     assert not (staging / "initrd").exists() and s.dracut_runs == 0
     assert f"the entry boots {good_initrd}" in out.stdout
@@ -292,29 +321,44 @@ def make_uki(tmp_path: Path, initrd: Path | None) -> Path:
     if not stub.exists():
         require_programs("linuxx64.efi.stub (systemd-boot-efi)")
     uki = tmp_path / "uki.efi"
-    sections = ["--add-section", f".osrel={Path('/etc/os-release').resolve()}",
-                "--change-section-vma", ".osrel=0x20000"]
+    sections = [
+        "--add-section",
+        f".osrel={Path('/etc/os-release').resolve()}",
+        "--change-section-vma",
+        ".osrel=0x20000",
+    ]
     if initrd is not None:
-        sections += ["--add-section", f".initrd={initrd}", "--change-section-vma",
-                     ".initrd=0x3000000"]
+        sections += [
+            "--add-section",
+            f".initrd={initrd}",
+            "--change-section-vma",
+            ".initrd=0x3000000",
+        ]
     subprocess.run(["objcopy", *sections, str(stub), str(uki)], check=True, capture_output=True)
     return uki
 
 
 @pytest.mark.parametrize("has_aoe", [True, False])
-def test_a_uki_is_checked_never_reported_fine_without_aoe(tmp_path, kernel, dracut_base,
-                                                          good_initrd, has_aoe):
+def test_a_uki_is_checked_never_reported_fine_without_aoe(
+    tmp_path, kernel, dracut_base, good_initrd, has_aoe
+):
     s = Setup(tmp_path, dracut_base, [PLUGIN])
     if has_aoe:
         initrd = good_initrd
     else:
         initrd = tmp_path / "plain.cpio"
         (tmp_path / "init").write_text("#!/bin/sh\n")
-        subprocess.run(["cpio", "-o", "-H", "newc", "--quiet", "-O", str(initrd)],
-                       input="init\n", cwd=tmp_path, check=True, text=True)
+        subprocess.run(
+            ["cpio", "-o", "-H", "newc", "--quiet", "-O", str(initrd)],
+            input="init\n",
+            cwd=tmp_path,
+            check=True,
+            text=True,
+        )
     uki = make_uki(tmp_path, initrd)
-    env = plugin_env(s, KERNEL_INSTALL_IMAGE_TYPE="uki", KERNEL_INSTALL_LAYOUT="uki",
-                     KERNEL_INSTALL_VERBOSE="1")
+    env = plugin_env(
+        s, KERNEL_INSTALL_IMAGE_TYPE="uki", KERNEL_INSTALL_LAYOUT="uki", KERNEL_INSTALL_VERBOSE="1"
+    )
     out = run_plugin(s, env, "add", kernel.version, str(s.boot / "x"), str(uki))
     assert s.dracut_runs == 0  # nothing dracut builds would reach a UKI
     if has_aoe:
@@ -326,13 +370,20 @@ def test_a_uki_is_checked_never_reported_fine_without_aoe(tmp_path, kernel, drac
             f"aoeboot: the unified kernel image {uki} carries its own initrd, built without the "
             "aoe driver and the aoeboot dracut module: it cannot boot root from AoE, and no "
             "initramfs aoeboot builds would reach it (install a kernel with a separate "
-            "initramfs (Fedora: kernel, not kernel-uki-virt))")
+            "initramfs (Fedora: kernel, not kernel-uki-virt))"
+        )
 
 
 def test_a_uki_without_initrd(tmp_path, kernel, dracut_base):
     s = Setup(tmp_path, dracut_base, [PLUGIN])
     uki = make_uki(tmp_path, None)
-    out = run_plugin(s, plugin_env(s, KERNEL_INSTALL_IMAGE_TYPE="uki"), "add", kernel.version,
-                     str(s.boot / "x"), str(uki))
+    out = run_plugin(
+        s,
+        plugin_env(s, KERNEL_INSTALL_IMAGE_TYPE="uki"),
+        "add",
+        kernel.version,
+        str(s.boot / "x"),
+        str(uki),
+    )
     assert out.returncode == 2
     assert f"{uki} is a unified kernel image without an initrd" in out.stderr

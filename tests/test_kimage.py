@@ -19,9 +19,13 @@ def test_version_of_the_installed_debian_kernel(tmp_path):
     rescue.parent.mkdir()
     shutil.copy(kernel.image, rescue)
     (tmp_path / "boot/initramfs-0-rescue-0123456789abcdef0123456789abcdef.img").write_bytes(b"")
-    assert initramfs.rescue_images(tmp_path) == [initramfs.Rescue(
-        tmp_path / "boot/initramfs-0-rescue-0123456789abcdef0123456789abcdef.img", rescue,
-        kernel.version)]
+    assert initramfs.rescue_images(tmp_path) == [
+        initramfs.Rescue(
+            tmp_path / "boot/initramfs-0-rescue-0123456789abcdef0123456789abcdef.img",
+            rescue,
+            kernel.version,
+        )
+    ]
 
 
 def test_not_a_kernel(tmp_path):

@@ -28,13 +28,24 @@ def _run(module: str, *args: str) -> subprocess.CompletedProcess:
     # a missing linter is a skip here, a failure under CI (tools/setup installs both)
     if importlib.util.find_spec(module) is None:
         missing(f"Python module {module!r} not installed")
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          cwd=REPO, check=False, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+        timeout=300,
+    )
 
 
 def test_ruff_clean():
     out = _run("ruff", "check", ".")
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_ruff_format_clean():
+    out = _run("ruff", "format", "--check", "--diff", ".")
+    assert out.returncode == 0, "ruff format fixes these:\n" + out.stdout + out.stderr
 
 
 def test_mypy_clean():
@@ -45,8 +56,9 @@ def test_mypy_clean():
 def _run_program(*argv: str) -> subprocess.CompletedProcess:
     # a missing program is a skip here, a failure under CI (tools/setup installs both)
     require_programs(argv[0])
-    return subprocess.run(list(argv), capture_output=True, text=True, cwd=REPO, check=False,
-                          timeout=300)
+    return subprocess.run(
+        list(argv), capture_output=True, text=True, cwd=REPO, check=False, timeout=300
+    )
 
 
 def test_shell_scripts_exist():
@@ -69,8 +81,14 @@ def test_shfmt_clean():
 def test_every_shell_script_is_linted():
     # a new script with a sh/bash shebang must join SHELL_SCRIPTS (and so the two tests above)
     try:
-        files = subprocess.run(["git", "ls-files", "-z"], capture_output=True, text=True, cwd=REPO,
-                               check=True, timeout=60).stdout.split("\0")
+        files = subprocess.run(
+            ["git", "ls-files", "-z"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=True,
+            timeout=60,
+        ).stdout.split("\0")
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout: cannot list the tracked files")
     scripts = set()

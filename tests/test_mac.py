@@ -29,8 +29,18 @@ def test_forms():
     assert mac.from_hexraw("525400ABCD56") == "52:54:00:ab:cd:56"
 
 
-@pytest.mark.parametrize("text", ["eth0", "52:54:00:12:34", "52:54:00:12:34:5g", "525400123456",
-                                  "52:54:00:12:34:56:78", "", "52:54:00:12:34:56\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "eth0",
+        "52:54:00:12:34",
+        "52:54:00:12:34:5g",
+        "525400123456",
+        "52:54:00:12:34:56:78",
+        "",
+        "52:54:00:12:34:56\n",
+    ],
+)
 def test_what_is_not_a_mac(text):
     assert not mac.is_mac(text)
     with pytest.raises(AoebootError, match="invalid MAC address"):
@@ -47,8 +57,9 @@ def _sys_net(root: Path, **addresses: str) -> Path:
 
 
 def test_an_interface_address_from_sysfs(tmp_path):
-    sys_net = _sys_net(tmp_path, eth0="52:54:00:AB:CD:56",
-                       ib0="80:00:00:48:fe:80:00:00:00:00:00:00")
+    sys_net = _sys_net(
+        tmp_path, eth0="52:54:00:AB:CD:56", ib0="80:00:00:48:fe:80:00:00:00:00:00:00"
+    )
     assert netif.address("eth0", sys_net) == "52:54:00:ab:cd:56"
     assert netif.address("ib0", sys_net) is None  # not an Ethernet address
     assert netif.address("nope0", sys_net) is None

@@ -35,12 +35,28 @@ def printed_argv(*args: str) -> list[str]:
 def client_sees(client: Namespace) -> tuple[list, bytes | None]:
     """What the client finds by discovery, and sector SECTOR of e11.0 read straight from the
     NAS's MAC (no discovery needed for that)."""
-    found = client.run([sys.executable, "-m", "aoeboot", "discover", "--userspace", "--json",
-                        "-i", "eth0", "--timeout", "0.5"], check=False, cwd=REPO)
+    found = client.run(
+        [
+            sys.executable,
+            "-m",
+            "aoeboot",
+            "discover",
+            "--userspace",
+            "--json",
+            "-i",
+            "eth0",
+            "--timeout",
+            "0.5",
+        ],
+        check=False,
+        cwd=REPO,
+    )
     assert found.returncode in (0, 1), found.stderr
-    code = ("import sys; from aoeboot.probe import read_sector; from aoeboot.target import Target;"
-            f"data = read_sector('eth0', '{NAS}', Target(11, 0), {SECTOR}, timeout=1.0);"
-            "sys.stdout.write('none' if data is None else data.hex())")
+    code = (
+        "import sys; from aoeboot.probe import read_sector; from aoeboot.target import Target;"
+        f"data = read_sector('eth0', '{NAS}', Target(11, 0), {SECTOR}, timeout=1.0);"
+        "sys.stdout.write('none' if data is None else data.hex())"
+    )
     read = client.run([sys.executable, "-c", code], check=False, cwd=REPO)
     assert read.returncode == 0, read.stderr
     return json.loads(found.stdout), None if read.stdout == "none" else bytes.fromhex(read.stdout)
@@ -73,8 +89,9 @@ def test_the_printed_vblade_answers_the_box_and_no_one_else(image):
     with Namespace() as nas, Namespace() as client:
         veth_pair(nas, "nas0", client, "eth0", left_mac=NAS, right_mac=STRANGER)
         # control: the same export without -m answers this client
-        open_blade = nas.popen(argv[:2] + argv[4:], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+        open_blade = nas.popen(
+            argv[:2] + argv[4:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             rows, data = client_sees(client)
         finally:
@@ -99,22 +116,52 @@ def test_the_printed_vblade_answers_the_box_and_no_one_else(image):
 
 def test_the_unit_runs_the_same_command_and_systemd_accepts_it(tmp_path, image):
     require_programs("systemd-analyze")
-    out = aoeboot("nas-config", "--mac", BOX, "--mac", "52:54:00:12:34:57", "--target", "e11.0p3",
-                  "--format", "vblade-unit", "--nas-iface", "eth0", "--export", "/dev/vg/box")
+    out = aoeboot(
+        "nas-config",
+        "--mac",
+        BOX,
+        "--mac",
+        "52:54:00:12:34:57",
+        "--target",
+        "e11.0p3",
+        "--format",
+        "vblade-unit",
+        "--nas-iface",
+        "eth0",
+        "--export",
+        "/dev/vg/box",
+    )
     assert out.returncode == 0, out.stderr
     assert "/etc/systemd/system/vblade-e11.0.service" in out.stdout
     exec_start = [line for line in out.stdout.splitlines() if line.startswith("ExecStart=")]
-    assert exec_start == [f"ExecStart=/usr/sbin/vblade -s -m {BOX},52:54:00:12:34:57 11 0 "
-                          "eth0 /dev/vg/box"]
-    command = aoeboot("nas-config", "--mac", BOX, "--mac", "52:54:00:12:34:57", "--target",
-                      "e11.0", "--format", "vblade", "--nas-iface", "eth0", "--export",
-                      "/dev/vg/box")
+    assert exec_start == [
+        f"ExecStart=/usr/sbin/vblade -s -m {BOX},52:54:00:12:34:57 11 0 eth0 /dev/vg/box"
+    ]
+    command = aoeboot(
+        "nas-config",
+        "--mac",
+        BOX,
+        "--mac",
+        "52:54:00:12:34:57",
+        "--target",
+        "e11.0",
+        "--format",
+        "vblade",
+        "--nas-iface",
+        "eth0",
+        "--export",
+        "/dev/vg/box",
+    )
     printed = [line for line in command.stdout.splitlines() if not line.startswith("#")]
     assert shlex.split(printed[0])[1:] == shlex.split(exec_start[0].partition("=")[2])[1:]
     unit = tmp_path / "vblade-e11.0.service"
     unit.write_text(out.stdout)
-    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
-                            text=True, env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"})
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"},
+    )
     assert verify.returncode == 0 and str(unit) not in verify.stderr, verify.stderr
 
 
@@ -125,33 +172,93 @@ def test_the_mtu_is_set_before_vblade_and_refused_where_the_link_cannot_carry_it
     require_root()
 
     def nas_config(ns: Namespace, iface: str, fmt: str) -> subprocess.CompletedProcess:
-        return ns.run([sys.executable, "-m", "aoeboot", "nas-config", "--mac", BOX, "--target",
-                       "e11.0", "--format", fmt, "--nas-iface", iface, "--export",
-                       str(tmp_path / "box.img"), "--mtu", "9000"], check=False, cwd=REPO)
+        return ns.run(
+            [
+                sys.executable,
+                "-m",
+                "aoeboot",
+                "nas-config",
+                "--mac",
+                BOX,
+                "--target",
+                "e11.0",
+                "--format",
+                fmt,
+                "--nas-iface",
+                iface,
+                "--export",
+                str(tmp_path / "box.img"),
+                "--mtu",
+                "9000",
+            ],
+            check=False,
+            cwd=REPO,
+        )
 
     with Namespace() as nas, Namespace() as box:
         veth_pair(nas, "nas0", box, "eth0")
-        nas.run(["ip", "link", "add", "link", "nas0", "name", "mv0", "type", "macvlan",
-                 "mode", "bridge"])
+        nas.run(
+            [
+                "ip",
+                "link",
+                "add",
+                "link",
+                "nas0",
+                "name",
+                "mv0",
+                "type",
+                "macvlan",
+                "mode",
+                "bridge",
+            ]
+        )
         refused = nas_config(nas, "mv0", "vblade")
         assert refused.returncode == 2 and refused.stdout == "", refused
         assert refused.stderr.splitlines() == [
-            "aoeboot: --mtu 9000: mv0 here sits on nas0, whose MTU is 1500 "
-            "(raise nas0's MTU first)"]
+            "aoeboot: --mtu 9000: mv0 here sits on nas0, whose MTU is 1500 (raise nas0's MTU first)"
+        ]
         assert nas.run(["ip", "link", "set", "mv0", "mtu", "9000"], check=False).returncode != 0
         printed = nas_config(nas, "nas0", "vblade")  # a veth carries up to 65535
         assert printed.returncode == 0, printed.stderr
         commands = [line for line in printed.stdout.splitlines() if not line.startswith("#")]
-        assert commands == ["ip link set dev nas0 mtu 9000",
-                            f"vblade -s -m {BOX} 11 0 nas0 {tmp_path / 'box.img'}"]
+        assert commands == [
+            "ip link set dev nas0 mtu 9000",
+            f"vblade -s -m {BOX} 11 0 nas0 {tmp_path / 'box.img'}",
+        ]
         assert "# MTU 9000 on nas0: 17 sectors (8704 bytes) per frame." in printed.stdout
         unit = nas_config(nas, "nas0", "vblade-unit").stdout
         assert "ExecStartPre=/usr/sbin/ip link set dev nas0 mtu 9000\nExecStart=" in unit
     # run where the interface is not (on the box): printed, not checked
-    elsewhere = aoeboot("nas-config", "--mac", BOX, "--target", "e11.0", "--format", "vblade",
-                        "--nas-iface", "nas-nowhere0", "--export", "/dev/vg/box", "--mtu", "9000")
+    elsewhere = aoeboot(
+        "nas-config",
+        "--mac",
+        BOX,
+        "--target",
+        "e11.0",
+        "--format",
+        "vblade",
+        "--nas-iface",
+        "nas-nowhere0",
+        "--export",
+        "/dev/vg/box",
+        "--mtu",
+        "9000",
+    )
     assert elsewhere.returncode == 0 and "mtu 9000" in elsewhere.stdout, elsewhere.stderr
     for fmt, mtu in (("dnsmasq", "9000"), ("vblade", "547")):
-        wrong = aoeboot("nas-config", "--mac", BOX, "--target", "e11.0", "--format", fmt,
-                        "--nas-iface", "eth0", "--export", "/dev/vg/box", "--mtu", mtu)
+        wrong = aoeboot(
+            "nas-config",
+            "--mac",
+            BOX,
+            "--target",
+            "e11.0",
+            "--format",
+            fmt,
+            "--nas-iface",
+            "eth0",
+            "--export",
+            "/dev/vg/box",
+            "--mtu",
+            mtu,
+        )
         assert wrong.returncode == 2 and wrong.stdout == "", wrong

@@ -32,17 +32,24 @@ os.kill(os.getpid(), signal.SIGKILL if end == "cut" else signal.SIGTERM)
 
 
 def run_writer(image: Path, end: str, sync: bool, expire: str = "30") -> tuple[str, int]:
-    env = {**os.environ, "LD_PRELOAD": str(nascache_library()),
-           "AOELAB_NASCACHE_FILE": str(image), "AOELAB_NASCACHE_EXPIRE": expire}
-    done = subprocess.run([sys.executable, "-c", WRITER, str(image), end,
-                           "sync" if sync else "cache", str(SECTORS)], env=env,
-                          capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "LD_PRELOAD": str(nascache_library()),
+        "AOELAB_NASCACHE_FILE": str(image),
+        "AOELAB_NASCACHE_EXPIRE": expire,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", WRITER, str(image), end, "sync" if sync else "cache", str(SECTORS)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     return done.stdout.strip(), done.returncode
 
 
 def sectors_on_disk(image: Path) -> int:
     data = image.read_bytes()
-    return sum(data[n * 512:(n + 1) * 512] == bytes([n + 1]) * 512 for n in range(SECTORS))
+    return sum(data[n * 512 : (n + 1) * 512] == bytes([n + 1]) * 512 for n in range(SECTORS))
 
 
 @pytest.fixture
@@ -108,13 +115,20 @@ def test_reads_see_every_write_through_writebacks_and_a_clean_stop_keeps_them(tm
     size = 4096
     image = tmp_path / "churn.img"
     image.write_bytes(bytes(size * 512))
-    env = {**os.environ, "LD_PRELOAD": str(nascache_library()),
-           "AOELAB_NASCACHE_FILE": str(image), "AOELAB_NASCACHE_EXPIRE": "0.5"}
-    done = subprocess.run([sys.executable, "-c", CHURN, str(image), str(size)], env=env,
-                          capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "LD_PRELOAD": str(nascache_library()),
+        "AOELAB_NASCACHE_FILE": str(image),
+        "AOELAB_NASCACHE_EXPIRE": "0.5",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", CHURN, str(image), str(size)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout[-500:] + done.stderr[-500:]
-    model = {int(k): bytes.fromhex(v) for k, v in
-             (pair.split(":") for pair in done.stdout.split())}
+    model = {int(k): bytes.fromhex(v) for k, v in (pair.split(":") for pair in done.stdout.split())}
     assert len(model) > 1000
     data = image.read_bytes()
-    assert all(data[n * 512:(n + 1) * 512] == model.get(n, bytes(512)) for n in range(size))
+    assert all(data[n * 512 : (n + 1) * 512] == model.get(n, bytes(512)) for n in range(size))

@@ -34,11 +34,20 @@ DEFAULTS: dict[tuple, str] = {
     (0, "iPXE"): SCRIPT,
     (None, None): "",  # no option 93: not PXE firmware (the initramfs's DHCP client)
 }
-OVERRIDES = ("--bios-image", "bios/undionly.kpxe", "--efi-image", "efi/ipxe.efi",
-             "--arm64-efi-image", "arm64/snp.efi")
+OVERRIDES = (
+    "--bios-image",
+    "bios/undionly.kpxe",
+    "--efi-image",
+    "efi/ipxe.efi",
+    "--arm64-efi-image",
+    "arm64/snp.efi",
+)
 OVERRIDDEN: dict[tuple, str] = {
-    (0, None): "bios/undionly.kpxe", (7, None): "efi/ipxe.efi", (9, None): "efi/ipxe.efi",
-    (11, None): "arm64/snp.efi", (11, "iPXE"): SCRIPT,
+    (0, None): "bios/undionly.kpxe",
+    (7, None): "efi/ipxe.efi",
+    (9, None): "efi/ipxe.efi",
+    (11, None): "arm64/snp.efi",
+    (11, "iPXE"): SCRIPT,
 }
 
 
@@ -67,20 +76,25 @@ def logged_bootfile(log: Path, xid: int) -> str | None:
         text = log.read_text(errors="replace")
         # the offer's options are logged after its boot file: once its type is, the rest is there
         if re.search(rf" {xid} DHCPOFFER\(", text) and re.search(
-                rf" {xid} sent size: +1 option: 53 message-type +2$", text, re.M):
+            rf" {xid} sent size: +1 option: 53 message-type +2$", text, re.M
+        ):
             match = re.search(rf" {xid} bootfile name: (\S+)$", text, re.M)
             return match.group(1) if match else ""
         time.sleep(0.1)
     return None
 
 
-@pytest.mark.parametrize("extra,expected", [((), DEFAULTS), (OVERRIDES, OVERRIDDEN)],
-                         ids=["defaults", "overrides"])
-def test_dnsmasq_offers_the_image_for_each_firmware(tmp_path: Path, extra: Sequence[str],
-                                                    expected: dict[tuple, str]):
+@pytest.mark.parametrize(
+    "extra,expected", [((), DEFAULTS), (OVERRIDES, OVERRIDDEN)], ids=["defaults", "overrides"]
+)
+def test_dnsmasq_offers_the_image_for_each_firmware(
+    tmp_path: Path, extra: Sequence[str], expected: dict[tuple, str]
+):
     require_programs("dnsmasq")
-    with link() as (nas, client), Dnsmasq(nas, "nas0", tmp_path, fragment("dnsmasq", *extra),
-                                          tmp_path) as server:
+    with (
+        link() as (nas, client),
+        Dnsmasq(nas, "nas0", tmp_path, fragment("dnsmasq", *extra), tmp_path) as server,
+    ):
         for (arch, user_class), image in expected.items():
             offer = ask(client, arch, user_class)
             assert logged_bootfile(server.log, offer.xid) == image, (arch, user_class)
@@ -92,17 +106,33 @@ def test_dnsmasq_offers_the_image_for_each_firmware(tmp_path: Path, extra: Seque
 def test_isc_dhcpd_offers_the_image_for_each_firmware(tmp_path: Path):
     require_programs("dhcpd")
     conf = tmp_path / "dhcpd.conf"
-    conf.write_text("authoritative;\nsubnet 10.77.0.0 netmask 255.255.255.0 {\n"
-                    "  range 10.77.0.50 10.77.0.99;\n}\n" + fragment("isc-dhcpd", *OVERRIDES))
+    conf.write_text(
+        "authoritative;\nsubnet 10.77.0.0 netmask 255.255.255.0 {\n"
+        "  range 10.77.0.50 10.77.0.99;\n}\n" + fragment("isc-dhcpd", *OVERRIDES)
+    )
     leases = tmp_path / "dhcpd.leases"
     leases.write_text("")
     checked = subprocess.run(["dhcpd", "-t", "-cf", str(conf)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
     with link() as (nas, client):
         nas.run(["ip", "addr", "add", f"{NAS_IP}/24", "dev", "nas0"])
-        server = nas.popen(["dhcpd", "-4", "-f", "-d", "-cf", conf, "-lf", leases,
-                            "-pf", tmp_path / "dhcpd.pid", "nas0"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        server = nas.popen(
+            [
+                "dhcpd",
+                "-4",
+                "-f",
+                "-d",
+                "-cf",
+                conf,
+                "-lf",
+                leases,
+                "-pf",
+                tmp_path / "dhcpd.pid",
+                "nas0",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         try:
             for (arch, user_class), image in {**OVERRIDDEN, (None, None): ""}.items():
                 offer = ask(client, arch, user_class)
@@ -116,19 +146,29 @@ def test_isc_dhcpd_offers_the_image_for_each_firmware(tmp_path: Path):
 RESERVED = [{"hw-address": MAC, "ip-address": "10.77.0.10"}]  # an address, no options
 
 
-@pytest.mark.parametrize("extra,expected,reservations,shared", [
-    ((), DEFAULTS, [], False),
-    ((*OVERRIDES, "--mac", MAC2), OVERRIDDEN, RESERVED, False),
-    ((), DEFAULTS, RESERVED, True),
-], ids=["defaults", "overrides-two-nics-reserved", "defaults-reserved-shared-network"])
-def test_kea_offers_the_image_for_each_firmware(tmp_path: Path, extra: Sequence[str],
-                                                expected: dict[tuple, str], reservations: list,
-                                                shared: bool):
+@pytest.mark.parametrize(
+    "extra,expected,reservations,shared",
+    [
+        ((), DEFAULTS, [], False),
+        ((*OVERRIDES, "--mac", MAC2), OVERRIDDEN, RESERVED, False),
+        ((), DEFAULTS, RESERVED, True),
+    ],
+    ids=["defaults", "overrides-two-nics-reserved", "defaults-reserved-shared-network"],
+)
+def test_kea_offers_the_image_for_each_firmware(
+    tmp_path: Path,
+    extra: Sequence[str],
+    expected: dict[tuple, str],
+    reservations: list,
+    shared: bool,
+):
     # the classes find the box by MAC: a reservation of its own (an address) or a shared
     # network changes nothing, though either would hide classes that reservations assign
     require_programs("kea-dhcp4")
-    with link() as (nas, client), Kea(nas, "nas0", fragment("kea", *extra), tmp_path,
-                                      reservations, shared) as server:
+    with (
+        link() as (nas, client),
+        Kea(nas, "nas0", fragment("kea", *extra), tmp_path, reservations, shared) as server,
+    ):
         # iPXE with no option 93 too (iPXE's DHCP sends it, but need not)
         for (arch, user_class), image in {**expected, (None, "iPXE"): SCRIPT}.items():
             offer = ask(client, arch, user_class)
@@ -151,22 +191,46 @@ def test_kea_reservation_root_path_outranks_the_classes(tmp_path: Path):
     # reservation sets reaches iPXE too, which then cannot attach eX.YpN and never boots
     require_programs("kea-dhcp4")
     root_path = {"name": "root-path", "data": "aoe:e11.0p1", "always-send": True}
-    with link() as (nas, client), Kea(nas, "nas0", fragment("kea"), tmp_path,
-                                      [{"hw-address": MAC, "option-data": [root_path]}]):
+    with (
+        link() as (nas, client),
+        Kea(
+            nas,
+            "nas0",
+            fragment("kea"),
+            tmp_path,
+            [{"hw-address": MAC, "option-data": [root_path]}],
+        ),
+    ):
         offer = ask(client, 7, "iPXE")
         assert (offer.file, offer.root_path) == (SCRIPT, "aoe:e11.0p1"), offer
 
 
 @pytest.mark.parametrize("fmt", ["isc-dhcpd", "dnsmasq", "kea"])
 def test_bad_image_names_are_one_line_errors(fmt: str):
-    for option, value in (("--efi-image", "a b.efi"), ("--bios-image", "x,y"),
-                          ("--arm64-efi-image", 'q"'), ("--script", "s;t")):
-        out = aoeboot("nas-config", "--mac", MAC, "--target", "e11.0", "--format", fmt, option,
-                      value)
+    for option, value in (
+        ("--efi-image", "a b.efi"),
+        ("--bios-image", "x,y"),
+        ("--arm64-efi-image", 'q"'),
+        ("--script", "s;t"),
+    ):
+        out = aoeboot(
+            "nas-config", "--mac", MAC, "--target", "e11.0", "--format", fmt, option, value
+        )
         assert out.returncode == 2 and out.stdout == "", (option, out.stdout)
         assert out.stderr.count("\n") == 1 and f"{option}: {value!r}" in out.stderr, out.stderr
-    none = aoeboot("nas-config", "--mac", MAC, "--target", "e11.0", "--format", fmt,
-                   "--bios-image", "", "--efi-image", "")
+    none = aoeboot(
+        "nas-config",
+        "--mac",
+        MAC,
+        "--target",
+        "e11.0",
+        "--format",
+        fmt,
+        "--bios-image",
+        "",
+        "--efi-image",
+        "",
+    )
     assert none.returncode == 2 and "no iPXE image left" in none.stderr
 
 
@@ -174,12 +238,15 @@ def test_kea_takes_no_boot_file_longer_than_the_file_field():
     # Kea refuses its whole configuration for a class's boot-file-name over 128 bytes
     for option in ("--script", "--bios-image", "--efi-image", "--arm64-efi-image"):
         long = "d/" + "x" * 127
-        out = aoeboot("nas-config", "--mac", MAC, "--target", "e11.0", "--format", "kea",
-                      option, long)
+        out = aoeboot(
+            "nas-config", "--mac", MAC, "--target", "e11.0", "--format", "kea", option, long
+        )
         assert out.returncode == 2 and out.stdout == "", (option, out.stdout)
         assert out.stderr.splitlines() == [
             f"aoeboot: {option}: {long[:32]!r}... (129 bytes) is longer than the 128 bytes of "
-            "the DHCP file field, where the boot file name goes"], out.stderr
-        fits = aoeboot("nas-config", "--mac", MAC, "--target", "e11.0", "--format", "kea",
-                       option, long[:128])
+            "the DHCP file field, where the boot file name goes"
+        ], out.stderr
+        fits = aoeboot(
+            "nas-config", "--mac", MAC, "--target", "e11.0", "--format", "kea", option, long[:128]
+        )
         assert fits.returncode == 0, fits.stderr

@@ -52,7 +52,8 @@ def bare_root(tmp_path: Path) -> Path:
     (root / "lib/modules" / KVER / "modules.dep").write_text("")
     (root / "boot/loader/entries").mkdir(parents=True)
     (root / "boot/loader/entries" / f"fedora-{KVER}.conf").write_text(
-        f"title Fedora\nversion {KVER}\nlinux /vmlinuz-{KVER}\noptions ro quiet\n")
+        f"title Fedora\nversion {KVER}\nlinux /vmlinuz-{KVER}\noptions ro quiet\n"
+    )
     return root
 
 
@@ -65,8 +66,11 @@ def fake_dracut(calls: list[list[str]], bakes: bool = True):
         calls.append([str(a) for a in argv])
         chroot = Path(argv[1]) if argv[0] == "chroot" else Path("/")
         options = (env or {}).get(initramfs.BAKE_ENV)
-        image = AOE_IMAGE if not (bakes and options) else newc({
-            **AOE_FILES, "etc/cmdline.d/50-aoeboot.conf": options.encode() + b"\n"})
+        image = (
+            AOE_IMAGE
+            if not (bakes and options)
+            else newc({**AOE_FILES, "etc/cmdline.d/50-aoeboot.conf": options.encode() + b"\n"})
+        )
         (chroot / str(argv[-1]).lstrip("/")).write_bytes(image)
 
     return run
@@ -82,11 +86,15 @@ def one_line_error(out) -> str:
 def written(root: Path) -> list[str]:
     """The files under `root`, but the (empty) lock file every edit takes first."""
     lock_file = str(lock.LOCK).lstrip("/")
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                  if p.is_file() and str(p.relative_to(root)) != lock_file)
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and str(p.relative_to(root)) != lock_file
+    )
 
 
 # ---- 11: crashes and half-writes ----
+
 
 def test_a_relative_root_is_made_absolute_before_dracut_runs_in_it(tmp_path, monkeypatch):
     """Before: ValueError from relative_to (chroot 'sysimage' vs the absolute temp name), after
@@ -115,19 +123,27 @@ def test_a_modules_dir_that_is_no_kernel_version_is_a_warning_in_the_json(tmp_pa
     assert "/lib/modules holds '6.1 old', which cannot be a kernel version" in out.stderr
     status = aoeboot("status", "--json", "--root", str(root))
     checks = json.loads(status.stdout)["checks"]
-    assert {"name": "kernel", "level": "WARN",
-            "message": "/lib/modules holds '6.1 old', which cannot be a kernel version: left out "
-                       "of every check",
-            "hint": "rename or remove it; kernel versions have no blanks"} in checks
+    assert {
+        "name": "kernel",
+        "level": "WARN",
+        "message": "/lib/modules holds '6.1 old', which cannot be a kernel version: left out "
+        "of every check",
+        "hint": "rename or remove it; kernel versions have no blanks",
+    } in checks
 
 
-@pytest.mark.parametrize("args, message", [
-    (["install-entry", "--target", f"e{HUGE}.0"], "AoE shelf 11111111... (5000 digits) out of "
-                                                  "range"),
-    (["install-entry", "--target", f"e1.{HUGE}"], "AoE slot 11111111... (5000 digits)"),
-    (["install-entry", "--target", f"e1.0p{HUGE}"], "AoE partition 11111111... (5000 digits)"),
-    (["nas-config", "--mac", "52:54:00:12:34:56", "--target", f"e{HUGE}.0"], "AoE shelf"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["install-entry", "--target", f"e{HUGE}.0"],
+            "AoE shelf 11111111... (5000 digits) out of range",
+        ),
+        (["install-entry", "--target", f"e1.{HUGE}"], "AoE slot 11111111... (5000 digits)"),
+        (["install-entry", "--target", f"e1.0p{HUGE}"], "AoE partition 11111111... (5000 digits)"),
+        (["nas-config", "--mac", "52:54:00:12:34:56", "--target", f"e{HUGE}.0"], "AoE shelf"),
+    ],
+)
 def test_numbers_past_the_int_limit_are_out_of_range(tmp_path, args, message):
     """Before: ValueError "Exceeds the limit (4300 digits)", a traceback."""
     if args[0] == "install-entry":
@@ -140,8 +156,10 @@ def test_a_config_number_past_the_int_limit_names_file_and_line(tmp_path):
     (tmp_path / "etc/aoeboot").mkdir(parents=True)
     (tmp_path / "etc/aoeboot/aoeboot.conf").write_text(f"[boot]\ntimeout = {HUGE}\n")
     line = one_line_error(aoeboot("install-entry", "--target", "e1.0p1", "--root", str(tmp_path)))
-    assert line == (f"aoeboot: {tmp_path}/etc/aoeboot/aoeboot.conf:2: timeout: '111111111111... "
-                    "(5000 characters)' is not a whole number from 1 to 86400")
+    assert line == (
+        f"aoeboot: {tmp_path}/etc/aoeboot/aoeboot.conf:2: timeout: '111111111111... "
+        "(5000 characters)' is not a whole number from 1 to 86400"
+    )
 
 
 @pytest.mark.parametrize("command", ["install-entry", "status", "cmdline"])
@@ -155,7 +173,8 @@ def test_a_root_past_path_max_is_one_line(tmp_path, command):
 def test_discover_refuses_a_nan_timeout_before_it_opens_any_socket(monkeypatch):
     """Before: a Query Config broadcast on every interface up, then ValueError from select.
     Here nothing can be sent: opening a socket or asking the driver fails the test."""
-    from aoeboot import cli_discover, driver, netif
+    from aoeboot import driver, netif
+    from aoeboot.cli import discover as cli_discover
 
     def no_network(*_args, **_kwargs):
         raise AssertionError("discover reached the network")
@@ -170,8 +189,9 @@ def test_discover_refuses_a_nan_timeout_before_it_opens_any_socket(monkeypatch):
     assert result.stderr.strip() == "aoeboot: --timeout nan: not a number of seconds"
 
 
-def test_dracut_failing_on_a_read_only_boot_keeps_its_error_and_leaves_no_temp(tmp_path,
-                                                                               monkeypatch):
+def test_dracut_failing_on_a_read_only_boot_keeps_its_error_and_leaves_no_temp(
+    tmp_path, monkeypatch
+):
     """Before: the cleanup's EROFS (an OSError traceback) hid dracut's error, and the empty
     temp made before dracut ran stayed in /boot."""
     boot = tmp_path / "boot"
@@ -190,14 +210,23 @@ def test_dracut_failing_on_a_read_only_boot_keeps_its_error_and_leaves_no_temp(t
     assert list(boot.iterdir()) == []
 
 
-@pytest.mark.parametrize("breakage, message", [
-    (lambda root: (root / "boot/loader/entries/broken.conf").write_text("title x\n!!\n"),
-     "broken.conf:2: not a 'key value' line: '!!'"),
-    (lambda root: (root / "boot/loader/entries/quote.conf").write_text('options root="x\n'),
-     "unterminated quote in command line"),
-    (lambda root: (root / "etc/kernel/cmdline").write_text('ro root="x\n'),
-     "etc/kernel/cmdline: unterminated quote in command line"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (
+            lambda root: (root / "boot/loader/entries/broken.conf").write_text("title x\n!!\n"),
+            "broken.conf:2: not a 'key value' line: '!!'",
+        ),
+        (
+            lambda root: (root / "boot/loader/entries/quote.conf").write_text('options root="x\n'),
+            "unterminated quote in command line",
+        ),
+        (
+            lambda root: (root / "etc/kernel/cmdline").write_text('ro root="x\n'),
+            "etc/kernel/cmdline: unterminated quote in command line",
+        ),
+    ],
+)
 def test_every_file_it_edits_is_read_before_it_writes_any(tmp_path, breakage, message):
     """Before: the config, /etc/kernel/cmdline and the drop-ins were written, then the broken
     entry or command line stopped it."""
@@ -208,11 +237,13 @@ def test_every_file_it_edits_is_read_before_it_writes_any(tmp_path, breakage, me
     breakage(root)
     before = written(root)
     assert message in one_line_error(
-        aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root)))
+        aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
+    )
     assert written(root) == before
 
 
 # ---- 13: input a user gets wrong ----
+
 
 def _disk_with_partitions(root: Path) -> None:
     """The installer's /sys (Anaconda bind-mounts it): the driver sees e1.0 with two partitions."""
@@ -226,6 +257,7 @@ def _fstab(text: str):
     def write(root: Path) -> None:
         (root / "etc").mkdir(parents=True, exist_ok=True)
         (root / "etc/fstab").write_text(text)
+
     return write
 
 
@@ -237,15 +269,27 @@ def _fstab_by_uuid(root: Path) -> None:
     (root / "dev/disk/by-uuid/1234").symlink_to("../../etherd/e1.0p2")
 
 
-@pytest.mark.parametrize("prepare, target, message", [
-    (_fstab("/dev/etherd/e1.0p2 / ext4 defaults 0 0\n"), "e1.0p1",
-     "aoeboot: --target is e1.0p1, but /etc/fstab has / on e1.0p2 (--target e1.0p2)"),
-    (_fstab_by_uuid, "e1.0p1",
-     "aoeboot: --target is e1.0p1, but /etc/fstab has / on e1.0p2 (--target e1.0p2)"),
-    (_disk_with_partitions, "e1.0",
-     "aoeboot: --target is the whole disk e1.0, which has partitions (e1.0p1, e1.0p2): / is on "
-     "one of them (--target e1.0pN)"),
-])
+@pytest.mark.parametrize(
+    "prepare, target, message",
+    [
+        (
+            _fstab("/dev/etherd/e1.0p2 / ext4 defaults 0 0\n"),
+            "e1.0p1",
+            "aoeboot: --target is e1.0p1, but /etc/fstab has / on e1.0p2 (--target e1.0p2)",
+        ),
+        (
+            _fstab_by_uuid,
+            "e1.0p1",
+            "aoeboot: --target is e1.0p1, but /etc/fstab has / on e1.0p2 (--target e1.0p2)",
+        ),
+        (
+            _disk_with_partitions,
+            "e1.0",
+            "aoeboot: --target is the whole disk e1.0, which has partitions (e1.0p1, e1.0p2): "
+            "/ is on one of them (--target e1.0pN)",
+        ),
+    ],
+)
 def test_a_target_that_is_not_where_root_is_is_refused(tmp_path, prepare, target, message):
     """Before: accepted, and every entry pointed at a partition the next boot cannot mount
     root from."""
@@ -258,13 +302,16 @@ def test_a_target_that_is_not_where_root_is_is_refused(tmp_path, prepare, target
     assert written(root) == before
 
 
-@pytest.mark.parametrize("args", [
-    ["install-entry", "--target", "e1.0p1", "--iface", "ff:ff:ff:ff:ff:ff"],
-    ["install-entry", "--target", "e1.0p1", "--iface", "00-00-00-00-00-00"],
-    ["install-entry", "--target", "e1.0p1", "--server", "FF:FF:FF:FF:FF:FF"],
-    ["install-entry", "--target", "e1.0p1", "--server", "01:00:5e:00:00:01"],
-    ["discover", "--iface", "ff:ff:ff:ff:ff:ff"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["install-entry", "--target", "e1.0p1", "--iface", "ff:ff:ff:ff:ff:ff"],
+        ["install-entry", "--target", "e1.0p1", "--iface", "00-00-00-00-00-00"],
+        ["install-entry", "--target", "e1.0p1", "--server", "FF:FF:FF:FF:FF:FF"],
+        ["install-entry", "--target", "e1.0p1", "--server", "01:00:5e:00:00:01"],
+        ["discover", "--iface", "ff:ff:ff:ff:ff:ff"],
+    ],
+)
 def test_broadcast_multicast_and_null_macs_name_no_nic(tmp_path, args):
     """Before: recorded (install-entry) or looked for (discover)."""
     if args[0] == "install-entry":
@@ -277,8 +324,10 @@ def test_a_broadcast_server_in_the_config_names_file_and_line(tmp_path):
     (tmp_path / "etc/aoeboot").mkdir(parents=True)
     (tmp_path / "etc/aoeboot/aoeboot.conf").write_text("[boot]\nservers = ff:ff:ff:ff:ff:ff\n")
     line = one_line_error(aoeboot("install-entry", "--target", "e1.0p1", "--root", str(tmp_path)))
-    assert line == (f"aoeboot: {tmp_path}/etc/aoeboot/aoeboot.conf:2: servers: "
-                    "'ff:ff:ff:ff:ff:ff' is a multicast or null address, no NIC's MAC")
+    assert line == (
+        f"aoeboot: {tmp_path}/etc/aoeboot/aoeboot.conf:2: servers: "
+        "'ff:ff:ff:ff:ff:ff' is a multicast or null address, no NIC's MAC"
+    )
 
 
 def test_a_command_line_the_kernel_would_cut_is_refused(tmp_path):
@@ -289,7 +338,8 @@ def test_a_command_line_the_kernel_would_cut_is_refused(tmp_path):
     out = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
     assert one_line_error(out) == (
         "aoeboot: /etc/kernel/cmdline: the command line with the AoE options would be 2058 bytes; "
-        "the kernel keeps only 2047 and would cut root= off (remove options you do not need)")
+        "the kernel keeps only 2047 and would cut root= off (remove options you do not need)"
+    )
     assert written(root) == ["etc/kernel/cmdline"]
 
 
@@ -309,16 +359,23 @@ def test_run_again_without_target_it_takes_the_one_it_recorded(tmp_path):
 NAS = ["nas-config", "--mac", "52:54:00:12:34:56", "--target", "e11.0p1", "--format", "dnsmasq"]
 
 
-@pytest.mark.parametrize("option, value", [
-    ("--bios-image", "tag:evil"), ("--efi-image", "net:evil"), ("--script", "tag:ipxe"),
-    ("--script", "SET:x/boot.ipxe"),
-])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--bios-image", "tag:evil"),
+        ("--efi-image", "net:evil"),
+        ("--script", "tag:ipxe"),
+        ("--script", "SET:x/boot.ipxe"),
+    ],
+)
 def test_a_boot_file_dnsmasq_would_read_as_a_tag_is_refused(option, value):
     """Before: `dhcp-boot=...,tag:evil`, which dnsmasq rejects: the NAS's DHCP server does not
     start."""
     line = one_line_error(aoeboot(*NAS, option, value))
-    assert line == (f"aoeboot: {option}: {value!r} is neither a path nor a URL (scheme://...): "
-                    "dnsmasq would read it as a tag")
+    assert line == (
+        f"aoeboot: {option}: {value!r} is neither a path nor a URL (scheme://...): "
+        "dnsmasq would read it as a tag"
+    )
 
 
 @pytest.mark.parametrize("length", [129, 300, 5000])
@@ -326,8 +383,10 @@ def test_a_boot_file_dnsmasq_would_read_as_a_tag_is_refused(option, value):
 def test_a_boot_file_longer_than_the_dhcp_file_field_is_refused(option, length):
     """Before: 300 and 5000 characters were printed into the fragment."""
     line = one_line_error(aoeboot(*NAS, option, "a" * length))
-    assert line.endswith(f"... ({length} bytes) is longer than the 128 bytes of the DHCP file "
-                         "field, where the boot file name goes")
+    assert line.endswith(
+        f"... ({length} bytes) is longer than the 128 bytes of the DHCP file "
+        "field, where the boot file name goes"
+    )
 
 
 def test_urls_and_paths_stay_boot_files():
@@ -336,8 +395,16 @@ def test_urls_and_paths_stay_boot_files():
     assert "tag:ipxe,http://nas:8080/box/boot.ipxe\n" in out.stdout
 
 
-@pytest.mark.parametrize("url", ["http://nas/x||shell", "http://nas/${net0/mac}",
-                                 "http://nas/a&&b", "nas/boot", "http://nas/a b"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://nas/x||shell",
+        "http://nas/${net0/mac}",
+        "http://nas/a&&b",
+        "nas/boot",
+        "http://nas/a b",
+    ],
+)
 def test_a_base_url_iPXE_would_read_otherwise_is_refused(tmp_path, url):
     """Before: any text; it went into every kernel and initrd line of the boot script."""
     from aoeboot import config as configuration
@@ -362,23 +429,29 @@ def test_kernel_options_iPXE_would_read_as_operators_are_refused(word):
         ipxe.render("box", [kernel], Target(11, 0, 1))
 
 
-@pytest.mark.parametrize("options, shown", [
-    ('subvol="my root",compress=zstd', "'rootflags=subvol=\"my'"),
-    (r"subvol=my\040root", "'rootflags=subvol=my root'"),
-])
+@pytest.mark.parametrize(
+    "options, shown",
+    [
+        ('subvol="my root",compress=zstd', "'rootflags=subvol=\"my'"),
+        (r"subvol=my\040root", "'rootflags=subvol=my root'"),
+    ],
+)
 def test_root_mount_options_the_command_line_cannot_carry_are_refused(tmp_path, options, shown):
     """Before: `rootflags=subvol="my` (an unterminated quote the next run refused) and
     `rootflags=subvol=my\\040root` (escaped as fstab writes it) went into /etc/kernel/cmdline."""
     root = tmp_path / "sysimage"
     _fstab(f"UUID=1234 / btrfs {options} 0 0\n")(root)
     line = one_line_error(aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root)))
-    assert line == (f"aoeboot: {root}/etc/fstab: / is mounted with {shown}, which the kernel "
-                    "command line cannot carry to the initramfs (a blank, quote or backslash) "
-                    "(rename the subvolume or label)")
+    assert line == (
+        f"aoeboot: {root}/etc/fstab: / is mounted with {shown}, which the kernel "
+        "command line cannot carry to the initramfs (a blank, quote or backslash) "
+        "(rename the subvolume or label)"
+    )
     assert written(root) == ["etc/fstab"]
 
 
 # ---- 14: smaller ones ----
+
 
 def test_an_unreadable_boot_entry_is_a_check_in_the_json(tmp_path):
     """Before: only a warning on stderr; --json said nothing of the entry."""
@@ -393,8 +466,12 @@ def test_an_unreadable_boot_entry_is_a_check_in_the_json(tmp_path):
     out = aoeboot("status", "--json", "--root", str(root))
     assert out.stderr == ""
     checks = json.loads(out.stdout)["checks"]
-    assert {"name": "entry", "level": "FAIL", "message": f"{entry}:2: not a 'key value' line: "
-            "'!!'", "hint": "run `aoeboot install-entry`"} in checks
+    assert {
+        "name": "entry",
+        "level": "FAIL",
+        "message": f"{entry}:2: not a 'key value' line: '!!'",
+        "hint": "run `aoeboot install-entry`",
+    } in checks
 
 
 SERVER = b"\x02\x00\x00\x00\x00\x09"
@@ -420,10 +497,11 @@ def _identify(model: bytes = b"vblade", sectors: int = 2048, status: int = 0x50)
     words[83] = 1 << 10
     for i in range(4):
         words[100 + i] = sectors >> (16 * i) & 0xFFFF
-    return (wire.Header(OWN, SERVER, 11, 0, wire.CMD_ATA, TAG_BASE | 0x8000,
-                        wire.FLAG_RESPONSE).pack()
-            + struct.pack("!BBBB6s2x", 0, 0x04 if status & 1 else 0, 0, status, bytes(6))
-            + struct.pack("<256H", *words))
+    return (
+        wire.Header(OWN, SERVER, 11, 0, wire.CMD_ATA, TAG_BASE | 0x8000, wire.FLAG_RESPONSE).pack()
+        + struct.pack("!BBBB6s2x", 0, 0x04 if status & 1 else 0, 0, status, bytes(6))
+        + struct.pack("<256H", *words)
+    )
 
 
 def _probed(identify: bytes):
@@ -433,9 +511,9 @@ def _probed(identify: bytes):
     answers: dict = {}
     identified: dict = {}
     pending: dict = {}
-    config = (wire.Header(OWN, SERVER, 11, 0, wire.CMD_QUERY_CONFIG, TAG_BASE,
-                          wire.FLAG_RESPONSE).pack()
-              + struct.pack("!HHBBH", 16, 0x4019, 2, 0x10, 0))
+    config = wire.Header(
+        OWN, SERVER, 11, 0, wire.CMD_QUERY_CONFIG, TAG_BASE, wire.FLAG_RESPONSE
+    ).pack() + struct.pack("!HHBBH", 16, 0x4019, 2, 0x10, 0)
     sock = _Sent()
     for frame in (config, identify):
         probe._handle(frame, "eth0", sock, OWN, TAG_BASE, answers, identified, pending)
@@ -457,7 +535,7 @@ def test_an_identify_whose_ata_status_says_error_is_no_answer():
 
 def test_a_sector_count_past_lba48_is_no_size():
     """Before: 2^64-1 sectors were shown as `8589934592.0 TiB`."""
-    from aoeboot.cli_discover import _human
+    from aoeboot.cli.discover import _human
 
     assert _probed(_identify(sectors=2**64 - 1)).size_bytes is None
     assert _probed(_identify(sectors=2**48)).size_bytes == 2**57
@@ -466,12 +544,22 @@ def test_a_sector_count_past_lba48_is_no_size():
 
 def test_a_spoofed_model_prints_no_terminal_escape(capsys):
     """Before: the ESC and the rest of `\\e[2J\\e]0;owned\\a` went to the terminal."""
-    from aoeboot.cli_discover import _print_table
+    from aoeboot.cli.discover import _print_table
 
     found = _probed(_identify(model=b"\x1b[2J\x1b]0;owned\x07 disk"))
     assert found.model == "?[2J?]0;owned? disk"
-    _print_table([{"target": "e11.0", "size_bytes": found.size_bytes, "interface": "eth0",
-                   "mac": "02:00:00:00:00:09", "model": found.model}], "userspace")
+    _print_table(
+        [
+            {
+                "target": "e11.0",
+                "size_bytes": found.size_bytes,
+                "interface": "eth0",
+                "mac": "02:00:00:00:00:09",
+                "model": found.model,
+            }
+        ],
+        "userspace",
+    )
     assert all(char.isprintable() for char in capsys.readouterr().out.replace("\n", ""))
 
 
@@ -479,7 +567,8 @@ def test_publish_with_a_root_that_is_not_there_is_one_line(tmp_path):
     """Before: exit 0, "published (no destination): none; nothing pending"."""
     missing = tmp_path / "nonexistent"
     assert one_line_error(aoeboot("publish", "--root", str(missing))) == (
-        f"aoeboot: root {missing} is not a directory")
+        f"aoeboot: root {missing} is not a directory"
+    )
 
 
 def test_install_entry_refuses_a_command_line_iPXE_would_read_otherwise(tmp_path):
@@ -491,9 +580,11 @@ def test_install_entry_refuses_a_command_line_iPXE_would_read_otherwise(tmp_path
     (root / "etc/kernel/cmdline").write_text("ro quiet || shell\n")
     before = written(root)
     line = one_line_error(aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root)))
-    assert line == ("aoeboot: the options of /etc/kernel/cmdline hold '||', which the iPXE script "
-                    "would read as an operator or a setting, not pass on to the kernel (remove "
-                    "it from /etc/kernel/cmdline)")
+    assert line == (
+        "aoeboot: the options of /etc/kernel/cmdline hold '||', which the iPXE script "
+        "would read as an operator or a setting, not pass on to the kernel (remove "
+        "it from /etc/kernel/cmdline)"
+    )
     assert written(root) == before
 
 
@@ -504,7 +595,8 @@ def test_a_recorded_target_that_is_not_where_root_is_names_the_config(tmp_path):
     (root / "etc/aoeboot/aoeboot.conf").write_text("[boot]\ntarget = e1.0p1\n")
     assert one_line_error(aoeboot("install-entry", "--root", str(root))) == (
         "aoeboot: the target in /etc/aoeboot/aoeboot.conf is e1.0p1, but /etc/fstab has / on "
-        "e1.0p2 (--target e1.0p2)")
+        "e1.0p2 (--target e1.0p2)"
+    )
 
 
 def test_initramfs_build_takes_a_relative_chroot(tmp_path, monkeypatch):

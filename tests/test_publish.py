@@ -35,15 +35,20 @@ def files(tmp_path: Path, kver: str, size: int = 300_000) -> tuple[Path, Path]:
 
 def dir_config(dest: Path, keep: int = 2) -> Config:
     dest.mkdir(parents=True, exist_ok=True)  # the NAS's share: aoeboot never makes it
-    return Config(BootConfig(Target(11, 0, 1), ("52:54:00:12:34:56",)),
-                  PublishConfig(str(dest), keep=keep))
+    return Config(
+        BootConfig(Target(11, 0, 1), ("52:54:00:12:34:56",)), PublishConfig(str(dest), keep=keep)
+    )
 
 
 def assert_consistent(host_dir: Path) -> list:
     """The script names only files that exist, complete: content-addressed names self-verify."""
     script = (host_dir / "boot.ipxe").read_text()
-    named = [w for line in script.splitlines() if line.startswith(("kernel ", "initrd "))
-             for w in line.split()[1:2]]
+    named = [
+        w
+        for line in script.splitlines()
+        if line.startswith(("kernel ", "initrd "))
+        for w in line.split()[1:2]
+    ]
     for name in named:
         digest = sha256(host_dir / name)
         assert name.rsplit("-", 1)[1] == digest[:12], f"{name} does not match its content"
@@ -56,10 +61,12 @@ def test_publish_to_directory_incremental_and_remove(tmp_path):
     root = tmp_path / "root"
     k1 = files(tmp_path, "6.1.0-55-amd64")
     k2 = files(tmp_path, "6.1.0-56-amd64")
-    publish.after_add(root=root, config=config, kver="6.1.0-55-amd64", kernel=k1[0], initrd=k1[1],
-                      options=OPTIONS)
-    publish.after_add(root=root, config=config, kver="6.1.0-56-amd64", kernel=k2[0], initrd=k2[1],
-                      options=OPTIONS)
+    publish.after_add(
+        root=root, config=config, kver="6.1.0-55-amd64", kernel=k1[0], initrd=k1[1], options=OPTIONS
+    )
+    publish.after_add(
+        root=root, config=config, kver="6.1.0-56-amd64", kernel=k2[0], initrd=k2[1], options=OPTIONS
+    )
     host = nas / "52-54-00-12-34-56"
     named = assert_consistent(host)
     assert [n.split("-")[0] for n in named] == ["vmlinuz", "initrd", "vmlinuz", "initrd"]
@@ -71,8 +78,9 @@ def test_publish_to_directory_incremental_and_remove(tmp_path):
     # unchanged re-publish: nothing is sent at all, and the script is the same file
     script_inode = (host / "boot.ipxe").stat().st_ino
     dest = publish.destination(config, root)
-    publish.publish_kernel(dest, config, "52-54-00-12-34-56", "6.1.0-56-amd64", k2[0], k2[1],
-                           OPTIONS)
+    publish.publish_kernel(
+        dest, config, "52-54-00-12-34-56", "6.1.0-56-amd64", k2[0], k2[1], OPTIONS
+    )
     assert dest.sent_bytes == 0
     assert (host / "boot.ipxe").stat().st_ino == script_inode
 
@@ -89,8 +97,14 @@ def test_keep_limits_kernels(tmp_path):
     config = dir_config(tmp_path / "nas", keep=2)
     for n in (50, 52, 51):
         k = files(tmp_path, f"6.1.0-{n}-amd64", 1000)
-        publish.after_add(root=tmp_path / "root", config=config, kver=f"6.1.0-{n}-amd64",
-                          kernel=k[0], initrd=k[1], options=OPTIONS)
+        publish.after_add(
+            root=tmp_path / "root",
+            config=config,
+            kver=f"6.1.0-{n}-amd64",
+            kernel=k[0],
+            initrd=k[1],
+            options=OPTIONS,
+        )
     assert publish.read_state(tmp_path / "root")["kernels"] == ["6.1.0-52-amd64", "6.1.0-51-amd64"]
     assert len(list((tmp_path / "nas/52-54-00-12-34-56").glob("vmlinuz-*"))) == 2
 
@@ -104,8 +118,14 @@ def test_unreachable_nas_is_pending_then_completed(tmp_path):
     configuration.save(dir_config(nas), root)
     k = files(tmp_path, "6.1.0-56-amd64")
     try:
-        publish.after_add(root=root, config=configuration.load(root), kver="6.1.0-56-amd64",
-                          kernel=k[0], initrd=k[1], options=OPTIONS)  # must not raise
+        publish.after_add(
+            root=root,
+            config=configuration.load(root),
+            kver="6.1.0-56-amd64",
+            kernel=k[0],
+            initrd=k[1],
+            options=OPTIONS,
+        )  # must not raise
         state = publish.read_state(root)
         assert state["state"] == "pending" and state["pending"][0]["kver"] == "6.1.0-56-amd64"
         assert "read-only file system" in state["error"].lower()
@@ -140,9 +160,21 @@ def test_sigkill_at_many_points_never_leaves_a_broken_script(tmp_path):
     def start(run: int) -> tuple[subprocess.Popen, Path, Path]:
         kver = f"6.1.0-{40 + run}-amd64"
         kernel, initrd = files(tmp_path, kver, 3_000_000)
-        proc = subprocess.Popen([sys.executable, "-c", KILLER.format(
-            repo=str(REPO), nas=str(nas), root=str(root), kver=kver, kernel=str(kernel),
-            initrd=str(initrd))], cwd=REPO)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                KILLER.format(
+                    repo=str(REPO),
+                    nas=str(nas),
+                    root=str(root),
+                    kver=kver,
+                    kernel=str(kernel),
+                    initrd=str(initrd),
+                ),
+            ],
+            cwd=REPO,
+        )
         return proc, kernel, initrd
 
     # The shortest of three whole publishes, to spread the kills over its length (the first
@@ -176,19 +208,23 @@ def sshd(tmp_path):
     keys = tmp_path / "ssh"
     keys.mkdir()
     for name in ("host", "client"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)],
-                       check=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True
+        )
     (keys / "authorized_keys").write_text((keys / "client.pub").read_text())
     host_key = (keys / "host.pub").read_text().split()
     (keys / "known_hosts").write_text(f"[127.0.0.1]:2222 {host_key[0]} {host_key[1]}\n")
     (keys / "sshd_config").write_text(
         f"Port 2222\nListenAddress 127.0.0.1\nHostKey {keys / 'host'}\n"
         f"AuthorizedKeysFile {keys / 'authorized_keys'}\nPidFile {keys / 'sshd.pid'}\n"
-        "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUsePAM no\nStrictModes no\n")
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUsePAM no\nStrictModes no\n"
+    )
     Path("/run/sshd").mkdir(exist_ok=True)
     with Namespace("aoessh") as ns:
-        proc = ns.popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(keys / "sshd_config")],
-                        stderr=subprocess.DEVNULL)
+        proc = ns.popen(
+            ["/usr/sbin/sshd", "-D", "-e", "-f", str(keys / "sshd_config")],
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(0.5)
         assert proc.poll() is None, "sshd did not start"
         yield ns, keys
@@ -219,9 +255,23 @@ def test_publish_over_ssh(sshd, tmp_path):
     k = files(tmp_path, "6.1.0-56-amd64")
 
     def run(kh=keys / "known_hosts"):
-        return ns.run([sys.executable, "-c", SSH_PUBLISH.format(
-            repo=str(REPO), url=url, key=str(keys / "client"), kh=str(kh), kver="6.1.0-56-amd64",
-            kernel=str(k[0]), initrd=str(k[1]))], check=False, cwd=REPO)
+        return ns.run(
+            [
+                sys.executable,
+                "-c",
+                SSH_PUBLISH.format(
+                    repo=str(REPO),
+                    url=url,
+                    key=str(keys / "client"),
+                    kh=str(kh),
+                    kver="6.1.0-56-amd64",
+                    kernel=str(k[0]),
+                    initrd=str(k[1]),
+                ),
+            ],
+            check=False,
+            cwd=REPO,
+        )
 
     first = run()
     assert first.returncode == 0, first.stderr
@@ -234,8 +284,10 @@ def test_publish_over_ssh(sshd, tmp_path):
     assert json.loads(again.stdout)["sent"] == 0  # nothing changed: nothing uploaded
     assert_nas_ok(remote / "52-54-00-12-34-56", kept)
 
-    (keys / "wrong_known_hosts").write_text("[127.0.0.1]:2222 ssh-ed25519 "
-                                            "AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake\n")
+    (keys / "wrong_known_hosts").write_text(
+        "[127.0.0.1]:2222 ssh-ed25519 "
+        "AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake\n"
+    )
     refused = run(keys / "wrong_known_hosts")
     assert refused.returncode != 0
     # host keys are checked, never skipped
@@ -253,8 +305,12 @@ BOX_MAC_DIR = "52-54-00-12-34-56"
 def user_files(directory: Path) -> dict[str, bytes]:
     """Files a user keeps in the box's NAS directory, none of them ours."""
     directory.mkdir(parents=True, exist_ok=True)
-    kept = {"notes.txt": b"my notes\n", "vmlinuz-other": os.urandom(1000),
-            "config.txt": b"x=1\n", "db.sqlite": os.urandom(5000)}
+    kept = {
+        "notes.txt": b"my notes\n",
+        "vmlinuz-other": os.urandom(1000),
+        "config.txt": b"x=1\n",
+        "db.sqlite": os.urandom(5000),
+    }
     for name, data in kept.items():
         (directory / name).write_bytes(data)
     return kept
@@ -280,15 +336,25 @@ def test_publish_deletes_only_what_it_wrote(tmp_path):
     (host / ".upload.abc123").write_bytes(b"whose?")  # no manifest yet: not ours to know
     for n in (50, 51, 52):  # keep = 1: each publish drops the one before
         k = files(tmp_path, f"6.1.0-{n}-amd64", 1000)
-        publish.after_add(root=root, config=config, kver=f"6.1.0-{n}-amd64", kernel=k[0],
-                          initrd=k[1], options=OPTIONS)
+        publish.after_add(
+            root=root,
+            config=config,
+            kver=f"6.1.0-{n}-amd64",
+            kernel=k[0],
+            initrd=k[1],
+            options=OPTIONS,
+        )
         assert_nas_ok(host, kept)
         if n == 50:
             assert (host / ".upload.abc123").exists()
     assert published_kvers(host) == ["6.1.0-52-amd64"]
     ours = sorted(p.name for p in host.iterdir() if p.name not in kept)
     assert [n.rsplit("-", 1)[0] for n in ours] == [
-        "boot.ipxe", "initrd-6.1.0-52-amd64", "manifest.json", "vmlinuz-6.1.0-52-amd64"]
+        "boot.ipxe",
+        "initrd-6.1.0-52-amd64",
+        "manifest.json",
+        "vmlinuz-6.1.0-52-amd64",
+    ]
 
 
 def test_a_host_directory_that_is_a_symlink_keeps_its_files(tmp_path):
@@ -297,8 +363,9 @@ def test_a_host_directory_that_is_a_symlink_keeps_its_files(tmp_path):
     kept = user_files(elsewhere)
     (nas / BOX_MAC_DIR).symlink_to(elsewhere)
     k = files(tmp_path, "6.1.0-56-amd64", 1000)
-    publish.after_add(root=root, config=config, kver="6.1.0-56-amd64", kernel=k[0], initrd=k[1],
-                      options=OPTIONS)
+    publish.after_add(
+        root=root, config=config, kver="6.1.0-56-amd64", kernel=k[0], initrd=k[1], options=OPTIONS
+    )
     assert publish.read_state(root)["state"] == "done"
     assert_nas_ok(elsewhere, kept)
 
@@ -310,12 +377,12 @@ def test_a_destination_not_there_is_pending_never_made(tmp_path, destination):
     root = tmp_path / "root"
     (tmp_path / "mnt/nas").mkdir(parents=True)  # the mount point, nothing mounted on it
     dest = tmp_path / destination
-    config = Config(BootConfig(Target(11, 0, 1), ("52:54:00:12:34:56",)),
-                    PublishConfig(str(dest)))
+    config = Config(BootConfig(Target(11, 0, 1), ("52:54:00:12:34:56",)), PublishConfig(str(dest)))
     configuration.save(config, root)
     k = files(tmp_path, "6.1.0-56-amd64", 1000)
-    state = publish.after_add(root=root, config=config, kver="6.1.0-56-amd64", kernel=k[0],
-                              initrd=k[1], options=OPTIONS)
+    state = publish.after_add(
+        root=root, config=config, kver="6.1.0-56-amd64", kernel=k[0], initrd=k[1], options=OPTIONS
+    )
     assert not dest.exists(), "made the destination on the box's own disk"
     assert state["state"] == "pending" and publish.read_state(root)["state"] == "pending"
     assert "is not there" in state["error"]
@@ -340,8 +407,9 @@ def test_removing_a_kernel_brings_back_the_newest_still_installed(tmp_path):
     kept = user_files(host)
     for kver in ("6.1", "6.2", "6.3"):
         k = files(tmp_path, kver, 1000)
-        publish.after_add(root=root, config=config, kver=kver, kernel=k[0], initrd=k[1],
-                          options=OPTIONS)
+        publish.after_add(
+            root=root, config=config, kver=kver, kernel=k[0], initrd=k[1], options=OPTIONS
+        )
     assert published_kvers(host) == ["6.3", "6.2"]
     env = kernel_install.Environment(tmp_path / "boot", "bls", None, None, False)
 
@@ -350,10 +418,12 @@ def test_removing_a_kernel_brings_back_the_newest_still_installed(tmp_path):
     assert done == ["unpublished 6.3; the NAS boots 6.2, 6.1"]
     assert_nas_ok(host, kept)
     assert kernel_install.remove("6.2", tmp_path / "e", env, root) == [
-        "unpublished 6.2; the NAS boots 6.1"]
+        "unpublished 6.2; the NAS boots 6.1"
+    ]
     assert published_kvers(host) == ["6.1"]
     assert kernel_install.remove("6.1", tmp_path / "e", env, root) == [
-        "kept 6.1 on the NAS: it is the only kernel the box can boot"]
+        "kept 6.1 on the NAS: it is the only kernel the box can boot"
+    ]
     assert published_kvers(host) == ["6.1"]
     assert_nas_ok(host, kept)
 
@@ -371,12 +441,18 @@ class Box:
         (self.root / "etc/aoeboot").mkdir(parents=True)  # where `aoeboot publish` reads it too
         (self.root / "etc/aoeboot/aoeboot.conf").write_text(
             "[boot]\ntarget = e11.0p1\ninterfaces = 52:54:00:12:34:56\n"
-            f"[publish]\ndestination = {destination}\nkeep = {keep}\n")
+            f"[publish]\ndestination = {destination}\nkeep = {keep}\n"
+        )
         (self.conf / "cmdline").write_text("ro quiet\n")
-        self.env = {**os.environ, "KERNEL_INSTALL_CONF_ROOT": str(self.conf),
-                    "KERNEL_INSTALL_LAYOUT": "other", "KERNEL_INSTALL_BOOT_ROOT": str(tmp / "boot"),
-                    "KERNEL_INSTALL_VERBOSE": "1", "AOEBOOT_ROOT": str(self.root),
-                    "PYTHONPATH": str(REPO)}
+        self.env = {
+            **os.environ,
+            "KERNEL_INSTALL_CONF_ROOT": str(self.conf),
+            "KERNEL_INSTALL_LAYOUT": "other",
+            "KERNEL_INSTALL_BOOT_ROOT": str(tmp / "boot"),
+            "KERNEL_INSTALL_VERBOSE": "1",
+            "AOEBOOT_ROOT": str(self.root),
+            "PYTHONPATH": str(REPO),
+        }
 
     def kernel(self, kver: str, size: int = 2_000_000) -> tuple[Path, Path]:
         """A stand-in kernel, and an initramfs holding (names of) the aoe driver and our module."""
@@ -385,9 +461,13 @@ class Box:
         (made / "usr/lib/modules" / kver / "aoe.ko").write_bytes(os.urandom(size))
         (made / "parse-aoe.sh").write_text("#!/bin/sh\n")
         initrd = self.tmp / f"initrd-{kver}.img"
-        subprocess.run(["cpio", "-o", "-H", "newc", "--quiet", "-O", str(initrd)], cwd=made,
-                       input=f"usr/lib/modules/{kver}/aoe.ko\nparse-aoe.sh\n", text=True,
-                       check=True)
+        subprocess.run(
+            ["cpio", "-o", "-H", "newc", "--quiet", "-O", str(initrd)],
+            cwd=made,
+            input=f"usr/lib/modules/{kver}/aoe.ko\nparse-aoe.sh\n",
+            text=True,
+            check=True,
+        )
         kernel = self.tmp / f"vmlinuz-{kver}"
         kernel.write_bytes(os.urandom(size // 2))
         return kernel, initrd
@@ -397,13 +477,19 @@ class Box:
 
     def add(self, kver: str) -> subprocess.Popen:
         kernel, initrd = self.kernel(kver)
-        return subprocess.Popen(self.argv("add", kver, str(self.tmp / "entry"), str(kernel),
-                                          str(initrd)), env=self.env, cwd=REPO, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return subprocess.Popen(
+            self.argv("add", kver, str(self.tmp / "entry"), str(kernel), str(initrd)),
+            env=self.env,
+            cwd=REPO,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(self.argv(*args), env=self.env, cwd=REPO, text=True,
-                              capture_output=True, timeout=120)
+        return subprocess.run(
+            self.argv(*args), env=self.env, cwd=REPO, text=True, capture_output=True, timeout=120
+        )
 
     def state(self) -> dict:
         return json.loads((self.root / "var/lib/aoeboot/publish.json").read_text())
@@ -487,7 +573,7 @@ def test_sigkill_of_kernel_install_leaves_it_pending_and_nothing_behind(tmp_path
         on_box = [p.name for p in kept_dir.iterdir()] if kept_dir.is_dir() else []
         began = bool(on_nas) or any(kver in n or n.startswith(".") for n in on_box)
         state = box.state()
-        recorded = ({p["kver"] for p in state["pending"]} | set(state["kernels"]))
+        recorded = {p["kver"] for p in state["pending"]} | set(state["kernels"])
         assert not began or kver in recorded, (run, on_nas, on_box, state)
         done = aoeboot("publish", "--root", str(box.root))
         assert done.returncode == 0, done.stderr
@@ -503,8 +589,11 @@ DAMAGED_STATES = [
     ("{not json", "Expecting property name"),
     ('["a list"]', "not a JSON object"),
     ('{"pending": [{"action": "add", "kver": "6.0"}]}', "pending entry 1: no kernel path"),
-    ('{"pending": [{"action": "add", "kver": "6.0", "kernel": "/k", "initrd": "/i", '
-     '"options": "ro"}]}', "pending entry 1: options is not a list of strings"),
+    (
+        '{"pending": [{"action": "add", "kver": "6.0", "kernel": "/k", "initrd": "/i", '
+        '"options": "ro"}]}',
+        "pending entry 1: options is not a list of strings",
+    ),
     ('{"pending": [{"kver": "6.0"}]}', "pending entry 1: action None is neither"),
     ('{"pending": [{"action": "remove"}]}', "pending entry 1: kver None is not a kernel"),
     ('{"pending": ["add 6.0"]}', "pending entry 1: not an object"),
@@ -534,8 +623,9 @@ def test_a_damaged_state_file_never_stops_publishing(tmp_path, text, said):
 
     state_file.write_text(text)
     k = files(tmp_path, "6.1.0-56-amd64", 1000)
-    state = publish.after_add(root=root, config=config, kver="6.1.0-56-amd64", kernel=k[0],
-                              initrd=k[1], options=OPTIONS)
+    state = publish.after_add(
+        root=root, config=config, kver="6.1.0-56-amd64", kernel=k[0], initrd=k[1], options=OPTIONS
+    )
     assert state["state"] == "done" and publish.read_state(root)["kernels"] == ["6.1.0-56-amd64"]
     assert_consistent(nas / BOX_MAC_DIR)
 
@@ -562,8 +652,14 @@ def test_one_rule_names_the_nas_directory_never_the_host_name(tmp_path):
     for name, nic in (("box1", "52:54:00:00:00:01"), ("box2", "52:54:00:00:00:02")):
         root = box_root(tmp_path, name, nic)
         k = files(tmp_path, f"6.1.0-{name[-1]}-amd64", 1000)
-        publish.after_add(root=root, config=config, kver=f"6.1.0-{name[-1]}-amd64",
-                          kernel=k[0], initrd=k[1], options=OPTIONS)
+        publish.after_add(
+            root=root,
+            config=config,
+            kver=f"6.1.0-{name[-1]}-amd64",
+            kernel=k[0],
+            initrd=k[1],
+            options=OPTIONS,
+        )
         assert publish.read_state(root)["state"] == "done"
         fragment = aoeboot("nas-config", "--mac", nic, "--target", "e11.0p1")
         assert fragment.returncode == 0, fragment.stderr
@@ -574,8 +670,9 @@ def test_one_rule_names_the_nas_directory_never_the_host_name(tmp_path):
 
     lost = box_root(tmp_path, "box3", None)
     k = files(tmp_path, "6.1.0-3-amd64", 1000)
-    publish.after_add(root=lost, config=config, kver="6.1.0-3-amd64", kernel=k[0], initrd=k[1],
-                      options=OPTIONS)
+    publish.after_add(
+        root=lost, config=config, kver="6.1.0-3-amd64", kernel=k[0], initrd=k[1], options=OPTIONS
+    )
     state = publish.read_state(lost)
     assert state["state"] == "pending"
     assert "cannot tell the MAC of the NIC this box boots from" in state["error"]
@@ -594,17 +691,37 @@ def test_a_uki_is_published_alone_never_as_its_own_initrd(tmp_path):
     box = Box(tmp_path, nas)
     _, initrd = box.kernel("6.5.0", size=100_000)
     uki = tmp_path / "uki.efi"
-    subprocess.run(["objcopy", "--add-section", f".initrd={initrd}", "--change-section-vma",
-                    ".initrd=0x3000000", str(stub), str(uki)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "objcopy",
+            "--add-section",
+            f".initrd={initrd}",
+            "--change-section-vma",
+            ".initrd=0x3000000",
+            str(stub),
+            str(uki),
+        ],
+        check=True,
+        capture_output=True,
+    )
     env = {**box.env, "KERNEL_INSTALL_IMAGE_TYPE": "uki", "KERNEL_INSTALL_LAYOUT": "uki"}
-    out = subprocess.run(box.argv("add", "6.5.0", str(tmp_path / "entry"), str(uki)), env=env,
-                         cwd=REPO, text=True, capture_output=True, timeout=120)
+    out = subprocess.run(
+        box.argv("add", "6.5.0", str(tmp_path / "entry"), str(uki)),
+        env=env,
+        cwd=REPO,
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "published 6.5.0; the NAS boots 6.5.0" in out.stdout.splitlines(), out.stdout
     (entry,) = json.loads((box.host / "manifest.json").read_text())["kernels"]
     assert entry["kernel_sha256"] == sha256(uki) and entry["initrd"] is None
     assert sorted(p.name.rsplit("-", 1)[0] for p in box.host.iterdir()) == [
-        "boot.ipxe", "manifest.json", "vmlinuz-6.5.0"]  # uploaded once, and no initrd
+        "boot.ipxe",
+        "manifest.json",
+        "vmlinuz-6.5.0",
+    ]  # uploaded once, and no initrd
     script = (box.host / "boot.ipxe").read_text()
     assert "initrd" not in script, script
     assert assert_consistent(box.host) == [entry["kernel"]]

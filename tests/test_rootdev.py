@@ -8,12 +8,14 @@ from aoeboot.target import Target
 
 # The kernel writes a mount point's bytes as they are, except blank, tab, newline and backslash,
 # which become \040, \011, \012 and \134.
-MOUNTINFO = b"".join([
-    b"22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n",
-    b"30 22 152:177 / /mnt/\xc3\xa9 rw,relatime shared:9 - ext4 /dev/etherd/e11.0p1 rw\n",
-    b"31 22 152:193 / /mnt/my\\040root rw shared:10 - ext4 /dev/etherd/e11.1p1 rw\n",
-    b"32 22 0:40 / /mnt/tab\\011back\\134slash rw shared:11 - tmpfs my\\040tmp rw\n",
-])
+MOUNTINFO = b"".join(
+    [
+        b"22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n",
+        b"30 22 152:177 / /mnt/\xc3\xa9 rw,relatime shared:9 - ext4 /dev/etherd/e11.0p1 rw\n",
+        b"31 22 152:193 / /mnt/my\\040root rw shared:10 - ext4 /dev/etherd/e11.1p1 rw\n",
+        b"32 22 0:40 / /mnt/tab\\011back\\134slash rw shared:11 - tmpfs my\\040tmp rw\n",
+    ]
+)
 
 
 def _mountinfo(tmp_path: Path) -> Path:

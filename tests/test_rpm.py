@@ -32,6 +32,7 @@ EXECUTABLES = [
 ] + [f"{DRACUT_MODULE}/{p.name}" for p in sorted((REPO / "dracut/95aoe").glob("*.sh"))]
 DATA_FILES = [
     f"{DRACUT_MODULE}/61-aoeboot.rules",
+    f"{DRACUT_MODULE}/64-aoeboot-lvm.rules",
     f"{DRACUT_MODULE}/aoe-initqueue.rules",
     "/usr/lib/udev/rules.d/61-aoeboot.rules",  # aoetools owns 60-aoe.rules
     "/usr/lib/systemd/system/aoeboot-publish.service",
@@ -43,8 +44,13 @@ DATA_FILES = [
     "/usr/share/doc/aoeboot/README.md",
 ]
 REQUIRES = [
-    "dracut", "dracut-network", "kmod", "iproute", "systemd-udev",
-    "python3dist(click)", "python3dist(pyudev)",
+    "dracut",
+    "dracut-network",
+    "kmod",
+    "iproute",
+    "systemd-udev",
+    "python3dist(click)",
+    "python3dist(pyudev)",
 ]
 RECOMMENDS = ["python3-systemd", "rsync", "openssh-clients"]
 
@@ -57,10 +63,16 @@ def project_version() -> str:
 
 def source_tarball(dest: Path, version: str) -> Path:
     """Source0: the working tree as git sees it (tracked and untracked files, not ignored ones)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, check=True,
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     tarball = dest / f"aoeboot-{version}.tar.gz"
     with tarfile.open(tarball, "w:gz") as tar:
         for name in sorted(filter(None, listed)):
@@ -83,9 +95,20 @@ def package(tmp_path_factory) -> Path:
     (top / "tmp").mkdir()
     source_tarball(top / "SOURCES", project_version())
     built = subprocess.run(
-        ["rpmbuild", "-bb", "--nodeps", "--define", f"_topdir {top}",
-         "--define", f"_tmppath {top / 'tmp'}", str(SPEC)],
-        check=False, capture_output=True, text=True, timeout=300,
+        [
+            "rpmbuild",
+            "-bb",
+            "--nodeps",
+            "--define",
+            f"_topdir {top}",
+            "--define",
+            f"_tmppath {top / 'tmp'}",
+            str(SPEC),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if built.returncode != 0:
         pytest.fail(f"rpmbuild failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}")
@@ -112,9 +135,10 @@ def test_file_list(package):
     assert [f for f in files if re.fullmatch(r"/usr/share/man/man1/aoeboot\.1(\.gz)?", f)]
     assert not [f for f in files if f.startswith("/usr/lib64")]
     # Every module of the Python package, under a python3 site-packages in /usr/lib.
-    sitelib = {f.rsplit("/", 2)[0] for f in files if re.search(r"/aoeboot/cli\.py$", f)}
+    sitelib = {f.rsplit("/", 2)[0] for f in files if re.search(r"/aoeboot/__init__\.py$", f)}
     assert len(sitelib) == 1 and re.fullmatch(r"/usr/lib/python3\.\d+/site-packages", *sitelib)
-    modules = sorted(p.name for p in (REPO / "aoeboot").glob("*.py"))
+    package = REPO / "aoeboot"
+    modules = sorted(str(p.relative_to(package)) for p in package.rglob("*.py"))
     assert [m for m in modules if f"{next(iter(sitelib))}/aoeboot/{m}" not in files] == []
     # The whole dracut module, nothing more.
     shipped = sorted(f.rsplit("/", 1)[1] for f in files if f.startswith(DRACUT_MODULE + "/"))
@@ -123,8 +147,9 @@ def test_file_list(package):
 
 def test_file_modes(package):
     modes: dict[str, str] = {}
-    for line in rpm("-qp", "--qf", "[%{FILEMODES:perms} %{FILENAMES}\n]",
-                    str(package)).splitlines():
+    for line in rpm(
+        "-qp", "--qf", "[%{FILEMODES:perms} %{FILENAMES}\n]", str(package)
+    ).splitlines():
         mode, path = line.split(" ", 1)
         modes[path] = mode
     assert {path: modes[path] for path in EXECUTABLES} == {p: "-rwxr-xr-x" for p in EXECUTABLES}
@@ -166,14 +191,24 @@ def test_payload_runs(package, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(sitelib))
     run = subprocess.run(
         [sys.executable, str(tmp_path / "usr/bin/aoeboot"), "--version"],
-        check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
     )
     assert run.returncode == 0 and __version__ in run.stdout, run.stderr
     where = subprocess.run(
         [sys.executable, "-c", "import aoeboot.cli; print(aoeboot.cli.__file__)"],
-        check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
     )
-    assert where.stdout.strip() == str(sitelib / "aoeboot/cli.py"), where.stderr
+    assert where.stdout.strip() == str(sitelib / "aoeboot/cli/__init__.py"), where.stderr
 
 
 def test_shipped_config_is_the_default():

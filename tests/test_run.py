@@ -23,8 +23,10 @@ def test_a_signal_is_named():
 def test_exit_code_and_last_line_of_stderr():
     with pytest.raises(AoebootError) as caught:
         run(["sh", "-c", "echo first >&2; echo 'no such volume' >&2; exit 3"])
-    assert str(caught.value) == ("sh -c 'echo first >&2; echo '\"'\"'no such volume'\"'\"' >&2; "
-                                 "exit 3' failed (exit code 3): no such volume")
+    assert str(caught.value) == (
+        "sh -c 'echo first >&2; echo '\"'\"'no such volume'\"'\"' >&2; "
+        "exit 3' failed (exit code 3): no such volume"
+    )
     with pytest.raises(AoebootError) as caught:
         run(["false"])
     assert str(caught.value) == "false failed (exit code 1)"
@@ -35,4 +37,3 @@ def test_no_answer_names_the_command():
     with pytest.raises(AoebootError) as caught:
         run(["sleep", "10"], timeout=0.2)
     assert str(caught.value) == "sleep 10: no answer after 0.2 s"
-

@@ -29,7 +29,11 @@ def test_parse_accepted_spellings(text, expected):
 def test_renderings():
     t = Target(11, 0, 2)
     assert (t.name, str(t.device), t.uri, t.sysfs_name) == (
-        "e11.0p2", "/dev/etherd/e11.0p2", "aoe:e11.0p2", "etherd!e11.0p2")
+        "e11.0p2",
+        "/dev/etherd/e11.0p2",
+        "aoe:e11.0p2",
+        "etherd!e11.0p2",
+    )
     assert t.disk == Target(11, 0)
 
 

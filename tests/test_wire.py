@@ -13,7 +13,9 @@ DST = bytes.fromhex("0a0b0c0d0e0f")
 def test_query_config_broadcast_bytes():
     frame = wire.query_config(SRC, tag=0x01020304)
     assert frame[:24] == (
-        b"\xff" * 6 + SRC + b"\x88\xa2"  # broadcast, our MAC, ethertype 0x88A2
+        b"\xff" * 6
+        + SRC
+        + b"\x88\xa2"  # broadcast, our MAC, ethertype 0x88A2
         + b"\x10"  # version 1, no flags
         + b"\x00"  # error
         + b"\xff\xff"  # shelf 0xffff: every shelf
@@ -39,13 +41,21 @@ def test_ata_identify_bytes():
 
 
 def _reply_header(command: int, flags: int = wire.FLAG_RESPONSE, error: int = 0) -> bytes:
-    return SRC + DST + b"\x88\xa2" + bytes([0x10 | flags, error]) + b"\x00\x0b\x00" + bytes(
-        [command]) + b"\xde\xad\xbe\xef"
+    return (
+        SRC
+        + DST
+        + b"\x88\xa2"
+        + bytes([0x10 | flags, error])
+        + b"\x00\x0b\x00"
+        + bytes([command])
+        + b"\xde\xad\xbe\xef"
+    )
 
 
 def test_parse_config_reply():
-    frame = (_reply_header(1) + b"\x00\x10" + b"\x40\x19" + b"\x02" + b"\x10" + b"\x00\x05"
-             + b"hello")
+    frame = (
+        _reply_header(1) + b"\x00\x10" + b"\x40\x19" + b"\x02" + b"\x10" + b"\x00\x05" + b"hello"
+    )
     reply = wire.parse_config_reply(frame)
     assert reply.header == wire.Header(SRC, DST, 11, 0, 1, 0xDEADBEEF, wire.FLAG_RESPONSE, 0)
     assert (reply.buffer_count, reply.firmware_version, reply.sector_count) == (16, 0x4019, 2)
@@ -59,7 +69,7 @@ def test_parse_identify_lba48_and_model():
     words[100:104] = [0x0000, 0x0018, 0, 0]  # 0x180000 sectors = 768 MiB
     words[60:62] = [0xFFFF, 0x0FFF]  # the LBA28 count must be ignored
     model = b"Coraid EtherDrive vblade".ljust(40)
-    words[27:47] = [struct.unpack(">H", model[i:i + 2])[0] for i in range(0, 40, 2)]
+    words[27:47] = [struct.unpack(">H", model[i : i + 2])[0] for i in range(0, 40, 2)]
     data = struct.pack("<256H", *words)
     frame = _reply_header(0) + b"\x00\x00\x00\x50" + b"\x00" * 8 + data
     reply = wire.parse_ata_reply(frame)

@@ -21,15 +21,29 @@ from tests.helpers import REPO, missing
 BUILD = REPO / "tools" / "build-pyz.py"
 # Debian's python3, like the installer's: run with -I -S it has no click, pyudev or aoeboot
 BARE_PYTHON = Path("/usr/bin/python3")
-COMMANDS = ["cmdline", "discover", "install-entry", "kernel-install", "nas-config", "publish",
-            "status", "watch"]
+COMMANDS = [
+    "cmdline",
+    "discover",
+    "install-entry",
+    "kernel-install",
+    "nas-config",
+    "publish",
+    "status",
+    "watch",
+]
 
 
 def build(out: Path, **env: str) -> subprocess.CompletedProcess:
     # AOEBOOT_PYZ_CACHE as the caller has it (default /var/cache/aoeboot-pyz): runs after the
     # first download wheels from there, without the network
-    return subprocess.run([sys.executable, str(BUILD), str(out)], capture_output=True, text=True,
-                          check=False, timeout=600, env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, str(BUILD), str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env={**os.environ, **env},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +64,14 @@ def bare(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
     leaks in), no PYTHONPATH, no current directory on sys.path."""
     if not BARE_PYTHON.exists():
         missing(f"{BARE_PYTHON} not installed")
-    return subprocess.run([str(BARE_PYTHON), "-I", "-S", *argv], capture_output=True, text=True,
-                          check=False, timeout=120, cwd=cwd)
+    return subprocess.run(
+        [str(BARE_PYTHON), "-I", "-S", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        cwd=cwd,
+    )
 
 
 def run_pyz(pyz: Path, *args: str) -> subprocess.CompletedProcess:
@@ -71,8 +91,16 @@ def test_help_lists_every_command(pyz):
 
 
 def test_nas_config_prints_a_dnsmasq_fragment(pyz):
-    out = run_pyz(pyz, "nas-config", "--mac", "52:54:00:12:34:56", "--target", "e11.0p1",
-                  "--format", "dnsmasq")
+    out = run_pyz(
+        pyz,
+        "nas-config",
+        "--mac",
+        "52:54:00:12:34:56",
+        "--target",
+        "e11.0p1",
+        "--format",
+        "dnsmasq",
+    )
     assert out.returncode == 0, out.stderr
     assert "dhcp-host=52:54:00:12:34:56" in out.stdout
     assert "root-path,aoe:e11.0p1" in out.stdout
@@ -94,8 +122,9 @@ def test_cmdline_with_nothing_configured_exits_1(pyz, tmp_path):
 
 
 def test_bad_target_is_one_line_exit_2(pyz):
-    out = run_pyz(pyz, "nas-config", "--mac", "52:54:00:12:34:56", "--target", "e11",
-                  "--format", "dnsmasq")
+    out = run_pyz(
+        pyz, "nas-config", "--mac", "52:54:00:12:34:56", "--target", "e11", "--format", "dnsmasq"
+    )
     assert out.returncode == 2
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert out.stderr.startswith("aoeboot: invalid AoE target 'e11'"), out.stderr
@@ -103,10 +132,12 @@ def test_bad_target_is_one_line_exit_2(pyz):
 
 def test_pyudev_loads_libudev_from_inside_the_zip(pyz):
     assert run_pyz(pyz, "discover", "--help").returncode == 0
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import json, pyudev, aoeboot.driver;"
-            "context = pyudev.Context();"
-            "print(json.dumps([pyudev.__file__, context.sys_path,"
-            " len(list(context.list_devices(subsystem='net')))]))")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import json, pyudev, aoeboot.driver;"
+        "context = pyudev.Context();"
+        "print(json.dumps([pyudev.__file__, context.sys_path,"
+        " len(list(context.list_devices(subsystem='net')))]))"
+    )
     out = bare("-c", code, str(pyz), cwd=pyz.parent)
     assert out.returncode == 0, out.stderr
     where, sys_path, netdevs = json.loads(out.stdout)
@@ -119,12 +150,16 @@ def test_archive_is_pure_python_without_tests_or_bytecode(pyz):
     with zipfile.ZipFile(pyz) as archive:
         infos = archive.infolist()
     names = [info.filename for info in infos]
-    assert "__main__.py" in names and "aoeboot/cli.py" in names and "click/core.py" in names
+    assert {"__main__.py", "aoeboot/cli/__init__.py", "click/core.py"} <= set(names)
     assert "pyudev/__init__.py" in names
     assert not [n for n in names if n.startswith("packaging/")]  # not a dependency
     assert not [n for n in names if ".so" in n.rsplit("/", 1)[-1] or n.endswith(".pyd")]
-    assert not [n for n in names if {"tests", "test", "__pycache__"} & set(n.split("/"))
-                or n.endswith((".pyc", "/conftest.py"))]
+    assert not [
+        n
+        for n in names
+        if {"tests", "test", "__pycache__"} & set(n.split("/"))
+        or n.endswith((".pyc", "/conftest.py"))
+    ]
     dist_info = {n.split("/", 1)[1] for n in names if n.split("/")[0].endswith(".dist-info")}
     assert "METADATA" in dist_info and not {"RECORD", "INSTALLER", "WHEEL"} & dist_info
     assert all(info.compress_type == zipfile.ZIP_DEFLATED for info in infos if info.file_size)
@@ -159,18 +194,31 @@ def test_prune_fails_on_a_compiled_extension(tmp_path):
 
 def test_prune_keeps_code_licences_and_metadata_only(tmp_path):
     tool = _tool()
-    files = ["pkg/__init__.py", "pkg/testing.py", "pkg/__pycache__/x.cpython-311.pyc",
-             "pkg/tests/test_x.py", "tests/conftest.py", "bin/pkg",
-             "pkg-1.0.dist-info/METADATA", "pkg-1.0.dist-info/RECORD",
-             "pkg-1.0.dist-info/INSTALLER", "pkg-1.0.dist-info/LICENSE.txt",
-             "pkg-1.0.dist-info/licenses/COPYING"]
+    files = [
+        "pkg/__init__.py",
+        "pkg/testing.py",
+        "pkg/__pycache__/x.cpython-311.pyc",
+        "pkg/tests/test_x.py",
+        "tests/conftest.py",
+        "bin/pkg",
+        "pkg-1.0.dist-info/METADATA",
+        "pkg-1.0.dist-info/RECORD",
+        "pkg-1.0.dist-info/INSTALLER",
+        "pkg-1.0.dist-info/LICENSE.txt",
+        "pkg-1.0.dist-info/licenses/COPYING",
+    ]
     for name in files:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("")
     tool.prune(tmp_path)
     left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
-    assert left == ["pkg-1.0.dist-info/LICENSE.txt", "pkg-1.0.dist-info/METADATA",
-                    "pkg-1.0.dist-info/licenses/COPYING", "pkg/__init__.py", "pkg/testing.py"]
+    assert left == [
+        "pkg-1.0.dist-info/LICENSE.txt",
+        "pkg-1.0.dist-info/METADATA",
+        "pkg-1.0.dist-info/licenses/COPYING",
+        "pkg/__init__.py",
+        "pkg/testing.py",
+    ]
 
 
 def test_too_old_python_is_one_line_exit_2(pyz, tmp_path):
@@ -181,13 +229,18 @@ def test_too_old_python_is_one_line_exit_2(pyz, tmp_path):
     fake.write_text(re.sub(r"sys.version_info < \(\d+, \d+\)", "sys.version_info < (99, 0)", main))
     out = bare(str(fake), cwd=tmp_path)
     assert out.returncode == 2
-    assert re.fullmatch(r"aoeboot: needs Python \d+\.\d+ or newer, this is 3\.\d+\n",
-                        out.stderr), out.stderr
+    assert re.fullmatch(r"aoeboot: needs Python \d+\.\d+ or newer, this is 3\.\d+\n", out.stderr), (
+        out.stderr
+    )
 
 
 def test_discover_from_the_zip_finds_the_nas_targets(pyz, lab):
     # raw AoE frames and the rest of discover, all from inside the zip, with the bare python3
-    out = lab.client.run([str(BARE_PYTHON), "-I", "-S", str(pyz), "discover", "--userspace",
-                          "--json", "-i", "eth0"], check=False, cwd=pyz.parent, timeout=60)
+    out = lab.client.run(
+        [str(BARE_PYTHON), "-I", "-S", str(pyz), "discover", "--userspace", "--json", "-i", "eth0"],
+        check=False,
+        cwd=pyz.parent,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert [row["target"] for row in json.loads(out.stdout)] == ["e11.0", "e11.1"]

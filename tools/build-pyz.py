@@ -103,9 +103,14 @@ def pip(args: Sequence[str], what: str) -> None:
 
 def cache_root() -> Path:
     configured = os.environ.get("AOEBOOT_PYZ_CACHE")
-    candidates = [Path(configured)] if configured else [
-        DEFAULT_CACHE,
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aoeboot-pyz"]
+    candidates = (
+        [Path(configured)]
+        if configured
+        else [
+            DEFAULT_CACHE,
+            Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aoeboot-pyz",
+        ]
+    )
     for index, path in enumerate(candidates):
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -120,8 +125,10 @@ def cache_root() -> Path:
 def wheelhouse(requirements: list[str], python: str) -> Path:
     """The directory of wheels pip resolved for `requirements`: from the cache, else downloaded
     into it (atomically: a directory that exists is complete)."""
-    key_text = json.dumps({"format": CACHE_FORMAT, "python": python,
-                           "requirements": sorted(requirements)}, sort_keys=True)
+    key_text = json.dumps(
+        {"format": CACHE_FORMAT, "python": python, "requirements": sorted(requirements)},
+        sort_keys=True,
+    )
     key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
     root = cache_root()
     wheels = root / key
@@ -129,10 +136,26 @@ def wheelhouse(requirements: list[str], python: str) -> Path:
         return wheels
     partial = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
     try:
-        pip(["download", "--quiet", "--only-binary=:all:", "--implementation", "py",
-             "--abi", "none", "--platform", "any", "--python-version", python,
-             "--dest", str(partial), "--",
-             *requirements], "download pure-Python wheels")
+        pip(
+            [
+                "download",
+                "--quiet",
+                "--only-binary=:all:",
+                "--implementation",
+                "py",
+                "--abi",
+                "none",
+                "--platform",
+                "any",
+                "--python-version",
+                python,
+                "--dest",
+                str(partial),
+                "--",
+                *requirements,
+            ],
+            "download pure-Python wheels",
+        )
         (partial / "requirements.json").write_text(key_text + "\n")
         partial.chmod(0o755)
         try:
@@ -154,8 +177,21 @@ def install_dependencies(stage: Path, wheels: Path) -> list[str]:
     for wheel in files:
         if not wheel.name.endswith("-none-any.whl"):
             die(f"{wheel.name} is not a pure-Python wheel")
-    pip(["install", "--quiet", "--no-index", "--no-deps", "--no-compile", "--only-binary=:all:",
-         "--target", str(stage), "--", *map(str, files)], "install the wheels")
+    pip(
+        [
+            "install",
+            "--quiet",
+            "--no-index",
+            "--no-deps",
+            "--no-compile",
+            "--only-binary=:all:",
+            "--target",
+            str(stage),
+            "--",
+            *map(str, files),
+        ],
+        "install the wheels",
+    )
     return [" ".join(wheel.name.split("-")[:2]) for wheel in files]
 
 
@@ -169,9 +205,12 @@ def prune(stage: Path) -> None:
         if COMPILED.search(path.name):
             die(f"{relative} is a compiled extension module: the pyz must be pure Python")
         dist_info = parts[0].endswith(".dist-info")
-        if (path.name == "__pycache__" or path.suffix in (".pyc", ".pyo")
-                or any(part in TEST_DIRS for part in parts)
-                or (dist_info and len(parts) > 1 and not KEEP_DIST_INFO.match(parts[1]))):
+        if (
+            path.name == "__pycache__"
+            or path.suffix in (".pyc", ".pyo")
+            or any(part in TEST_DIRS for part in parts)
+            or (dist_info and len(parts) > 1 and not KEEP_DIST_INFO.match(parts[1]))
+        ):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             else:
@@ -229,8 +268,9 @@ def build(out: Path) -> str:
         copy_package(stage)
         module, fn = ENTRY_POINT
         oldest = tuple(int(n) for n in python.split("."))
-        (stage / "__main__.py").write_text(MAIN_PY.format(
-            module=module, fn=fn, oldest=oldest, oldest_text=python))
+        (stage / "__main__.py").write_text(
+            MAIN_PY.format(module=module, fn=fn, oldest=oldest, oldest_text=python)
+        )
         inner = Path(tmp) / "aoeboot.zip"
         write_zip(stage, inner, epoch)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -250,8 +290,13 @@ def check_archive(pyz: Path) -> None:
         for name in archive.namelist():
             if COMPILED.search(name.rsplit("/", 1)[-1]):
                 die(f"{pyz.name} contains compiled code: {name}")
-    proc = subprocess.run([sys.executable, "-I", "-S", str(pyz), "--version"],
-                          capture_output=True, text=True, check=False, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", str(pyz), "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     if proc.returncode != 0 or PACKAGE not in proc.stdout:
         lines = (proc.stderr or proc.stdout).strip().splitlines() or [f"exit {proc.returncode}"]
         die(f"the built archive does not run: {lines[-1]}")
@@ -259,9 +304,15 @@ def check_archive(pyz: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="build-pyz", description="Build aoeboot.pyz, a single-file zipapp for a bare python3.")
-    parser.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT,
-                        help="where to write it (default: build/aoeboot.pyz in the checkout)")
+        prog="build-pyz", description="Build aoeboot.pyz, a single-file zipapp for a bare python3."
+    )
+    parser.add_argument(
+        "out",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="where to write it (default: build/aoeboot.pyz in the checkout)",
+    )
     args = parser.parse_args(argv)
     out: Path = args.out.absolute()
     try:

@@ -2,7 +2,7 @@
 # systemd generator: root=aoe:eX.Y[pN] (or aoe:abft[pN], the disk in iPXE's aBFT) is no device
 # path, so systemd-fstab-generator gets it wrong; mount /sysroot from /dev/etherd/... ourselves.
 
-type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
+command -v getarg > /dev/null || . /lib/dracut-lib.sh
 
 root=$(getarg root=)
 case "$root" in

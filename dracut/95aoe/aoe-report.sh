@@ -1,7 +1,7 @@
 #!/bin/sh
 # What AoE sees, in the style of aoe-stat: run on the emergency path and by hand (aoe-report).
 
-type warn > /dev/null 2>&1 || . /lib/dracut-lib.sh
+command -v warn > /dev/null || . /lib/dracut-lib.sh
 # warn, not echo: under systemd only the kernel log reaches the console
 # As a hook: only when AoE was wanted, and once (emergency.service may have run it already).
 if [ "${0##*/}" != aoe-report ]; then

@@ -3,7 +3,7 @@
 # aoe:eX.Y[pN]. 40network's netroot calls it once DHCP answered on NETIF; from here on it is
 # the same wait as for root=aoe:..., and since rootfs-block does not mount root=dhcp, we do.
 
-type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
+command -v getarg > /dev/null || . /lib/dracut-lib.sh
 
 aoe_name=${2#aoe:}
 case "$aoe_name" in

@@ -5,7 +5,7 @@
 # aoe_iflist knows), and discover on each as soon as it has carrier, so boot never waits for
 # the driver's own 60 s broadcast timer.
 
-type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
+command -v getarg > /dev/null || . /lib/dracut-lib.sh
 . /lib/aoe-lib.sh
 
 [ -f /tmp/aoe.allowed ] || exit 0

@@ -64,6 +64,9 @@ install() {
     inst_script "$moddir/aoeboot-rename.sh" "${udevdir:-/lib/udev}/aoeboot-rename"
     inst_simple "$moddir/aoe-initqueue.rules" "${udevrulesdir:-/lib/udev/rules.d}/61-aoe-initqueue.rules"
     inst_simple "$moddir/61-aoeboot.rules" "${udevrulesdir:-/lib/udev/rules.d}/61-aoeboot.rules"
+    if dracut_module_included "lvm"; then
+        inst_rules "$moddir/64-aoeboot-lvm.rules"
+    fi
     if dracut_module_included "systemd-initrd"; then
         inst_script "$moddir/aoe-generator.sh" "$systemdutildir"/system-generators/dracut-aoe-generator
         inst_simple "$moddir/aoe-emergency.conf" \

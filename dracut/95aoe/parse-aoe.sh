@@ -8,7 +8,7 @@
 # rd.aoe.deadsecs=S (aoe-up); rd.aoe.server=MAC[,...] (the recorded servers, for the report:
 # aoe-report.sh).
 
-type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
+command -v getarg > /dev/null || . /lib/dracut-lib.sh
 
 # root=dhcp: 40network's netroot sources the cmdline hooks again with the DHCP root-path in
 # $netroot; /sbin/aoeroot (aoe-root.sh) takes it from there.

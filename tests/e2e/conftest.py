@@ -34,8 +34,13 @@ def initramfs(kernel: Kernel, tmp_path_factory: pytest.TempPathFactory):
     def get(flavour: str) -> Path:
         if flavour not in built:
             extra = ["-a", "network network-legacy"] if flavour.endswith("-dhcp") else []
-            built[flavour] = dracutdir.build(work / f"{flavour}.img", kernel.version, work,
-                                             systemd=flavour.startswith("systemd"), extra=extra)
+            built[flavour] = dracutdir.build(
+                work / f"{flavour}.img",
+                kernel.version,
+                work,
+                systemd=flavour.startswith("systemd"),
+                extra=extra,
+            )
         return built[flavour]
 
     return get

@@ -26,8 +26,9 @@ def boot(nas, tmp_path, kernel, initrd, append, nic="virtio-net-pci", nas_delay=
     def start_nas() -> None:
         blades.append(Vblade(nas, 11, 0, "tap0", disk))
 
-    vm = VM(nas, tmp_path / "console.log", kernel=kernel.image, initrd=initrd, append=append,
-            nic=nic)
+    vm = VM(
+        nas, tmp_path / "console.log", kernel=kernel.image, initrd=initrd, append=append, nic=nic
+    )
     timer = threading.Timer(nas_delay, start_nas)
     try:
         vm.start()
@@ -52,8 +53,9 @@ def boot(nas, tmp_path, kernel, initrd, append, nic="virtio-net-pci", nas_delay=
     ],
 )
 def test_root_on_aoe_boots_and_shuts_down_clean(nas, tmp_path, kernel, initramfs, flavour, root):
-    match, exit_code, console, disk = boot(nas, tmp_path, kernel, initramfs(flavour),
-                                           f"root={root}")
+    match, exit_code, console, disk = boot(
+        nas, tmp_path, kernel, initramfs(flavour), f"root={root}"
+    )
     assert match, f"root never mounted; console tail:\n{console[-3000:]}"
     assert match.group("root") == "/dev/etherd/e11.0p1"
     assert CLEAN in console  # / remounted read-only over AoE before power-off
@@ -66,8 +68,13 @@ def test_root_on_aoe_boots_and_shuts_down_clean(nas, tmp_path, kernel, initramfs
 
 def test_root_by_label_on_aoe(nas, tmp_path, kernel, initramfs):
     """root=LABEL= needs the by-label link that stock udev rules do not make for etherd."""
-    match, _, console, _ = boot(nas, tmp_path, kernel, initramfs("systemd"),
-                                "root=LABEL=aoeroot rd.aoe.iface=52:54:00:12:34:56")
+    match, _, console, _ = boot(
+        nas,
+        tmp_path,
+        kernel,
+        initramfs("systemd"),
+        "root=LABEL=aoeroot rd.aoe.iface=52:54:00:12:34:56",
+    )
     assert match, f"root never mounted; console tail:\n{console[-3000:]}"
     assert match.group("root") in ("/dev/etherd/e11.0p1", "/dev/disk/by-label/aoeroot")
 
@@ -76,15 +83,23 @@ def test_root_dhcp_takes_the_aoe_root_path_from_the_nas_dhcp(nas, tmp_path, kern
     """root=dhcp: the NAS's DHCP (dnsmasq, configured with what nas-config prints) hands the
     initramfs's DHCP client root-path aoe:e11.0p1, and root comes over AoE from there."""
     require_programs("dnsmasq", "dhclient")
-    fragment = aoeboot("nas-config", "--mac", "52:54:00:12:34:56", "--target", "e11.0p1",
-                       "--format", "dnsmasq")
+    fragment = aoeboot(
+        "nas-config", "--mac", "52:54:00:12:34:56", "--target", "e11.0p1", "--format", "dnsmasq"
+    )
     assert fragment.returncode == 0, fragment.stderr
     (tmp_path / "tftp").mkdir()
     disk = make_disk(tmp_path / "root.img")
-    with Dnsmasq(nas, "tap0", tmp_path / "tftp", fragment.stdout, tmp_path), \
-            Vblade(nas, 11, 0, "tap0", disk):
-        vm = VM(nas, tmp_path / "console.log", kernel=kernel.image,
-                initrd=initramfs("systemd-dhcp"), append="root=dhcp")
+    with (
+        Dnsmasq(nas, "tap0", tmp_path / "tftp", fragment.stdout, tmp_path),
+        Vblade(nas, 11, 0, "tap0", disk),
+    ):
+        vm = VM(
+            nas,
+            tmp_path / "console.log",
+            kernel=kernel.image,
+            initrd=initramfs("systemd-dhcp"),
+            append="root=dhcp",
+        )
         with vm:
             match = vm.wait_for(ROOT_LINE, BOOT_TIMEOUT)
             vm.wait_exit(60)
@@ -96,15 +111,21 @@ def test_root_dhcp_takes_the_aoe_root_path_from_the_nas_dhcp(nas, tmp_path, kern
 
 
 def test_nas_that_starts_20_s_late_still_boots(nas, tmp_path, kernel, initramfs):
-    match, _, console, _ = boot(nas, tmp_path, kernel, initramfs("systemd"),
-                                "root=aoe:e11.0p1", nas_delay=20)
+    match, _, console, _ = boot(
+        nas, tmp_path, kernel, initramfs("systemd"), "root=aoe:e11.0p1", nas_delay=20
+    )
     assert match, f"root never mounted; console tail:\n{console[-3000:]}"
     assert float(match.group("up")) > 15  # it really waited for the NAS
 
 
 def test_no_nas_reports_and_takes_the_emergency_path(nas, tmp_path, kernel, initramfs):
-    vm = VM(nas, tmp_path / "console.log", kernel=kernel.image, initrd=initramfs("systemd"),
-            append="root=aoe:e11.0p1 rd.aoe.timeout=15")
+    vm = VM(
+        nas,
+        tmp_path / "console.log",
+        kernel=kernel.image,
+        initrd=initramfs("systemd"),
+        append="root=aoe:e11.0p1 rd.aoe.timeout=15",
+    )
     with vm:
         report = vm.wait_for(r"end of AoE report", BOOT_TIMEOUT)
         exit_code = vm.wait_exit(60)
@@ -124,8 +145,13 @@ def test_no_nas_reports_and_takes_the_emergency_path(nas, tmp_path, kernel, init
 def test_root_by_uuid_with_aoe_wanted_reports_when_nothing_came(nas, tmp_path, kernel, initramfs):
     """Options a boot loader tool rewrote: root=UUID=... and no rd.aoe.* but the rd.aoe=1 an
     image of an AoE host carries itself. No NAS: the emergency path must say what AoE saw."""
-    vm = VM(nas, tmp_path / "console.log", kernel=kernel.image, initrd=initramfs("systemd"),
-            append="root=UUID=0b0e0c0a-0000-4000-8000-00000000f00d rd.aoe=1 rd.timeout=20")
+    vm = VM(
+        nas,
+        tmp_path / "console.log",
+        kernel=kernel.image,
+        initrd=initramfs("systemd"),
+        append="root=UUID=0b0e0c0a-0000-4000-8000-00000000f00d rd.aoe=1 rd.timeout=20",
+    )
     with vm:
         report = vm.wait_for(r"end of AoE report", BOOT_TIMEOUT)
         vm.wait_exit(60)
@@ -145,8 +171,9 @@ def test_e1000_disk_appears_within_2_s_of_link_up(nas, tmp_path, kernel, initram
     for run in range(E1000_BOOTS):
         run_dir = tmp_path / f"run{run}"
         run_dir.mkdir()
-        match, _, console, _ = boot(nas, run_dir, kernel, initramfs("systemd"),
-                                    "root=/dev/etherd/e11.0p1", nic="e1000")
+        match, _, console, _ = boot(
+            nas, run_dir, kernel, initramfs("systemd"), "root=/dev/etherd/e11.0p1", nic="e1000"
+        )
         assert match, f"boot {run}: root never mounted; console tail:\n{console[-3000:]}"
         link_up = printk_time(r"e1000: \S+ NIC Link is Up", console)
         disk = printk_time(r"etherd/e11\.0: p1", console)

@@ -16,8 +16,13 @@ pytestmark = [pytest.mark.vm, pytest.mark.dracut]
 def test_demo_boots_the_installed_system_over_aoe():
     require_root()
     require_programs("kernel-install", "dracut", "dnsmasq", "vblade", "qemu-system-x86_64")
-    out = subprocess.run([sys.executable, "-m", "aoelab.demo"], capture_output=True, text=True,
-                         cwd=REPO, timeout=1200)
+    out = subprocess.run(
+        [sys.executable, "-m", "aoelab.demo"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=1200,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     report = out.stdout.split("---- aoeboot demo report ----")[1]
     assert "result: OK, the box booted its root over AoE" in report

@@ -51,38 +51,54 @@ SUSPENDS = 3
 # What the probe asks the running system, in this order.
 PROBE = {
     "mounts": ["findmnt", "-rn", "-o", "TARGET,SOURCE,FSTYPE,OPTIONS"],
-    "nic": ["sh", "-c", f"for n in /sys/class/net/*; do [ \"$(cat $n/address)\" = {installed.MAC} ]"
-            " && echo ${n##*/}; done; cat /sys/module/aoe/parameters/aoe_iflist"],
+    "nic": [
+        "sh",
+        "-c",
+        f'for n in /sys/class/net/*; do [ "$(cat $n/address)" = {installed.MAC} ]'
+        " && echo ${n##*/}; done; cat /sys/module/aoe/parameters/aoe_iflist",
+    ],
     # renames while up, at any time: the aoe driver must be told, or the root disk goes silent.
     # First udev's own, as at boot, with the page cache dropped: what runs after the rename
     # could not be read from the disk, so the list must follow before it. Then one by hand.
-    "rename": ["sh", "-c", "set -e; link=/etc/systemd/network/10-aoelab.link; mkdir -p ${link%/*};"
-               f" printf '[Match]\\nMACAddress={installed.MAC}\\n[Link]\\nName=aoex0\\n' > $link;"
-               " nic=$(grep -l " + installed.MAC + " /sys/class/net/*/address | cut -d/ -f5);"
-               " udevadm control --reload; sync; echo 3 > /proc/sys/vm/drop_caches;"
-               " udevadm trigger --action=add --settle /sys/class/net/$nic; udevadm settle;"
-               " cat /sys/module/aoe/parameters/aoe_iflist; rm $link; udevadm control --reload;"
-               " ip link set dev aoex0 name aoex1;"
-               " udevadm settle; cat /sys/module/aoe/parameters/aoe_iflist;"
-               " dd if=/dev/urandom of=/var/tmp/after-rename bs=64k count=32 conv=fsync"
-               " status=none; sync; echo 3 > /proc/sys/vm/drop_caches;"
-               " timeout 120 sha256sum /var/tmp/after-rename >/dev/null && echo io-ok"],
+    "rename": [
+        "sh",
+        "-c",
+        "set -e; link=/etc/systemd/network/10-aoelab.link; mkdir -p ${link%/*};"
+        f" printf '[Match]\\nMACAddress={installed.MAC}\\n[Link]\\nName=aoex0\\n' > $link;"
+        " nic=$(grep -l " + installed.MAC + " /sys/class/net/*/address | cut -d/ -f5);"
+        " udevadm control --reload; sync; echo 3 > /proc/sys/vm/drop_caches;"
+        " udevadm trigger --action=add --settle /sys/class/net/$nic; udevadm settle;"
+        " cat /sys/module/aoe/parameters/aoe_iflist; rm $link; udevadm control --reload;"
+        " ip link set dev aoex0 name aoex1;"
+        " udevadm settle; cat /sys/module/aoe/parameters/aoe_iflist;"
+        " dd if=/dev/urandom of=/var/tmp/after-rename bs=64k count=32 conv=fsync"
+        " status=none; sync; echo 3 > /proc/sys/vm/drop_caches;"
+        " timeout 120 sha256sum /var/tmp/after-rename >/dev/null && echo io-ok",
+    ],
     # the root disk never gives up on the NAS: set by the initramfs, kept after switch_root,
     # also when the options were rewritten without any rd.aoe.*
     "deadsecs": ["cat", "/sys/module/aoe/parameters/aoe_deadsecs"],
     "status": ["aoeboot", "status", "--json"],
     # in the first boot: until the host has started the rogue; then until the driver takes it
     # as a second server
-    "rogue": ["sh", "-c", f"n={installed.NAS_MOUNT}; [ -e $n/{ROGUE_WANTED} ] || exit 0; i=0;"
-              f" until [ -e $n/{ROGUE_STARTED} ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 1;"
-              " sleep 0.5; done; i=0; d=/sys/kernel/debug/aoe/e11.0;"
-              " until [ \"$(grep -c '^[0-9a-f]\\{12\\}:' $d)\" -ge 2 ]; do i=$((i+1));"
-              " [ $i -gt 120 ] && break; echo > /dev/etherd/discover; sleep 0.5; done;"
-              " grep '^[0-9a-f]\\{12\\}:' $d"],
+    "rogue": [
+        "sh",
+        "-c",
+        f"n={installed.NAS_MOUNT}; [ -e $n/{ROGUE_WANTED} ] || exit 0; i=0;"
+        f" until [ -e $n/{ROGUE_STARTED} ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 1;"
+        " sleep 0.5; done; i=0; d=/sys/kernel/debug/aoe/e11.0;"
+        " until [ \"$(grep -c '^[0-9a-f]\\{12\\}:' $d)\" -ge 2 ]; do i=$((i+1));"
+        " [ $i -gt 120 ] && break; echo > /dev/etherd/discover; sleep 0.5; done;"
+        " grep '^[0-9a-f]\\{12\\}:' $d",
+    ],
     "status-rogue": ["aoeboot", "status", "--json"],
-    "io": ["sh", "-c", "dd if=/dev/urandom of=/var/tmp/after-rogue bs=64k count=32 conv=fsync"
-           " status=none && sync && echo 3 > /proc/sys/vm/drop_caches &&"
-           " timeout 120 sha256sum /var/tmp/after-rogue > /dev/null && echo io-ok"],
+    "io": [
+        "sh",
+        "-c",
+        "dd if=/dev/urandom of=/var/tmp/after-rogue bs=64k count=32 conv=fsync"
+        " status=none && sync && echo 3 > /proc/sys/vm/drop_caches &&"
+        " timeout 120 sha256sum /var/tmp/after-rogue > /dev/null && echo io-ok",
+    ],
     "failed": ["systemctl", "--failed", "--no-legend", "--plain"],
     # in the first boot: a living-room box sleeps, three times, each with the page cache
     # dropped first; last, as the NAS share does not come back from it
@@ -94,8 +110,7 @@ PROBE = {
 def box(tmp_path_factory: pytest.TempPathFactory) -> Box:
     """Install once: the system disk set up to boot from AoE, as a user does it."""
     require_root()
-    require_programs("mmdebstrap", "qemu-system-x86_64", "vblade", "btrfs", "mkfs.ext4",
-                     "dnsmasq")
+    require_programs("mmdebstrap", "qemu-system-x86_64", "vblade", "btrfs", "mkfs.ext4", "dnsmasq")
     work = tmp_path_factory.mktemp("installed")
 
     def prepare(target: Path) -> None:
@@ -103,8 +118,9 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Box:
         installed.add_rescue(target)
 
     # The installer runs on a disk attached here, not over AoE: the NAS's MAC is named.
-    return installed.install_box(work, prepare=prepare,
-                                 install_args=("--server", installed.NAS_MAC))
+    return installed.install_box(
+        work, prepare=prepare, install_args=("--server", installed.NAS_MAC)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -116,17 +132,33 @@ def entry(box: Box, tmp_path_factory: pytest.TempPathFactory) -> installed.Entry
 
 
 def discover(client: Namespace) -> list[tuple[str, str]]:
-    out = client.run([sys.executable, "-m", "aoeboot", "discover", "--userspace", "--json",
-                      "-i", "eth0", "--timeout", "1"], check=False, cwd=REPO)
+    out = client.run(
+        [
+            sys.executable,
+            "-m",
+            "aoeboot",
+            "discover",
+            "--userspace",
+            "--json",
+            "-i",
+            "eth0",
+            "--timeout",
+            "1",
+        ],
+        check=False,
+        cwd=REPO,
+    )
     assert out.returncode in (0, 1), out.stderr
     return sorted((row["target"], row["mac"]) for row in json.loads(out.stdout))
 
 
 def read_sector(client: Namespace, server: str, target: str, lba: int) -> bytes | None:
     """aoeboot's own raw ATA READ, from the client, straight to `server` (no discovery)."""
-    code = ("import sys; from aoeboot.probe import read_sector; from aoeboot.target import Target;"
-            f"d = read_sector('eth0', '{server}', Target.parse('{target}'), {lba}, timeout=2.0);"
-            "sys.stdout.write('none' if d is None else d.hex())")
+    code = (
+        "import sys; from aoeboot.probe import read_sector; from aoeboot.target import Target;"
+        f"d = read_sector('eth0', '{server}', Target.parse('{target}'), {lba}, timeout=2.0);"
+        "sys.stdout.write('none' if d is None else d.hex())"
+    )
     out = client.run([sys.executable, "-c", code], check=False, cwd=REPO)
     assert out.returncode == 0, out.stderr
     return None if out.stdout == "none" else bytes.fromhex(out.stdout)
@@ -136,7 +168,8 @@ def wait_for_step(probe_log: Path, vm: VM, name: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if probe_log.exists() and f"{installed.STEP}-END {name}" in probe_log.read_text(
-                errors="replace"):
+            errors="replace"
+        ):
             return True
         if vm.proc is not None and vm.proc.poll() is not None:
             return False
@@ -145,17 +178,21 @@ def wait_for_step(probe_log: Path, vm: VM, name: str, timeout: float) -> bool:
 
 
 @pytest.fixture(scope="module")
-def first_boot(box: Box, entry: installed.Entry,
-               tmp_path_factory: pytest.TempPathFactory) -> tuple[Boot, dict]:
+def first_boot(
+    box: Box, entry: installed.Entry, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Boot, dict]:
     """The first boot, with the NAS as `nas-config` sets it up, a client with another MAC on
     its network, and, once the box is up, a rogue server for e11.0. What the client saw, by
     phase, beside the boot's result."""
-    for attempt in (1, 2):  # again only if qemu's S3 resume hung (suspend.ResumeHung)
+    # again only if qemu's S3 resume hung (suspend.ResumeHung) or the guest crashed in S3
+    for attempt in (1, 2):
         result, seen = _first_boot(box, entry, tmp_path_factory.mktemp("first-boot"))
         if "resume-hung" not in seen:
             break
-        print(f"first boot, attempt {attempt}: {seen['resume-hung']}; the console from the "
-              f"last suspend on:\n{result.console[result.console.rfind('PM: suspend entry'):]}")
+        print(
+            f"first boot, attempt {attempt}: {seen['resume-hung']}; the console from the "
+            f"last suspend on:\n{result.console[result.console.rfind('PM: suspend entry') :]}"
+        )
     assert seen.get("up"), f"the box never came up:\n{result.console[-5000:]}"
     return result, seen
 
@@ -177,25 +214,42 @@ def _first_boot(box: Box, entry: installed.Entry, work: Path) -> tuple[Boot, dic
                 seen["up"] = wait_for_step(probe_log, vm, "status", 900)
                 if not seen["up"]:
                     return
-                seen["restricted"] = (discover(client),
-                                      read_sector(client, installed.NAS_MAC, "e11.0", GPT_LBA),
-                                      read_sector(client, installed.NAS_MAC, "e11.1", 0))
+                seen["restricted"] = (
+                    discover(client),
+                    read_sector(client, installed.NAS_MAC, "e11.0", GPT_LBA),
+                    read_sector(client, installed.NAS_MAC, "e11.1", 0),
+                )
                 seen["rogue"] = Vblade(rogue, installed.SHELF, 0, "eth0", box.disk)
-                seen["open"] = (discover(client),
-                                read_sector(client, ROGUE_MAC, "e11.0", GPT_LBA))
+                seen["open"] = (discover(client), read_sector(client, ROGUE_MAC, "e11.0", GPT_LBA))
                 (box.nas / ROGUE_STARTED).write_text("")
                 try:
-                    seen["resumed"] = suspend.wake_each(live.monitor, probe_log, SUSPENDS,
-                                                        lambda: vm.proc is not None
-                                                        and vm.proc.poll() is None)
+                    seen["resumed"] = suspend.wake_each(
+                        live.monitor,
+                        probe_log,
+                        SUSPENDS,
+                        lambda: vm.proc is not None and vm.proc.poll() is None,
+                    )
                 except suspend.ResumeHung as hung:
                     seen["resume-hung"] = str(hung)
                     vm.stop()
+                except AssertionError as failed:  # the guest kernel crashed in or out of S3
+                    crash = suspend.crashed(vm.text())
+                    if crash is None:
+                        raise
+                    seen["resume-hung"] = f"{failed}; its kernel crashed: {crash}"
+                    vm.stop()
 
-            result = installed.boot(box, work, entry=entry, options=entry.options, lan=True,
-                                    during=during,
-                                    root_argv=lambda iface: installed.nas_config_argv(
-                                        installed.TARGET, iface, box.disk))
+            result = installed.boot(
+                box,
+                work,
+                entry=entry,
+                options=entry.options,
+                lan=True,
+                during=during,
+                root_argv=lambda iface: installed.nas_config_argv(
+                    installed.TARGET, iface, box.disk
+                ),
+            )
             if "rogue" in seen:
                 seen["rogue"].stop()  # before the file systems are checked
     finally:
@@ -224,8 +278,14 @@ def assert_healthy_boot(result: Boot, box: Box) -> dict[str, installed.Step]:
     assert found[sysimage.DATA_MOUNTPOINT]["source"] == f"/dev/etherd/{installed.DATA_TARGET}p1"
     assert steps["failed"].out.strip() == "", steps["failed"].out  # no unit failed
     assert steps["deadsecs"].out.strip() == "0", steps["deadsecs"].out
-    for bad in ("I/O error", "Buffer I/O", "BTRFS error", "EXT4-fs error", "Emergency",
-                "Timed out waiting for device"):
+    for bad in (
+        "I/O error",
+        "Buffer I/O",
+        "BTRFS error",
+        "EXT4-fs error",
+        "Emergency",
+        "Timed out waiting for device",
+    ):
         assert bad not in console, bad  # (empty for a netboot: the kernel's console is VGA)
     assert result.exit_code == 0  # powered off cleanly
     for where, check in sysimage.fsck(box.disk).items():
@@ -238,8 +298,11 @@ def assert_healthy_boot(result: Boot, box: Box) -> dict[str, installed.Step]:
 def test_install_then_boot_over_aoe_to_multi_user(box, entry, first_boot):
     # install-entry took root's mount options from the system's fstab, not the installer's
     assert entry.options.split()[-4:] == [
-        f"root=/dev/etherd/{installed.TARGET}", "rootfstype=btrfs",
-        "rootflags=subvol=root,compress=zstd:1", f"rd.aoe.iface={installed.MAC}"], entry
+        f"root=/dev/etherd/{installed.TARGET}",
+        "rootfstype=btrfs",
+        "rootflags=subvol=root,compress=zstd:1",
+        f"rd.aoe.iface={installed.MAC}",
+    ], entry
     assert "published" in box.kernel_install_log, box.kernel_install_log
     result, _ = first_boot
     steps = assert_healthy_boot(result, box)  # ran normally throughout, the rogue too
@@ -280,15 +343,17 @@ def test_the_box_sleeps_and_wakes_three_times_and_goes_on(first_boot):
     assert len(seen["resumed"]) == SUSPENDS
     assert f"\n{SUSPENDS}\ns2idle [deep]\n" in step.out, step.out  # S3 (deep) each time
     # NetworkManager fully managed the NIC and took it down for sleep, each time
-    assert step.out.count("reason 'unmanaged-sleeping', managed-type: 'full'") == SUSPENDS, \
-        step.out
-    restored = re.findall(r"aoeboot: (\S+) carries the root disk e11\.0 and was taken down",
-                          result.console)
+    assert step.out.count("reason 'unmanaged-sleeping', managed-type: 'full'") == SUSPENDS, step.out
+    restored = re.findall(
+        r"aoeboot: (\S+) carries the root disk e11\.0 and was taken down", result.console
+    )
     assert len(restored) >= SUSPENDS, result.console[-5000:]
     # then what else NetworkManager may do: the root disk goes on after each
     done = dict(re.findall(rf"^{suspend.NM_MARK} (\S+) ok rc=(\d+)$", step.out, re.M))
-    print(f"NetworkManager: went on after {done} (action: exit status); links brought up "
-          f"again: {len(restored)}")
+    print(
+        f"NetworkManager: went on after {done} (action: exit status); links brought up "
+        f"again: {len(restored)}"
+    )
     assert list(done) == list(suspend.NM_ACTIONS), step.out
     assert done["lease-runs-out"] == "0", step.out  # the lease ran out: NM dropped the address
     # and the box rebooted with NetworkManager up, cleanly (assert_healthy_boot: fsck clean)
@@ -343,14 +408,12 @@ def test_netboot_of_the_published_kernel(box, tmp_path):
     assert_healthy_boot(result, box)
 
 
-def test_options_rewritten_by_a_tool_that_knows_nothing_of_aoe_on_an_e1000(box, entry,
-                                                                           tmp_path):
+def test_options_rewritten_by_a_tool_that_knows_nothing_of_aoe_on_an_e1000(box, entry, tmp_path):
     """grub2-mkconfig, grubby or an admin: root=UUID=... ro rootflags=subvol=root, no rd.aoe.*.
     The initramfs carries what it needs to find its root by itself. On an e1000, whose driver
     loads late and whose link comes up seconds after probe (one boot for both variants)."""
     options = f"root=UUID={sysimage.ROOT_UUID} ro rootflags=subvol=root"
-    result = installed.boot(box, tmp_path / "rewritten", entry=entry, options=options,
-                            nic="e1000")
+    result = installed.boot(box, tmp_path / "rewritten", entry=entry, options=options, nic="e1000")
     steps = assert_healthy_boot(result, box)
     assert "e1000" in result.console and steps["nic"].out.split()[0] != "eth0"
 
@@ -360,8 +423,9 @@ def test_the_rescue_initramfs_was_rebuilt_with_aoe(box):
     it, for the kernel it was made for (read from the rescue kernel's header)."""
     from aoeboot import initramfs
 
-    assert "rebuilt the rescue initramfs boot/initramfs-0-rescue-" in box.install_log, \
+    assert "rebuilt the rescue initramfs boot/initramfs-0-rescue-" in box.install_log, (
         box.install_log
+    )
     with sysimage.mounted(box.disk, read_only=True) as target:
         rescue = initramfs.rescue_images(target)
         assert [r.kver for r in rescue] == [box.kver]

@@ -24,13 +24,19 @@ NAS_DELAY = 25.0  # s after qemu starts: the guest is looking by then (TCG boots
 
 def test_kernel_driver_discovery_matches_the_userspace_probe(nas, tmp_path, kernel):
     initrd = hostvm.initramfs(tmp_path / "initrd.img", kernel.version, tmp_path)
-    init = hostvm.init_script(tmp_path / "init", {
-        "wait": hostvm.aoeboot_argv("discover", "--wait", "--iface", "eth0", "--json"),
-        "kernel": hostvm.aoeboot_argv("discover", "--kernel", "--iface", "eth0", "--json",
-                                      "--timeout", "30"),
-        "userspace": hostvm.aoeboot_argv("discover", "--userspace", "--iface", "eth0", "--json"),
-        "rogue": hostvm.aoeboot_argv("discover", "--userspace", "--iface", "eth1", "--json"),
-    })
+    init = hostvm.init_script(
+        tmp_path / "init",
+        {
+            "wait": hostvm.aoeboot_argv("discover", "--wait", "--iface", "eth0", "--json"),
+            "kernel": hostvm.aoeboot_argv(
+                "discover", "--kernel", "--iface", "eth0", "--json", "--timeout", "30"
+            ),
+            "userspace": hostvm.aoeboot_argv(
+                "discover", "--userspace", "--iface", "eth0", "--json"
+            ),
+            "rogue": hostvm.aoeboot_argv("discover", "--userspace", "--iface", "eth1", "--json"),
+        },
+    )
     disk = make_disk(tmp_path / "e11.0.img")  # 64 MiB, partition 1
     big = sparse_image(tmp_path / "e11.1.img", 3 << 30)
     rogue = sparse_image(tmp_path / "rogue.img", 32 << 20)
@@ -42,8 +48,7 @@ def test_kernel_driver_discovery_matches_the_userspace_probe(nas, tmp_path, kern
 
     late = threading.Timer(NAS_DELAY, start_nas)
     with Vblade(nas, 11, 9, "tap1", rogue):
-        vm = hostvm.vm(nas, tmp_path / "console.log", kernel.image, initrd, init,
-                       second_tap="tap1")
+        vm = hostvm.vm(nas, tmp_path / "console.log", kernel.image, initrd, init, second_tap="tap1")
         try:
             with vm:
                 late.start()
@@ -66,14 +71,19 @@ def test_kernel_driver_discovery_matches_the_userspace_probe(nas, tmp_path, kern
     assert kernel_run["rc"] == "0", kernel_run
     nas_mac = nas.mac("tap0")
     found = json.loads(kernel_run["out"])
-    assert [(t["target"], t["size_bytes"], t["state"], t["interface"], t["mac"], t["partitions"])
-            for t in found] == [("e11.0", 64 << 20, "up", "eth0", nas_mac, ["e11.0p1"]),
-                                ("e11.1", 3 << 30, "up", "eth0", nas_mac, [])]
+    assert [
+        (t["target"], t["size_bytes"], t["state"], t["interface"], t["mac"], t["partitions"])
+        for t in found
+    ] == [
+        ("e11.0", 64 << 20, "up", "eth0", nas_mac, ["e11.0p1"]),
+        ("e11.1", 3 << 30, "up", "eth0", nas_mac, []),
+    ]
     assert "aoe: AoE v" in console  # the driver really loaded
     assert userspace_run["rc"] == "0", userspace_run
     probed = json.loads(userspace_run["out"])
-    assert [(t["target"], t["size_bytes"], t["mac"]) for t in probed] == \
-        [(t["target"], t["size_bytes"], t["mac"]) for t in found]
+    assert [(t["target"], t["size_bytes"], t["mac"]) for t in probed] == [
+        (t["target"], t["size_bytes"], t["mac"]) for t in found
+    ]
     # the rogue was there, answering on eth1 (the userspace probe sees it), and the driver,
     # restricted to eth0, never took it
     assert [t["target"] for t in json.loads(results["rogue"]["out"])] == ["e11.9"]

@@ -49,21 +49,27 @@ def test_kernel_update_on_the_running_box(tmp_path):
     require_root()
     require_programs("mmdebstrap", "qemu-system-x86_64", "vblade", "btrfs", "dnsmasq")
     new = sysimage.kernel_debs(sysimage.SUITE).version
-    box = installed.install_box(tmp_path / "box", kernel=sysimage.OLD_SUITE,
-                                prepare=fedora_kernel_packaging)
+    box = installed.install_box(
+        tmp_path / "box", kernel=sysimage.OLD_SUITE, prepare=fedora_kernel_packaging
+    )
     old = box.kver
     assert old.startswith("6.1.") and new.startswith("6.12."), (old, new)
     assert manifest(box) == [old]
     with sysimage.mounted(box.disk) as target:
-        installed.write_probe(target, {
-            "update": ["sh", "-c", f"dpkg -i {DEBS}/*.deb 2>&1 | tail -n 20"],
-            "entries": ["sh", "-c", "grep -H . /boot/loader/entries/*.conf"],
-            "status": ["aoeboot", "status", "--json"],
-        }, mounts=[sysimage.DATA_MOUNTPOINT])
+        installed.write_probe(
+            target,
+            {
+                "update": ["sh", "-c", f"dpkg -i {DEBS}/*.deb 2>&1 | tail -n 20"],
+                "entries": ["sh", "-c", "grep -H . /boot/loader/entries/*.conf"],
+                "status": ["aoeboot", "status", "--json"],
+            },
+            mounts=[sysimage.DATA_MOUNTPOINT],
+        )
         entry = installed.read_entry(target, old, tmp_path)
 
-    first = installed.boot(box, tmp_path / "update", entry=entry, options=entry.options,
-                           timeout=UPDATE_TIMEOUT)
+    first = installed.boot(
+        box, tmp_path / "update", entry=entry, options=entry.options, timeout=UPDATE_TIMEOUT
+    )
     assert first.done, first.console[-5000:]
     assert first.steps["update"].rc == 0, first.steps["update"].out
     entries = first.steps["entries"].out
@@ -76,11 +82,15 @@ def test_kernel_update_on_the_running_box(tmp_path):
 
     # the next boot: iPXE from the NAS, on the new kernel; then the old kernel goes
     with sysimage.mounted(box.disk) as target:
-        installed.write_probe(target, {
-            "uname": ["uname", "-r"],
-            "purge": ["sh", "-c", f"dpkg --purge linux-image-{old} 2>&1 | tail -n 20"],
-            "status": ["aoeboot", "status", "--json"],
-        }, mounts=[sysimage.DATA_MOUNTPOINT])
+        installed.write_probe(
+            target,
+            {
+                "uname": ["uname", "-r"],
+                "purge": ["sh", "-c", f"dpkg --purge linux-image-{old} 2>&1 | tail -n 20"],
+                "status": ["aoeboot", "status", "--json"],
+            },
+            mounts=[sysimage.DATA_MOUNTPOINT],
+        )
     second = installed.boot(box, tmp_path / "next", netboot=True)
     assert second.done, second.console[-5000:]
     assert second.steps["uname"].out.strip() == new

@@ -18,22 +18,29 @@ from aoelab.vm import VM
 pytestmark = [pytest.mark.vm, pytest.mark.dracut]
 
 
-def test_the_initramfs_report_names_a_server_it_did_not_record(nas, tmp_path, kernel,
-                                                               initramfs):
+def test_the_initramfs_report_names_a_server_it_did_not_record(nas, tmp_path, kernel, initramfs):
     """Only an unrecorded server answers for e11.0, with nothing on it: root never comes."""
     recorded = "52:54:00:aa:00:01"
     blank = sparse_image(tmp_path / "blank.img", 64 << 20)
     unexpected = nas.mac("tap0")
     with Vblade(nas, 11, 0, "tap0", blank):
-        vm = VM(nas, tmp_path / "console.log", kernel=kernel.image, initrd=initramfs("systemd"),
-                append=f"root=aoe:e11.0p1 rd.aoe.timeout=30 rd.aoe.server={recorded}")
+        vm = VM(
+            nas,
+            tmp_path / "console.log",
+            kernel=kernel.image,
+            initrd=initramfs("systemd"),
+            append=f"root=aoe:e11.0p1 rd.aoe.timeout=30 rd.aoe.server={recorded}",
+        )
         with vm:
             report = vm.wait_for(r"end of AoE report", 240)
             vm.wait_exit(60)
     console = vm.text()
     assert report, f"no AoE report; console tail:\n{console[-3000:]}"
     raw = unexpected.replace(":", "")
-    assert re.search(rf"aoe: target e11.0 state \S+ netif \S+ mac {raw} sectors 131072", console), \
+    assert re.search(rf"aoe: target e11.0 state \S+ netif \S+ mac {raw} sectors 131072", console), (
         console[-3000:]
-    assert (f"aoe: target e11.0 answered by {unexpected}, a server this box did not record "
-            f"(rd.aoe.server={recorded}): a second NAS exporting e11.0, or a spoofer") in console
+    )
+    assert (
+        f"aoe: target e11.0 answered by {unexpected}, a server this box did not record "
+        f"(rd.aoe.server={recorded}): a second NAS exporting e11.0, or a spoofer"
+    ) in console

@@ -46,8 +46,14 @@ def test_ipxe_boots_published_kernels_and_falls_back(nas, tmp_path, kernel, init
     tftp.mkdir()  # the NAS's TFTP root: publish never makes a destination
     config = Config(BootConfig(Target(11, 0, 1), (MAC,)), PublishConfig(str(tftp)))
     root = tmp_path / "root"
-    publish.after_add(root=root, config=config, kver="6.1.0-56-amd64", kernel=kernel.image,
-                      initrd=initramfs("systemd"), options=OPTIONS + ("aoeboot.test=first",))
+    publish.after_add(
+        root=root,
+        config=config,
+        kver="6.1.0-56-amd64",
+        kernel=kernel.image,
+        initrd=initramfs("systemd"),
+        options=OPTIONS + ("aoeboot.test=first",),
+    )
     assert publish.read_state(root)["state"] == "done"
     console = netboot(nas, tmp_path, tftp, "first")
     assert "aoeboot.test=first" in console
@@ -58,8 +64,14 @@ def test_ipxe_boots_published_kernels_and_falls_back(nas, tmp_path, kernel, init
 
     # a newer kernel (same image, new initramfs contents) becomes the default
     second = initramfs("shell")
-    publish.after_add(root=root, config=config, kver="6.1.0-57-amd64", kernel=kernel.image,
-                      initrd=second, options=OPTIONS + ("aoeboot.test=second",))
+    publish.after_add(
+        root=root,
+        config=config,
+        kver="6.1.0-57-amd64",
+        kernel=kernel.image,
+        initrd=second,
+        options=OPTIONS + ("aoeboot.test=second",),
+    )
     assert publish.read_state(root)["kernels"] == ["6.1.0-57-amd64", "6.1.0-56-amd64"]
     console = netboot(nas, tmp_path, tftp, "second")
     assert "aoeboot.test=second" in console

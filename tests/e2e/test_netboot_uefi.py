@@ -36,22 +36,35 @@ def test_uefi_pxe_snponly_previous_kernel_root_from_abft(nas, tmp_path, kernel, 
     config = Config(BootConfig(Target(11, 0, 1), (MAC,)), PublishConfig(str(tftp)))
     root = tmp_path / "root"
     image = initramfs("systemd")
-    publish.after_add(root=root, config=config, kver="6.1.0-56-amd64", kernel=kernel.image,
-                      initrd=image, options=(CONSOLE_ARGS, "root=aoe:abftp1",
-                                             "aoeboot.test=abft"))
-    publish.after_add(root=root, config=config, kver="6.1.0-57-amd64", kernel=kernel.image,
-                      initrd=image, options=(CONSOLE_ARGS, "root=/dev/etherd/e11.0p1",
-                                             "aoeboot.test=newest"))
+    publish.after_add(
+        root=root,
+        config=config,
+        kver="6.1.0-56-amd64",
+        kernel=kernel.image,
+        initrd=image,
+        options=(CONSOLE_ARGS, "root=aoe:abftp1", "aoeboot.test=abft"),
+    )
+    publish.after_add(
+        root=root,
+        config=config,
+        kver="6.1.0-57-amd64",
+        kernel=kernel.image,
+        initrd=image,
+        options=(CONSOLE_ARGS, "root=/dev/etherd/e11.0p1", "aoeboot.test=newest"),
+    )
     newest = next((tftp / HOST).glob("vmlinuz-6.1.0-57-amd64-*"))
     with open(newest, "r+b") as handle:  # header overwritten, size kept (see test_netboot)
         handle.write(b"\0" * 65536)
     fragment = aoeboot("nas-config", "--mac", MAC, "--target", "e11.0p1", "--format", "dnsmasq")
     assert fragment.returncode == 0, fragment.stderr
     disk = make_disk(tmp_path / "root.img")
-    with Dnsmasq(nas, "tap0", tftp, fragment.stdout, tmp_path) as server, \
-            Vblade(nas, 11, 0, "tap0", disk):
-        vm = VM(nas, tmp_path / "console.log", netboot=True, mac=MAC, firmware="uefi",
-                option_rom=False)
+    with (
+        Dnsmasq(nas, "tap0", tftp, fragment.stdout, tmp_path) as server,
+        Vblade(nas, 11, 0, "tap0", disk),
+    ):
+        vm = VM(
+            nas, tmp_path / "console.log", netboot=True, mac=MAC, firmware="uefi", option_rom=False
+        )
         with vm:
             match = vm.wait_for(MARKER, 600)
             seconds = vm.elapsed()
@@ -77,10 +90,14 @@ def test_an_abft_alone_makes_root_label_boot_over_aoe(nas, tmp_path, kernel, ini
     table.write_bytes(bytes([11, 0, 0, 0]) + bytes.fromhex(MAC.replace(":", "")))
     disk = make_disk(tmp_path / "root.img")
     with Vblade(nas, 11, 0, "tap0", disk):
-        vm = VM(nas, tmp_path / "console.log", kernel=kernel.image,
-                initrd=initramfs("systemd"), append="root=LABEL=aoeroot",
-                extra=["-acpitable", f"sig=aBFT,rev=1,oem_id=FENSYS,oem_table_id=iPXE,"
-                       f"data={table}"])
+        vm = VM(
+            nas,
+            tmp_path / "console.log",
+            kernel=kernel.image,
+            initrd=initramfs("systemd"),
+            append="root=LABEL=aoeroot",
+            extra=["-acpitable", f"sig=aBFT,rev=1,oem_id=FENSYS,oem_table_id=iPXE,data={table}"],
+        )
         with vm:
             match = vm.wait_for(MARKER, 300)
             vm.wait_exit(60)

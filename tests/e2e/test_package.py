@@ -68,8 +68,10 @@ def debian_packages() -> list[str]:
     fedora = spec_requires(SPEC.read_text())
     unknown = [name for name in fedora if name not in FEDORA_TO_DEBIAN]
     if unknown:
-        pytest.fail(f"{SPEC.name} requires {unknown}, which FEDORA_TO_DEBIAN in {__file__} does "
-                    "not map to Debian packages: add them")
+        pytest.fail(
+            f"{SPEC.name} requires {unknown}, which FEDORA_TO_DEBIAN in {__file__} does "
+            "not map to Debian packages: add them"
+        )
     return [FEDORA_TO_DEBIAN[name] for name in fedora] + list(ALSO)
 
 
@@ -79,14 +81,18 @@ def test_spec_requires_are_parsed_and_match_pyproject():
     assert "iproute" in names and "python3-systemd" not in names  # Recommends are not Requires
     # The hand-written python3dist() lines are what Fedora's generator makes from pyproject.toml.
     # (no tomllib before Python 3.11: the one-line list read with a pattern)
-    listed = re.search(r"^dependencies = \[(.*)\]$", (REPO / "pyproject.toml").read_text(),
-                       re.M)
+    listed = re.search(r"^dependencies = \[(.*)\]$", (REPO / "pyproject.toml").read_text(), re.M)
     assert listed is not None
-    wanted = {f"python3dist({re.split(r'[<>=!~; ]', dep)[0].lower()})"
-              for dep in re.findall(r'"([^"]+)"', listed.group(1))}
+    wanted = {
+        f"python3dist({re.split(r'[<>=!~; ]', dep)[0].lower()})"
+        for dep in re.findall(r'"([^"]+)"', listed.group(1))
+    }
     assert wanted == {name for name in names if name.startswith("python3dist(")}
     assert spec_requires("Requires: a >= 1, b\nRequires(post): c\nBuildRequires: d\n") == [
-        "a", "b", "c"]
+        "a",
+        "b",
+        "c",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -133,16 +139,18 @@ def kernel_version(target: Path) -> str:
 
 
 def installed(target: Path, package: str) -> bool:
-    state = sysimage.chroot_run(target, ["dpkg-query", "-W", "-f", "${db:Status-Abbrev}",
-                                         package], check=False)
+    state = sysimage.chroot_run(
+        target, ["dpkg-query", "-W", "-f", "${db:Status-Abbrev}", package], check=False
+    )
     return state.stdout.startswith("ii")
 
 
 def dracut(target: Path, kver: str):
     """`dracut --force --kver KVER /tmp/x.img` in `target`: no module named on the command line,
     so only the configuration (our drop-in) can bring ours in."""
-    return sysimage.chroot_run(target, ["dracut", "--force", "--kver", kver, "/tmp/x.img"],
-                               check=False)
+    return sysimage.chroot_run(
+        target, ["dracut", "--force", "--kver", kver, "/tmp/x.img"], check=False
+    )
 
 
 @pytest.mark.dracut
@@ -165,8 +173,11 @@ def test_the_spec_requires_are_enough_and_dracut_network_is_one_of_them(system: 
     print(f"without dracut-network, dracut exits {failed.returncode}:\n{failed.stderr}")
     assert failed.returncode != 0
     # dracut 106's words (older dracut: "dracut module 'aoe' depends on 'kernel-network-...'")
-    assert re.search(r"[Mm]odule 'aoe' depends on (module )?'kernel-network-modules', which "
-                     r"can't be installed", failed.stderr), failed.stderr[-3000:]
+    assert re.search(
+        r"[Mm]odule 'aoe' depends on (module )?'kernel-network-modules', which "
+        r"can't be installed",
+        failed.stderr,
+    ), failed.stderr[-3000:]
     assert "Module 'aoe' cannot be installed." in failed.stderr
 
 
@@ -174,22 +185,29 @@ def test_the_spec_requires_are_enough_and_dracut_network_is_one_of_them(system: 
 def test_removal_leaves_the_dropin_and_kernel_installs_working(system: Path):
     kver = kernel_version(system)
     removed = sysimage.remove_aoeboot(system)
-    for gone in ("usr/bin/aoeboot", "usr/lib/dracut/modules.d/95aoe",
-                 "usr/lib/kernel/install.d/60-aoeboot.install",
-                 f"{sysimage.SITE}/aoeboot"):
+    for gone in (
+        "usr/bin/aoeboot",
+        "usr/lib/dracut/modules.d/95aoe",
+        "usr/lib/kernel/install.d/60-aoeboot.install",
+        f"{sysimage.SITE}/aoeboot",
+    ):
         assert gone in removed and not (system / gone).exists(), gone
     assert (system / DROPIN).read_text() == bootfiles.DRACUT_DROPIN_TEXT  # left behind
 
-    leftovers = [str(p.relative_to(system)) for p in system.rglob("*")
-                 if "aoeboot" in p.name or p.name == "95aoe"]
+    leftovers = [
+        str(p.relative_to(system))
+        for p in system.rglob("*")
+        if "aoeboot" in p.name or p.name == "95aoe"
+    ]
     assert leftovers == [DROPIN]
 
     # Debian's kernel-install (layout "other") builds the initramfs into its staging area and
     # drops it (its 55-initrd.install hands on /boot/initrd.img-KVER instead): a probe plugin
     # after 50-dracut keeps a copy to look into.
     keep(system)
-    install = sysimage.chroot_run(system, ["kernel-install", "add", kver,
-                                           f"/boot/vmlinuz-{kver}"], check=False)
+    install = sysimage.chroot_run(
+        system, ["kernel-install", "add", kver, f"/boot/vmlinuz-{kver}"], check=False
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     image = system / KEPT
     assert image.is_file(), "50-dracut.install built no initramfs"
@@ -200,8 +218,9 @@ def test_removal_leaves_the_dropin_and_kernel_installs_working(system: Path):
     # The old drop-in, which named the module whether or not it was installed, fails the same
     # kernel install: the test would have caught it.
     (system / DROPIN).write_text(OLD_DROPIN_TEXT)
-    failed = sysimage.chroot_run(system, ["kernel-install", "add", kver,
-                                          f"/boot/vmlinuz-{kver}"], check=False)
+    failed = sysimage.chroot_run(
+        system, ["kernel-install", "add", kver, f"/boot/vmlinuz-{kver}"], check=False
+    )
     print(f"with the old drop-in, kernel-install exits {failed.returncode}:\n{failed.stderr}")
     assert failed.returncode != 0
     assert "dracut[E]: Module 'aoe' cannot be found." in failed.stderr

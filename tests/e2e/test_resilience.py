@@ -63,9 +63,11 @@ SHUTTING_DOWN = re.compile(r"Stopping|Stopped|Deactivated|Unmounting|Power-Off")
 
 # the second NIC's cable goes in once root is mounted: the driver finds that path by itself
 # (aoeboot-watch's questions, or its own discovery every 60 s) before anything else runs
-SECOND_PATH = ("d='/sys/block/etherd!e11.0'; i=0; until grep -q , $d/netif || [ $i -ge 180 ];"
-               " do sleep 1; i=$((i+1)); done; echo \"$(cat $d/netif) after $i s\";"
-               " grep -q , $d/netif")
+SECOND_PATH = (
+    "d='/sys/block/etherd!e11.0'; i=0; until grep -q , $d/netif || [ $i -ge 180 ];"
+    ' do sleep 1; i=$((i+1)); done; echo "$(cat $d/netif) after $i s";'
+    " grep -q , $d/netif"
+)
 PROBE = {
     "second-path": ["sh", "-c", SECOND_PATH],
     "deadsecs": ["cat", "/sys/module/aoe/parameters/aoe_deadsecs"],
@@ -78,13 +80,14 @@ PROBE = {
 @pytest.fixture(scope="module")
 def box(tmp_path_factory: pytest.TempPathFactory) -> installed.Box:
     require_root()
-    require_programs("mmdebstrap", "qemu-system-x86_64", "vblade", "btrfs", "mkfs.ext4",
-                     "dnsmasq")
+    require_programs("mmdebstrap", "qemu-system-x86_64", "vblade", "btrfs", "mkfs.ext4", "dnsmasq")
     work = tmp_path_factory.mktemp("resilience")
-    return installed.install_box(work, prepare=lambda target: resilience.install(target, PROBE),
-                                 macs=(installed.MAC, installed.MAC2),
-                                 install_args=("--server", installed.NAS_MAC,
-                                               "--server", installed.NAS_MAC2))
+    return installed.install_box(
+        work,
+        prepare=lambda target: resilience.install(target, PROBE),
+        macs=(installed.MAC, installed.MAC2),
+        install_args=("--server", installed.NAS_MAC, "--server", installed.NAS_MAC2),
+    )
 
 
 def exports(box: installed.Box) -> installed.Exports:
@@ -92,11 +95,14 @@ def exports(box: installed.Box) -> installed.Exports:
     cache that a power cut loses."""
     macs = (installed.MAC, installed.MAC2)
     return installed.Exports(
-        root_argv=lambda iface: installed.nas_config_argv(installed.TARGET, iface, box.disk,
-                                                          macs=macs),
-        data_argv=lambda iface: installed.nas_config_argv(f"e{installed.SHELF}.1", iface,
-                                                          box.data, macs=macs),
-        volatile=True)
+        root_argv=lambda iface: installed.nas_config_argv(
+            installed.TARGET, iface, box.disk, macs=macs
+        ),
+        data_argv=lambda iface: installed.nas_config_argv(
+            f"e{installed.SHELF}.1", iface, box.data, macs=macs
+        ),
+        volatile=True,
+    )
 
 
 def test_the_box_rides_out_its_nas_going_away_and_a_link_going_down(box, tmp_path):
@@ -107,9 +113,16 @@ def test_the_box_rides_out_its_nas_going_away_and_a_link_going_down(box, tmp_pat
     assert f"rd.aoe.deadsecs={PORTS_DEADSECS}" in entry.options.split(), entry.options
     seed = random.randrange(1 << 32)
     print(f"power cuts: random.Random({seed})")
-    with installed.running(box, tmp_path / "boot", entry=entry, options=entry.options,
-                           macs=(installed.MAC, installed.MAC2), exports=exports(box),
-                           nas_ports=2) as live:
+    with installed.running(
+        box,
+        tmp_path / "boot",
+        entry=entry,
+        options=entry.options,
+        macs=(installed.MAC, installed.MAC2),
+        exports=exports(box),
+        nas_ports=2,
+    ) as live:
+
         def alive() -> bool:
             return live.vm.proc is not None and live.vm.proc.poll() is None
 
@@ -123,8 +136,9 @@ def test_the_box_rides_out_its_nas_going_away_and_a_link_going_down(box, tmp_pat
             soak = events.wait("soak", SOAK * 10)[0]
             port_gap = _a_nas_port_dies(live, events)
             nas_back, outage = _outage(live, events)
-            cuts, cut_soak = resilience.power_cuts(live, events, CUTS, CUT_SOAK,
-                                                   random.Random(seed))
+            cuts, cut_soak = resilience.power_cuts(
+                live, events, CUTS, CUT_SOAK, random.Random(seed)
+            )
             powered_off = _poweroff_while_the_nas_is_away(live, events)
         finally:
             events.close()
@@ -132,13 +146,17 @@ def test_the_box_rides_out_its_nas_going_away_and_a_link_going_down(box, tmp_pat
         result = live.result(True, exit_code)
 
     steps = result.steps
-    print("second NIC without carrier: from aoe loaded to the disk "
-          f"{no_cable['disk']:.2f} s, to root mounted {no_cable['root']:.2f} s")
+    print(
+        "second NIC without carrier: from aoe loaded to the disk "
+        f"{no_cable['disk']:.2f} s, to root mounted {no_cable['root']:.2f} s"
+    )
     print(f"links (bytes from the box, to the box): {links}")
     print(f"a NAS port died: the longest wait between synced records {port_gap:.2f} s")
     assert port_gap <= PORT_GAP, port_gap
-    print(f"soak: {' '.join(soak.words)}; NAS back -> first synced record: {nas_back:.2f} s; "
-          f"poweroff: {powered_off}")
+    print(
+        f"soak: {' '.join(soak.words)}; NAS back -> first synced record: {nas_back:.2f} s; "
+        f"poweroff: {powered_off}"
+    )
     print(f"power cuts: {cuts}; soak across them: {' '.join(cut_soak.words)}")
     # a NIC with no cable holds nothing up: root within seconds of the driver (it was 50 s
     # when aoe-up waited 30 s for every carrier in an initqueue job)
@@ -166,8 +184,10 @@ def test_the_box_rides_out_its_nas_going_away_and_a_link_going_down(box, tmp_pat
     # back; it needs nothing from the disk to say so (the box's clock: printk's and the records')
     silent = printk_time(r"aoeboot: the NAS is silent: no answer for e11\.0", result.console)
     again = printk_time(r"aoeboot: the NAS answers for e11\.0 again", result.console)
-    print(f"watcher: outage {outage[0]:.1f}-{outage[1]:.1f} s, silent said at {silent}, "
-          f"back said at {again} (box's clock)")
+    print(
+        f"watcher: outage {outage[0]:.1f}-{outage[1]:.1f} s, silent said at {silent}, "
+        f"back said at {again} (box's clock)"
+    )
     assert silent is not None and outage[0] < silent <= outage[0] + 60, result.console[-3000:]
     assert again is not None and again > silent, result.console[-3000:]
     console = resilience.console_findings(result.console, [outage])
@@ -201,8 +221,9 @@ def _two_paths(live: installed.Live, events: resilience.Events, alive) -> dict:
     first, second = live.taps
     for tap in live.taps:  # both links carry the load before
         counters = functools.partial(live.counters, tap)
-        assert resilience.wait_for_traffic(counters, BOTH_LINKS_TRAFFIC, 120,
-                                           alive) is not None, f"no traffic on {tap}"
+        assert resilience.wait_for_traffic(counters, BOTH_LINKS_TRAFFIC, 120, alive) is not None, (
+            f"no traffic on {tap}"
+        )
     links = {"before": {tap: live.counters(tap) for tap in live.taps}}
     live.set_link(second, up=False)
     down = time.monotonic()
@@ -215,8 +236,9 @@ def _two_paths(live: installed.Live, events: resilience.Events, alive) -> dict:
     assert links["down"][first][0] > links["at down"][first][0], links
     assert len(records) >= LINK_DOWN_RECORDS
     # the driver's discovery broadcast (every 60 s) finds the link again
-    again = resilience.wait_for_traffic(lambda: live.counters(second), BOTH_LINKS_TRAFFIC, 150,
-                                        alive)
+    again = resilience.wait_for_traffic(
+        lambda: live.counters(second), BOTH_LINKS_TRAFFIC, 150, alive
+    )
     links["after"] = {tap: live.counters(tap) for tap in live.taps}
     assert again is not None, f"{second} unused since it came back: {links}"
     links["used again after (s)"] = round(again, 1)

@@ -1,7 +1,8 @@
 """The lab's installed system (aoelab.sysimage): a Debian trixie tree from mmdebstrap, cached,
 on Anaconda's disk layout; our package installed in it as a package would be; booted once from
 a local virtio disk. Cold, the tree takes about a minute to build; warm, the disk is a few
-seconds and the boot about a minute under TCG."""
+seconds and the boot about a minute under TCG. Fedora Server's layout (/ on LVM, xfs; its own
+tree, cold a minute and a half) is built and checked too, not booted."""
 
 from __future__ import annotations
 
@@ -19,8 +20,21 @@ from tests.helpers import REPO, require_programs, require_root
 
 pytestmark = [pytest.mark.vm]
 
-BUILD_TOOLS = ("mmdebstrap", "dpkg-architecture", "sfdisk", "partx", "losetup", "mkfs.btrfs",
-               "btrfs", "mkfs.ext4", "e2fsck", "mkfs.vfat", "fsck.vfat", "mcopy", "mdir")
+BUILD_TOOLS = (
+    "mmdebstrap",
+    "dpkg-architecture",
+    "sfdisk",
+    "partx",
+    "losetup",
+    "mkfs.btrfs",
+    "btrfs",
+    "mkfs.ext4",
+    "e2fsck",
+    "mkfs.vfat",
+    "fsck.vfat",
+    "mcopy",
+    "mdir",
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +42,9 @@ def disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh system disk (6.12), with the data volume's fstab line and aoeboot installed."""
     require_root()
     require_programs(*BUILD_TOOLS)
-    image = sysimage.system_image(tmp_path_factory.mktemp("sysimage") / "system.img",
-                                  extra_fstab=sysimage.data_fstab_line())
+    image = sysimage.system_image(
+        tmp_path_factory.mktemp("sysimage") / "system.img", extra_fstab=sysimage.data_fstab_line()
+    )
     with sysimage.mounted(image) as target:
         sysimage.install_aoeboot(target)
     return image
@@ -52,22 +67,32 @@ def test_tree_is_cached_under_a_key_of_its_recipe():
     assert first.parent == sysimage.cache_dir() / "trees"
     debs = sysimage.kernel_debs("trixie")
     assert debs.version.startswith("6.12.") and debs.version in first.name
-    assert all(deb.is_file() and deb.parent.is_relative_to(sysimage.cache_dir())
-               for deb in debs.debs)
+    assert all(
+        deb.is_file() and deb.parent.is_relative_to(sysimage.cache_dir()) for deb in debs.debs
+    )
     old = sysimage.kernel_debs(sysimage.OLD_SUITE)
     assert old.version.startswith("6.1.0-") and old.image.name.startswith(
-        f"linux-image-{old.version}_")
+        f"linux-image-{old.version}_"
+    )
     assert sysimage.tree_name(sysimage.OLD_SUITE) != first.name  # the kernel is part of the key
 
 
-def test_disk_is_gpt_with_esp_boot_and_btrfs(disk: Path):
-    table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], capture_output=True,
-                                      text=True, check=True).stdout)["partitiontable"]
+def gpt_partitions(disk: Path, root_type: str) -> list[dict]:
+    """The disk's GPT partitions, checked to be the ESP, /boot and `root_type`."""
+    table = json.loads(
+        subprocess.run(
+            ["sfdisk", "--json", str(disk)], capture_output=True, text=True, check=True
+        ).stdout
+    )["partitiontable"]
     assert table["label"] == "gpt" and table["id"] == sysimage.DISK_GUID
     parts = table["partitions"]
-    assert [p["type"] for p in parts] == [sysimage.ESP_TYPE, sysimage.LINUX_TYPE,
-                                          sysimage.LINUX_TYPE]
+    assert [p["type"] for p in parts] == [sysimage.ESP_TYPE, sysimage.LINUX_TYPE, root_type]
     assert parts[0]["size"] * 512 == sysimage.ESP_MIB << 20
+    return parts
+
+
+def test_disk_is_gpt_with_esp_boot_and_btrfs(disk: Path):
+    parts = gpt_partitions(disk, sysimage.LINUX_TYPE)
     assert parts[1]["size"] * 512 == sysimage.BOOT_MIB << 20
     with sysimage.attached(disk, read_only=True) as loop:
         found = {n: _blkid(f"{loop}p{n}") for n in (1, 2, 3)}
@@ -76,24 +101,38 @@ def test_disk_is_gpt_with_esp_boot_and_btrfs(disk: Path):
     assert found[3]["TYPE"] == "btrfs" and found[3]["UUID"] == sysimage.ROOT_UUID
 
 
-def _blkid(device: str) -> dict:
-    out = subprocess.run(["blkid", "-p", "-o", "export", device], capture_output=True,
-                         text=True, check=True).stdout
+def _blkid(device: str, *args: str) -> dict:
+    out = subprocess.run(
+        ["blkid", "-p", "-o", "export", *args, device], capture_output=True, text=True, check=True
+    ).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
 def test_fstab_mounts_everything_by_uuid_as_anaconda_writes_it(target: Path):
-    entries = {fields[1]: fields for fields in
-               (line.split() for line in (target / "etc/fstab").read_text().splitlines())
-               if fields and not fields[0].startswith("#")}
-    assert entries["/"] == [f"UUID={sysimage.ROOT_UUID}", "/", "btrfs",
-                            "subvol=root,compress=zstd:1", "0", "0"]
+    entries = {
+        fields[1]: fields
+        for fields in (line.split() for line in (target / "etc/fstab").read_text().splitlines())
+        if fields and not fields[0].startswith("#")
+    }
+    assert entries["/"] == [
+        f"UUID={sysimage.ROOT_UUID}",
+        "/",
+        "btrfs",
+        "subvol=root,compress=zstd:1",
+        "0",
+        "0",
+    ]
     assert entries["/home"][0] == f"UUID={sysimage.ROOT_UUID}"
     assert entries["/home"][3] == "subvol=home,compress=zstd:1"
-    assert entries["/boot"] == [f"UUID={sysimage.BOOT_UUID}", "/boot", "ext4", "defaults", "1",
-                                "2"]
-    assert entries["/boot/efi"] == [f"UUID={sysimage.ESP_UUID}", "/boot/efi", "vfat",
-                                    "umask=0077,shortname=winnt", "0", "2"]
+    assert entries["/boot"] == [f"UUID={sysimage.BOOT_UUID}", "/boot", "ext4", "defaults", "1", "2"]
+    assert entries["/boot/efi"] == [
+        f"UUID={sysimage.ESP_UUID}",
+        "/boot/efi",
+        "vfat",
+        "umask=0077,shortname=winnt",
+        "0",
+        "2",
+    ]
     assert entries[sysimage.DATA_MOUNTPOINT][0] == f"UUID={sysimage.DATA_UUID}"
     assert (target / sysimage.DATA_MOUNTPOINT.lstrip("/")).is_dir()
     assert (target / "etc/machine-id").read_text().strip() == sysimage.MACHINE_ID
@@ -102,11 +141,16 @@ def test_fstab_mounts_everything_by_uuid_as_anaconda_writes_it(target: Path):
 
 
 def test_root_and_home_are_subvolumes_and_the_default_stays_the_top_level(target: Path):
-    listed = subprocess.run(["btrfs", "subvolume", "list", str(target)], capture_output=True,
-                            text=True, check=True).stdout
+    listed = subprocess.run(
+        ["btrfs", "subvolume", "list", str(target)], capture_output=True, text=True, check=True
+    ).stdout
     assert {line.split()[-1] for line in listed.splitlines()} == {"root", "home"}
-    default = subprocess.run(["btrfs", "subvolume", "get-default", str(target)],
-                             capture_output=True, text=True, check=True).stdout
+    default = subprocess.run(
+        ["btrfs", "subvolume", "get-default", str(target)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert default.startswith("ID 5 ")
 
 
@@ -117,8 +161,9 @@ def test_boot_holds_the_kernel_and_dracut_made_its_initramfs(target: Path):
     dracut = sysimage.chroot_run(target, ["dracut", "--version"]).stdout
     assert dracut.startswith("dracut 106")
     assert "systemd 257" in sysimage.chroot_run(target, ["kernel-install", "--version"]).stdout
-    state = sysimage.chroot_run(target, ["dpkg-query", "-W", "-f", "${db:Status-Abbrev}",
-                                         "initramfs-tools"], check=False)
+    state = sysimage.chroot_run(
+        target, ["dpkg-query", "-W", "-f", "${db:Status-Abbrev}", "initramfs-tools"], check=False
+    )
     assert not state.stdout.startswith("ii")
     modules = target / f"usr/lib/modules/{kernels[0]}/kernel/drivers/block/aoe"
     assert list(modules.glob("aoe.ko*"))
@@ -127,8 +172,9 @@ def test_boot_holds_the_kernel_and_dracut_made_its_initramfs(target: Path):
 def test_aoeboot_is_installed_like_a_package(target: Path):
     version = sysimage.chroot_run(target, ["aoeboot", "--version"]).stdout
     assert "aoeboot" in version
-    imported = sysimage.chroot_run(target, ["python3", "-c",
-                                            "import aoeboot; print(aoeboot.__file__)"]).stdout
+    imported = sysimage.chroot_run(
+        target, ["python3", "-c", "import aoeboot; print(aoeboot.__file__)"]
+    ).stdout
     assert imported.startswith("/usr/lib/python3/dist-packages/aoeboot/")
     plugin = target / "usr/lib/kernel/install.d/60-aoeboot.install"
     assert plugin.stat().st_mode & 0o777 == 0o755
@@ -151,7 +197,8 @@ def test_what_is_written_to_the_esp_stays_there(disk: Path):
         entry.write_text("title written through the mount\n")
     with sysimage.mounted(disk, read_only=True) as target:
         assert (target / "boot/efi/loader/entries/aoelab-test-6.12.conf").read_text() == (
-            "title written through the mount\n")
+            "title written through the mount\n"
+        )
     with sysimage.mounted(disk) as target:
         (target / "boot/efi/loader/entries/aoelab-test-6.12.conf").unlink()
     assert sysimage.fsck(disk)["/boot/efi"].clean
@@ -190,6 +237,208 @@ def test_install_files_puts_files_where_the_spec_does(tmp_path: Path):
         assert (tmp_path / "usr/lib/udev/rules.d" / rule.name).is_file()
 
 
+# ---------------------------------------------------------------- Fedora Server's layout
+
+SERVER_TOOLS = (
+    "mkfs.xfs",
+    "xfs_repair",
+    "pvcreate",
+    "vgcreate",
+    "lvcreate",
+    "vgcfgbackup",
+    "vgcfgrestore",
+    "pvs",
+    "vgs",
+    "lvs",
+)
+
+
+@pytest.fixture(scope="module")
+def server_disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh system disk on Fedora Server's layout (6.12), with the data volume's fstab line."""
+    require_root()
+    require_programs(*BUILD_TOOLS, *SERVER_TOOLS)
+    return sysimage.server_image(
+        tmp_path_factory.mktemp("server") / "server.img", extra_fstab=sysimage.data_fstab_line()
+    )
+
+
+@pytest.fixture
+def server_target(server_disk: Path) -> Iterator[Path]:
+    with sysimage.mounted(server_disk) as mounted:
+        yield mounted
+
+
+def _lvm_report(command: str, devices: str, fields: str, *args: str) -> list[dict]:
+    """The host's own `pvs`/`vgs`/`lvs`, seeing only `devices` (comma-separated)."""
+    out = subprocess.run(
+        [
+            command,
+            "--devices",
+            devices,
+            "--config",
+            sysimage.lvmdisk.CONFIG,
+            "--reportformat",
+            "json",
+            "--units",
+            "b",
+            "--nosuffix",
+            "-o",
+            fields,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [
+        row for section in json.loads(out)["report"] for rows in section.values() for row in rows
+    ]
+
+
+def test_server_tree_is_cached_under_its_own_key():
+    require_root()
+    require_programs(*BUILD_TOOLS)
+    first = sysimage.server_tree()
+    started = time.monotonic()
+    assert sysimage.server_tree() == first
+    assert time.monotonic() - started < 30  # reused: no mmdebstrap run
+    assert first.parent == sysimage.cache_dir() / "trees"
+    assert first.name == sysimage.server_tree_name()
+    assert first.name != sysimage.tree_name() and "-server-" in first.name
+    assert sysimage.kernel_debs("trixie").version in first.name
+    base = [p for p in sysimage.PACKAGES if not p.endswith("-")]
+    assert list(sysimage.SERVER_PACKAGES) == [*base, "lvm2", "xfsprogs"]
+
+
+def test_server_disk_is_gpt_with_esp_xfs_boot_and_an_lvm_pv(server_disk: Path):
+    parts = gpt_partitions(server_disk, sysimage.LVM_TYPE)
+    assert parts[1]["size"] * 512 == sysimage.SERVER_BOOT_MIB << 20 == 1 << 30
+    with sysimage.attached(server_disk, read_only=True) as loop:
+        found = {n: _blkid(f"{loop}p{n}") for n in (1, 2, 3)}
+    assert found[1]["TYPE"] == "vfat" and found[1]["UUID"] == sysimage.ESP_UUID
+    assert found[2]["TYPE"] == "xfs" and found[2]["UUID"] == sysimage.SERVER_BOOT_UUID
+    assert found[3]["TYPE"] == "LVM2_member"
+    assert found[3]["UUID"] == sysimage.SERVER_VOLUME.pv_uuid
+    assert sysimage.layout_of(server_disk) == sysimage.SERVER
+
+
+def test_host_lvm_reads_vg_fedora_with_lv_root_on_p3_only(server_disk: Path):
+    with sysimage.attached(server_disk, read_only=True) as loop:
+        every = ",".join(f"{loop}p{n}" for n in (1, 2, 3))
+        pvs = _lvm_report("pvs", every, "pv_name,pv_uuid,vg_name,pe_start,pv_size")
+        vgs = _lvm_report(
+            "vgs",
+            every,
+            "vg_name,vg_uuid,vg_attr,vg_systemid,pv_count,lv_count,vg_extent_size,vg_free",
+        )
+        lvs = _lvm_report("lvs", every, "lv_name,lv_uuid,vg_name,lv_size,segtype,seg_pe_ranges")
+        p3_size = int(
+            subprocess.run(
+                ["blockdev", "--getsize64", f"{loop}p3"], capture_output=True, text=True, check=True
+            ).stdout
+        )
+    assert [(pv["pv_name"], pv["vg_name"]) for pv in pvs] == [(f"{loop}p3", "fedora")]
+    assert pvs[0]["pv_uuid"] == sysimage.SERVER_VOLUME.pv_uuid
+    [vg] = vgs
+    assert vg["vg_name"] == "fedora" and vg["vg_uuid"] == sysimage.SERVER_VOLUME.vg_uuid
+    assert vg["vg_attr"][2] != "x" and vg["vg_attr"][3] != "p"  # not exported, not partial
+    assert vg["vg_systemid"] == ""  # any host may activate it: the box's initramfs does
+    assert (vg["pv_count"], vg["lv_count"], vg["vg_free"]) == ("1", "1", "0")
+    [lv] = lvs
+    assert (lv["lv_name"], lv["vg_name"], lv["segtype"]) == ("root", "fedora", "linear")
+    assert lv["lv_uuid"] == sysimage.SERVER_VOLUME.lv_uuid
+    extent = int(vg["vg_extent_size"])
+    usable = (p3_size - int(pvs[0]["pe_start"])) // extent * extent
+    assert int(lv["lv_size"]) == usable
+    assert lv["seg_pe_ranges"] == f"{loop}p3:0-{usable // extent - 1}"
+    # where device-mapper's linear map puts the LV's first byte: the xfs of /
+    table = json.loads(
+        subprocess.run(
+            ["sfdisk", "--json", str(server_disk)], capture_output=True, text=True, check=True
+        ).stdout
+    )["partitiontable"]
+    lv_start = table["partitions"][2]["start"] * 512 + int(pvs[0]["pe_start"])
+    found = _blkid(str(server_disk), "-O", str(lv_start))
+    assert (found["TYPE"], found["UUID"]) == ("xfs", sysimage.SERVER_ROOT_UUID)
+
+
+def test_server_fstab_and_cmdline_are_anacondas(server_target: Path):
+    entries = {
+        fields[1]: fields
+        for fields in (
+            line.split() for line in (server_target / "etc/fstab").read_text().splitlines()
+        )
+        if fields and not fields[0].startswith("#")
+    }
+    assert entries["/"] == ["/dev/mapper/fedora-root", "/", "xfs", "defaults", "0", "0"]
+    assert entries["/boot"] == [
+        f"UUID={sysimage.SERVER_BOOT_UUID}",
+        "/boot",
+        "xfs",
+        "defaults",
+        "0",
+        "0",
+    ]
+    assert entries["/boot/efi"] == [
+        f"UUID={sysimage.ESP_UUID}",
+        "/boot/efi",
+        "vfat",
+        "umask=0077,shortname=winnt",
+        "0",
+        "2",
+    ]
+    assert "/home" not in entries
+    assert entries[sysimage.DATA_MOUNTPOINT][0] == f"UUID={sysimage.DATA_UUID}"
+    assert (server_target / "etc/kernel/cmdline").read_text() == (
+        "root=/dev/mapper/fedora-root ro rd.lvm.lv=fedora/root\n"
+    )
+    assert (server_target / "etc/machine-id").read_text().strip() == sysimage.MACHINE_ID
+
+
+def test_server_root_is_the_xfs_in_the_lv_and_holds_the_tree(server_target: Path):
+    found = subprocess.run(
+        ["findmnt", "-J", "-o", "TARGET,FSTYPE,UUID", "-R", str(server_target)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    root = json.loads(found)["filesystems"][0]
+    assert (root["fstype"], root["uuid"]) == ("xfs", sysimage.SERVER_ROOT_UUID)
+    boot = [m for m in root["children"] if m["target"] == f"{server_target}/boot"]
+    assert boot and (boot[0]["fstype"], boot[0]["uuid"]) == ("xfs", sysimage.SERVER_BOOT_UUID)
+    for program in ("usr/bin/systemctl", "usr/sbin/lvm", "usr/sbin/xfs_repair"):
+        assert (server_target / program).is_file(), program
+    [kver] = sysimage.boot_kernels(server_target)
+    modules = sysimage.chroot_run(
+        server_target, ["lsinitrd", "-m", f"/boot/initrd.img-{kver}"]
+    ).stdout.split()
+    assert "lvm" in modules and "dm" in modules  # the stock initramfs assembles the LV
+
+
+def test_server_fsck_reports_every_filesystem_clean(server_disk: Path):
+    results = sysimage.fsck(server_disk)
+    assert set(results) == {"/", "/boot", "/boot/efi"}
+    assert [results[m].argv[0] for m in ("/", "/boot", "/boot/efi")] == [
+        "xfs_repair",
+        "xfs_repair",
+        "fsck.vfat",
+    ]
+    for where, result in results.items():
+        assert result.clean, f"{where}: {result.argv} -> {result.returncode}\n{result.output}"
+
+
+def test_two_server_disks_mount_at_once(server_disk: Path, tmp_path: Path):
+    """Every Server image has the same xfs UUIDs, which xfs refuses twice unless told."""
+    copy = tmp_path / "copy.img"
+    subprocess.run(["cp", "--sparse=always", str(server_disk), str(copy)], check=True)
+    with (
+        sysimage.mounted(server_disk, read_only=True) as first,
+        sysimage.mounted(copy, read_only=True) as second,
+    ):
+        assert (first / "etc/fstab").read_text() == (second / "etc/fstab").read_text()
+
+
 def test_local_disk_boot_reaches_multi_user_and_powers_off_clean(disk: Path, tmp_path: Path):
     """The image's own kernel and stock dracut initramfs, the disk as local virtio: systemd
     reaches multi-user.target, the power button shuts it down, and every filesystem is clean."""
@@ -199,7 +448,9 @@ def test_local_disk_boot_reaches_multi_user_and_powers_off_clean(disk: Path, tmp
     assert boot.multi_user is not None, f"no multi-user.target; console tail:\n{console[-3000:]}"
     assert boot.powered_off, f"no clean power-off; console tail:\n{console[-3000:]}"
     assert boot.nic is not None and boot.nic != "eth0"  # predictable names stay on
-    print(f"local boot of {boot.kernel}: multi-user.target after {boot.multi_user:.1f} s, "
-          f"NIC {boot.nic}")
+    print(
+        f"local boot of {boot.kernel}: multi-user.target after {boot.multi_user:.1f} s, "
+        f"NIC {boot.nic}"
+    )
     for where, result in sysimage.fsck(disk).items():
         assert result.clean, f"{where} after shutdown:\n{result.output}"

@@ -27,9 +27,12 @@ LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"  # systemd-boot's EFI varia
 # host's kernel has no vfat: sysimage stages the ESP through mtools)
 ESP_ENV = {"SYSTEMD_ESP_PATH": "/boot/efi", "SYSTEMD_RELAX_ESP_CHECKS": "1"}
 PROBE = {
-    "entry": ["python3", "-c", "import sys; print(open(sys.argv[1], 'rb').read()[4:]"
-              ".decode('utf-16-le').rstrip('\\0'))",
-              f"/sys/firmware/efi/efivars/LoaderEntrySelected-{LOADER_GUID}"],
+    "entry": [
+        "python3",
+        "-c",
+        "import sys; print(open(sys.argv[1], 'rb').read()[4:].decode('utf-16-le').rstrip('\\0'))",
+        f"/sys/firmware/efi/efivars/LoaderEntrySelected-{LOADER_GUID}",
+    ],
     "cmdline": ["cat", "/proc/cmdline"],
     "abft": ["od", "-An", "-tx1", "-j36", "/sys/firmware/acpi/tables/aBFT"],
     "mounts": ["findmnt", "-rn", "-o", "TARGET,SOURCE,FSTYPE,OPTIONS"],
@@ -40,8 +43,9 @@ PROBE = {
 @pytest.fixture(scope="module")
 def box(tmp_path_factory: pytest.TempPathFactory) -> Box:
     require_root()
-    require_programs("mmdebstrap", "qemu-system-x86_64", "vblade", "btrfs", "mkfs.ext4",
-                     "dnsmasq", "mcopy")
+    require_programs(
+        "mmdebstrap", "qemu-system-x86_64", "vblade", "btrfs", "mkfs.ext4", "dnsmasq", "mcopy"
+    )
     require_files(OVMF_CODE, installed.SNPONLY)
     work = tmp_path_factory.mktemp("uefi-installed")
 
@@ -49,8 +53,9 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Box:
         installed.write_probe(target, PROBE, mounts=[sysimage.DATA_MOUNTPOINT])
         sysimage.chroot_run(target, ["bootctl", "install", "--no-variables"], env=ESP_ENV)
 
-    return installed.install_box(work, prepare=prepare, kernel_install_env=ESP_ENV,
-                                 with_initrd=True)
+    return installed.install_box(
+        work, prepare=prepare, kernel_install_env=ESP_ENV, with_initrd=True
+    )
 
 
 def test_sanboot_under_uefi_boots_the_entry_on_the_esp(box, tmp_path):
@@ -77,8 +82,18 @@ def test_sanboot_under_uefi_boots_the_entry_on_the_esp(box, tmp_path):
     mounted = {line.split()[0]: line.split()[1] for line in steps["mounts"].out.splitlines()}
     assert mounted["/"] == f"/dev/etherd/{installed.TARGET}[/root]", mounted
     # what iPXE left for the OS: shelf 11 (little-endian), slot 0, the NIC
-    assert steps["abft"].out.split() == ["0b", "00", "00", "00", "52", "54", "00", "12", "34",
-                                         "56"], steps["abft"].out
+    assert steps["abft"].out.split() == [
+        "0b",
+        "00",
+        "00",
+        "00",
+        "52",
+        "54",
+        "00",
+        "12",
+        "34",
+        "56",
+    ], steps["abft"].out
     status = json.loads(steps["status"].out)
     firmware = [c for c in status["checks"] if c["name"] == "firmware"]
     assert firmware[0]["level"] == "OK" and "booted with UEFI (64-bit)" in firmware[0]["message"]

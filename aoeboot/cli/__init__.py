@@ -12,18 +12,18 @@ from typing import Any, Callable, TypeVar
 import click
 
 from aoeboot import __version__
-from aoeboot.errors import EXIT_INTERRUPTED
+from aoeboot.errors import EXIT_INTERRUPTED, AoebootError
 
 # command name -> "module:attribute" of its click.Command
 COMMANDS: dict[str, str] = {
-    "discover": "aoeboot.cli_discover:discover",
-    "cmdline": "aoeboot.cli_entry:cmdline",
-    "install-entry": "aoeboot.cli_entry:install_entry",
-    "kernel-install": "aoeboot.cli_entry:kernel_install",
-    "publish": "aoeboot.cli_publish:publish",
-    "nas-config": "aoeboot.cli_publish:nas_config",
-    "status": "aoeboot.cli_status:status",
-    "watch": "aoeboot.cli_status:watch",
+    "discover": "aoeboot.cli.discover:discover",
+    "cmdline": "aoeboot.cli.cmdline:cmdline",
+    "install-entry": "aoeboot.cli.install_entry:install_entry",
+    "kernel-install": "aoeboot.cli.kernel_install:kernel_install",
+    "publish": "aoeboot.cli.publish:publish",
+    "nas-config": "aoeboot.cli.nas_config:nas_config",
+    "status": "aoeboot.cli.status:status",
+    "watch": "aoeboot.cli.watch:watch",
 }
 ALIASES = {"doctor": "status"}
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,9 +48,15 @@ def root_option(help: str, hidden: bool = False) -> Callable[[F], F]:
 
         return system_root(value)
 
-    return click.option("--root", type=click.Path(file_okay=False, path_type=Path),
-                        default=Path("/"), show_default=True, hidden=hidden, help=help,
-                        callback=absolute)
+    return click.option(
+        "--root",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("/"),
+        show_default=True,
+        hidden=hidden,
+        help=help,
+        callback=absolute,
+    )
 
 
 class LazyGroup(click.Group):
@@ -75,6 +81,9 @@ class LazyGroup(click.Group):
         # click turns Ctrl-C into Abort, exit 1, which here means "found nothing".
         try:
             return super().invoke(ctx)
+        except AoebootError as err:  # one line (with --debug, its traceback), and its code
+            err.show()
+            raise click.exceptions.Exit(err.exit_code) from None
         except KeyboardInterrupt:
             click.echo("aoeboot: interrupted", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
@@ -105,5 +114,4 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
 
 
 def main() -> None:
-    # Standalone mode: click shows AoebootError (a ClickException) and exits with its code.
     cli.main(prog_name="aoeboot")

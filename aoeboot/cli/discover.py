@@ -18,21 +18,44 @@ RETRIGGER = 2.0
 
 
 @click.command()
-@click.option("-i", "--iface", "interfaces", multiple=True, metavar="IF",
-              help="Interface (name or MAC) to use; repeatable. Default: every Ethernet interface "
-                   "that is up.")
-@click.option("-t", "--timeout", type=click.FloatRange(0.05, 600), default=None,
-              help="Seconds to wait for answers [userspace 0.3, kernel 5].")
+@click.option(
+    "-i",
+    "--iface",
+    "interfaces",
+    multiple=True,
+    metavar="IF",
+    help="Interface (name or MAC) to use; repeatable. Default: every Ethernet interface "
+    "that is up.",
+)
+@click.option(
+    "-t",
+    "--timeout",
+    type=click.FloatRange(0.05, 600),
+    default=None,
+    help="Seconds to wait for answers [userspace 0.3, kernel 5].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (see below) instead of a table.")
-@click.option("--userspace", "mode", flag_value="userspace",
-              help="Probe with raw Ethernet frames (no aoe driver needed).")
-@click.option("--kernel", "mode", flag_value="kernel",
-              help="Use the aoe driver: load it, trigger discovery, list /sys/block/etherd!*.")
-@click.option("--wait", is_flag=True,
-              help="With the aoe driver, until a target is there: discovery again every "
-                   f"{RETRIGGER:g} s, up to --timeout (default {WAIT_TIMEOUT:g} s).")
-def discover(interfaces: tuple[str, ...], timeout: float, as_json: bool, mode: str,
-             wait: bool) -> None:
+@click.option(
+    "--userspace",
+    "mode",
+    flag_value="userspace",
+    help="Probe with raw Ethernet frames (no aoe driver needed).",
+)
+@click.option(
+    "--kernel",
+    "mode",
+    flag_value="kernel",
+    help="Use the aoe driver: load it, trigger discovery, list /sys/block/etherd!*.",
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="With the aoe driver, until a target is there: discovery again every "
+    f"{RETRIGGER:g} s, up to --timeout (default {WAIT_TIMEOUT:g} s).",
+)
+def discover(
+    interfaces: tuple[str, ...], timeout: float, as_json: bool, mode: str, wait: bool
+) -> None:
     """Find the AoE targets the network offers.
 
     By default the aoe driver is used when it is loaded or can be loaded, else a userspace probe.
@@ -57,12 +80,14 @@ def discover(interfaces: tuple[str, ...], timeout: float, as_json: bool, mode: s
 
     names = netif.resolve(wanted)  # MACs to names; each must exist and be up
     if wait and mode == "userspace":
-        raise AoebootError("--wait makes the disks appear through the aoe driver",
-                           hint="drop --userspace")
+        raise AoebootError(
+            "--wait makes the disks appear through the aoe driver", hint="drop --userspace"
+        )
     mode = "kernel" if wait else mode or ("kernel" if _driver_usable() else "userspace")
     if mode == "kernel":
-        rows = _kernel(names, WAIT_TIMEOUT if wait and timeout is None else timeout,
-                       RETRIGGER if wait else 0.0)
+        rows = _kernel(
+            names, WAIT_TIMEOUT if wait and timeout is None else timeout, RETRIGGER if wait else 0.0
+        )
     else:
         rows = _userspace(names, timeout)
     if as_json:
@@ -93,11 +118,16 @@ def _userspace(interfaces: list[str], timeout: float) -> list[dict[str, Any]]:
     _progress("probing for AoE targets", window)
     return [
         {
-            "target": found.target.name, "shelf": found.target.shelf, "slot": found.target.slot,
-            "size_bytes": found.size_bytes, "mac": found.mac, "interface": found.interface,
+            "target": found.target.name,
+            "shelf": found.target.shelf,
+            "slot": found.target.slot,
+            "size_bytes": found.size_bytes,
+            "mac": found.mac,
+            "interface": found.interface,
             "buffer_count": found.buffer_count,
             "firmware_version": f"{found.firmware_version:#06x}",
-            "config_string": found.config_string, "model": found.model,
+            "config_string": found.config_string,
+            "model": found.model,
         }
         for found in probe(interfaces, window)
     ]
@@ -110,9 +140,15 @@ def _kernel(interfaces: list[str], timeout: float, retrigger: float) -> list[dic
     _progress("waiting for the aoe driver to find targets", wait)
     return [
         {
-            "target": t.target.name, "shelf": t.target.shelf, "slot": t.target.slot,
-            "size_bytes": t.size_bytes, "mac": t.mac, "interface": t.netif, "state": t.state,
-            "firmware_version": t.firmware_version, "payload": t.payload,
+            "target": t.target.name,
+            "shelf": t.target.shelf,
+            "slot": t.target.slot,
+            "size_bytes": t.size_bytes,
+            "mac": t.mac,
+            "interface": t.netif,
+            "state": t.state,
+            "firmware_version": t.firmware_version,
+            "payload": t.payload,
             "partitions": [p.name for p in t.partitions],
             "paths": [{"interface": i, "mac": server} for i, server in t.paths],
         }
@@ -140,8 +176,7 @@ def _print_table(rows: list[dict[str, Any]], mode: str) -> None:
     extra = "model" if mode == "userspace" else "state"
     header = ("TARGET", "SIZE", "INTERFACE", "SERVER MAC", extra.upper())
     table = [header] + [
-        (r["target"], _human(r["size_bytes"]), r["interface"], _servers(r),
-         str(r.get(extra) or ""))
+        (r["target"], _human(r["size_bytes"]), r["interface"], _servers(r), str(r.get(extra) or ""))
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
