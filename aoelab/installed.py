@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
-from aoelab import suspend, sysimage
+from aoelab import suspend, sysimage, vm
 from aoelab.netns import Namespace
 from aoelab.vblade import Vblade
 from aoelab.vm import VM
@@ -47,9 +47,10 @@ PUBLISH_DIR = f"{NAS_MOUNT}/aoeboot"
 STEP = "AOELAB-STEP"
 DONE = "AOELAB-PROBE-DONE"
 # The console on ttyS0 with systemd's status lines; no shell, and power off, if the initramfs fails.
-# no_console_suspend: a suspend or resume that hangs says where.
+# no_console_suspend: a suspend or resume that hangs says where. vm.WATCHDOG: see there.
 CONSOLE = (
-    "console=ttyS0,115200 systemd.show_status=1 rd.shell=0 rd.emergency=poweroff no_console_suspend"
+    "console=ttyS0,115200 systemd.show_status=1 rd.shell=0 rd.emergency=poweroff"
+    f" no_console_suspend {vm.WATCHDOG}"
 )
 
 PROBE_HEAD = """#!/bin/sh

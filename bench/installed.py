@@ -55,8 +55,7 @@ GOAL_BOOT = 1.2
 GOAL_INITRAMFS = 1.2
 BOOT_TIMEOUT = 600  # TCG, systemd and NetworkManager on two loaded cores
 DRACUT_TIMEOUT = 3600  # a boot, then dracut under TCG
-# as tests/e2e/test_installed_system.py's CONSOLE
-CONSOLE = "console=ttyS0,115200 systemd.show_status=1 rd.shell=0 rd.emergency=poweroff"
+CONSOLE = installed.CONSOLE  # as the tests boot it
 KMOD = re.compile(r"\.ko(\.(xz|zst|gz))?$")
 LOCAL_HOSTONLY = "/var/tmp/aoelab-hostonly.img"
 LOCAL_STEP = (
