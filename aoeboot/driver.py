@@ -26,11 +26,10 @@ IFLIST_PARAM = Path("/sys/module/aoe/parameters/aoe_iflist")
 DEADSECS_PARAM = Path("/sys/module/aoe/parameters/aoe_deadsecs")
 ETHERD = Path("/dev/etherd")
 SYS_BLOCK = Path("/sys/block")
-# The driver's per-disk debugfs file (aoeblk.c): its round-trip estimate and, for every server
+# The driver's per-disk debugfs file (aoeblk.c): for every server
 # MAC answering for the disk, the local interfaces that reach it. sysfs has only one server MAC.
 DEBUGFS = Path("/sys/kernel/debug/aoe")
 _DEBUG_SERVER = re.compile(r"([0-9a-f]{12}):\d+:\d+:\d+")
-_DEBUG_RTT = re.compile(r"rttavg: (\d+) rttdev: (\d+)")
 
 
 @dataclass(frozen=True)
@@ -235,18 +234,6 @@ def _routes(debug: str, server: str, netif: str) -> tuple[Route, ...]:
         return tuple(routes)
     names = tuple(n for n in netif.split(",") if n and n != "none")
     return (Route(server, names),) if server else ()
-
-
-def retransmit_timeout(target: Target, root: Path = Path("/")) -> float | None:
-    """Seconds the driver waits for an answer before it sends a frame of `target` again: its
-    rto() from the round-trip average and deviation (debugfs), checked every TIMERTICK (0.1 s).
-    None where debugfs is not there."""
-    found = _DEBUG_RTT.search(_debug_text(root, target))
-    if found is None:
-        return None
-    average, deviation = int(found.group(1)), int(found.group(2))
-    # debugfs shows rttavg >> RTTSCALE and rttdev >> RTTDSCALE; rto = 2 * avg + 8 * dev (us)
-    return max(2 * average + 8 * deviation, 1) / 1e6
 
 
 def _make_target(

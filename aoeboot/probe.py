@@ -78,7 +78,7 @@ def probe(interfaces: Sequence[str] = (), timeout: float = 0.3) -> list[ProbedTa
 def _exchange(links: list[tuple[str, socket.socket, bytes]], timeout: float) -> list[ProbedTarget]:
     tag_base = (os.getpid() & 0xFFFF) << 16
     for index, (name, sock, mac) in enumerate(links):
-        _send(sock, name, wire.query_config(mac, tag_base | index))
+        send(sock, name, wire.query_config(mac, tag_base | index))
     # one answer per path: target, interface and server (two NASes may export one target)
     answers: dict[tuple[Target, str, str], ProbedTarget] = {}
     identified: dict[tuple[Target, str, str], wire.Identity] = {}
@@ -146,7 +146,7 @@ def _handle(
             return  # more targets than tags: this one's size stays unknown
         tag = tag_base | 0x8000 | number
         pending[tag] = key
-        _send(sock, name, wire.ata_identify(mac, header.src, header.shelf, header.slot, tag))
+        send(sock, name, wire.ata_identify(mac, header.src, header.shelf, header.slot, tag))
     elif header.command == wire.CMD_ATA and header.tag in pending:
         key = pending.pop(header.tag)
         try:
@@ -157,7 +157,7 @@ def _handle(
             log.info("bad IDENTIFY reply for %s: %s", key[0], err)
 
 
-def _send(sock: socket.socket, name: str, frame: bytes) -> None:
+def send(sock: socket.socket, name: str, frame: bytes) -> None:
     try:
         sock.send(frame)
     except OSError as err:
@@ -172,46 +172,3 @@ def _with_identity(answer: ProbedTarget, identity: wire.Identity | None) -> Prob
     return ProbedTarget(
         **{**answer.__dict__, "size_bytes": identity.size_bytes, "model": identity.model}
     )
-
-
-def read_sector(
-    interface: str, server: str, target: Target, lba: int = 0, timeout: float = 1.0
-) -> bytes | None:
-    """One ATA READ of sector `lba` of `target`, sent from `interface` to the server MAC
-    `server`: its 512 bytes, or None when nothing answered within `timeout` (a vblade whose
-    -m list leaves this interface's MAC out answers nothing at all). An error answer raises."""
-    sock, own = open_socket(interface)
-    tag = ((os.getpid() & 0xFFFF) << 16) | 0x4000 | (lba & 0x3FFF)
-    try:
-        _send(
-            sock,
-            interface,
-            wire.ata_read(own, macs.to_bytes(server), target.shelf, target.slot, tag, lba),
-        )
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([sock], [], [], left)[0]:
-                return None
-            try:
-                frame = sock.recv(9000)
-                header = wire.parse_header(frame)
-            except BlockingIOError:
-                continue
-            except wire.WireError:
-                continue
-            if not header.is_response or header.tag != tag or header.command != wire.CMD_ATA:
-                continue
-            if header.flags & wire.FLAG_ERROR:
-                raise AoebootError(
-                    f"{target.disk.name} from {server}: {wire.error_text(header.error)}"
-                )
-            reply = wire.parse_ata_reply(frame)
-            if reply.failed or len(reply.data) < wire.SECTOR:
-                raise AoebootError(
-                    f"{target.disk.name} from {server}: ATA read of sector {lba} "
-                    f"failed (status {reply.status:#04x}, error {reply.error:#04x})"
-                )
-            return reply.data[: wire.SECTOR]
-    finally:
-        sock.close()

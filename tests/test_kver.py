@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aoeboot.kver import compare, newest, uapi_compare, uapi_sort_key
+from aoeboot.kver import compare, newest
+from aoelab.uapi import compare as uapi_compare
+from aoelab.uapi import sort_key as uapi_sort_key
 from tests.helpers import require_programs
 
 VECTORS = [

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from aoeboot.target import Target
 from aoelab.netns import Namespace, veth_pair
+from aoelab.rawread import read_sector_in
 from aoelab.vblade import sparse_image
 from tests.helpers import REPO, aoeboot, require_programs, require_root
 
@@ -52,14 +54,7 @@ def client_sees(client: Namespace) -> tuple[list, bytes | None]:
         cwd=REPO,
     )
     assert found.returncode in (0, 1), found.stderr
-    code = (
-        "import sys; from aoeboot.probe import read_sector; from aoeboot.target import Target;"
-        f"data = read_sector('eth0', '{NAS}', Target(11, 0), {SECTOR}, timeout=1.0);"
-        "sys.stdout.write('none' if data is None else data.hex())"
-    )
-    read = client.run([sys.executable, "-c", code], check=False, cwd=REPO)
-    assert read.returncode == 0, read.stderr
-    return json.loads(found.stdout), None if read.stdout == "none" else bytes.fromhex(read.stdout)
+    return json.loads(found.stdout), read_sector_in(client, NAS, Target(11, 0), SECTOR, 1.0)
 
 
 def open_flags(pid: int, path: Path) -> int:

@@ -30,9 +30,11 @@ from pathlib import Path
 
 import pytest
 
+from aoeboot.target import Target
 from aoelab import installed, suspend, sysimage
 from aoelab.installed import Boot, Box
 from aoelab.netns import Namespace, veth_pair
+from aoelab.rawread import read_sector_in
 from aoelab.vblade import Vblade
 from aoelab.vm import VM
 from tests.helpers import REPO, require_programs, require_root
@@ -154,14 +156,7 @@ def discover(client: Namespace) -> list[tuple[str, str]]:
 
 def read_sector(client: Namespace, server: str, target: str, lba: int) -> bytes | None:
     """aoeboot's own raw ATA READ, from the client, straight to `server` (no discovery)."""
-    code = (
-        "import sys; from aoeboot.probe import read_sector; from aoeboot.target import Target;"
-        f"d = read_sector('eth0', '{server}', Target.parse('{target}'), {lba}, timeout=2.0);"
-        "sys.stdout.write('none' if d is None else d.hex())"
-    )
-    out = client.run([sys.executable, "-c", code], check=False, cwd=REPO)
-    assert out.returncode == 0, out.stderr
-    return None if out.stdout == "none" else bytes.fromhex(out.stdout)
+    return read_sector_in(client, server, Target.parse(target), lba, timeout=2.0)
 
 
 def wait_for_step(probe_log: Path, vm: VM, name: str, timeout: float) -> bool:
