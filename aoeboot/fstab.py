@@ -38,7 +38,7 @@ _LINKED = {
 
 
 @dataclass(frozen=True)
-class Entry:
+class Line:
     device: str  # as written: UUID=..., /dev/...
     mount_point: str
     fstype: str
@@ -67,8 +67,8 @@ class Entry:
         return ",".join(kept) or None
 
 
-def parse(text: str, where: str) -> list[Entry]:
-    entries = []
+def parse(text: str, where: str) -> list[Line]:
+    parsed = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -83,12 +83,12 @@ def parse(text: str, where: str) -> list[Entry]:
             tuple(unescape(os.fsencode(fields[3])).split(",")) if len(fields) > 3 else ("defaults",)
         )
         device, mount_point = (unescape(os.fsencode(f)) for f in fields[:2])
-        entries.append(Entry(device, mount_point, fields[2], options))
-    return entries
+        parsed.append(Line(device, mount_point, fields[2], options))
+    return parsed
 
 
-def read(root: Path) -> list[Entry] | None:
-    """The entries of root's /etc/fstab; None when it has no fstab."""
+def read(root: Path) -> list[Line] | None:
+    """The lines of root's /etc/fstab; None when it has no fstab."""
     path = under(root, paths.FSTAB)
     try:
         text = path.read_text()
@@ -99,12 +99,12 @@ def read(root: Path) -> list[Entry] | None:
     return parse(text, str(path))
 
 
-def root_entry(root: Path) -> Entry | None:
+def root_line(root: Path) -> Line | None:
     """The / line of root's fstab; None without an fstab; an error for an fstab without /."""
-    entries = read(root)
-    if entries is None:
+    lines = read(root)
+    if lines is None:
         return None
-    found = [e for e in entries if e.mount_point == "/"]
+    found = [e for e in lines if e.mount_point == "/"]
     if not found:
         raise AoebootError(
             f"{under(root, paths.FSTAB)} has no line for /",
@@ -115,13 +115,13 @@ def root_entry(root: Path) -> Entry | None:
 
 def root_options(root: Path) -> tuple[str, ...]:
     """rootflags=/rootfstype= that mount root as the installed system's fstab says."""
-    entry = root_entry(root)
-    if entry is None:
+    line = root_line(root)
+    if line is None:
         return ()
     options = []
-    if entry.fstype not in ("auto", "none"):
-        options.append(f"rootfstype={entry.fstype}")
-    flags = entry.rootflags()
+    if line.fstype not in ("auto", "none"):
+        options.append(f"rootfstype={line.fstype}")
+    flags = line.rootflags()
     if flags:
         options.append(f"rootflags={flags}")
     for option in options:

@@ -65,22 +65,22 @@ def stacked_root(root: Path, live: stack.Stack | None) -> tuple[str, tuple[str, 
     rootdev.root_stack), else (a system prepared where its stack is not assembled) from what
     fstab names. None: root= is the disk."""
     try:
-        entry = fstab.root_entry(root)
+        line = fstab.root_line(root)
     except AoebootError:
-        entry = None  # no / line: host_options has said so
+        line = None  # no / line: host_options has said so
     if live is not None and live.on_aoe:
         if not live.layers:
             return None
-        if entry is None:
+        if line is None:
             raise AoebootError(
                 f"/ is {live.describe()}, and {paths.FSTAB} under {root} has no "
                 "line for / to name it on the kernel command line"
             )
-        return entry.device, live.options
-    if entry is None:
+        return line.device, live.options
+    if line is None:
         return None
-    assembly = declared_assembly(entry.device)
-    return None if assembly is None else (entry.device, assembly)
+    assembly = declared_assembly(line.device)
+    return None if assembly is None else (line.device, assembly)
 
 
 def declared_assembly(device: str) -> tuple[str, ...] | None:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aoeboot import bootfiles, cpio, kimage
+from aoeboot import bootfiles, cpio, kernel_image
 from aoeboot.cmdline import Cmdline
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import fsync_dir
@@ -124,7 +124,7 @@ def rescue_images(root: Path = Path("/")) -> list[Rescue]:
     for image in sorted(boot.glob("initramfs-0-rescue-*.img")):
         token = image.name[len("initramfs-0-rescue-") : -len(".img")]
         kernel = boot / f"vmlinuz-0-rescue-{token}"
-        found.append(Rescue(image, kernel, kimage.version(kernel)))
+        found.append(Rescue(image, kernel, kernel_image.version(kernel)))
     return found
 
 

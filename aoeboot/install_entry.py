@@ -18,7 +18,7 @@ from aoeboot import config as configuration
 from aoeboot.bls import BootEntry
 from aoeboot.cmdline import COMMAND_LINE_SIZE, OWNED_KEYS, Cmdline
 from aoeboot.errors import AoebootError
-from aoeboot.fstab import root_entry
+from aoeboot.fstab import root_line
 from aoeboot.fsutil import read_text, under
 from aoeboot.hostopts import host_options, initramfs_options_from
 from aoeboot.ipxe import check_options
@@ -38,7 +38,7 @@ def install_entry(
     Returns what changed (empty: all was already right)."""
     root = Path(root)
     if not root.is_dir():
-        raise AoebootError(f"target root {root} is not a directory")
+        raise AoebootError(f"root {root} is not a directory")
     config = configuration.load(root)
     rootdev.check_handled(root)
     live = rootdev.root_stack(root)
@@ -173,12 +173,12 @@ def _check_target(root: Path, target: Target, named: str, live: Stack | None) ->
 def _fstab_root(root: Path) -> Target | None:
     """The AoE partition root's fstab mounts / from, where it tells (a /dev/etherd path, or
     a UUID=/LABEL= whose link the installer's /dev has); None where it does not."""
-    entry = root_entry(root)
-    if entry is None:
+    line = root_line(root)
+    if line is None:
         return None
-    device = Path(entry.device)
-    if entry.link is not None:
-        device = Path(os.path.realpath(under(root, entry.link)))  # ../../etherd/e11.0p1
+    device = Path(line.device)
+    if line.link is not None:
+        device = Path(os.path.realpath(under(root, line.link)))  # ../../etherd/e11.0p1
     if device.parent.name != "etherd":
         return None
     try:

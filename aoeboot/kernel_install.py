@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aoeboot import bls, bootfiles, grubdefault, initramfs, kimage, lock, paths
+from aoeboot import bls, bootfiles, grubdefault, initramfs, lock, paths
 from aoeboot import config as configuration
 from aoeboot.cmdline import Cmdline
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, fsync_dir, read_or_empty, safe_name, under
 from aoeboot.hostopts import host_options, initramfs_options_from
+from aoeboot.kernel_image import uki_initrd
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ def _fix_entries(kver: str, env: Environment, root: Path, options: Sequence[str]
 def _check_uki(kernel_image: Path) -> str:
     """A UKI boots the initrd built into it: refuse one that cannot mount root from AoE."""
     hint = "install a kernel with a separate initramfs (Fedora: kernel, not kernel-uki-virt)"
-    data = kimage.uki_initrd(kernel_image)
+    data = uki_initrd(kernel_image)
     if data is None:
         raise AoebootError(
             f"{kernel_image} is a unified kernel image without an initrd: it "

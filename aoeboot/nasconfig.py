@@ -135,13 +135,13 @@ def _kea_root_path(uri: str) -> dict[str, object]:
 
 
 def kea_classes(
-    box: Sequence[str], target: Target, script: str, images: Images
+    nic_macs: Sequence[str], target: Target, script: str, images: Images
 ) -> list[dict[str, object]]:
-    """Kea DHCPv4 client classes for the box's NICs `box` (as box_macs returns them), in the
+    """Kea DHCPv4 client classes for the box's NIC MACs (as box_macs returns them), in the
     order Kea must evaluate them: iPXE first, then everyone else of the box, then one class per
     offered image that only the latter can join."""
-    box_test = _kea_any([f"pkt4.mac == 0x{macs.hexraw(mac)}" for mac in box])
-    name = host_tag(box[0])
+    box_test = _kea_any([f"pkt4.mac == 0x{macs.hexraw(mac)}" for mac in nic_macs])
+    name = host_tag(nic_macs[0])
     ipxe = f"{name}-ipxe"
     classes: list[dict[str, object]] = [
         {
@@ -177,13 +177,15 @@ KEA_HOW_TO_MERGE = (
 )
 
 
-def kea(box: Sequence[str], target: Target, script: str, images: Images) -> str:
+def kea(nic_macs: Sequence[str], target: Target, script: str, images: Images) -> str:
     """The classes as JSON to merge into kea-dhcp4.conf's "Dhcp4", under a comment saying where
     (Kea's configuration parser takes // comments)."""
-    document = json.dumps({"client-classes": kea_classes(box, target, script, images)}, indent=2)
+    document = json.dumps(
+        {"client-classes": kea_classes(nic_macs, target, script, images)}, indent=2
+    )
     return "\n".join(
         [
-            f"// aoeboot: Kea DHCPv4 for {', '.join(box)}, root on {target.uri}.",
+            f"// aoeboot: Kea DHCPv4 for {', '.join(nic_macs)}, root on {target.uri}.",
             *KEA_HOW_TO_MERGE,
             "// The TFTP server is the subnet's next-server. Then: kea-dhcp4 -t "
             "/etc/kea/kea-dhcp4.conf",
@@ -307,7 +309,7 @@ def _lines(path: str) -> list[str]:
 
 
 def vblade_argv(
-    box: Sequence[str],
+    nic_macs: Sequence[str],
     target: Target,
     netif: str,
     export: str,
@@ -315,11 +317,20 @@ def vblade_argv(
     durable: bool = True,
 ) -> list[str]:
     """`vblade -s -m MAC[,MAC...] SHELF SLOT NETIF FILE`: the box's whole disk, to its MACs only,
-    each write on the NAS's disk before it is acknowledged (`durable`). `box`, `netif` and
+    each write on the NAS's disk before it is acknowledged (`durable`). `nic_macs`, `netif` and
     `export` as box_macs, config.interface_name and export_path return them."""
     disk = target.disk
     sync = ["-s"] if durable else []
-    return [program, *sync, "-m", ",".join(box), str(disk.shelf), str(disk.slot), netif, export]
+    return [
+        program,
+        *sync,
+        "-m",
+        ",".join(nic_macs),
+        str(disk.shelf),
+        str(disk.slot),
+        netif,
+        export,
+    ]
 
 
 def durability_lines(durable: bool) -> list[str]:
@@ -341,7 +352,7 @@ def mtu_argv(netif: str, mtu: int, program: str = "ip") -> list[str]:
 
 
 def vblade_command(
-    box: Sequence[str],
+    nic_macs: Sequence[str],
     target: Target,
     netif: str,
     export: str,
@@ -352,11 +363,11 @@ def vblade_command(
     first (vblade reads it as it starts), then vblade."""
     return "\n".join(
         [
-            f"# aoeboot: export {target.disk.name} on {netif} to {', '.join(box)} only",
+            f"# aoeboot: export {target.disk.name} on {netif} to {', '.join(nic_macs)} only",
             *durability_lines(durable),
             *mtu_lines(netif, mtu),
             *([shlex.join(mtu_argv(netif, mtu))] if mtu is not None else []),
-            shlex.join(vblade_argv(box, target, netif, export, durable=durable)),
+            shlex.join(vblade_argv(nic_macs, target, netif, export, durable=durable)),
             "",
         ]
     )
@@ -375,7 +386,7 @@ def _unit_word(word: str) -> str:
 
 
 def vblade_unit(
-    box: Sequence[str],
+    nic_macs: Sequence[str],
     target: Target,
     netif: str,
     export: str,
@@ -384,18 +395,18 @@ def vblade_unit(
 ) -> str:
     """A systemd service for the NAS that runs vblade_argv and restarts it if it stops (an
     interface that is not there yet, a NAS under load); install it as unit_name(target)."""
-    argv = vblade_argv(box, target, netif, export, program=VBLADE, durable=durable)
+    argv = vblade_argv(nic_macs, target, netif, export, program=VBLADE, durable=durable)
     name = unit_name(target)
     return "\n".join(
         [
             f"# aoeboot: /etc/systemd/system/{name} on the NAS: exports {export} as "
             f"{target.disk.name}",
-            f"# on {netif}, answering {', '.join(box)} only (vblade -m).",
+            f"# on {netif}, answering {', '.join(nic_macs)} only (vblade -m).",
             *durability_lines(durable),
             *mtu_lines(netif, mtu),
             f"# systemctl daemon-reload && systemctl enable --now {name}",
             "[Unit]",
-            f"Description=AoE export {target.disk.name} for {', '.join(box)}",
+            f"Description=AoE export {target.disk.name} for {', '.join(nic_macs)}",
             "Documentation=man:vblade(8)",
             "After=network.target",
             "",

@@ -23,6 +23,7 @@ from aoeboot import (
     fstab,
     grubdefault,
     initramfs,
+    mac,
     netif,
     nmconf,
     paths,
@@ -31,7 +32,6 @@ from aoeboot import (
     wire,
 )
 from aoeboot import config as configuration
-from aoeboot import mac as macs
 from aoeboot.cmdline import AOE_WANTED, Cmdline, aoe_options
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import read_or_empty, under
@@ -271,7 +271,7 @@ def _driver(host: Host) -> list[Check]:
 def _interfaces(host: Host) -> list[Check]:
     """Interfaces named in the config must exist under those names on this system (a MAC
     matches whatever the interface is called)."""
-    named = [i for i in host.config.boot.interfaces if not macs.is_mac(i)]
+    named = [i for i in host.config.boot.interfaces if not mac.is_mac(i)]
     if not named:
         allowed = " ".join(host.config.boot.interfaces) or "every interface"
         return [Check("interface", OK, f"AoE may use {allowed}")]
@@ -571,10 +571,10 @@ def _fstab(host: Host) -> list[Check]:
     """Every device fstab names by UUID=/LABEL= (udev makes those links for AoE disks only with
     our rule; without it systemd waits 90 s for /boot, then enters emergency mode) or through
     device-mapper (/dev/mapper/...): the AoE disks under each, and whether they are up."""
-    entries = [
+    lines = [
         e for e in fstab.read(host.root) or [] if e.link or e.device.startswith("/dev/mapper/")
     ]
-    linked = [e for e in entries if e.link]
+    linked = [e for e in lines if e.link]
     rule = any(
         under(host.root, d).joinpath(paths.UDEV_RULES.name).exists()
         for d in (paths.UDEV_RULES.parent, Path("/etc/udev/rules.d"))
@@ -593,21 +593,21 @@ def _fstab(host: Host) -> list[Check]:
     disks = (
         {t.target: t for t in driver.list_targets(host.root)} if driver.is_loaded(host.root) else {}
     )
-    return [_fstab_entry(host, entry, disks) for entry in entries]
+    return [_fstab_line(host, line, disks) for line in lines]
 
 
-def _fstab_entry(host: Host, entry: fstab.Entry, disks: dict[Target, driver.DriverTarget]) -> Check:
-    path = under(host.root, str(entry.link or entry.device))
-    level = FAIL if entry.required else WARN
+def _fstab_line(host: Host, line: fstab.Line, disks: dict[Target, driver.DriverTarget]) -> Check:
+    path = under(host.root, str(line.link or line.device))
+    level = FAIL if line.required else WARN
     if not path.exists():
         return Check(
             "fstab",
             level,
-            f"{entry.mount_point}: {entry.link or entry.device} does not exist (yet)",
+            f"{line.mount_point}: {line.link or line.device} does not exist (yet)",
             "`udevadm trigger`; is its disk there?",
         )
     device = Path(os.path.realpath(path)).name
-    name = stack.block_name(str(entry.link or entry.device), host.root)
+    name = stack.block_name(str(line.link or line.device), host.root)
     layered = name is not None and not name.startswith("etherd!")
     found = stack.walk(name, host.root) if layered and name else None
     if found is not None and found.layers and found.disks:
@@ -621,7 +621,7 @@ def _fstab_entry(host: Host, entry: fstab.Entry, disks: dict[Target, driver.Driv
             targets = ()
     if not targets or not disks:
         return Check(
-            "fstab", OK, f"{entry.mount_point}: {entry.device} is {shown if targets else device}"
+            "fstab", OK, f"{line.mount_point}: {line.device} is {shown if targets else device}"
         )
     for target in targets:
         seen = disks.get(target.disk)
@@ -631,11 +631,11 @@ def _fstab_entry(host: Host, entry: fstab.Entry, disks: dict[Target, driver.Driv
             return Check(
                 "fstab",
                 level,
-                f"{entry.mount_point}: {entry.device} is {shown}, {which}{state}",
+                f"{line.mount_point}: {line.device} is {shown}, {which}{state}",
                 "check the NAS",
             )
     via = ", ".join(sorted({str(disks[t.disk].netif) for t in targets}))
-    return Check("fstab", OK, f"{entry.mount_point}: {entry.device} is {shown}, up via {via}")
+    return Check("fstab", OK, f"{line.mount_point}: {line.device} is {shown}, up via {via}")
 
 
 def _expected_options(host: Host) -> Sequence[str]:
@@ -696,7 +696,7 @@ def _below_root(value: str, host: Host) -> str | None:
 
 def _block_name(spec: str, root: Path) -> str | None:
     """The block device root=`spec` names (a /dev path, UUID=, LABEL=...), where it is here."""
-    link = fstab.Entry(spec, "/", "auto", ()).link
+    link = fstab.Line(spec, "/", "auto", ()).link
     path = link or (spec if spec.startswith("/dev/") else None)
     return stack.block_name(path, root) if path else None
 
@@ -868,7 +868,7 @@ def _baked(host: Host, image: Path, kver: str) -> list[Check]:
         ]
     recorded = set(host.config.boot.servers)  # the config parser normalised them
     carried = {
-        macs.normal(word) or word for word in (baked.get(SERVERS_OPTION) or "").split(",") if word
+        mac.normal(word) or word for word in (baked.get(SERVERS_OPTION) or "").split(",") if word
     }
     if carried != recorded:  # its AoE report would name the wrong servers as unexpected
         return [
@@ -1250,7 +1250,7 @@ def _nas_script(host: Host, published: Sequence[str]) -> list[Check]:
     ]
     listed = ", then ".join(str(k.get("kver")) for k in kernels)
     if firmware(host.root) == "UEFI" and not broken:
-        from aoeboot.kimage import has_efi_stub
+        from aoeboot.kernel_image import has_efi_stub
 
         stubless = [
             str(k.get("kver"))

@@ -23,8 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aoeboot import driver, netif, paths, probe, wire
-from aoeboot import mac as macs
+from aoeboot import driver, mac, netif, paths, probe, wire
 from aoeboot.config import Config
 from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, under
@@ -82,11 +81,11 @@ def watch_of(config: Config, root: Path, silent_after: float) -> Watch:
     disk = config.boot.target.disk
     names: list[str] = []
     for wanted in config.boot.interfaces:
-        if macs.is_mac(wanted):
+        if mac.is_mac(wanted):
             names += [
                 n.name
                 for n in sorted(netif.SYS_NET.iterdir())
-                if netif.address(n.name) == macs.normal(wanted)
+                if netif.address(n.name) == mac.normal(wanted)
             ]
         else:
             names.append(wanted)
@@ -141,7 +140,7 @@ def ask(watch: Watch) -> tuple[str, ...]:
             except Exception:  # an interface gone or down: no answer from it
                 continue
             links.append(sock)
-            targets = [macs.to_bytes(s) for s in watch.servers] or [wire.BROADCAST_MAC]
+            targets = [mac.to_bytes(s) for s in watch.servers] or [wire.BROADCAST_MAC]
             for server in targets:
                 frame = wire.query_config(
                     own, 0x5A7C0000 | watch.disk.slot, watch.disk.shelf, watch.disk.slot, dst=server
@@ -182,7 +181,7 @@ def _config_answer(frame: bytes, watch: Watch) -> str | None:
     header = reply.header
     if (header.shelf, header.slot) != (watch.disk.shelf, watch.disk.slot):
         return None
-    server = macs.from_bytes(header.src)
+    server = mac.from_bytes(header.src)
     return server if not watch.servers or server in watch.servers else None
 
 

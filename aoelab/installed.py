@@ -74,11 +74,11 @@ def build_pyz(out: Path) -> Path:
     return out
 
 
-def install_entry_from_installer(pyz: Path, target: Path, *args: str) -> str:
-    """`python3 aoeboot.pyz install-entry --root TARGET ...` with the bare system python3 (no
+def install_entry_from_installer(pyz: Path, sysroot: Path, *args: str) -> str:
+    """`python3 aoeboot.pyz install-entry --root SYSROOT ...` with the bare system python3 (no
     site-packages: as in the installer, where aoeboot is not installed), while /proc, /sys and
-    /dev are bind-mounted into the target as Anaconda does. Returns its output."""
-    with sysimage.chroot_mounts(target):
+    /dev are bind-mounted into the sysroot as Anaconda does. Returns its output."""
+    with sysimage.chroot_mounts(sysroot):
         proc = subprocess.run(
             [
                 "/usr/bin/python3",
@@ -87,7 +87,7 @@ def install_entry_from_installer(pyz: Path, target: Path, *args: str) -> str:
                 str(pyz),
                 "install-entry",
                 "--root",
-                str(target),
+                str(sysroot),
                 *args,
             ],
             capture_output=True,

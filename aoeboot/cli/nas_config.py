@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from aoeboot import mac as macs
+from aoeboot import mac
 from aoeboot.nasconfig import MIN_MTU
 
 FORMATS = ["isc-dhcpd", "dnsmasq", "kea", "vblade", "vblade-unit"]
@@ -131,7 +131,7 @@ def nas_config(
     from aoeboot.pxearch import Images, check_boot_file
     from aoeboot.target import Target
 
-    box = nasconfig.box_macs(mac_texts)
+    nic_macs = nasconfig.box_macs(mac_texts)
     target = Target.parse(target_text)
     if fmt.startswith("vblade"):
         if nas_iface is None or export is None:
@@ -144,20 +144,22 @@ def nas_config(
         if mtu is not None:
             nasconfig.check_mtu_here(netif, mtu)
         render = nasconfig.vblade_unit if fmt == "vblade-unit" else nasconfig.vblade_command
-        click.echo(render(box, target, netif, path, durable=not unsafe_no_sync, mtu=mtu), nl=False)
+        click.echo(
+            render(nic_macs, target, netif, path, durable=not unsafe_no_sync, mtu=mtu), nl=False
+        )
         return
     if mtu is not None:
         raise AoebootError(f"--mtu is for --format vblade or vblade-unit, not {fmt}")
-    script = check_boot_file("--script", script or f"{macs.hexhyp(box[0])}/boot.ipxe")
+    script = check_boot_file("--script", script or f"{mac.hexhyp(nic_macs[0])}/boot.ipxe")
     images = Images(bios_image, efi_image, arm64_efi_image).checked()
     if fmt == "kea":
-        click.echo(nasconfig.kea(box, target, script, images), nl=False)
+        click.echo(nasconfig.kea(nic_macs, target, script, images), nl=False)
         return
     render_dhcp = nasconfig.dnsmasq if fmt == "dnsmasq" else nasconfig.isc_dhcpd
     click.echo(
         "".join(
-            render_dhcp(mac, target, script, images, first=index == 0)
-            for index, mac in enumerate(box)
+            render_dhcp(nic_mac, target, script, images, first=index == 0)
+            for index, nic_mac in enumerate(nic_macs)
         ),
         nl=False,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from aoeboot import initramfs, kimage
+from aoeboot import initramfs, kernel_image
 from aoelab.kernel import installed_kernel
 from tests.helpers import missing
 
@@ -13,7 +13,7 @@ def test_version_of_the_installed_debian_kernel(tmp_path):
     kernel = installed_kernel()
     if kernel is None:
         missing("no installed kernel (linux-image-amd64)")
-    assert kimage.version(kernel.image) == kernel.version
+    assert kernel_image.version(kernel.image) == kernel.version
     # the rescue copy keeps its header, whatever its name
     rescue = tmp_path / "boot/vmlinuz-0-rescue-0123456789abcdef0123456789abcdef"
     rescue.parent.mkdir()
@@ -30,6 +30,6 @@ def test_version_of_the_installed_debian_kernel(tmp_path):
 
 def test_not_a_kernel(tmp_path):
     (tmp_path / "x").write_bytes(b"\0" * 4096)
-    assert kimage.version(tmp_path / "x") is None
-    assert kimage.version(tmp_path / "missing") is None
-    assert kimage.uki_initrd(tmp_path / "x") is None
+    assert kernel_image.version(tmp_path / "x") is None
+    assert kernel_image.version(tmp_path / "missing") is None
+    assert kernel_image.uki_initrd(tmp_path / "x") is None
