@@ -24,7 +24,7 @@ from aoeboot import config as configuration
 from aoelab import dracutdir
 from aoelab.disk import CLEAN, MARKER, PART_START, make_disk
 from aoelab.dnsmasq import Dnsmasq
-from aoelab.kernel import installed_kernel
+from aoelab.kernel import Kernel, installed_kernel
 from aoelab.netns import Namespace
 from aoelab.vblade import Vblade
 from aoelab.vm import VM, accel, printk_time
@@ -48,7 +48,7 @@ def aoeboot(*args: str) -> str:
     return out.stdout
 
 
-def install(work: Path, disk: Path, kernel, report: list) -> None:
+def install(work: Path, disk: Path, kernel: Kernel, report: list[tuple[str, float]]) -> None:
     """Installer side: mount the new system, install-entry, kernel-install add."""
     sysimage = work / "sysimage"
     sysimage.mkdir()
@@ -114,7 +114,7 @@ def main() -> int:
     kernel = installed_kernel()
     if kernel is None:
         sys.exit("demo: no installed kernel with aoe.ko; run tools/setup first")
-    report: list = []
+    report: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="aoeboot-demo.") as tmp:
         work = Path(tmp)
         step("the NAS's disk: partition 1 holds a small installed system")

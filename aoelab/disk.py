@@ -78,7 +78,7 @@ def make_disk(image: Path, size_mib: int = 64, label: str = "aoeroot") -> Path:
     return image
 
 
-def fsck_clean(image: Path) -> subprocess.CompletedProcess:
+def fsck_clean(image: Path) -> subprocess.CompletedProcess[str]:
     """e2fsck -n of partition 1 (read-only check); returncode 0 means the filesystem is clean."""
     with tempfile.TemporaryDirectory() as tmp:
         part = Path(tmp) / "p1.img"

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
+from typing import Any
 
 _counter = itertools.count()
 
@@ -30,12 +31,14 @@ class Namespace:
     def argv(self, argv: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", self.name, *map(str, argv)]
 
-    def run(self, argv: Sequence[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    def run(
+        self, argv: Sequence[str], check: bool = True, **kwargs: Any
+    ) -> subprocess.CompletedProcess[Any]:
         kwargs.setdefault("capture_output", True)
         kwargs.setdefault("text", True)
         return subprocess.run(self.argv(argv), check=check, **kwargs)
 
-    def popen(self, argv: Sequence[str], **kwargs) -> subprocess.Popen:
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
         return subprocess.Popen(self.argv(argv), **kwargs)
 
     def link_up(self, ifname: str) -> None:
@@ -55,7 +58,8 @@ class Namespace:
         self.link_up(ifname)
 
     def mac(self, ifname: str) -> str:
-        return self.run(["cat", f"/sys/class/net/{ifname}/address"]).stdout.strip()
+        address: str = self.run(["cat", f"/sys/class/net/{ifname}/address"]).stdout
+        return address.strip()
 
     def pids(self) -> list[int]:
         out = subprocess.run(["ip", "netns", "pids", self.name], capture_output=True, text=True)

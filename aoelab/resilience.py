@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -47,7 +47,7 @@ BAD_CONSOLE = (
 )
 
 
-def install(target: Path, steps: dict[str, Sequence[str]]) -> None:
+def install(target: Path, steps: Mapping[str, Sequence[str]]) -> None:
     """The guest program and a probe that runs `steps` (the last one may be the program)."""
     program = target / PROGRAM.lstrip("/")
     program.parent.mkdir(parents=True, exist_ok=True)

@@ -72,9 +72,12 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from aoelab import lvmdisk
+
+if TYPE_CHECKING:
+    from aoelab.vm import VM
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE_ENV = "AOELAB_CACHE"
@@ -168,7 +171,7 @@ class SysImageError(RuntimeError):
 # ---------------------------------------------------------------- running programs
 
 
-def run(argv: Sequence[str | Path], **kwargs) -> subprocess.CompletedProcess:
+def run(argv: Sequence[str | Path], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
     """Run `argv` (a list, never a shell string); raise SysImageError with its stderr."""
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
@@ -810,8 +813,8 @@ def chroot_run(
     argv: Sequence[str],
     env: Mapping[str, str] | None = None,
     check: bool = True,
-    **kwargs,
-) -> subprocess.CompletedProcess:
+    **kwargs: Any,
+) -> subprocess.CompletedProcess[str]:
     """Run `argv` chrooted into the mounted `target` with /proc, /sys, /dev and /run mounted for
     the duration. Output is captured as text; with `check`, a failure raises SysImageError."""
     kwargs.setdefault("capture_output", True)
@@ -1026,7 +1029,8 @@ def install_aoeboot(target: Path) -> str:
     _write_console_scripts(target)
     chroot_run(target, ["python3", "-m", "compileall", "-q", f"/{SITE}/aoeboot"])
     run([REPO / "tools/install-files", target])
-    return chroot_run(target, ["aoeboot", "--version"]).stdout.strip()
+    version: str = chroot_run(target, ["aoeboot", "--version"]).stdout
+    return version.strip()
 
 
 def package_files() -> tuple[list[str], list[str]]:
@@ -1197,7 +1201,9 @@ class LocalBoot:
         return self.multi_user is not None and self.powered_off
 
 
-def _boot_files(image: Path, kernel: str | None, workdir: Path, layout: Layout) -> tuple:
+def _boot_files(
+    image: Path, kernel: str | None, workdir: Path, layout: Layout
+) -> tuple[str, Path, Path]:
     """Copy vmlinuz and the stock initramfs of `kernel` (default: the newest) out of /boot."""
     with mounted(image, read_only=True, layout=layout) as target:
         kernel = kernel or boot_kernels(target)[-1]
@@ -1274,7 +1280,7 @@ def boot_local(
     )
 
 
-def power_off(vm, monitor: Path, timeout: float = 120) -> bool:
+def power_off(vm: VM, monitor: Path, timeout: float = 120) -> bool:
     """Press the power button (again every 15 s: logind may not watch it yet) until qemu exits;
     True for a clean exit. A monitor that is gone means qemu is going too."""
     deadline = time.monotonic() + timeout
@@ -1282,5 +1288,5 @@ def power_off(vm, monitor: Path, timeout: float = 120) -> bool:
         with contextlib.suppress(OSError):
             monitor_command(monitor, "system_powerdown")
         if vm.wait_exit(15) is not None:
-            return vm.proc.returncode == 0
+            return vm.proc is not None and vm.proc.returncode == 0
     return False

@@ -148,7 +148,7 @@ class VM:
             # sgabios copies the BIOS text console (where iPXE writes) to the serial port
             argv += ["-boot", "n", "-device", "sga"]
         self.argv = argv + list(extra)
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.started = 0.0
 
     def start(self) -> VM:
@@ -165,7 +165,7 @@ class VM:
         except FileNotFoundError:
             return ""
 
-    def wait_for(self, pattern: str, timeout: float) -> re.Match | None:
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str] | None:
         """Wait for `pattern` (a regex) on the console; None if qemu exits or time runs out."""
         regex = re.compile(pattern, re.M)
         deadline = time.monotonic() + timeout
@@ -184,6 +184,10 @@ class VM:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def elapsed(self) -> float:
         """Wall seconds since start() (the boot benchmarks' clock)."""

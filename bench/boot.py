@@ -18,13 +18,13 @@ sys.path.insert(0, str(REPO))
 
 from aoelab import dracutdir  # noqa: E402
 from aoelab.disk import MARKER, make_disk  # noqa: E402
-from aoelab.kernel import installed_kernel  # noqa: E402
+from aoelab.kernel import Kernel, installed_kernel  # noqa: E402
 from aoelab.netns import Namespace  # noqa: E402
 from aoelab.vblade import Vblade  # noqa: E402
 from aoelab.vm import VM, accel, printk_time  # noqa: E402
 
 
-def boot(work: Path, kernel, initrd: Path, aoe: bool, run: int) -> float:
+def boot(work: Path, kernel: Kernel, initrd: Path, aoe: bool, run: int) -> float:
     disk = make_disk(work / f"root-{run}-{aoe}.img")
     with Namespace("aoebench") as ns:
         ns.add_tap("tap0")
@@ -63,7 +63,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         initrd = dracutdir.build(work / "initrd.img", kernel.version, work, systemd=True)
-        times = {"aoe": [], "local": []}
+        times: dict[str, list[float]] = {"aoe": [], "local": []}
         for run in range(args.runs):
             for name in ("aoe", "local"):
                 times[name].append(boot(work, kernel, initrd, name == "aoe", run))

@@ -43,8 +43,8 @@ print(" ".join(str(t) for t in times))
 """
 
 
-def timed(argv, runs):
-    times = []
+def timed(argv: list[str], runs: int) -> list[float]:
+    times: list[float] = []
     for _ in range(runs):
         start = time.perf_counter()
         subprocess.run(argv, check=True, capture_output=True)

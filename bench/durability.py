@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,7 +54,9 @@ def exports(box: installed.Box, durable: bool, volatile: bool = False) -> instal
     )
 
 
-def boot_box(work: Path, steps: dict) -> tuple[installed.Box, installed.Entry]:
+def boot_box(
+    work: Path, steps: Mapping[str, Sequence[str]]
+) -> tuple[installed.Box, installed.Entry]:
     started = time.monotonic()
     box = installed.install_box(
         work / "box", prepare=lambda target: resilience.install(target, steps)
@@ -70,7 +73,7 @@ def cost(args: argparse.Namespace, work: Path) -> None:
     with installed.running(
         box, work / "boot", entry=entry, options=entry.options, exports=exports(box, durable=True)
     ) as live:
-        events = resilience.Events(live.probe, lambda: live.vm.proc.poll() is None)
+        events = resilience.Events(live.probe, lambda: live.vm.running)
         try:
             events.wait("started", BOOT_TIMEOUT)
             for run in range(args.runs):
@@ -126,7 +129,7 @@ def cuts(args: argparse.Namespace, work: Path) -> int:
     with installed.running(
         box, work / "boot", entry=entry, options=entry.options, exports=how
     ) as live:
-        events = resilience.Events(live.probe, lambda: live.vm.proc.poll() is None)
+        events = resilience.Events(live.probe, lambda: live.vm.running)
         try:
             events.wait("rec", BOOT_TIMEOUT, count=5)
             done, soak = resilience.power_cuts(

@@ -35,7 +35,7 @@ from aoeboot import wire  # noqa: E402
 from aoelab import dracutdir  # noqa: E402
 from aoelab import pcap as pcap_file  # noqa: E402
 from aoelab.disk import MARKER, make_disk  # noqa: E402
-from aoelab.kernel import installed_kernel  # noqa: E402
+from aoelab.kernel import Kernel, installed_kernel  # noqa: E402
 from aoelab.netns import Namespace  # noqa: E402
 from aoelab.vblade import Vblade  # noqa: E402
 from aoelab.vm import VM, printk_time  # noqa: E402
@@ -88,7 +88,7 @@ def ata_figures(frames: list[bytes]) -> dict[str, int]:
     }
 
 
-def boot(work: Path, kernel, initrd: Path, name: str) -> dict[str, float]:
+def boot(work: Path, kernel: Kernel, initrd: Path, name: str) -> dict[str, float]:
     disk = make_disk(work / f"{name}.img")
     with Namespace("aoee1000") as ns:
         ns.add_tap("tap0")

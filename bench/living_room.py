@@ -36,7 +36,9 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def console_shows(live: installed.Live, pattern: re.Pattern, after: int, timeout: float) -> float:
+def console_shows(
+    live: installed.Live, pattern: re.Pattern[str], after: int, timeout: float
+) -> float:
     """Host time at which the console, past offset `after`, first matches `pattern`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -89,7 +91,7 @@ def main() -> int:
                 live.monitor,
                 live.probe,
                 args.suspends,
-                lambda: live.vm.proc is not None and live.vm.proc.poll() is None,
+                lambda: live.vm.proc is not None and live.vm.running,
             )
             say(
                 f"wake-up -> first synced write on root, {args.suspends} suspends: "

@@ -106,7 +106,7 @@ def main() -> int:
             options=entry.options,
             macs=(installed.MAC, installed.MAC2),
         ) as live:
-            events = resilience.Events(live.probe, lambda: live.vm.proc.poll() is None)
+            events = resilience.Events(live.probe, lambda: live.vm.running)
             try:
                 events.wait("rec", BOOT_TIMEOUT, count=5)
                 capture = live.ns.popen(

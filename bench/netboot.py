@@ -113,7 +113,7 @@ def boot(work: Path, tftp: Path, firmware: str, transport: str) -> dict[str, flo
                         "--bind",
                         NAS_IP,
                         "--directory",
-                        tftp,
+                        str(tftp),
                         str(HTTP_PORT),
                     ],
                     stdout=subprocess.DEVNULL,

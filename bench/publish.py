@@ -52,7 +52,7 @@ def main() -> None:
         work = Path(tmp)
         kernel, initrd, kver = inputs(work)
         size = kernel.stat().st_size + initrd.stat().st_size
-        times = {"aoeboot": [], "cp": [], "rsync": []}
+        times: dict[str, list[float]] = {"aoeboot": [], "cp": [], "rsync": []}
         for run in range(args.runs):
             dest = work / f"nas-{run}"
             (dest / "aoeboot").mkdir(parents=True)  # the NAS's; publish never makes it

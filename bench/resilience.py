@@ -49,7 +49,7 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def throughput(live, events, runs: int, mib: int) -> None:
+def throughput(live: installed.Live, events: resilience.Events, runs: int, mib: int) -> None:
     first, second = live.taps
     two: list[float] = []
     one: list[float] = []
@@ -64,7 +64,7 @@ def throughput(live, events, runs: int, mib: int) -> None:
         resilience.answer(live, events, f"discover-{run}", "discover", "discovered")
         if (
             resilience.wait_for_traffic(
-                lambda: live.counters(second), 64 << 10, 120, lambda: live.vm.proc.poll() is None
+                lambda: live.counters(second), 64 << 10, 120, lambda: live.vm.running
             )
             is None
         ):
@@ -75,7 +75,7 @@ def throughput(live, events, runs: int, mib: int) -> None:
     say(f"  two / one: {statistics.median(two) / statistics.median(one):.2f} (no goal under TCG)")
 
 
-def recovery(live, events, runs: int, outage: float) -> None:
+def recovery(live: installed.Live, events: resilience.Events, runs: int, outage: float) -> None:
     rows = []
     for run in range(runs):
         answer = resilience.answer(live, events, f"rto-{run}", "rto", "rto").words[1]
@@ -161,7 +161,7 @@ def main() -> int:
             options=entry.options,
             macs=(installed.MAC, installed.MAC2),
         ) as live:
-            events = resilience.Events(live.probe, lambda: live.vm.proc.poll() is None)
+            events = resilience.Events(live.probe, lambda: live.vm.running)
             try:
                 events.wait("started", BOOT_TIMEOUT)
                 if args.soak > 0:

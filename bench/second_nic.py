@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from aoelab import dracutdir  # noqa: E402
 from aoelab.disk import MARKER, make_disk  # noqa: E402
-from aoelab.kernel import installed_kernel  # noqa: E402
+from aoelab.kernel import Kernel, installed_kernel  # noqa: E402
 from aoelab.netns import Namespace  # noqa: E402
 from aoelab.sysimage import monitor_command  # noqa: E402
 from aoelab.vblade import Vblade  # noqa: E402
@@ -53,7 +53,7 @@ def module_variant(work: Path, variant: str) -> Path:
     return module
 
 
-def boot(work: Path, kernel, initrd: Path, name: str, nics: int) -> dict[str, float]:
+def boot(work: Path, kernel: Kernel, initrd: Path, name: str, nics: int) -> dict[str, float]:
     disk = make_disk(work / f"{name}.img")
     monitor = work / f"{name}.monitor"
     extra = ["-monitor", f"unix:{monitor},server=on,wait=off"]

@@ -124,7 +124,7 @@ def test_the_box_rides_out_its_nas_going_away_and_a_link_going_down(box, tmp_pat
     ) as live:
 
         def alive() -> bool:
-            return live.vm.proc is not None and live.vm.proc.poll() is None
+            return live.vm.proc is not None and live.vm.running
 
         live.set_carrier(1, up=False)
         assert live.vm.wait_for(ROOT_MOUNTED, BOOT_TIMEOUT), live.vm.text()[-3000:]
@@ -265,7 +265,7 @@ def _outage(live: installed.Live, events: resilience.Events) -> tuple[float, tup
     time.sleep(OUTAGE)  # the outage is the subject: its length is what is tested
     during = events.named("rec", after=stopped + 2)
     assert len(during) <= 1, during  # at most the one already on the wire
-    assert live.vm.proc is not None and live.vm.proc.poll() is None
+    assert live.vm.proc is not None and live.vm.running
     live.start_nas()
     back = time.monotonic()
     after = events.wait("rec", 120, after=back, count=5)  # the box goes on
