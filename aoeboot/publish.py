@@ -115,11 +115,8 @@ def _target(config: Config, options: Sequence[str]) -> Target:
     raise AoebootError("cannot tell the AoE target for sanboot", hint="set [boot] target")
 
 
-def _manifest(dest: Destination) -> tuple[list[dict[str, Any]], str | None]:
-    """The kernels the NAS's manifest lists, and the manifest's text (None: there is none)."""
-    text = dest.read_text(MANIFEST)
-    if text is None:
-        return [], None
+def parse_manifest(text: str) -> list[dict[str, Any]]:
+    """The kernels a manifest lists, each file name checked; damage is an error."""
     try:
         kernels = [dict(k) for k in json.loads(text)["kernels"]]
         for kernel in kernels:
@@ -128,7 +125,28 @@ def _manifest(dest: Destination) -> tuple[list[dict[str, Any]], str | None]:
                     safe_name(kernel[field], f"{MANIFEST} {field}")
     except (ValueError, KeyError, TypeError, AoebootError) as err:
         raise AoebootError(f"the NAS's {MANIFEST} is damaged: {err}") from None
-    return kernels, text
+    return kernels
+
+
+def _manifest(dest: Destination) -> tuple[list[dict[str, Any]], str | None]:
+    """The kernels the NAS's manifest lists, and the manifest's text (None: there is none)."""
+    text = dest.read_text(MANIFEST)
+    return ([], None) if text is None else (parse_manifest(text), text)
+
+
+def unverified(directory: Path, kernels: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The kernels whose published files in `directory` are missing or not what the manifest
+    recorded (sha256)."""
+    return [
+        kernel
+        for kernel in kernels
+        if not all(
+            (directory / kernel[f]).is_file()
+            and sha256(directory / kernel[f]) == kernel.get(f"{f}_sha256")
+            for f in ("kernel", "initrd")
+            if kernel[f] is not None
+        )
+    ]
 
 
 def _files_of(kernels: Sequence[dict[str, Any]]) -> set[str]:

@@ -1189,7 +1189,6 @@ def _nas_directory(host: Host) -> list[Check]:
 def _nas_script(host: Host, published: Sequence[str]) -> list[Check]:
     """What the NAS's boot script points at, verified file by file where the NAS is a directory."""
     from aoeboot import publish
-    from aoeboot.transport import sha256
 
     destination = host.config.publish.destination or ""
     if destination.startswith("ssh://"):
@@ -1217,7 +1216,7 @@ def _nas_script(host: Host, published: Sequence[str]) -> list[Check]:
         ]
     manifest = directory / publish.MANIFEST
     try:
-        kernels = [dict(k) for k in json.loads(manifest.read_text())["kernels"]]
+        kernels = publish.parse_manifest(manifest.read_text())
     except FileNotFoundError:
         return [
             Check(
@@ -1227,8 +1226,12 @@ def _nas_script(host: Host, published: Sequence[str]) -> list[Check]:
                 "`aoeboot publish`, or reinstall the kernel",
             )
         ]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        return [Check("publish", FAIL, f"{manifest} is damaged: {err}", "`aoeboot publish`")]
+    except OSError as err:
+        return [
+            Check("publish", FAIL, f"cannot read {manifest}: {err.strerror}", "`aoeboot publish`")
+        ]
+    except AoebootError as err:
+        return [Check("publish", FAIL, f"{err} ({manifest})", "`aoeboot publish`")]
     if not (directory / publish.SCRIPT).is_file():
         return [
             Check(
@@ -1238,16 +1241,7 @@ def _nas_script(host: Host, published: Sequence[str]) -> list[Check]:
                 "`aoeboot publish`, or reinstall the kernel",
             )
         ]
-    broken = [
-        k
-        for k in kernels
-        if not all(
-            (directory / str(k.get(f))).is_file()
-            and sha256(directory / str(k.get(f))) == k.get(f"{f}_sha256")
-            for f in ("kernel", "initrd")
-            if f == "kernel" or k.get(f) is not None
-        )
-    ]
+    broken = publish.unverified(directory, kernels)
     listed = ", then ".join(str(k.get("kver")) for k in kernels)
     if firmware(host.root) == "UEFI" and not broken:
         from aoeboot.kernel_image import has_efi_stub

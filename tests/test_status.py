@@ -246,6 +246,12 @@ def _nas_files_damaged(root: Path) -> None:
         published.write_bytes(b"truncated")
 
 
+def _manifest_names_a_path(root: Path) -> None:
+    """A manifest whose kernel file is a path: never read from outside the box's directory."""
+    manifest = root.parent / "nas/box/manifest.json"
+    manifest.write_text(manifest.read_text().replace('"kernel": "', '"kernel": "../'))
+
+
 def _btrfs_root_subvolume(root: Path) -> None:
     """Fedora's layout, with options that name the type but not the subvolume."""
     fstab = root / "etc/fstab"
@@ -337,6 +343,7 @@ BROKEN = [
         "which the entry of kernel 6.1.0-57-amd64 boots, does not exist",
     ),
     ("publish", _nas_files_damaged, "are missing or damaged"),
+    ("publish", _manifest_names_a_path, "manifest.json is damaged: invalid manifest.json kernel '../"),
     # what the real installed system showed: the btrfs top level mounted instead of `root`
     ("cmdline", _btrfs_root_subvolume, "has rootflags=(none), but fstab mounts / with subvol=root"),
     (
