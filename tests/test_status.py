@@ -343,7 +343,7 @@ BROKEN = [
         "which the entry of kernel 6.1.0-57-amd64 boots, does not exist",
     ),
     ("publish", _nas_files_damaged, "are missing or damaged"),
-    ("publish", _manifest_names_a_path, "manifest.json is damaged: invalid manifest.json kernel '../"),
+    ("publish", _manifest_names_a_path, "is damaged: invalid manifest.json kernel '../"),
     # what the real installed system showed: the btrfs top level mounted instead of `root`
     ("cmdline", _btrfs_root_subvolume, "has rootflags=(none), but fstab mounts / with subvol=root"),
     (
