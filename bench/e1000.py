@@ -53,7 +53,7 @@ def module_variant(work: Path, variant: str) -> Path:
     module = work / f"95aoe-{variant}"
     shutil.copytree(REPO / "dracut" / "95aoe", module)
     if variant in ("every-pass", "old"):
-        (module / "aoe-discover.sh").write_text(EVERY_PASS)
+        (module / "aoeboot-settled.sh").write_text(EVERY_PASS)
     if variant == "old":
         setup = module / "module-setup.sh"
         kept = [line for line in setup.read_text().splitlines(True) if "aoetools.conf" not in line]

@@ -3,8 +3,9 @@
 (the second's carrier off from power-on, qemu's set_link), alternating two versions of 95aoe
 in one run:
 
-  current  aoe-up ends at once; the settled hook discovers on each NIC as its carrier comes
-  old      aoe-up (an initqueue job) waited up to 30 s for every NIC's carrier (commit 4d0342f)
+  current  aoeboot-up ends at once; the settled hook discovers on each NIC as its carrier comes
+  old      aoe-up, as it was called, waited in an initqueue job up to 30 s for every NIC's
+           carrier (the whole module at commit 4d0342f)
 
 For each boot, by the guest's clock: the aoe driver loaded to the disk's partition scan, and to
 root mounted (virtio's NICs have carrier from their probe, before aoe loads). Run as root:
@@ -34,22 +35,21 @@ from aoelab.vblade import Vblade  # noqa: E402
 from aoelab.vm import VM, printk_time  # noqa: E402
 
 OLD = "4d0342f"  # the last 95aoe whose aoe-up waited for carrier
-MODULE_FILES = ("aoe-up.sh", "aoe-discover.sh", "aoe-lib.sh", "module-setup.sh")
 MACS = ("52:54:00:12:34:56", "52:54:00:12:34:57")
 
 
 def module_variant(work: Path, variant: str) -> Path:
+    """The module as it is, or (old) the whole module as it was at OLD: its files have been
+    renamed since, so they cannot be mixed with today's."""
     module = work / f"95aoe-{variant}"
-    shutil.copytree(REPO / "dracut" / "95aoe", module)
-    if variant == "old":
-        for name in MODULE_FILES:
-            old = subprocess.run(
-                ["git", "-C", str(REPO), "show", f"{OLD}:dracut/95aoe/{name}"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            (module / name).write_text(old)
+    if variant != "old":
+        shutil.copytree(REPO / "dracut" / "95aoe", module)
+        return module
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", OLD, "dracut/95aoe"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
+    (work / "dracut/95aoe").rename(module)
     return module
 
 

@@ -26,7 +26,7 @@ def run(tmp_path: Path, iflist: str, env: dict[str, str]) -> tuple[str, str]:
 @pytest.mark.parametrize(
     "iflist, env, after, said",
     [
-        # udev renamed eth0 (add): aoe-up's rule had put the new name in already
+        # udev renamed eth0 (add): aoeboot-up's rule had put the new name in already
         (
             "eth0 ens2",
             {"INTERFACE_OLD": "eth0", "INTERFACE": "ens2"},

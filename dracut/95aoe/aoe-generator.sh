@@ -7,7 +7,7 @@ command -v getarg > /dev/null || . /lib/dracut-lib.sh
 root=$(getarg root=)
 case "$root" in
     aoe:abft*)
-        . /lib/aoe-lib.sh
+        . /lib/aoeboot-lib.sh
         aoe_abft_read || exit 0
         what="/dev/etherd/$aoe_abft_disk${root#aoe:abft}"
         ;;

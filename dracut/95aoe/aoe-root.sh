@@ -13,12 +13,10 @@ esac
 aoe_dev=/dev/etherd/$aoe_name
 echo "$aoe_dev" > /tmp/aoe.root
 [ -s /tmp/aoe.allowed ] || echo "$1" > /tmp/aoe.allowed # AoE where DHCP answered
-aoe_timeout=$(getarg rd.aoe.timeout=)
-[ -f /tmp/aoe.timeout ] || echo "${aoe_timeout:-180}" > /tmp/aoe.timeout
-read -r aoe_uptime _ < /proc/uptime
-[ -f /tmp/aoe.start ] || echo "${aoe_uptime%.*}" > /tmp/aoe.start
+. /lib/aoeboot-lib.sh
+aoe_clock_start -n
 
-/sbin/aoe-up
+/sbin/aoeboot-up
 wait_for_dev -n "$aoe_dev"
 # A mount hook, as for NFS: it runs in both flavours (dracut-mount.service under systemd).
 aoe_opts=ro

@@ -2,7 +2,7 @@
 # udev RUN when a network interface is added or renamed. The aoe driver matches its aoe_iflist
 # by name and drops every frame from an interface not in it: after eth0 became ens2 the root
 # disk would go silent, and die when aoe_deadsecs runs out. Put the new name in the old one's
-# place, and drop the names listed twice (aoe-up's rule in /run/udev/rules.d already added the
+# place, and drop the names listed twice (aoeboot-up's rule in /run/udev/rules.d already added the
 # new name, before udev renamed the NIC); an empty list (every interface) needs nothing. udev
 # gives the old name as INTERFACE_OLD when it renamed the interface itself (ACTION=add), the
 # kernel as DEVPATH_OLD (ACTION=move).

@@ -3,6 +3,7 @@
 # is missing, ask the aoe driver to look again (once a second at most), and give up with a
 # report after rd.aoe.timeout seconds.
 
+command -v getarg > /dev/null || . /lib/dracut-lib.sh
 . /lib/aoeboot-lib.sh
 aoe_discover_on_carrier
 

@@ -54,12 +54,12 @@ aoeboot_helper() {
 # called by dracut
 install() {
     inst_multiple ip modprobe od tr
-    inst_simple "$moddir/aoe-lib.sh" /lib/aoe-lib.sh
+    inst_simple "$moddir/aoeboot-lib.sh" /lib/aoeboot-lib.sh
     inst_hook cmdline 90 "$moddir/parse-aoe.sh"
-    inst_hook initqueue/settled 90 "$moddir/aoe-discover.sh"
-    inst_hook emergency 05 "$moddir/aoe-report.sh"
-    inst_script "$moddir/aoe-up.sh" /sbin/aoe-up
-    inst_script "$moddir/aoe-report.sh" /sbin/aoe-report
+    inst_hook initqueue/settled 90 "$moddir/aoeboot-settled.sh"
+    inst_hook emergency 05 "$moddir/aoeboot-report.sh"
+    inst_script "$moddir/aoeboot-up.sh" /sbin/aoeboot-up
+    inst_script "$moddir/aoeboot-report.sh" /sbin/aoeboot-report
     inst_script "$moddir/aoe-root.sh" /sbin/aoeroot # netroot handler for root=dhcp
     inst_script "$moddir/aoeboot-rename.sh" "${udevdir:-/lib/udev}/aoeboot-rename"
     inst_simple "$moddir/aoe-initqueue.rules" "${udevrulesdir:-/lib/udev/rules.d}/61-aoe-initqueue.rules"
@@ -70,10 +70,10 @@ install() {
     if dracut_module_included "systemd-initrd"; then
         inst_script "$moddir/aoe-generator.sh" "$systemdutildir"/system-generators/dracut-aoe-generator
         inst_simple "$moddir/aoe-emergency.conf" \
-            "$systemdsystemunitdir/emergency.service.d/50-aoe-report.conf"
+            "$systemdsystemunitdir/emergency.service.d/50-aoeboot-report.conf"
     fi
     # aoetools' modules-load.d entry would load aoe on every interface at early boot, before
-    # rd.aoe.iface= applies; aoe-up loads it with the interface list instead.
+    # rd.aoe.iface= applies; aoeboot-up loads it with the interface list instead.
     rm -f "$initdir/usr/lib/modules-load.d/aoetools.conf" "$initdir/etc/modules-load.d/aoetools.conf"
     bake_cmdline
     dracut_need_initqueue

@@ -4,9 +4,9 @@
 # root=dhcp with a DHCP root-path aoe:eX.Y[pN] where a DHCP module (network) is included.
 # root=aoe:abft[pN]: the disk iPXE attached, from its aBFT; with an aBFT present AoE is wanted
 # and its NIC is the interface, so root=UUID= needs no AoE option at all.
-# Options: rd.aoe.iface=IF|MAC[,...] (else the aBFT's NIC, else BOOTIF=), rd.aoe.timeout=S,
-# rd.aoe.deadsecs=S (aoe-up); rd.aoe.server=MAC[,...] (the recorded servers, for the report:
-# aoe-report.sh).
+# Options: rd.aoe.iface=IF|MAC[,...] (else the aBFT's NIC, else BOOTIF=), rd.aoe.timeout=S
+# (aoeboot-lib.sh says why beside rd.retry), rd.aoe.deadsecs=S (aoeboot-up),
+# rd.aoe.server=MAC[,...] (the recorded servers, for the report: aoeboot-report.sh).
 
 command -v getarg > /dev/null || . /lib/dracut-lib.sh
 
@@ -20,7 +20,7 @@ fi
 
 [ -z "$root" ] && root=$(getarg root=)
 
-. /lib/aoe-lib.sh
+. /lib/aoeboot-lib.sh
 aoe_abft_read && info "aoe: aBFT from iPXE: $aoe_abft_disk on $aoe_abft_mac"
 
 # shellcheck disable=SC2034 # rootok is read by dracut after the cmdline hooks
@@ -60,13 +60,10 @@ if [ -z "$aoe_ifaces" ] && aoe_bootif=$(getarg BOOTIF=); then
 fi
 echo "$aoe_ifaces" | tr ',' ' ' > /tmp/aoe.allowed
 
-aoe_timeout=$(getarg rd.aoe.timeout=)
-echo "${aoe_timeout:-180}" > /tmp/aoe.timeout
-read -r aoe_uptime _ < /proc/uptime
-echo "${aoe_uptime%.*}" > /tmp/aoe.start
+aoe_clock_start
 
 [ -n "$aoe_dev" ] && wait_for_dev "$aoe_dev"
 # keep the network up until root is unmounted at shutdown
 need_shutdown
 unset aoe_abft_disk aoe_abft_mac
-unset aoe_dev aoe_ifaces aoe_bootif aoe_timeout aoe_uptime
+unset aoe_dev aoe_ifaces aoe_bootif aoe_now

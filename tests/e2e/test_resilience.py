@@ -159,7 +159,7 @@ def test_the_box_rides_out_its_nas_going_away_and_a_link_going_down(box, tmp_pat
     )
     print(f"power cuts: {cuts}; soak across them: {' '.join(cut_soak.words)}")
     # a NIC with no cable holds nothing up: root within seconds of the driver (it was 50 s
-    # when aoe-up waited 30 s for every carrier in an initqueue job)
+    # when aoeboot-up waited 30 s for every carrier in an initqueue job)
     assert no_cable["root"] <= 10, no_cable
     print(f"second NIC's cable in at root mounted -> second path: {steps['second-path'].out}")
     assert steps["second-path"].rc == 0, steps["second-path"].out
