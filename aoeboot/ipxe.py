@@ -15,11 +15,8 @@ from aoeboot.errors import AoebootError
 from aoeboot.paths import KERNEL_CMDLINE
 from aoeboot.target import Target
 
-# What the menu costs every boot. iPXE's menu stops its countdown at the first key (menu_ui.c:
-# any key cancels the timeout), so it only has to leave a person watching the console time to
-# see the menu and press one key; choosing the fallback then takes as long as they like.
-# Seeing and reacting takes about a second; 3 s leaves margin for a slow serial console or KVM
-# switch. bench/netboot measures it (about 3 s of every boot, against 60-90 s of TCG netboot).
+# Every boot waits this long. Any key stops iPXE's countdown (menu_ui.c), so it need only give
+# someone at a slow serial console or KVM switch time to press one; bench/netboot measures it.
 MENU_TIMEOUT_MS = 3000
 SAN_DRIVE = 0x80  # the drive number iPXE gives the first SAN disk (BIOS and UEFI alike)
 

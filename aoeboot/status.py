@@ -1,9 +1,10 @@
 """`aoeboot status`: will this box come back after a reboot? Every link of the chain, checked.
 
 Each check says OK, WARN (something later breaks: a fallback kernel, the next kernel update, a
-pending publish) or FAIL (the next boot would not reach root on AoE). Everything is read under
+pending publish) or FAIL (the next boot would not reach root on AoE). The box is read under
 `root`, /proc and /sys included, so the same code checks the running system, an installer's
-/mnt/sysimage (whose /proc and /sys Anaconda bind-mounts) and a prepared tree in tests.
+/mnt/sysimage (whose /proc and /sys Anaconda bind-mounts) and a prepared tree in tests; the
+NAS's files are read where aoeboot.conf's publish destination says.
 """
 
 from __future__ import annotations
