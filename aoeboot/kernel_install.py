@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aoeboot import bls, bootfiles, grubdefault, initramfs, lock, paths
 from aoeboot import config as configuration
@@ -28,6 +28,9 @@ from aoeboot.errors import AoebootError
 from aoeboot.fsutil import atomic_write, fsync_dir, read_or_empty, safe_name, under
 from aoeboot.hostopts import host_options, initramfs_options_from
 from aoeboot.kernel_image import uki_initrd
+
+if TYPE_CHECKING:
+    from aoeboot.publish import PublishState  # publish itself loads only where it is set up
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +303,7 @@ def _remove(kver: str, root: Path, config: configuration.Config) -> list[str]:
     return done
 
 
-def _removed_report(state: dict[str, Any], kver: str) -> str:
+def _removed_report(state: PublishState, kver: str) -> str:
     """What the NAS boots now, as `publish.json` says: never "unpublished" when it was not."""
     boots = ", ".join(state["kernels"]) or "nothing"
     if state["pending"]:

@@ -37,7 +37,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from aoeboot import driver, ipxe, lock, mac, netif, paths
 from aoeboot.cmdline import Cmdline
@@ -48,10 +48,45 @@ from aoeboot.kver import sort_key
 from aoeboot.target import Target
 from aoeboot.transport import Destination, open_destination, sha256
 
+if TYPE_CHECKING:
+    from typing import NotRequired  # 3.11; the annotations are only strings at run time
+
 log = logging.getLogger(__name__)
 
 SCRIPT = "boot.ipxe"
 MANIFEST = "manifest.json"
+
+
+class KernelRecord(TypedDict):
+    """A kernel installed on the box, as publish.json keeps it to publish it (again)."""
+
+    kver: str
+    kernel: str
+    initrd: str | None  # None: a unified kernel image
+    options: list[str]
+
+
+class Operation(TypedDict):
+    """A publish not yet done: "add" carries the KernelRecord's fields, "remove" only kver."""
+
+    action: str
+    kver: str
+    kernel: NotRequired[str]
+    initrd: NotRequired[str | None]
+    options: NotRequired[list[str]]
+
+
+class PublishState(TypedDict):
+    """publish.json: what is pending, what the NAS boots, and the box's kernels."""
+
+    state: str  # "pending" or "done"
+    pending: list[Operation]
+    kernels: list[str]  # what the NAS's boot script boots, newest first
+    installed: dict[str, KernelRecord]
+    updated: NotRequired[str]
+    destination: NotRequired[str | None]
+    host: NotRequired[str]
+    error: NotRequired[str | None]
 
 
 def host_name(config: Config, root: Path = Path("/")) -> str:
@@ -247,13 +282,13 @@ def unpublish_kernel(
     config: Config,
     host: str,
     kver: str,
-    installed: dict[str, dict[str, Any]] | None = None,
+    installed: dict[str, KernelRecord] | None = None,
 ) -> list[str]:
     """Take `kver` off the NAS and boot the newest `keep` kernels still installed (those the NAS
     has, and those `installed` records, uploaded again); the last kernel stays."""
     listed, previous = _manifest(dest)
     on_nas = {k["kver"]: k for k in listed if k["kver"] != kver}
-    known = {**(installed or {}), **on_nas}
+    known: dict[str, Any] = {**(installed or {}), **on_nas}
     known.pop(kver, None)
     wanted = sorted(known, key=sort_key, reverse=True)[: config.publish.keep]
     if not wanted:
@@ -285,8 +320,9 @@ def unpublish_kernel(
     return [k["kver"] for k in kernels]
 
 
-def _initrd_of(record: dict[str, Any]) -> Path | None:
-    return Path(record["initrd"]) if record["initrd"] is not None else None
+def _initrd_of(record: KernelRecord | Operation) -> Path | None:
+    initrd = record.get("initrd")
+    return Path(initrd) if initrd is not None else None
 
 
 # ---- state and the kernel-install hooks ----
@@ -296,7 +332,7 @@ def _state_path(root: Path) -> Path:
     return under(root, paths.PUBLISH_STATE)
 
 
-def _fresh_state() -> dict[str, Any]:
+def _fresh_state() -> PublishState:
     return {"state": "done", "pending": [], "kernels": [], "installed": {}}
 
 
@@ -321,10 +357,10 @@ def _check_record(record: Any, action: str | None) -> str | None:
     return None
 
 
-def _checked_state(data: Any) -> dict[str, Any]:
+def _checked_state(data: Any) -> PublishState:
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
-    state = {**_fresh_state(), **data}
+    state: dict[str, Any] = {**_fresh_state(), **data}
     if not isinstance(state["pending"], list):
         raise ValueError("pending is not a list")
     for index, op in enumerate(state["pending"]):
@@ -341,10 +377,10 @@ def _checked_state(data: Any) -> dict[str, Any]:
         wrong = _check_record(record, None)
         if wrong:
             raise ValueError(f"installed {kver}: {wrong}")
-    return state
+    return cast(PublishState, state)  # checked above, key by key
 
 
-def read_state(root: Path = Path("/")) -> dict[str, Any]:
+def read_state(root: Path = Path("/")) -> PublishState:
     path = _state_path(root)
     try:
         return _checked_state(json.loads(path.read_text()))
@@ -354,7 +390,7 @@ def read_state(root: Path = Path("/")) -> dict[str, Any]:
         raise AoebootError(f"cannot read {path}: {err}") from None
 
 
-def _load_state(root: Path) -> dict[str, Any]:
+def _load_state(root: Path) -> PublishState:
     """The state, for changing it: a damaged file is set aside (kept for a look) and replaced,
     so one bad edit never stops every later publish."""
     try:
@@ -374,7 +410,7 @@ def _set_aside(root: Path, err: AoebootError) -> str:
     return f"{err}; set it aside as {aside} and started anew"
 
 
-def _write_state(root: Path, state: dict[str, Any]) -> None:
+def _write_state(root: Path, state: PublishState) -> None:
     state["updated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     state["state"] = "pending" if state.get("pending") else "done"
     atomic_write(_state_path(root), json.dumps(state, indent=2) + "\n")
@@ -393,12 +429,13 @@ def _clean_box(root: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _run(root: Path, config: Config, state: dict[str, Any]) -> dict[str, Any]:
+def _run(root: Path, config: Config, state: PublishState) -> PublishState:
     """Carry out what is pending in `state`, in order (the caller holds the lock and has written
     the state: a kill leaves it all pending); what fails and all after it stay pending."""
     ops = list(state["pending"])
     try:
-        state.update(destination=config.publish.destination, host=host_name(config, root))
+        state["destination"] = config.publish.destination
+        state["host"] = host_name(config, root)
         dest = destination(config, root)
         if not ops:  # nothing to do but learn what the NAS boots
             state["kernels"] = [k["kver"] for k in _manifest(dest)[0]]
@@ -429,22 +466,22 @@ def _run(root: Path, config: Config, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _failed(
-    root: Path, config: Config, state: dict[str, Any], ops: list[dict[str, Any]], err: Exception
-) -> dict[str, Any]:
+    root: Path, config: Config, state: PublishState, ops: list[Operation], err: Exception
+) -> PublishState:
     state["pending"] = ops
     state["error"] = str(err)
     _write_state(root, state)
     raise AoebootError(f"publishing to {config.publish.destination} failed: {err}") from None
 
 
-def _pend(root: Path, state: dict[str, Any], op: dict[str, Any]) -> None:
+def _pend(root: Path, state: PublishState, op: Operation) -> None:
     """Record `op` as pending (replacing any other of its kernel) before anything is tried."""
     state["pending"] = [p for p in state["pending"] if p["kver"] != op["kver"]] + [op]
     state["error"] = "started, not finished"
     _write_state(root, state)
 
 
-def _queue(root: Path, config: Config, state: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
+def _queue(root: Path, config: Config, state: PublishState, op: Operation) -> PublishState:
     """Record `op` as pending before trying it (a kill leaves it pending), then try; return the
     state after. Never raises for a NAS failure."""
     _pend(root, state, op)
@@ -468,14 +505,14 @@ def after_add(
     initrd: Path | None,
     options: Sequence[str],
     keep_copy: bool = True,
-) -> dict[str, Any]:
+) -> PublishState:
     """Publish a kernel just installed (`initrd` None: a unified kernel image, published alone);
     return the state after. Never raises for a NAS failure: records it as pending.
     `keep_copy`: the initrd may be gone after the install (kernel-install's staging area)."""
     with lock.held(root):
         state = _load_state(root)
         _clean_box(root)
-        record = {
+        record: KernelRecord = {
             "kver": kver,
             "kernel": str(kernel),
             "initrd": str(initrd) if initrd else None,
@@ -492,7 +529,7 @@ def after_add(
         return _queue(root, config, state, {"action": "add", **record})
 
 
-def after_remove(*, root: Path, config: Config, kver: str) -> dict[str, Any]:
+def after_remove(*, root: Path, config: Config, kver: str) -> PublishState:
     """Unpublish a kernel just removed, bringing back the newest kernels still installed."""
     with lock.held(root):
         state = _load_state(root)
@@ -504,7 +541,7 @@ def after_remove(*, root: Path, config: Config, kver: str) -> dict[str, Any]:
         return state
 
 
-def complete_pending(root: Path, config: Config) -> dict[str, Any]:
+def complete_pending(root: Path, config: Config) -> PublishState:
     """What `aoeboot publish` does: carry out what is pending (raises if the NAS still fails).
     A damaged state file is set aside, and the new one says what the NAS boots."""
     with lock.held(root):

@@ -54,7 +54,11 @@ RETRIGGER = 2.0
     f"{RETRIGGER:g} s, up to --timeout (default {WAIT_TIMEOUT:g} s).",
 )
 def discover(
-    interfaces: tuple[str, ...], timeout: float, as_json: bool, mode: str, wait: bool
+    interfaces: tuple[str, ...],
+    timeout: float | None,
+    as_json: bool,
+    mode: str | None,
+    wait: bool,
 ) -> None:
     """Find the AoE targets the network offers.
 
@@ -111,7 +115,7 @@ def _progress(what: str, seconds: float) -> None:
         click.echo(f"aoeboot: {what} (up to {seconds:g} s)...", err=True)
 
 
-def _userspace(interfaces: list[str], timeout: float) -> list[dict[str, Any]]:
+def _userspace(interfaces: list[str], timeout: float | None) -> list[dict[str, Any]]:
     from aoeboot.probe import probe
 
     window = timeout if timeout is not None else 0.3
@@ -133,7 +137,7 @@ def _userspace(interfaces: list[str], timeout: float) -> list[dict[str, Any]]:
     ]
 
 
-def _kernel(interfaces: list[str], timeout: float, retrigger: float) -> list[dict[str, Any]]:
+def _kernel(interfaces: list[str], timeout: float | None, retrigger: float) -> list[dict[str, Any]]:
     from aoeboot import driver
 
     wait = timeout if timeout is not None else 5.0
