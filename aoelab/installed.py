@@ -24,7 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
-from aoelab import suspend, sysimage, vm
+from aoelab import (
+    chroot,
+    datadisk,
+    debtree,
+    disklayout,
+    imagerun,
+    loopdev,
+    package,
+    qemumonitor,
+    suspend,
+    sysimage,
+    vm,
+)
 from aoelab.netns import Namespace
 from aoelab.vblade import Vblade
 from aoelab.vm import VM
@@ -78,7 +90,7 @@ def install_entry_from_installer(pyz: Path, sysroot: Path, *args: str) -> str:
     """`python3 aoeboot.pyz install-entry --root SYSROOT ...` with the bare system python3 (no
     site-packages: as in the installer, where aoeboot is not installed), while /proc, /sys and
     /dev are bind-mounted into the sysroot as Anaconda does. Returns its output."""
-    with sysimage.chroot_mounts(sysroot):
+    with chroot.chroot_mounts(sysroot):
         proc = subprocess.run(
             [
                 "/usr/bin/python3",
@@ -95,7 +107,7 @@ def install_entry_from_installer(pyz: Path, sysroot: Path, *args: str) -> str:
             timeout=1800,
         )
     if proc.returncode != 0:
-        raise sysimage.SysImageError(
+        raise imagerun.SysImageError(
             f"install-entry failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}"
         )
     return proc.stdout
@@ -204,11 +216,11 @@ def read_entry(target: Path, kver: str, workdir: Path) -> Entry:
 
     paths = bls.entries_for(target / "boot", kver)
     if len(paths) != 1:
-        raise sysimage.SysImageError(f"expected one boot entry for {kver}, found {paths}")
+        raise imagerun.SysImageError(f"expected one boot entry for {kver}, found {paths}")
     entry = bls.BootEntry.read(paths[0])
     initrds = entry.get_all("initrd")
     if len(initrds) != 1:
-        raise sysimage.SysImageError(f"{paths[0]} names {len(initrds)} initrds: {initrds}")
+        raise imagerun.SysImageError(f"{paths[0]} names {len(initrds)} initrds: {initrds}")
     linux = workdir / f"vmlinuz-{kver}"
     initrd = workdir / f"initrd-{kver}"
     shutil.copyfile(target / "boot" / str(entry.get("linux")).lstrip("/"), linux)
@@ -292,13 +304,13 @@ class Box:
 
 def install_box(
     work: Path,
-    kernel: str = sysimage.SUITE,
+    kernel: str = debtree.SUITE,
     prepare: Callable[[Path], None] | None = None,
     macs: Sequence[str] = (MAC,),
     install_args: Sequence[str] = (),
     kernel_install_env: Mapping[str, str] | None = None,
     with_initrd: bool = False,
-    layout: sysimage.Layout = sysimage.WORKSTATION,
+    layout: disklayout.Layout = disklayout.WORKSTATION,
 ) -> Box:
     """A user's installation: the system disk (with the data volume in fstab by UUID=), the
     aoeboot package in it, publishing to the NAS's share configured, install-entry from the
@@ -306,17 +318,17 @@ def install_box(
     add` (after the grub model). `prepare(target)` runs before install-entry (extra files,
     hooks); `install_args` are more install-entry options; `kernel_install_env` and
     `with_initrd` (pass /boot/initrd.img-KVER, as Debian's zz-systemd-boot hook does) shape
-    the kernel-install run. `layout`: the disk's (sysimage.SERVER: / on LVM, p3 its PV)."""
+    the kernel-install run. `layout`: the disk's (disklayout.SERVER: / on LVM, p3 its PV)."""
     nas = work / "nas"
     # the NAS's publishing directory, as its admin makes it: publish never makes a destination
     (nas / PurePosixPath(PUBLISH_DIR).relative_to(NAS_MOUNT)).mkdir(parents=True)
     disk = sysimage.system_image(
-        work / "system.img", kernel=kernel, extra_fstab=sysimage.data_fstab_line(), layout=layout
+        work / "system.img", kernel=kernel, extra_fstab=datadisk.data_fstab_line(), layout=layout
     )
-    data = sysimage.make_data_disk(work / "data.img")
+    data = datadisk.make_data_disk(work / "data.img")
     pyz = build_pyz(work / "aoeboot.pyz")
     with sysimage.mounted(disk, layout=layout) as target:
-        sysimage.install_aoeboot(target)  # the package, as dnf --installroot would put it
+        package.install_aoeboot(target)  # the package, as dnf --installroot would put it
         make_generic(target)
         add_grub_model(target)
         mount_nas_share(target, nas)
@@ -331,7 +343,7 @@ def install_box(
         kver = sysimage.boot_kernels(target)[-1]
         with nas_bind(target, nas):
             initrd = [f"/boot/initrd.img-{kver}"] if with_initrd else []
-            done = sysimage.chroot_run(
+            done = chroot.chroot_run(
                 target,
                 ["kernel-install", "-v", "add", kver, f"/boot/vmlinuz-{kver}", *initrd],
                 env=kernel_install_env,
@@ -341,7 +353,7 @@ def install_box(
 
 def fsck_data(image: Path) -> subprocess.CompletedProcess[str]:
     """e2fsck -n of the data volume's one partition (1 MiB in, as make_data_disk puts it)."""
-    with sysimage.attached(image, read_only=True) as loop:
+    with loopdev.attached(image, read_only=True) as loop:
         return subprocess.run(["e2fsck", "-n", "-f", f"{loop}p1"], capture_output=True, text=True)
 
 
@@ -507,7 +519,7 @@ class Live:
     def set_carrier(self, nic: int, up: bool) -> None:
         """The carrier of the box's NIC number `nic` as the box sees it (qemu's set_link): off
         is a NIC with no cable."""
-        sysimage.monitor_command(self.monitor, f"set_link n{nic} {'on' if up else 'off'}")
+        qemumonitor.monitor_command(self.monitor, f"set_link n{nic} {'on' if up else 'off'}")
 
     def counters(self, tap: str) -> tuple[int, int]:
         """(bytes from the box, bytes to the box) on link `tap` (the tap's rx and tx)."""
@@ -521,7 +533,7 @@ class Live:
         return sum(sent for sent, _ in both), sum(taken for _, taken in both)
 
     def press_power_button(self) -> None:
-        sysimage.monitor_command(self.monitor, "system_powerdown")
+        qemumonitor.monitor_command(self.monitor, "system_powerdown")
 
     def probed(self) -> str:
         return self.probe.read_text(errors="replace") if self.probe.exists() else ""

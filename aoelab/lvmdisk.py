@@ -23,9 +23,11 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from aoelab.imagerun import SysImageError, run
 
 # devices: no udev database (partx-added partitions have none), no hints file in /run/lvm.
 # global: no device-mapper. backup: nothing written to the host's /etc/lvm.
@@ -61,23 +63,10 @@ class Extent:
     size: int
 
 
-# sysimage imports this module: its one way to run programs and to fail is reached at call time
-def _run(argv: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    from aoelab.sysimage import run
-
-    return run(argv, **kwargs)
-
-
-def _error(message: str) -> Exception:
-    from aoelab.sysimage import SysImageError
-
-    return SysImageError(message)
-
-
 def lvm(command: str, pv: str, *args: str) -> subprocess.CompletedProcess[str]:
     """An lvm `command` (pvcreate, vgs, ...) that sees only the device `pv`, without
     device-mapper or writing to the host's /etc/lvm."""
-    return _run([command, "--devices", pv, "--config", CONFIG, *args], env=LVM_ENV)
+    return run([command, "--devices", pv, "--config", CONFIG, *args], env=LVM_ENV)
 
 
 def report(command: str, pv: str, fields: str, *args: str) -> list[dict[str, str]]:
@@ -117,7 +106,7 @@ def _fix_uuids(pv: str, volume: Volume) -> None:
                 flags=re.M,
             )
             if count != 1:
-                raise _error(f"{meta}: no id line for {name}:\n{text}")
+                raise SysImageError(f"{meta}: no id line for {name}:\n{text}")
         meta.write_text(text)
         # warns that it cannot check for active LVs (no device-mapper): there are none
         lvm("vgcfgrestore", pv, "-f", str(meta), volume.vg)
@@ -136,7 +125,7 @@ def extent(pv: str, volume: Volume) -> Extent:
         if row["vg_name"] == volume.vg and row["lv_name"] == volume.lv
     ]
     if len(rows) != 1:
-        raise _error(f"{pv}: {volume.vg}/{volume.lv} is not one linear segment: {rows}")
+        raise SysImageError(f"{pv}: {volume.vg}/{volume.lv} is not one linear segment: {rows}")
     row = rows[0]
     size = int(row["vg_extent_size"])
     return Extent(
@@ -158,8 +147,8 @@ def attached_lv(pv: str, volume: Volume, read_only: bool = False) -> Iterator[st
         "--sizelimit",
         str(where.size),
     ] + (["--read-only"] if read_only else [])
-    loop = _run([*argv, pv]).stdout.strip()
+    loop = run([*argv, pv]).stdout.strip()
     try:
         yield loop
     finally:
-        _run(["losetup", "--detach", loop])
+        run(["losetup", "--detach", loop])

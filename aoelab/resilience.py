@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from aoelab import installed, sysimage
+from aoelab import datadisk, installed, loopdev, sysimage
 
 PROGRAM = "/usr/local/sbin/aoelab-resilience"
 ROOT_RECORDS = "var/lib/aoelab/records"  # in the root subvolume
@@ -53,7 +53,7 @@ def install(target: Path, steps: Mapping[str, Sequence[str]]) -> None:
     program.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(installed.FILES / "aoelab-resilience", program)
     program.chmod(0o755)
-    installed.write_probe(target, steps, mounts=[sysimage.DATA_MOUNTPOINT])
+    installed.write_probe(target, steps, mounts=[datadisk.DATA_MOUNTPOINT])
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,7 @@ def records_on_disks(box: installed.Box) -> dict[str, Records]:
     with sysimage.mounted(box.disk, read_only=True) as target:
         found["root"] = parse_records((target / ROOT_RECORDS).read_text())
     with (
-        sysimage.attached(box.data, read_only=True) as loop,
+        loopdev.attached(box.data, read_only=True) as loop,
         tempfile.TemporaryDirectory(prefix="aoelab-data.") as point,
     ):
         subprocess.run(["mount", "-o", "ro,noload", f"{loop}p1", point], check=True)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from aoelab import sysimage
+from aoelab import qemumonitor
 
 QEMU_ARGS = ("-global", "PIIX4_PM.disable_s3=0")
 MARK = "AOELAB-SUSPEND"
@@ -127,7 +127,7 @@ def wake_each(
     for i in range(1, count + 1):
         _wait_for(probe_log, f"{MARK} suspending {i}", 600, alive)
         deadline = time.monotonic() + 180
-        while alive() and not SUSPENDED.search(sysimage.monitor_command(monitor, "info status")):
+        while alive() and not SUSPENDED.search(qemumonitor.monitor_command(monitor, "info status")):
             if time.monotonic() > deadline:
                 raise AssertionError(f"suspend {i}: the box never reached S3")
             time.sleep(0.2)
@@ -135,7 +135,7 @@ def wake_each(
             raise AssertionError(f"suspend {i}: qemu exited before the box reached S3")
         time.sleep(asleep)
         woke = time.monotonic()
-        sysimage.monitor_command(monitor, "system_wakeup")
+        qemumonitor.monitor_command(monitor, "system_wakeup")
         # qemu (TCG) once kept a box suspended through its wake-up: asked again while it
         # still shows suspended, timed from the wake-up that took
         while True:
@@ -147,7 +147,7 @@ def wake_each(
                     raise
                 if time.monotonic() - woke > 300:
                     raise ResumeHung(f"suspend {i}: woken, never came back ({silent})") from None
-                if SUSPENDED.search(sysimage.monitor_command(monitor, "info status")):
+                if SUSPENDED.search(qemumonitor.monitor_command(monitor, "info status")):
                     woke = time.monotonic()
-                    sysimage.monitor_command(monitor, "system_wakeup")
+                    qemumonitor.monitor_command(monitor, "system_wakeup")
     return took

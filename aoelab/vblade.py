@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from aoelab.cache import cache_dir
 from aoelab.netns import Namespace
 
 NASCACHE_SOURCE = Path(__file__).parent / "files" / "nascache.c"
@@ -17,8 +18,6 @@ NASCACHE_SOURCE = Path(__file__).parent / "files" / "nascache.c"
 
 def nascache_library() -> Path:
     """The NAS's volatile write cache (files/nascache.c) built for LD_PRELOAD, once per source."""
-    from aoelab.sysimage import cache_dir
-
     source = NASCACHE_SOURCE.read_bytes()
     built = cache_dir() / "nascache" / f"nascache-{hashlib.sha256(source).hexdigest()[:16]}.so"
     if not built.exists():

@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from aoelab import installed, resilience, sysimage  # noqa: E402
+from aoelab import fsck, imagerun, installed, resilience, sysimage  # noqa: E402
 
 BOOT_TIMEOUT = 900
 DATA = f"e{installed.SHELF}.1"
@@ -150,7 +150,7 @@ def cuts(args: argparse.Namespace, work: Path) -> int:
     lost = False
     try:
         found = resilience.records_on_disks(box)
-    except sysimage.SysImageError as err:  # what -s prevents: a file system that cannot mount
+    except imagerun.SysImageError as err:  # what -s prevents: a file system that cannot mount
         found, lost = {}, True
         say(f"  the records cannot be read: {str(err).splitlines()[0]}")
     for where, records in found.items():
@@ -160,7 +160,7 @@ def cuts(args: argparse.Namespace, work: Path) -> int:
             f"  {where}: {len(records.numbers)} records, contiguous {records.contiguous}, "
             f"damaged {len(records.damaged)}, missing {max(missing, 0)}"
         )
-    for where, check in sysimage.fsck(box.disk).items():
+    for where, check in fsck.fsck(box.disk).items():
         lost |= not check.clean
         say(
             f"  fsck {where}: {'clean' if check.clean else 'NOT clean'}"

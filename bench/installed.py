@@ -10,7 +10,7 @@ made it. Both were prepared on this host, so their initramfs images are generic.
    console, --runs times each, interleaved (AoE, local, AoE, local...). AoE: vblade serves the
    system and data disks and dnsmasq runs as `aoeboot nas-config` says, as
    tests/e2e/test_installed_system.py boots it; the box boots the entry's kernel, initramfs and
-   options. Local: sysimage.boot_local, the stock kernel and initramfs from a virtio disk. Both
+   options. Local: localboot.boot_local, the stock kernel and initramfs from a virtio disk. Both
    are stopped with the ACPI power button after the figure is taken. Goal: AoE / local <= 1.2.
 2. Initramfs size, hostonly, each built inside the booted box for its own hardware (what a box
    that manages its own kernels gets): in a local-disk boot of the untouched copy, the
@@ -19,7 +19,7 @@ made it. Both were prepared on this host, so their initramfs images are generic.
    then building with --add-confdir hostonly): the initramfs the entry names, also checked on
    the NAS. The AoE one is then booted once, to show it works. Goal: AoE / local <= 1.2.
    For context, the generic pair the timed boots booted.
-3. The image build (sysimage.base_tree): cold and warm if it had to build, else warm.
+3. The image build (debtree.base_tree): cold and warm if it had to build, else warm.
 
 TCG on a shared machine: the boots take minutes, dracut inside a guest takes minutes more.
 Run as root, with the project's venv: .venv/bin/python bench/installed.py [--runs N]
@@ -45,7 +45,19 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from aoeboot import cpio  # noqa: E402
-from aoelab import installed, sysimage  # noqa: E402
+from aoelab import (  # noqa: E402
+    cache,
+    chroot,
+    datadisk,
+    debtree,
+    disklayout,
+    imagerun,
+    installed,
+    localboot,
+    package,
+    qemumonitor,
+    sysimage,
+)
 from aoelab.dnsmasq import Dnsmasq  # noqa: E402
 from aoelab.netns import Namespace  # noqa: E402
 from aoelab.vblade import Vblade  # noqa: E402
@@ -116,18 +128,18 @@ def examine(image: Path) -> Initramfs:
 
 
 def image_build() -> str:
-    """Time sysimage.base_tree: cold (and then warm) if it has to build, else warm."""
-    tarball = sysimage.cache_dir() / "trees" / sysimage.tree_name()
+    """Time debtree.base_tree: cold (and then warm) if it has to build, else warm."""
+    tarball = cache.cache_dir() / "trees" / debtree.tree_name()
     cached = tarball.exists()
     start = time.monotonic()
-    sysimage.base_tree()
+    debtree.base_tree()
     first = time.monotonic() - start
     if cached:
-        return f"image build (sysimage.base_tree): cached, warm {first:.1f} s (no build this run)"
+        return f"image build (debtree.base_tree): cached, warm {first:.1f} s (no build this run)"
     start = time.monotonic()
-    sysimage.base_tree()
+    debtree.base_tree()
     return (
-        f"image build (sysimage.base_tree): cold {first:.1f} s (built), "
+        f"image build (debtree.base_tree): cold {first:.1f} s (built), "
         f"warm {time.monotonic() - start:.1f} s"
     )
 
@@ -153,13 +165,13 @@ def prepare(work: Path) -> Lab:
     (nas / PurePosixPath(installed.PUBLISH_DIR).relative_to(installed.NAS_MOUNT)).mkdir(
         parents=True
     )
-    local = sysimage.system_image(work / "local.img", extra_fstab=sysimage.data_fstab_line())
+    local = sysimage.system_image(work / "local.img", extra_fstab=datadisk.data_fstab_line())
     aoe = work / "aoe.img"
     subprocess.run(["cp", "--sparse=always", str(local), str(aoe)], check=True)
-    data = sysimage.make_data_disk(work / "data.img")
+    data = datadisk.make_data_disk(work / "data.img")
     pyz = installed.build_pyz(work / "aoeboot.pyz")
     with sysimage.mounted(aoe) as target:
-        sysimage.install_aoeboot(target)
+        package.install_aoeboot(target)
         installed.make_generic(target)
         installed.add_grub_model(target)
         installed.mount_nas_share(target, nas)
@@ -172,7 +184,7 @@ def prepare(work: Path) -> Lab:
         )
         kver = sysimage.boot_kernels(target)[-1]
         with installed.nas_bind(target, nas):
-            sysimage.chroot_run(target, ["kernel-install", "add", kver, f"/boot/vmlinuz-{kver}"])
+            chroot.chroot_run(target, ["kernel-install", "add", kver, f"/boot/vmlinuz-{kver}"])
         entry = installed.read_entry(target, kver, work)
     return Lab(local, aoe, data, nas, entry)
 
@@ -225,20 +237,20 @@ def boot_aoe(lab: Lab, workdir: Path, initrd: Path) -> Boot:
             ],
         )
         with vm:
-            reached = vm.wait_for(sysimage.MULTI_USER, BOOT_TIMEOUT)
+            reached = vm.wait_for(localboot.MULTI_USER, BOOT_TIMEOUT)
             seconds = vm.elapsed()
             if reached is None:
                 raise SystemExit(
                     f"AoE boot: no multi-user.target in {seconds:.0f} s; "
                     f"console {workdir / 'console.log'}:\n{vm.text()[-3000:]}"
                 )
-            clean = sysimage.power_off(vm, monitor)
+            clean = qemumonitor.power_off(vm, monitor)
     return Boot(seconds, clean)
 
 
 def boot_local(lab: Lab, workdir: Path) -> Boot:
     workdir.mkdir()
-    done = sysimage.boot_local(lab.local, workdir, kernel=lab.entry.kver, timeout=BOOT_TIMEOUT)
+    done = localboot.boot_local(lab.local, workdir, kernel=lab.entry.kver, timeout=BOOT_TIMEOUT)
     if done.multi_user is None:
         raise SystemExit(
             f"local boot: no multi-user.target; console {workdir / 'console.log'}:"
@@ -278,7 +290,7 @@ def local_hostonly(lab: Lab, work: Path, vmlinuz: Path, initrd: Path) -> Path:
             workdir / "console.log",
             kernel=vmlinuz,
             initrd=initrd,
-            append=f"{sysimage.ROOT_CMDLINE} systemd.show_status=1",
+            append=f"{disklayout.ROOT_CMDLINE} systemd.show_status=1",
             disk=lab.local,
             memory=1024,
             extra=installed.vm_extra(workdir / "probe.log", None),
@@ -348,8 +360,8 @@ def main() -> None:
     began = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            sysimage.build_wheel(Path(tmp))  # what install_aoeboot needs of this interpreter
-        except sysimage.SysImageError as err:
+            package.build_wheel(Path(tmp))  # what install_aoeboot needs of this interpreter
+        except imagerun.SysImageError as err:
             raise SystemExit(
                 f"{sys.executable} cannot build aoeboot's wheel: run it with the "
                 f"project's venv (tools/setup): .venv/bin/python bench/installed.py\n"

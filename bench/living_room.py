@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from aoelab import installed, suspend, sysimage  # noqa: E402
+from aoelab import datadisk, installed, suspend, sysimage  # noqa: E402
 
 BOOT_TIMEOUT = 900
 IDLE = "AOELAB-IDLE"
@@ -62,7 +62,7 @@ def main() -> int:
         box = installed.install_box(
             work / "box",
             prepare=lambda target: installed.write_probe(
-                target, steps, mounts=[sysimage.DATA_MOUNTPOINT]
+                target, steps, mounts=[datadisk.DATA_MOUNTPOINT]
             ),
         )
         (box.nas / suspend.WANTED).write_text("")

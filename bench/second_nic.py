@@ -30,7 +30,7 @@ from aoelab import dracutdir  # noqa: E402
 from aoelab.disk import MARKER, make_disk  # noqa: E402
 from aoelab.kernel import Kernel, installed_kernel  # noqa: E402
 from aoelab.netns import Namespace  # noqa: E402
-from aoelab.sysimage import monitor_command  # noqa: E402
+from aoelab.qemumonitor import monitor_command  # noqa: E402
 from aoelab.vblade import Vblade  # noqa: E402
 from aoelab.vm import VM, printk_time  # noqa: E402
 

@@ -25,12 +25,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from aoelab import installed, sysimage  # noqa: E402
+from aoelab import disklayout, installed, localboot, qemumonitor, sysimage  # noqa: E402
 from aoelab.vm import accel  # noqa: E402
 
 GOAL = 1.1
 BOOT_TIMEOUT = 600
-LAYOUTS = {"btrfs": sysimage.WORKSTATION, "lvm+xfs": sysimage.SERVER}
+LAYOUTS = {"btrfs": disklayout.WORKSTATION, "lvm+xfs": disklayout.SERVER}
 
 
 def say(text: str) -> None:
@@ -40,12 +40,12 @@ def say(text: str) -> None:
 def boot_seconds(box: installed.Box, entry: installed.Entry, workdir: Path) -> float:
     """qemu start to multi-user.target; then the power button, and wait for the poweroff."""
     with installed.running(box, workdir, entry=entry, options=entry.options) as live:
-        if live.vm.wait_for(sysimage.MULTI_USER, BOOT_TIMEOUT) is None:
+        if live.vm.wait_for(localboot.MULTI_USER, BOOT_TIMEOUT) is None:
             raise SystemExit(
                 f"{workdir}: no multi-user.target in {BOOT_TIMEOUT} s:\n{live.vm.text()[-3000:]}"
             )
         seconds = live.vm.elapsed()
-        sysimage.power_off(live.vm, live.monitor)
+        qemumonitor.power_off(live.vm, live.monitor)
     return seconds
 
 

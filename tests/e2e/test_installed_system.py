@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from aoeboot.target import Target
-from aoelab import installed, suspend, sysimage
+from aoelab import datadisk, disklayout, fsck, installed, suspend, sysimage
 from aoelab.installed import Boot, Box
 from aoelab.netns import Namespace, veth_pair
 from aoelab.rawread import read_sector_in
@@ -116,7 +116,7 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Box:
     work = tmp_path_factory.mktemp("installed")
 
     def prepare(target: Path) -> None:
-        installed.write_probe(target, PROBE, mounts=[sysimage.DATA_MOUNTPOINT])
+        installed.write_probe(target, PROBE, mounts=[datadisk.DATA_MOUNTPOINT])
         installed.add_rescue(target)
 
     # The installer runs on a disk attached here, not over AoE: the NAS's MAC is named.
@@ -270,7 +270,7 @@ def assert_healthy_boot(result: Boot, box: Box) -> dict[str, installed.Step]:
     assert found["/"]["source"] == f"/dev/etherd/{installed.TARGET}[/root]", found["/"]
     assert found["/"]["fstype"] == "btrfs" and "subvol=/root" in found["/"]["options"]
     assert found["/boot"]["source"] == f"/dev/etherd/e{installed.SHELF}.0p{installed.BOOT_PART}"
-    assert found[sysimage.DATA_MOUNTPOINT]["source"] == f"/dev/etherd/{installed.DATA_TARGET}p1"
+    assert found[datadisk.DATA_MOUNTPOINT]["source"] == f"/dev/etherd/{installed.DATA_TARGET}p1"
     assert steps["failed"].out.strip() == "", steps["failed"].out  # no unit failed
     assert steps["deadsecs"].out.strip() == "0", steps["deadsecs"].out
     for bad in (
@@ -283,7 +283,7 @@ def assert_healthy_boot(result: Boot, box: Box) -> dict[str, installed.Step]:
     ):
         assert bad not in console, bad  # (empty for a netboot: the kernel's console is VGA)
     assert result.exit_code == 0  # powered off cleanly
-    for where, check in sysimage.fsck(box.disk).items():
+    for where, check in fsck.fsck(box.disk).items():
         assert check.clean, f"{where}: {check.output[-2000:]}"
     data = installed.fsck_data(box.data)  # went down cleanly at shutdown
     assert data.returncode == 0, data.stdout
@@ -407,7 +407,7 @@ def test_options_rewritten_by_a_tool_that_knows_nothing_of_aoe_on_an_e1000(box, 
     """grub2-mkconfig, grubby or an admin: root=UUID=... ro rootflags=subvol=root, no rd.aoe.*.
     The initramfs carries what it needs to find its root by itself. On an e1000, whose driver
     loads late and whose link comes up seconds after probe (one boot for both variants)."""
-    options = f"root=UUID={sysimage.ROOT_UUID} ro rootflags=subvol=root"
+    options = f"root=UUID={disklayout.ROOT_UUID} ro rootflags=subvol=root"
     result = installed.boot(box, tmp_path / "rewritten", entry=entry, options=options, nic="e1000")
     steps = assert_healthy_boot(result, box)
     assert "e1000" in result.console and steps["nic"].out.split()[0] != "eth0"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from aoelab import installed, sysimage
+from aoelab import datadisk, debtree, fsck, installed, kernelhooks, sysimage
 from tests.helpers import require_programs, require_root
 
 pytestmark = [pytest.mark.vm, pytest.mark.dracut]
@@ -26,7 +26,7 @@ UPDATE_TIMEOUT = 1800  # dracut inside a TCG guest, over AoE
 def fedora_kernel_packaging(target: Path) -> None:
     """Kernel packages that call kernel-install (as Fedora's do), and the new kernel's packages
     on the box, as a mirror would serve them."""
-    sysimage.add_kernel_install_hooks(target)
+    kernelhooks.add_kernel_install_hooks(target)
     (target / "etc/kernel/postinst.d/dracut").unlink()
     # dracut's default zstd -15 of the 79 MB image takes 10 s of one core here, and minutes of
     # the TCG guest's update; -3 takes 0.2 s for a 3 % larger image. No part of what is tested.
@@ -35,7 +35,7 @@ def fedora_kernel_packaging(target: Path) -> None:
     conf.write_text('compress="zstd -3 -q -T0"\n')
     debs = target / DEBS.lstrip("/")
     debs.mkdir(parents=True)
-    for deb in sysimage.kernel_debs(sysimage.SUITE).debs:
+    for deb in debtree.kernel_debs(debtree.SUITE).debs:
         shutil.copy(deb, debs)
 
 
@@ -48,9 +48,9 @@ def manifest(box: installed.Box) -> list:
 def test_kernel_update_on_the_running_box(tmp_path):
     require_root()
     require_programs("mmdebstrap", "qemu-system-x86_64", "vblade", "btrfs", "dnsmasq")
-    new = sysimage.kernel_debs(sysimage.SUITE).version
+    new = debtree.kernel_debs(debtree.SUITE).version
     box = installed.install_box(
-        tmp_path / "box", kernel=sysimage.OLD_SUITE, prepare=fedora_kernel_packaging
+        tmp_path / "box", kernel=debtree.OLD_SUITE, prepare=fedora_kernel_packaging
     )
     old = box.kver
     assert old.startswith("6.1.") and new.startswith("6.12."), (old, new)
@@ -63,7 +63,7 @@ def test_kernel_update_on_the_running_box(tmp_path):
                 "entries": ["sh", "-c", "grep -H . /boot/loader/entries/*.conf"],
                 "status": ["aoeboot", "status", "--json"],
             },
-            mounts=[sysimage.DATA_MOUNTPOINT],
+            mounts=[datadisk.DATA_MOUNTPOINT],
         )
         entry = installed.read_entry(target, old, tmp_path)
 
@@ -89,7 +89,7 @@ def test_kernel_update_on_the_running_box(tmp_path):
                 "purge": ["sh", "-c", f"dpkg --purge linux-image-{old} 2>&1 | tail -n 20"],
                 "status": ["aoeboot", "status", "--json"],
             },
-            mounts=[sysimage.DATA_MOUNTPOINT],
+            mounts=[datadisk.DATA_MOUNTPOINT],
         )
     second = installed.boot(box, tmp_path / "next", netboot=True)
     assert second.done, second.console[-5000:]
@@ -99,5 +99,5 @@ def test_kernel_update_on_the_running_box(tmp_path):
     assert second.exit_code == 0
     assert manifest(box) == [new]  # unpublished
     assert not [p for p in (box.nas / "aoeboot").rglob(f"*{old}*")]
-    for where, check in sysimage.fsck(box.disk).items():
+    for where, check in fsck.fsck(box.disk).items():
         assert check.clean, f"{where}: {check.output[-2000:]}"

@@ -8,7 +8,7 @@ closest stack to Fedora we can run: dracut 106, systemd 257, kernel 6.12).
   behind (a removal without rpm's %ghost), `kernel-install add` succeeds; the old unconditional
   drop-in made it fail.
 
-Cold, the tree takes about a minute to build (aoelab.sysimage.minimal_tree caches it); each
+Cold, the tree takes about a minute to build (aoelab.debtree.minimal_tree caches it); each
 test then runs one full dracut build (15-20 s here) and one that fails at once: under a minute
 warm, under two cold.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from aoeboot import bootfiles, initramfs
-from aoelab import sysimage
+from aoelab import chroot, debtree, package, sysimage
 from tests.helpers import REPO, require_programs, require_root
 
 SPEC = REPO / "spec/aoeboot.spec"
@@ -101,7 +101,7 @@ def tree() -> Path:
     require_root()
     require_programs(*TOOLS)
     started = time.monotonic()
-    tarball = sysimage.minimal_tree(debian_packages())
+    tarball = debtree.minimal_tree(debian_packages())
     print(f"minimal tree {tarball.name}: {time.monotonic() - started:.1f} s")
     return tarball
 
@@ -110,8 +110,8 @@ def tree() -> Path:
 def system(tree: Path, tmp_path: Path) -> Iterator[Path]:
     """A fresh copy of the tree with aoeboot installed as the package installs it and the
     drop-in written as `aoeboot install-entry` writes it."""
-    with sysimage.unpacked(tree, tmp_path / "root") as target:
-        sysimage.install_aoeboot(target)
+    with debtree.unpacked(tree, tmp_path / "root") as target:
+        package.install_aoeboot(target)
         assert bootfiles.ensure_dracut_dropin(target)
         assert (target / DROPIN).read_text() == bootfiles.DRACUT_DROPIN_TEXT
         yield target
@@ -138,9 +138,9 @@ def kernel_version(target: Path) -> str:
     return kernels[0]
 
 
-def installed(target: Path, package: str) -> bool:
-    state = sysimage.chroot_run(
-        target, ["dpkg-query", "-W", "-f", "${db:Status-Abbrev}", package], check=False
+def installed(target: Path, name: str) -> bool:
+    state = chroot.chroot_run(
+        target, ["dpkg-query", "-W", "-f", "${db:Status-Abbrev}", name], check=False
     )
     return state.stdout.startswith("ii")
 
@@ -148,7 +148,7 @@ def installed(target: Path, package: str) -> bool:
 def dracut(target: Path, kver: str):
     """`dracut --force --kver KVER /tmp/x.img` in `target`: no module named on the command line,
     so only the configuration (our drop-in) can bring ours in."""
-    return sysimage.chroot_run(
+    return chroot.chroot_run(
         target, ["dracut", "--force", "--kver", kver, "/tmp/x.img"], check=False
     )
 
@@ -167,7 +167,7 @@ def test_the_spec_requires_are_enough_and_dracut_network_is_one_of_them(system: 
     assert (system / network).is_dir()
 
     # The negative control: the same system without dracut-network.
-    sysimage.chroot_run(system, ["dpkg", "--purge", "dracut-network"])
+    chroot.chroot_run(system, ["dpkg", "--purge", "dracut-network"])
     assert not (system / network).exists()
     failed = dracut(system, kver)
     print(f"without dracut-network, dracut exits {failed.returncode}:\n{failed.stderr}")
@@ -184,12 +184,12 @@ def test_the_spec_requires_are_enough_and_dracut_network_is_one_of_them(system: 
 @pytest.mark.dracut
 def test_removal_leaves_the_dropin_and_kernel_installs_working(system: Path):
     kver = kernel_version(system)
-    removed = sysimage.remove_aoeboot(system)
+    removed = package.remove_aoeboot(system)
     for gone in (
         "usr/bin/aoeboot",
         "usr/lib/dracut/modules.d/95aoe",
         "usr/lib/kernel/install.d/60-aoeboot.install",
-        f"{sysimage.SITE}/aoeboot",
+        f"{package.SITE}/aoeboot",
     ):
         assert gone in removed and not (system / gone).exists(), gone
     assert (system / DROPIN).read_text() == bootfiles.DRACUT_DROPIN_TEXT  # left behind
@@ -205,7 +205,7 @@ def test_removal_leaves_the_dropin_and_kernel_installs_working(system: Path):
     # drops it (its 55-initrd.install hands on /boot/initrd.img-KVER instead): a probe plugin
     # after 50-dracut keeps a copy to look into.
     keep(system)
-    install = sysimage.chroot_run(
+    install = chroot.chroot_run(
         system, ["kernel-install", "add", kver, f"/boot/vmlinuz-{kver}"], check=False
     )
     assert install.returncode == 0, install.stderr[-3000:]
@@ -218,7 +218,7 @@ def test_removal_leaves_the_dropin_and_kernel_installs_working(system: Path):
     # The old drop-in, which named the module whether or not it was installed, fails the same
     # kernel install: the test would have caught it.
     (system / DROPIN).write_text(OLD_DROPIN_TEXT)
-    failed = sysimage.chroot_run(
+    failed = chroot.chroot_run(
         system, ["kernel-install", "add", kver, f"/boot/vmlinuz-{kver}"], check=False
     )
     print(f"with the old drop-in, kernel-install exits {failed.returncode}:\n{failed.stderr}")

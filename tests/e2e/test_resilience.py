@@ -41,7 +41,7 @@ import time
 import pytest
 
 from aoeboot.hostopts import PORTS_DEADSECS
-from aoelab import installed, resilience, sysimage
+from aoelab import fsck, installed, resilience, sysimage
 from aoelab.vm import printk_time
 from tests.helpers import require_programs, require_root
 
@@ -193,7 +193,7 @@ def test_the_box_rides_out_its_nas_going_away_and_a_link_going_down(box, tmp_pat
     console = resilience.console_findings(result.console, [outage])
     print(f"blocked over 120 s in the outage, said the kernel: {console.waited_for_the_nas}")
     assert console.bad == []
-    for where, check in sysimage.fsck(box.disk).items():
+    for where, check in fsck.fsck(box.disk).items():
         assert check.clean, f"{where}: {check.output[-2000:]}"
     data = installed.fsck_data(box.data)
     assert data.returncode == 0, data.stdout

@@ -1,5 +1,5 @@
 """Fedora Server's layout, installed and booted over AoE: / on LV fedora/root (xfs) whose PV is
-the AoE partition e11.0p3, /boot xfs on e11.0p2 (aoelab.sysimage.SERVER).
+the AoE partition e11.0p3, /boot xfs on e11.0p2 (aoelab.disklayout.SERVER).
 
 As a user gets there (aoelab.installed.install_box): install-entry from the installer's shell,
 with the stack not assembled where it runs (this machine has no device-mapper): it is read from
@@ -15,13 +15,13 @@ import json
 
 import pytest
 
-from aoelab import installed, sysimage
+from aoelab import disklayout, fsck, installed, sysimage
 from aoelab.installed import Box
 from tests.helpers import require_programs, require_root
 
 pytestmark = [pytest.mark.vm, pytest.mark.dracut]
 
-UNAWARE_OPTIONS = sysimage.SERVER_CMDLINE  # root=/dev/mapper/fedora-root ro rd.lvm.lv=...
+UNAWARE_OPTIONS = disklayout.SERVER_CMDLINE  # root=/dev/mapper/fedora-root ro rd.lvm.lv=...
 LV = "/dev/mapper/fedora-root"
 ENTRY_IMAGE = "$(sed -n 's/^initrd *//p' /boot/loader/entries/*$(uname -r).conf | tail -n1)"
 
@@ -47,7 +47,7 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Box:
     work = tmp_path_factory.mktemp("server")
     return installed.install_box(
         work,
-        layout=sysimage.SERVER,
+        layout=disklayout.SERVER,
         install_args=("--server", installed.NAS_MAC),
         prepare=lambda target: installed.write_probe(target, PROBE),
     )
@@ -102,5 +102,5 @@ def test_server_box_boots_with_options_that_know_nothing_of_aoe(box, tmp_path):
     assert steps["failed"].out.strip() == "", steps["failed"].out
 
     assert result.exit_code == 0  # powered off cleanly
-    for where, check in sysimage.fsck(box.disk).items():
+    for where, check in fsck.fsck(box.disk).items():
         assert check.clean, f"{where}: {check.output[-2000:]}"

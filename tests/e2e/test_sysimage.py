@@ -1,8 +1,9 @@
-"""The lab's installed system (aoelab.sysimage): a Debian trixie tree from mmdebstrap, cached,
-on Anaconda's disk layout; our package installed in it as a package would be; booted once from
-a local virtio disk. Cold, the tree takes about a minute to build; warm, the disk is a few
-seconds and the boot about a minute under TCG. Fedora Server's layout (/ on LVM, xfs; its own
-tree, cold a minute and a half) is built and checked too, not booted."""
+"""The lab's installed system (aoelab.sysimage): a Debian trixie tree from mmdebstrap, cached
+(aoelab.debtree), on Anaconda's disk layout (aoelab.disklayout); our package installed in it as a
+package would be (aoelab.package); booted once from a local virtio disk (aoelab.localboot). Cold,
+the tree takes about a minute to build; warm, the disk is a few seconds and the boot about a minute
+under TCG. Fedora Server's layout (/ on LVM, xfs; its own tree, cold a minute and a half) is built
+and checked too, not booted."""
 
 from __future__ import annotations
 
@@ -15,7 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from aoelab import sysimage
+from aoelab import (
+    cache,
+    chroot,
+    datadisk,
+    debtree,
+    disklayout,
+    fsck,
+    localboot,
+    loopdev,
+    lvmdisk,
+    package,
+    sysimage,
+)
 from tests.helpers import REPO, require_programs, require_root
 
 pytestmark = [pytest.mark.vm]
@@ -43,10 +56,10 @@ def disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require_root()
     require_programs(*BUILD_TOOLS)
     image = sysimage.system_image(
-        tmp_path_factory.mktemp("sysimage") / "system.img", extra_fstab=sysimage.data_fstab_line()
+        tmp_path_factory.mktemp("sysimage") / "system.img", extra_fstab=datadisk.data_fstab_line()
     )
     with sysimage.mounted(image) as target:
-        sysimage.install_aoeboot(target)
+        package.install_aoeboot(target)
     return image
 
 
@@ -59,22 +72,20 @@ def target(disk: Path) -> Iterator[Path]:
 def test_tree_is_cached_under_a_key_of_its_recipe():
     require_root()
     require_programs(*BUILD_TOOLS)
-    first = sysimage.base_tree()
+    first = debtree.base_tree()
     started = time.monotonic()
-    again = sysimage.base_tree()
+    again = debtree.base_tree()
     assert again == first
     assert time.monotonic() - started < 30  # reused: no mmdebstrap run
-    assert first.parent == sysimage.cache_dir() / "trees"
-    debs = sysimage.kernel_debs("trixie")
+    assert first.parent == cache.cache_dir() / "trees"
+    debs = debtree.kernel_debs("trixie")
     assert debs.version.startswith("6.12.") and debs.version in first.name
-    assert all(
-        deb.is_file() and deb.parent.is_relative_to(sysimage.cache_dir()) for deb in debs.debs
-    )
-    old = sysimage.kernel_debs(sysimage.OLD_SUITE)
+    assert all(deb.is_file() and deb.parent.is_relative_to(cache.cache_dir()) for deb in debs.debs)
+    old = debtree.kernel_debs(debtree.OLD_SUITE)
     assert old.version.startswith("6.1.0-") and old.image.name.startswith(
         f"linux-image-{old.version}_"
     )
-    assert sysimage.tree_name(sysimage.OLD_SUITE) != first.name  # the kernel is part of the key
+    assert debtree.tree_name(debtree.OLD_SUITE) != first.name  # the kernel is part of the key
 
 
 def gpt_partitions(disk: Path, root_type: str) -> list[dict]:
@@ -84,21 +95,21 @@ def gpt_partitions(disk: Path, root_type: str) -> list[dict]:
             ["sfdisk", "--json", str(disk)], capture_output=True, text=True, check=True
         ).stdout
     )["partitiontable"]
-    assert table["label"] == "gpt" and table["id"] == sysimage.DISK_GUID
+    assert table["label"] == "gpt" and table["id"] == disklayout.DISK_GUID
     parts = table["partitions"]
-    assert [p["type"] for p in parts] == [sysimage.ESP_TYPE, sysimage.LINUX_TYPE, root_type]
-    assert parts[0]["size"] * 512 == sysimage.ESP_MIB << 20
+    assert [p["type"] for p in parts] == [disklayout.ESP_TYPE, disklayout.LINUX_TYPE, root_type]
+    assert parts[0]["size"] * 512 == disklayout.ESP_MIB << 20
     return parts
 
 
 def test_disk_is_gpt_with_esp_boot_and_btrfs(disk: Path):
-    parts = gpt_partitions(disk, sysimage.LINUX_TYPE)
-    assert parts[1]["size"] * 512 == sysimage.BOOT_MIB << 20
-    with sysimage.attached(disk, read_only=True) as loop:
+    parts = gpt_partitions(disk, disklayout.LINUX_TYPE)
+    assert parts[1]["size"] * 512 == disklayout.BOOT_MIB << 20
+    with loopdev.attached(disk, read_only=True) as loop:
         found = {n: _blkid(f"{loop}p{n}") for n in (1, 2, 3)}
-    assert found[1]["TYPE"] == "vfat" and found[1]["UUID"] == sysimage.ESP_UUID
-    assert found[2]["TYPE"] == "ext4" and found[2]["UUID"] == sysimage.BOOT_UUID
-    assert found[3]["TYPE"] == "btrfs" and found[3]["UUID"] == sysimage.ROOT_UUID
+    assert found[1]["TYPE"] == "vfat" and found[1]["UUID"] == disklayout.ESP_UUID
+    assert found[2]["TYPE"] == "ext4" and found[2]["UUID"] == disklayout.BOOT_UUID
+    assert found[3]["TYPE"] == "btrfs" and found[3]["UUID"] == disklayout.ROOT_UUID
 
 
 def _blkid(device: str, *args: str) -> dict:
@@ -115,26 +126,33 @@ def test_fstab_mounts_everything_by_uuid_as_anaconda_writes_it(target: Path):
         if fields and not fields[0].startswith("#")
     }
     assert entries["/"] == [
-        f"UUID={sysimage.ROOT_UUID}",
+        f"UUID={disklayout.ROOT_UUID}",
         "/",
         "btrfs",
         "subvol=root,compress=zstd:1",
         "0",
         "0",
     ]
-    assert entries["/home"][0] == f"UUID={sysimage.ROOT_UUID}"
+    assert entries["/home"][0] == f"UUID={disklayout.ROOT_UUID}"
     assert entries["/home"][3] == "subvol=home,compress=zstd:1"
-    assert entries["/boot"] == [f"UUID={sysimage.BOOT_UUID}", "/boot", "ext4", "defaults", "1", "2"]
+    assert entries["/boot"] == [
+        f"UUID={disklayout.BOOT_UUID}",
+        "/boot",
+        "ext4",
+        "defaults",
+        "1",
+        "2",
+    ]
     assert entries["/boot/efi"] == [
-        f"UUID={sysimage.ESP_UUID}",
+        f"UUID={disklayout.ESP_UUID}",
         "/boot/efi",
         "vfat",
         "umask=0077,shortname=winnt",
         "0",
         "2",
     ]
-    assert entries[sysimage.DATA_MOUNTPOINT][0] == f"UUID={sysimage.DATA_UUID}"
-    assert (target / sysimage.DATA_MOUNTPOINT.lstrip("/")).is_dir()
+    assert entries[datadisk.DATA_MOUNTPOINT][0] == f"UUID={datadisk.DATA_UUID}"
+    assert (target / datadisk.DATA_MOUNTPOINT.lstrip("/")).is_dir()
     assert (target / "etc/machine-id").read_text().strip() == sysimage.MACHINE_ID
     assert (target / "etc/hostname").read_text().strip() == sysimage.HOSTNAME
     assert "rootflags=subvol=root" in (target / "etc/kernel/cmdline").read_text()
@@ -156,12 +174,12 @@ def test_root_and_home_are_subvolumes_and_the_default_stays_the_top_level(target
 
 def test_boot_holds_the_kernel_and_dracut_made_its_initramfs(target: Path):
     kernels = sysimage.boot_kernels(target)
-    assert kernels == [sysimage.kernel_debs("trixie").version]
+    assert kernels == [debtree.kernel_debs("trixie").version]
     assert (target / f"boot/initrd.img-{kernels[0]}").stat().st_size > 10 << 20
-    dracut = sysimage.chroot_run(target, ["dracut", "--version"]).stdout
+    dracut = chroot.chroot_run(target, ["dracut", "--version"]).stdout
     assert dracut.startswith("dracut 106")
-    assert "systemd 257" in sysimage.chroot_run(target, ["kernel-install", "--version"]).stdout
-    state = sysimage.chroot_run(
+    assert "systemd 257" in chroot.chroot_run(target, ["kernel-install", "--version"]).stdout
+    state = chroot.chroot_run(
         target, ["dpkg-query", "-W", "-f", "${db:Status-Abbrev}", "initramfs-tools"], check=False
     )
     assert not state.stdout.startswith("ii")
@@ -170,9 +188,9 @@ def test_boot_holds_the_kernel_and_dracut_made_its_initramfs(target: Path):
 
 
 def test_aoeboot_is_installed_like_a_package(target: Path):
-    version = sysimage.chroot_run(target, ["aoeboot", "--version"]).stdout
+    version = chroot.chroot_run(target, ["aoeboot", "--version"]).stdout
     assert "aoeboot" in version
-    imported = sysimage.chroot_run(
+    imported = chroot.chroot_run(
         target, ["python3", "-c", "import aoeboot; print(aoeboot.__file__)"]
     ).stdout
     assert imported.startswith("/usr/lib/python3/dist-packages/aoeboot/")
@@ -183,7 +201,7 @@ def test_aoeboot_is_installed_like_a_package(target: Path):
 
 
 def test_fsck_reports_every_filesystem_clean(disk: Path):
-    results = sysimage.fsck(disk)
+    results = fsck.fsck(disk)
     assert set(results) == {"/", "/boot", "/boot/efi"}
     for where, result in results.items():
         assert result.clean, f"{where}: {result.argv} -> {result.returncode}\n{result.output}"
@@ -201,17 +219,17 @@ def test_what_is_written_to_the_esp_stays_there(disk: Path):
         )
     with sysimage.mounted(disk) as target:
         (target / "boot/efi/loader/entries/aoelab-test-6.12.conf").unlink()
-    assert sysimage.fsck(disk)["/boot/efi"].clean
+    assert fsck.fsck(disk)["/boot/efi"].clean
 
 
 def test_data_disk_has_one_ext4_partition_with_fixed_uuid_and_label(tmp_path: Path):
     require_root()
-    image = sysimage.make_data_disk(tmp_path / "data.img", 64 << 20)
-    with sysimage.attached(image, read_only=True) as loop:
+    image = datadisk.make_data_disk(tmp_path / "data.img", 64 << 20)
+    with loopdev.attached(image, read_only=True) as loop:
         found = _blkid(f"{loop}p1")
         assert not Path(f"{loop}p2").exists()
     assert found["TYPE"] == "ext4"
-    assert found["UUID"] == sysimage.DATA_UUID and found["LABEL"] == sysimage.DATA_LABEL
+    assert found["UUID"] == datadisk.DATA_UUID and found["LABEL"] == datadisk.DATA_LABEL
 
 
 def test_install_files_puts_files_where_the_spec_does(tmp_path: Path):
@@ -259,7 +277,7 @@ def server_disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require_root()
     require_programs(*BUILD_TOOLS, *SERVER_TOOLS)
     return sysimage.server_image(
-        tmp_path_factory.mktemp("server") / "server.img", extra_fstab=sysimage.data_fstab_line()
+        tmp_path_factory.mktemp("server") / "server.img", extra_fstab=datadisk.data_fstab_line()
     )
 
 
@@ -277,7 +295,7 @@ def _lvm_report(command: str, devices: str, fields: str, *args: str) -> list[dic
             "--devices",
             devices,
             "--config",
-            sysimage.lvmdisk.CONFIG,
+            lvmdisk.CONFIG,
             "--reportformat",
             "json",
             "--units",
@@ -299,32 +317,32 @@ def _lvm_report(command: str, devices: str, fields: str, *args: str) -> list[dic
 def test_server_tree_is_cached_under_its_own_key():
     require_root()
     require_programs(*BUILD_TOOLS)
-    first = sysimage.server_tree()
+    first = debtree.server_tree()
     started = time.monotonic()
-    assert sysimage.server_tree() == first
+    assert debtree.server_tree() == first
     assert time.monotonic() - started < 30  # reused: no mmdebstrap run
-    assert first.parent == sysimage.cache_dir() / "trees"
-    assert first.name == sysimage.server_tree_name()
-    assert first.name != sysimage.tree_name() and "-server-" in first.name
-    assert sysimage.kernel_debs("trixie").version in first.name
-    base = [p for p in sysimage.PACKAGES if not p.endswith("-")]
-    assert list(sysimage.SERVER_PACKAGES) == [*base, "lvm2", "xfsprogs"]
+    assert first.parent == cache.cache_dir() / "trees"
+    assert first.name == debtree.server_tree_name()
+    assert first.name != debtree.tree_name() and "-server-" in first.name
+    assert debtree.kernel_debs("trixie").version in first.name
+    base = [p for p in debtree.PACKAGES if not p.endswith("-")]
+    assert list(debtree.SERVER_PACKAGES) == [*base, "lvm2", "xfsprogs"]
 
 
 def test_server_disk_is_gpt_with_esp_xfs_boot_and_an_lvm_pv(server_disk: Path):
-    parts = gpt_partitions(server_disk, sysimage.LVM_TYPE)
-    assert parts[1]["size"] * 512 == sysimage.SERVER_BOOT_MIB << 20 == 1 << 30
-    with sysimage.attached(server_disk, read_only=True) as loop:
+    parts = gpt_partitions(server_disk, disklayout.LVM_TYPE)
+    assert parts[1]["size"] * 512 == disklayout.SERVER_BOOT_MIB << 20 == 1 << 30
+    with loopdev.attached(server_disk, read_only=True) as loop:
         found = {n: _blkid(f"{loop}p{n}") for n in (1, 2, 3)}
-    assert found[1]["TYPE"] == "vfat" and found[1]["UUID"] == sysimage.ESP_UUID
-    assert found[2]["TYPE"] == "xfs" and found[2]["UUID"] == sysimage.SERVER_BOOT_UUID
+    assert found[1]["TYPE"] == "vfat" and found[1]["UUID"] == disklayout.ESP_UUID
+    assert found[2]["TYPE"] == "xfs" and found[2]["UUID"] == disklayout.SERVER_BOOT_UUID
     assert found[3]["TYPE"] == "LVM2_member"
-    assert found[3]["UUID"] == sysimage.SERVER_VOLUME.pv_uuid
-    assert sysimage.layout_of(server_disk) == sysimage.SERVER
+    assert found[3]["UUID"] == disklayout.SERVER_VOLUME.pv_uuid
+    assert disklayout.layout_of(server_disk) == disklayout.SERVER
 
 
 def test_host_lvm_reads_vg_fedora_with_lv_root_on_p3_only(server_disk: Path):
-    with sysimage.attached(server_disk, read_only=True) as loop:
+    with loopdev.attached(server_disk, read_only=True) as loop:
         every = ",".join(f"{loop}p{n}" for n in (1, 2, 3))
         pvs = _lvm_report("pvs", every, "pv_name,pv_uuid,vg_name,pe_start,pv_size")
         vgs = _lvm_report(
@@ -339,15 +357,15 @@ def test_host_lvm_reads_vg_fedora_with_lv_root_on_p3_only(server_disk: Path):
             ).stdout
         )
     assert [(pv["pv_name"], pv["vg_name"]) for pv in pvs] == [(f"{loop}p3", "fedora")]
-    assert pvs[0]["pv_uuid"] == sysimage.SERVER_VOLUME.pv_uuid
+    assert pvs[0]["pv_uuid"] == disklayout.SERVER_VOLUME.pv_uuid
     [vg] = vgs
-    assert vg["vg_name"] == "fedora" and vg["vg_uuid"] == sysimage.SERVER_VOLUME.vg_uuid
+    assert vg["vg_name"] == "fedora" and vg["vg_uuid"] == disklayout.SERVER_VOLUME.vg_uuid
     assert vg["vg_attr"][2] != "x" and vg["vg_attr"][3] != "p"  # not exported, not partial
     assert vg["vg_systemid"] == ""  # any host may activate it: the box's initramfs does
     assert (vg["pv_count"], vg["lv_count"], vg["vg_free"]) == ("1", "1", "0")
     [lv] = lvs
     assert (lv["lv_name"], lv["vg_name"], lv["segtype"]) == ("root", "fedora", "linear")
-    assert lv["lv_uuid"] == sysimage.SERVER_VOLUME.lv_uuid
+    assert lv["lv_uuid"] == disklayout.SERVER_VOLUME.lv_uuid
     extent = int(vg["vg_extent_size"])
     usable = (p3_size - int(pvs[0]["pe_start"])) // extent * extent
     assert int(lv["lv_size"]) == usable
@@ -360,7 +378,7 @@ def test_host_lvm_reads_vg_fedora_with_lv_root_on_p3_only(server_disk: Path):
     )["partitiontable"]
     lv_start = table["partitions"][2]["start"] * 512 + int(pvs[0]["pe_start"])
     found = _blkid(str(server_disk), "-O", str(lv_start))
-    assert (found["TYPE"], found["UUID"]) == ("xfs", sysimage.SERVER_ROOT_UUID)
+    assert (found["TYPE"], found["UUID"]) == ("xfs", disklayout.SERVER_ROOT_UUID)
 
 
 def test_server_fstab_and_cmdline_are_anacondas(server_target: Path):
@@ -373,7 +391,7 @@ def test_server_fstab_and_cmdline_are_anacondas(server_target: Path):
     }
     assert entries["/"] == ["/dev/mapper/fedora-root", "/", "xfs", "defaults", "0", "0"]
     assert entries["/boot"] == [
-        f"UUID={sysimage.SERVER_BOOT_UUID}",
+        f"UUID={disklayout.SERVER_BOOT_UUID}",
         "/boot",
         "xfs",
         "defaults",
@@ -381,7 +399,7 @@ def test_server_fstab_and_cmdline_are_anacondas(server_target: Path):
         "0",
     ]
     assert entries["/boot/efi"] == [
-        f"UUID={sysimage.ESP_UUID}",
+        f"UUID={disklayout.ESP_UUID}",
         "/boot/efi",
         "vfat",
         "umask=0077,shortname=winnt",
@@ -389,7 +407,7 @@ def test_server_fstab_and_cmdline_are_anacondas(server_target: Path):
         "2",
     ]
     assert "/home" not in entries
-    assert entries[sysimage.DATA_MOUNTPOINT][0] == f"UUID={sysimage.DATA_UUID}"
+    assert entries[datadisk.DATA_MOUNTPOINT][0] == f"UUID={datadisk.DATA_UUID}"
     assert (server_target / "etc/kernel/cmdline").read_text() == (
         "root=/dev/mapper/fedora-root ro rd.lvm.lv=fedora/root\n"
     )
@@ -404,20 +422,20 @@ def test_server_root_is_the_xfs_in_the_lv_and_holds_the_tree(server_target: Path
         check=True,
     ).stdout
     root = json.loads(found)["filesystems"][0]
-    assert (root["fstype"], root["uuid"]) == ("xfs", sysimage.SERVER_ROOT_UUID)
+    assert (root["fstype"], root["uuid"]) == ("xfs", disklayout.SERVER_ROOT_UUID)
     boot = [m for m in root["children"] if m["target"] == f"{server_target}/boot"]
-    assert boot and (boot[0]["fstype"], boot[0]["uuid"]) == ("xfs", sysimage.SERVER_BOOT_UUID)
+    assert boot and (boot[0]["fstype"], boot[0]["uuid"]) == ("xfs", disklayout.SERVER_BOOT_UUID)
     for program in ("usr/bin/systemctl", "usr/sbin/lvm", "usr/sbin/xfs_repair"):
         assert (server_target / program).is_file(), program
     [kver] = sysimage.boot_kernels(server_target)
-    modules = sysimage.chroot_run(
+    modules = chroot.chroot_run(
         server_target, ["lsinitrd", "-m", f"/boot/initrd.img-{kver}"]
     ).stdout.split()
     assert "lvm" in modules and "dm" in modules  # the stock initramfs assembles the LV
 
 
 def test_server_fsck_reports_every_filesystem_clean(server_disk: Path):
-    results = sysimage.fsck(server_disk)
+    results = fsck.fsck(server_disk)
     assert set(results) == {"/", "/boot", "/boot/efi"}
     assert [results[m].argv[0] for m in ("/", "/boot", "/boot/efi")] == [
         "xfs_repair",
@@ -443,7 +461,7 @@ def test_local_disk_boot_reaches_multi_user_and_powers_off_clean(disk: Path, tmp
     """The image's own kernel and stock dracut initramfs, the disk as local virtio: systemd
     reaches multi-user.target, the power button shuts it down, and every filesystem is clean."""
     require_programs("qemu-system-x86_64")
-    boot = sysimage.boot_local(disk, tmp_path)
+    boot = localboot.boot_local(disk, tmp_path)
     console = boot.console
     assert boot.multi_user is not None, f"no multi-user.target; console tail:\n{console[-3000:]}"
     assert boot.powered_off, f"no clean power-off; console tail:\n{console[-3000:]}"
@@ -452,5 +470,5 @@ def test_local_disk_boot_reaches_multi_user_and_powers_off_clean(disk: Path, tmp
         f"local boot of {boot.kernel}: multi-user.target after {boot.multi_user:.1f} s, "
         f"NIC {boot.nic}"
     )
-    for where, result in sysimage.fsck(disk).items():
+    for where, result in fsck.fsck(disk).items():
         assert result.clean, f"{where} after shutdown:\n{result.output}"

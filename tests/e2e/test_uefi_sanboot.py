@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aoeboot import bls
-from aoelab import installed, sysimage
+from aoelab import chroot, datadisk, fsck, installed, sysimage
 from aoelab.installed import Box
 from aoelab.vm import OVMF_CODE
 from tests.helpers import require_files, require_programs, require_root
@@ -50,8 +50,8 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Box:
     work = tmp_path_factory.mktemp("uefi-installed")
 
     def prepare(target: Path) -> None:
-        installed.write_probe(target, PROBE, mounts=[sysimage.DATA_MOUNTPOINT])
-        sysimage.chroot_run(target, ["bootctl", "install", "--no-variables"], env=ESP_ENV)
+        installed.write_probe(target, PROBE, mounts=[datadisk.DATA_MOUNTPOINT])
+        chroot.chroot_run(target, ["bootctl", "install", "--no-variables"], env=ESP_ENV)
 
     return installed.install_box(
         work, prepare=prepare, kernel_install_env=ESP_ENV, with_initrd=True
@@ -99,5 +99,5 @@ def test_sanboot_under_uefi_boots_the_entry_on_the_esp(box, tmp_path):
     assert firmware[0]["level"] == "OK" and "booted with UEFI (64-bit)" in firmware[0]["message"]
     assert "aBFT" in firmware[0]["message"], firmware
     assert result.exit_code == 0
-    for where, check in sysimage.fsck(box.disk).items():
+    for where, check in fsck.fsck(box.disk).items():
         assert check.clean, f"{where}: {check.output[-2000:]}"
