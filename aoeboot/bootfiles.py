@@ -18,12 +18,15 @@ BOOT_DIRS = ("/boot", "/efi", "/boot/efi")
 
 # Sourced by dracut as shell: naming a module that is not installed fails every dracut run, so
 # once the package is removed the drop-in that install-entry wrote must ask for nothing.
+# The module is looked for under any number: dracut-ng renumbers modules (108 asks out-of-tree
+# ones for 50-59), and a drop-in that named the old directory would drop AoE from every image.
 DRACUT_DROPIN_TEXT = (
     "# aoeboot: every initramfs gets the AoE root module (root is on an AoE disk), as long as\n"
     "# the module is installed: a removed package must not fail every dracut run.\n"
-    'if [ -d "${dracutbasedir:-/usr/lib/dracut}/modules.d/95aoe" ]; then\n'
-    '    add_dracutmodules+=" aoe "\n'
-    "fi\n"
+    'for _aoeboot in "${dracutbasedir:-/usr/lib/dracut}"/modules.d/[0-9][0-9]aoe; do\n'
+    '    if [ -d "$_aoeboot" ]; then add_dracutmodules+=" aoe "; fi\n'
+    "done\n"
+    "unset _aoeboot\n"
 )
 
 

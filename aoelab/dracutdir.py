@@ -1,4 +1,4 @@
-"""Run the system's dracut with our 95aoe module taken from the working tree, not an installed copy.
+"""Run the system's dracut with our 59aoe module taken from the working tree, not an installed copy.
 
 dracut reads its modules from $dracutbasedir/modules.d. We build a throw-away base dir that links
 everything of /usr/lib/dracut, with a modules.d that links every system module plus ours.
@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-MODULE_SRC = REPO / "dracut" / "95aoe"
+MODULE_SRC = REPO / "dracut" / "59aoe"
 SYSTEM_BASE = Path("/usr/lib/dracut")
 
 
 def overlay(workdir: Path, module_src: Path = MODULE_SRC, system_base: Path = SYSTEM_BASE) -> Path:
-    """Make `workdir/dracut` a dracut base dir with `module_src` as modules.d/95aoe; return it."""
+    """Make `workdir/dracut` a dracut base dir with `module_src` as modules.d/59aoe; return it."""
     base = workdir / "dracut"
     modules = base / "modules.d"
     modules.mkdir(parents=True)
@@ -27,7 +27,7 @@ def overlay(workdir: Path, module_src: Path = MODULE_SRC, system_base: Path = SY
     for module in (system_base / "modules.d").iterdir():
         if module.name[2:] != "aoe":  # an installed copy must not shadow the working tree's
             (modules / module.name).symlink_to(module)
-    (modules / "95aoe").symlink_to(module_src.resolve())
+    (modules / "59aoe").symlink_to(module_src.resolve())
     return base
 
 

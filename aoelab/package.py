@@ -81,7 +81,7 @@ def install_aoeboot(target: Path) -> str:
 def package_files() -> tuple[list[str], list[str]]:
     """What tools/install-files installs, relative to the root and sorted: (files and symlinks,
     the directories it makes that hold them or nothing, i.e. the package's own directories such
-    as modules.d/95aoe and /var/lib/aoeboot, not /usr or /usr/lib above them). Run into a
+    as modules.d/59aoe and /var/lib/aoeboot, not /usr or /usr/lib above them). Run into a
     temporary DESTDIR and listed."""
     with tempfile.TemporaryDirectory(prefix="aoeboot-destdir.") as tmp:
         dest = Path(tmp)

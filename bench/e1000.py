@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """The e1000 stall, measured: boot an e1000 VM (its link comes up seconds after `aoe` loads)
-with root on AoE, alternating two versions of 95aoe in one run:
+with root on AoE, alternating two versions of 59aoe in one run:
 
   current     discover once per link as its carrier comes, then at most once a second and only
-              while the disk is missing (what dracut/95aoe does)
+              while the disk is missing (what dracut/59aoe does)
   every-pass  discover on every initqueue pass, even once the disk exists
   old         every-pass, and aoetools' modules-load.d entry left in the initramfs so that aoe
               loads early on every interface (as when 3 boots in 14 stalled here)
@@ -50,8 +50,8 @@ fi
 
 
 def module_variant(work: Path, variant: str) -> Path:
-    module = work / f"95aoe-{variant}"
-    shutil.copytree(REPO / "dracut" / "95aoe", module)
+    module = work / f"59aoe-{variant}"
+    shutil.copytree(REPO / "dracut" / "59aoe", module)
     if variant in ("every-pass", "old"):
         (module / "aoeboot-settled.sh").write_text(EVERY_PASS)
     if variant == "old":

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A second NIC with no cable, measured: boot a VM with root on AoE, with one NIC and with two
-(the second's carrier off from power-on, qemu's set_link), alternating two versions of 95aoe
+(the second's carrier off from power-on, qemu's set_link), alternating two versions of the module
 in one run:
 
   current  aoeboot-up ends at once; the settled hook discovers on each NIC as its carrier comes
@@ -34,16 +34,16 @@ from aoelab.qemumonitor import monitor_command  # noqa: E402
 from aoelab.vblade import Vblade  # noqa: E402
 from aoelab.vm import VM, printk_time  # noqa: E402
 
-OLD = "4d0342f"  # the last 95aoe whose aoe-up waited for carrier
+OLD = "4d0342f"  # the last module (then dracut/95aoe) whose aoe-up waited for carrier
 MACS = ("52:54:00:12:34:56", "52:54:00:12:34:57")
 
 
 def module_variant(work: Path, variant: str) -> Path:
     """The module as it is, or (old) the whole module as it was at OLD: its files have been
     renamed since, so they cannot be mixed with today's."""
-    module = work / f"95aoe-{variant}"
+    module = work / f"59aoe-{variant}"
     if variant != "old":
-        shutil.copytree(REPO / "dracut" / "95aoe", module)
+        shutil.copytree(REPO / "dracut" / "59aoe", module)
         return module
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", OLD, "dracut/95aoe"], capture_output=True, check=True

@@ -1,4 +1,4 @@
-"""dracut/95aoe/aoeboot-rename.sh, udev's RUN on a NIC's add or rename, run as udev runs it (the
+"""dracut/59aoe/aoeboot-rename.sh, udev's RUN on a NIC's add or rename, run as udev runs it (the
 old and new names in its environment) on a copy whose driver list and kmsg are files here."""
 
 import subprocess
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parent.parent / "dracut/95aoe/aoeboot-rename.sh"
+SCRIPT = Path(__file__).parent.parent / "dracut/59aoe/aoeboot-rename.sh"
 IFLIST = "/sys/module/aoe/parameters/aoe_iflist"
 
 

@@ -124,7 +124,7 @@ def test_the_module_bakes_with_aoeboot_outside_dracuts_path(tmp_path):
     initdir = tmp_path / "initdir"
     script = (
         f'initdir={initdir}; dwarn() {{ echo "W: $*"; }}; '
-        ". dracut/95aoe/module-setup.sh; bake_cmdline; cat $initdir/etc/cmdline.d/*"
+        ". dracut/59aoe/module-setup.sh; bake_cmdline; cat $initdir/etc/cmdline.d/*"
     )
     done = without_path(script, DRACUT_PATH, tmp_path)
     assert done.returncode == 0, done.stderr
@@ -139,7 +139,7 @@ def test_what_aoeboot_hands_the_module_is_baked_without_running_it(tmp_path):
     (failing / "aoeboot").chmod(0o755)
     script = (
         f"initdir={initdir}; AOEBOOT_INITRAMFS_OPTIONS='rd.aoe=1 root=/dev/etherd/e1.2p3'; "
-        f"PATH={failing}:$PATH; . dracut/95aoe/module-setup.sh; bake_cmdline; "
+        f"PATH={failing}:$PATH; . dracut/59aoe/module-setup.sh; bake_cmdline; "
         "cat $initdir/etc/cmdline.d/50-aoeboot.conf"
     )
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=REPO)

@@ -165,7 +165,7 @@ def test_bad_system_files_are_one_line_errors(tmp_path, aoe_initrd, breakage, me
 @pytest.mark.dracut
 def test_dropin_asks_for_the_module_only_while_it_is_installed(tmp_path):
     """The drop-in install-entry writes stays after the package is gone: it must not fail every
-    later dracut run (naming a missing module does). Real dracut, with and without 95aoe."""
+    later dracut run (naming a missing module does). Real dracut, with and without 59aoe."""
     from aoeboot.bootfiles import DRACUT_DROPIN_TEXT
     from aoelab import dracutdir
     from tests.helpers import require_programs, require_root
@@ -177,7 +177,7 @@ def test_dropin_asks_for_the_module_only_while_it_is_installed(tmp_path):
     (confdir / "90-aoeboot.conf").write_text(DRACUT_DROPIN_TEXT)
     with_module = dracutdir.overlay(tmp_path / "with")
     without = dracutdir.overlay(tmp_path / "without")
-    (without / "modules.d/95aoe").unlink()  # the package removed
+    (without / "modules.d/59aoe").unlink()  # the package removed
     for base, has_aoe in ((with_module, True), (without, False)):
         image = tmp_path / f"{has_aoe}.img"
         proc = subprocess.run(

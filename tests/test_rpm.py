@@ -24,12 +24,12 @@ from tests.helpers import REPO, require_programs
 SPEC = REPO / "spec" / "aoeboot.spec"
 CONF = REPO / "etc" / "aoeboot.conf"
 
-DRACUT_MODULE = "/usr/lib/dracut/modules.d/95aoe"
+DRACUT_MODULE = "/usr/lib/dracut/modules.d/59aoe"
 EXECUTABLES = [
     "/usr/bin/aoeboot",
     "/usr/lib/kernel/install.d/60-aoeboot.install",
     "/usr/lib/udev/aoeboot-rename",
-] + [f"{DRACUT_MODULE}/{p.name}" for p in sorted((REPO / "dracut/95aoe").glob("*.sh"))]
+] + [f"{DRACUT_MODULE}/{p.name}" for p in sorted((REPO / "dracut/59aoe").glob("*.sh"))]
 DATA_FILES = [
     f"{DRACUT_MODULE}/61-aoeboot.rules",
     f"{DRACUT_MODULE}/64-aoeboot-lvm.rules",
@@ -142,7 +142,7 @@ def test_file_list(package):
     assert [m for m in modules if f"{next(iter(sitelib))}/aoeboot/{m}" not in files] == []
     # The whole dracut module, nothing more.
     shipped = sorted(f.rsplit("/", 1)[1] for f in files if f.startswith(DRACUT_MODULE + "/"))
-    assert shipped == sorted(p.name for p in (REPO / "dracut/95aoe").iterdir())
+    assert shipped == sorted(p.name for p in (REPO / "dracut/59aoe").iterdir())
 
 
 def test_file_modes(package):

@@ -61,7 +61,7 @@ def healthy_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
     )
     write("etc/kernel/cmdline", OPTIONS + "\n")
     write("etc/dracut.conf.d/90-aoeboot.conf", 'add_dracutmodules+=" aoe "\n')
-    write("usr/lib/dracut/modules.d/95aoe/module-setup.sh", "# installed\n")
+    write("usr/lib/dracut/modules.d/59aoe/module-setup.sh", "# installed\n")
     write("usr/lib/kernel/install.d/60-aoeboot.install", "# installed\n")
     write(f"lib/modules/{kver}/modules.dep", "kernel/drivers/block/aoe/aoe.ko.xz:\n")
     write(

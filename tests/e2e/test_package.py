@@ -187,7 +187,7 @@ def test_removal_leaves_the_dropin_and_kernel_installs_working(system: Path):
     removed = package.remove_aoeboot(system)
     for gone in (
         "usr/bin/aoeboot",
-        "usr/lib/dracut/modules.d/95aoe",
+        "usr/lib/dracut/modules.d/59aoe",
         "usr/lib/kernel/install.d/60-aoeboot.install",
         f"{package.SITE}/aoeboot",
     ):
@@ -197,7 +197,7 @@ def test_removal_leaves_the_dropin_and_kernel_installs_working(system: Path):
     leftovers = [
         str(p.relative_to(system))
         for p in system.rglob("*")
-        if "aoeboot" in p.name or p.name == "95aoe"
+        if "aoeboot" in p.name or p.name == "59aoe"
     ]
     assert leftovers == [DROPIN]
 

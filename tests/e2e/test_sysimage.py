@@ -196,7 +196,7 @@ def test_aoeboot_is_installed_like_a_package(target: Path):
     assert imported.startswith("/usr/lib/python3/dist-packages/aoeboot/")
     plugin = target / "usr/lib/kernel/install.d/60-aoeboot.install"
     assert plugin.stat().st_mode & 0o777 == 0o755
-    assert (target / "usr/lib/dracut/modules.d/95aoe/module-setup.sh").is_file()
+    assert (target / "usr/lib/dracut/modules.d/59aoe/module-setup.sh").is_file()
     assert (target / "etc/aoeboot/aoeboot.conf").is_file()
 
 
@@ -235,7 +235,7 @@ def test_data_disk_has_one_ext4_partition_with_fixed_uuid_and_label(tmp_path: Pa
 def test_install_files_puts_files_where_the_spec_does(tmp_path: Path):
     subprocess.run([REPO / "tools/install-files", tmp_path], check=True)
     expected = {
-        "usr/lib/dracut/modules.d/95aoe/module-setup.sh": 0o755,
+        "usr/lib/dracut/modules.d/59aoe/module-setup.sh": 0o755,
         "usr/lib/kernel/install.d/60-aoeboot.install": 0o755,
         "usr/lib/systemd/system/aoeboot-publish.service": 0o644,
         "usr/lib/systemd/system/aoeboot-publish.timer": 0o644,
@@ -246,8 +246,8 @@ def test_install_files_puts_files_where_the_spec_does(tmp_path: Path):
     for path, mode in expected.items():
         assert stat.S_IMODE((tmp_path / path).stat().st_mode) == mode, path
     assert (tmp_path / "var/lib/aoeboot").is_dir()
-    for source in (REPO / "dracut/95aoe").iterdir():  # every file of the module, by glob
-        installed = tmp_path / "usr/lib/dracut/modules.d/95aoe" / source.name
+    for source in (REPO / "dracut/59aoe").iterdir():  # every file of the module, by glob
+        installed = tmp_path / "usr/lib/dracut/modules.d/59aoe" / source.name
         assert installed.is_file(), source.name
         if source.suffix == ".rules":
             assert stat.S_IMODE(installed.stat().st_mode) == 0o644
