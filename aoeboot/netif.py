@@ -1,5 +1,9 @@
 """Network interfaces as /sys/class/net shows them: names for MACs, which are up; and their
-Wake-on-LAN, as the driver reports it (ethtool's ioctl: sysfs does not show it)."""
+Wake-on-LAN, as the driver reports it (ethtool's ioctl: sysfs does not show it).
+
+The words, throughout aoeboot: an interface is one by its kernel name (ens3); a NIC is one by
+its MAC, as NetworkManager and the NAS know it; its link is its state (up, carrier); netif is
+only this module and the aoe driver's sysfs attribute of that name; iface only the options."""
 
 from __future__ import annotations
 

@@ -75,15 +75,17 @@ def probe(interfaces: Sequence[str] = (), timeout: float = 0.3) -> list[ProbedTa
             sock.close()
 
 
-def _exchange(links: list[tuple[str, socket.socket, bytes]], timeout: float) -> list[ProbedTarget]:
+def _exchange(
+    sockets: list[tuple[str, socket.socket, bytes]], timeout: float
+) -> list[ProbedTarget]:
     tag_base = (os.getpid() & 0xFFFF) << 16
-    for index, (name, sock, mac) in enumerate(links):
+    for index, (name, sock, mac) in enumerate(sockets):
         send(sock, name, wire.query_config(mac, tag_base | index))
     # one answer per path: target, interface and server (two NASes may export one target)
     answers: dict[tuple[Target, str, str], ProbedTarget] = {}
     identified: dict[tuple[Target, str, str], wire.Identity] = {}
     pending: dict[int, tuple[Target, str, str]] = {}  # IDENTIFY tag -> key
-    by_fd = {sock.fileno(): (name, sock, mac) for name, sock, mac in links}
+    by_fd = {sock.fileno(): (name, sock, mac) for name, sock, mac in sockets}
     window_end = time.monotonic() + timeout
     while True:
         now = time.monotonic()

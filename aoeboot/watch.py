@@ -132,14 +132,14 @@ def lock_in_memory() -> bool:
 
 def ask(watch: Watch) -> tuple[str, ...]:
     """Query Config for the disk on every watched interface; the servers that answered."""
-    links = []
+    sockets = []
     try:
         for name in watch.interfaces.values():
             try:
                 sock, own = probe.open_socket(name)
             except Exception:  # an interface gone or down: no answer from it
                 continue
-            links.append(sock)
+            sockets.append(sock)
             targets = [mac.to_bytes(s) for s in watch.servers] or [wire.BROADCAST_MAC]
             for server in targets:
                 frame = wire.query_config(
@@ -149,16 +149,16 @@ def ask(watch: Watch) -> tuple[str, ...]:
                     sock.send(frame)
                 except OSError:
                     pass
-        return _answers(links, watch, time.monotonic() + ANSWER_WINDOW)
+        return _answers(sockets, watch, time.monotonic() + ANSWER_WINDOW)
     finally:
-        for sock in links:
+        for sock in sockets:
             sock.close()
 
 
-def _answers(links: list[socket.socket], watch: Watch, until: float) -> tuple[str, ...]:
+def _answers(sockets: list[socket.socket], watch: Watch, until: float) -> tuple[str, ...]:
     found: list[str] = []
-    while links and (left := until - time.monotonic()) > 0:
-        ready, _, _ = select.select(links, [], [], left)
+    while sockets and (left := until - time.monotonic()) > 0:
+        ready, _, _ = select.select(sockets, [], [], left)
         for sock in ready:
             while True:
                 try:
@@ -269,8 +269,8 @@ def save(watch: Watch) -> None:
 def run(watch: Watch, interval: float, rounds: int | None = None) -> None:
     """Ask every `interval` seconds (forever, or `rounds` times); bring the disk's links back up
     the moment a netlink message says one went down."""
-    links = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-    links.bind((0, RTMGRP_LINK))
+    netlink = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+    netlink.bind((0, RTMGRP_LINK))
     json.dumps(watch.state())  # everything the loop needs is loaded before the lock
     if not lock_in_memory():
         say(
@@ -287,9 +287,9 @@ def run(watch: Watch, interval: float, rounds: int | None = None) -> None:
     next_ask = time.monotonic()
     while rounds is None or done < rounds:
         restore_links(watch, list(watch.interfaces))
-        ready, _, _ = select.select([links], [], [], max(0.0, next_ask - time.monotonic()))
+        ready, _, _ = select.select([netlink], [], [], max(0.0, next_ask - time.monotonic()))
         if ready:
-            restore_links(watch, link_events(links))
+            restore_links(watch, link_events(netlink))
             continue
         note(watch, ask(watch))
         save(watch)
