@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A second NIC with no cable, measured: boot a VM with root on AoE, with one NIC and with two
 (the second's carrier off from power-on, qemu's set_link), alternating two versions of 95aoe
 in one run:
@@ -8,7 +7,7 @@ in one run:
 
 For each boot, by the guest's clock: the aoe driver loaded to the disk's partition scan, and to
 root mounted (virtio's NICs have carrier from their probe, before aoe loads). Run as root:
-bench/second_nic.py [--boots N]
+python -m bench.second_nic [--boots N]
 """
 
 from __future__ import annotations
@@ -18,20 +17,17 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from aoelab import dracutdir  # noqa: E402
-from aoelab.disk import MARKER, make_disk  # noqa: E402
-from aoelab.kernel import Kernel, installed_kernel  # noqa: E402
-from aoelab.netns import Namespace  # noqa: E402
-from aoelab.sysimage import monitor_command  # noqa: E402
-from aoelab.vblade import Vblade  # noqa: E402
-from aoelab.vm import VM, printk_time  # noqa: E402
+from aoelab import dracutdir
+from aoelab.disk import MARKER, make_disk
+from aoelab.kernel import Kernel, installed_kernel
+from aoelab.netns import Namespace
+from aoelab.sysimage import monitor_command
+from aoelab.vblade import Vblade
+from aoelab.vm import VM, printk_time
+from bench import REPO
 
 OLD = "4d0342f"  # the last 95aoe whose aoe-up waited for carrier
 MODULE_FILES = ("aoe-up.sh", "aoe-discover.sh", "aoe-lib.sh", "module-setup.sh")
