@@ -13,10 +13,11 @@ from pathlib import Path
 
 from aoelab import dracutdir
 from aoelab.disk import MARKER, make_disk
-from aoelab.kernel import Kernel, installed_kernel
+from aoelab.kernel import Kernel
 from aoelab.netns import Namespace
 from aoelab.vblade import Vblade
 from aoelab.vm import VM, accel, printk_time
+from bench import kernel_with_aoe
 
 
 def boot(work: Path, kernel: Kernel, initrd: Path, aoe: bool, run: int) -> float:
@@ -52,9 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    kernel = installed_kernel()
-    if kernel is None:
-        raise SystemExit("no installed kernel with aoe.ko (install linux-image-amd64)")
+    kernel = kernel_with_aoe()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         initrd = dracutdir.build(work / "initrd.img", kernel.version, work, systemd=True)

@@ -30,11 +30,11 @@ from aoeboot import wire
 from aoelab import dracutdir
 from aoelab import pcap as pcap_file
 from aoelab.disk import MARKER, make_disk
-from aoelab.kernel import Kernel, installed_kernel
+from aoelab.kernel import Kernel
 from aoelab.netns import Namespace
 from aoelab.vblade import Vblade
 from aoelab.vm import VM, printk_time
-from bench import REPO
+from bench import REPO, kernel_with_aoe
 
 EVERY_PASS = """#!/bin/sh
 # the old behaviour: discover on every initqueue pass while root is missing
@@ -127,9 +127,7 @@ def main() -> None:
     parser.add_argument("--variants", default="current,old")
     parser.add_argument("--keep", type=Path, help="keep consoles and captures here")
     args = parser.parse_args()
-    kernel = installed_kernel()
-    if kernel is None:
-        raise SystemExit("no installed kernel with aoe.ko (install linux-image-amd64)")
+    kernel = kernel_with_aoe()
     variants = args.variants.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aoelab import dracutdir
-from aoelab.kernel import Kernel, installed_kernel
-from bench import REPO
+from aoelab.kernel import Kernel
+from bench import REPO, kernel_with_aoe
 
 PLUGIN = REPO / "kernel-install.d/60-aoeboot.install"
 LOADERENTRY = "/usr/lib/kernel/install.d/90-loaderentry.install"
@@ -140,9 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.runs < 5:
         parser.error("--runs must be at least 5 for a stable median")
-    kernel = installed_kernel()
-    if kernel is None:
-        raise SystemExit("no installed kernel with aoe.ko (install linux-image-amd64)")
+    kernel = kernel_with_aoe()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         base = dracutdir.overlay(work)

@@ -34,11 +34,10 @@ from aoeboot.target import Target
 from aoelab import dracutdir
 from aoelab.disk import MARKER, make_disk
 from aoelab.dnsmasq import NAS_IP, Dnsmasq
-from aoelab.kernel import installed_kernel
 from aoelab.netns import Namespace
 from aoelab.vblade import Vblade
 from aoelab.vm import CONSOLE_ARGS, VM, accel
-from bench import REPO
+from bench import REPO, kernel_with_aoe
 
 MAC = "52:54:00:12:34:56"
 HOST = MAC.replace(":", "-")
@@ -145,9 +144,7 @@ def boot(work: Path, tftp: Path, firmware: str, transport: str) -> dict[str, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args()
-    kernel = installed_kernel()
-    if kernel is None:
-        raise SystemExit("no installed kernel with aoe.ko (install linux-image-amd64)")
+    kernel = kernel_with_aoe()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         initrd = dracutdir.build(work / "initrd.img", kernel.version, work, systemd=True)

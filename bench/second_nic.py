@@ -22,12 +22,12 @@ from pathlib import Path
 
 from aoelab import dracutdir
 from aoelab.disk import MARKER, make_disk
-from aoelab.kernel import Kernel, installed_kernel
+from aoelab.kernel import Kernel
 from aoelab.netns import Namespace
 from aoelab.sysimage import monitor_command
 from aoelab.vblade import Vblade
 from aoelab.vm import VM, printk_time
-from bench import REPO
+from bench import REPO, kernel_with_aoe
 
 OLD = "4d0342f"  # the last 95aoe whose aoe-up waited for carrier
 MODULE_FILES = ("aoe-up.sh", "aoe-discover.sh", "aoe-lib.sh", "module-setup.sh")
@@ -95,9 +95,7 @@ def main() -> None:
     parser.add_argument("--boots", type=int, default=3, help="boots per variant and NIC count")
     parser.add_argument("--keep", type=Path, help="keep consoles here")
     args = parser.parse_args()
-    kernel = installed_kernel()
-    if kernel is None:
-        raise SystemExit("no installed kernel with aoe.ko (install linux-image-amd64)")
+    kernel = kernel_with_aoe()
     cases = [(variant, nics) for variant in ("current", "old") for nics in (1, 2)]
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
