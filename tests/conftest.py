@@ -13,9 +13,7 @@ from tests.helpers import require_programs, require_root
 from tests.lab import SIZES, Lab, serve
 from tests.sysroot import make_sysroot
 
-# No test here is about time (benchmarks under bench/ are): Hypothesis's 200 ms deadline per
-# example only fails a run whose machine is busy. Seen in a full run: one example of
-# test_uapi_agrees_with_systemd_itself, which starts systemd-analyze, took 278 ms.
+# No test here is about time (bench/ measures that): a per-example deadline only fails busy runs.
 settings.register_profile("aoeboot", deadline=None)
 settings.load_profile("aoeboot")
 
