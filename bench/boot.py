@@ -1,27 +1,23 @@
-#!/usr/bin/env python3
 """Benchmark boot: the same VM, kernel and systemd initramfs (built with our module), root on AoE
 (vblade on a tap) and root on a local virtio disk with the same filesystem, alternating, several
 times in one run. Prints kernel-start-to-root-mounted (guest printk time of the ext4 mount) and
-the ratio AoE / local. Goal (issue 3): at most 1.15. Run as root: bench/boot.py [--runs N]
+the ratio AoE / local. Goal (issue 3): at most 1.15. Run as root: python -m bench.boot [--runs N]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from aoelab import dracutdir  # noqa: E402
-from aoelab.disk import MARKER, make_disk  # noqa: E402
-from aoelab.kernel import Kernel, installed_kernel  # noqa: E402
-from aoelab.netns import Namespace  # noqa: E402
-from aoelab.vblade import Vblade  # noqa: E402
-from aoelab.vm import VM, accel, printk_time  # noqa: E402
+from aoelab import dracutdir
+from aoelab.disk import MARKER, make_disk
+from aoelab.kernel import Kernel
+from aoelab.netns import Namespace
+from aoelab.vblade import Vblade
+from aoelab.vm import VM, accel, printk_time
+from bench import kernel_with_aoe
 
 
 def boot(work: Path, kernel: Kernel, initrd: Path, aoe: bool, run: int) -> float:
@@ -57,9 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    kernel = installed_kernel()
-    if kernel is None:
-        raise SystemExit("no installed kernel with aoe.ko (install linux-image-amd64)")
+    kernel = kernel_with_aoe()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         initrd = dracutdir.build(work / "initrd.img", kernel.version, work, systemd=True)

@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """Benchmark discovery: the CLI's cold start, one bare Query Config round trip, and a whole
 `aoeboot discover --userspace` against vblade in namespaces made here, measured side by side.
 
 Goals (issue 2): whole discovery < 0.5 s with a 0.3 s answer window; cold start < 150 ms.
-Run as root: bench/discover.py [--runs N]
+Run as root: python -m bench.discover [--runs N]
 """
 
 from __future__ import annotations
@@ -16,12 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from aoelab.netns import Namespace, veth_pair
+from aoelab.vblade import Vblade, sparse_image
+from bench import REPO
 
-from aoelab.netns import Namespace, veth_pair  # noqa: E402
-from aoelab.vblade import Vblade, sparse_image  # noqa: E402
-
+# Run by `ip netns exec` in the client namespace: a new interpreter, which has neither our
+# sys.path nor, with a python other than the venv's, aoeboot installed.
 ROUND_TRIP = """
 import socket, sys, time
 sys.path.insert(0, {repo!r})

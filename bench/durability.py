@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """What vblade -s costs, and what leaving it out loses: the real installed system over AoE.
 
-    bench/durability.py cost [--runs N] [--mib M] [--fsyncs K]
-    bench/durability.py cuts [--unsafe-no-sync] [--cuts N] [--soak S] [--seed X]
+    python -m bench.durability cost [--runs N] [--mib M] [--fsyncs K]
+    python -m bench.durability cuts [--unsafe-no-sync] [--cuts N] [--soak S] [--seed X]
 
 cost: one boot, one NIC. vblade runs as `aoeboot nas-config` prints it (-s) and with
 --unsafe-no-sync, at MTU 1500 and 9000 (the NAS's link, the box's NIC, vblade started
@@ -15,7 +14,7 @@ cuts: one boot, vblade behind a NAS page cache that a power cut loses (aoelab/fi
 power N times at random moments, back 5 s later each; then a clean power-off, and every record
 the box reported synced is looked for on both disks, and the file systems are checked.
 
-Run as root, with the project's venv: .venv/bin/python bench/durability.py cost
+Run as root, with the project's venv: .venv/bin/python -m bench.durability cost
 """
 
 from __future__ import annotations
@@ -29,10 +28,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from aoelab import fsck, imagerun, installed, resilience, sysimage  # noqa: E402
+from aoelab import fsck, imagerun, installed, resilience, sysimage
 
 BOOT_TIMEOUT = 900
 DATA = f"e{installed.SHELF}.1"

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The e1000 stall, measured: boot an e1000 VM (its link comes up seconds after `aoe` loads)
 with root on AoE, alternating two versions of 59aoe in one run:
 
@@ -12,7 +11,7 @@ For each boot: kernel "Link is Up" to the partition scan line (guest printk time
 mounted, and from a capture of AoE frames on the NAS's tap: IDENTIFY requests, ATA requests the
 NAS answered, and ATA requests the guest re-sent with the same command and LBA (a retransmit:
 the driver's timer ran out, ~16 s after its last ata_id reset it). Run as root:
-bench/e1000.py [--boots N] [--variants current,every-pass,old]
+python -m bench.e1000 [--boots N] [--variants current,every-pass,old]
 """
 
 from __future__ import annotations
@@ -22,23 +21,20 @@ import shutil
 import statistics
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from aoeboot import wire  # noqa: E402
-from aoelab import dracutdir  # noqa: E402
-from aoelab import pcap as pcap_file  # noqa: E402
-from aoelab.disk import MARKER, make_disk  # noqa: E402
-from aoelab.kernel import Kernel, installed_kernel  # noqa: E402
-from aoelab.netns import Namespace  # noqa: E402
-from aoelab.vblade import Vblade  # noqa: E402
-from aoelab.vm import VM, printk_time  # noqa: E402
+from aoeboot import wire
+from aoelab import dracutdir
+from aoelab import pcap as pcap_file
+from aoelab.disk import MARKER, make_disk
+from aoelab.kernel import Kernel
+from aoelab.netns import Namespace
+from aoelab.vblade import Vblade
+from aoelab.vm import VM, printk_time
+from bench import REPO, kernel_with_aoe
 
 EVERY_PASS = """#!/bin/sh
 # the old behaviour: discover on every initqueue pass while root is missing
@@ -131,9 +127,7 @@ def main() -> None:
     parser.add_argument("--variants", default="current,old")
     parser.add_argument("--keep", type=Path, help="keep consoles and captures here")
     args = parser.parse_args()
-    kernel = installed_kernel()
-    if kernel is None:
-        raise SystemExit("no installed kernel with aoe.ko (install linux-image-amd64)")
+    kernel = kernel_with_aoe()
     variants = args.variants.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark the real installed system: root over AoE against root on a local disk, one run.
 
 The system disk is aoelab.sysimage's Debian 13 on Fedora's layout. One copy is set up to boot
@@ -22,7 +21,7 @@ made it. Both were prepared on this host, so their initramfs images are generic.
 3. The image build (debtree.base_tree): cold and warm if it had to build, else warm.
 
 TCG on a shared machine: the boots take minutes, dracut inside a guest takes minutes more.
-Run as root, with the project's venv: .venv/bin/python bench/installed.py [--runs N]
+Run as root, with the project's venv: .venv/bin/python -m bench.installed [--runs N]
 """
 
 from __future__ import annotations
@@ -41,11 +40,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from aoeboot import cpio  # noqa: E402
-from aoelab import (  # noqa: E402
+from aoeboot import cpio
+from aoelab import (
     cache,
     chroot,
     datadisk,
@@ -58,10 +54,11 @@ from aoelab import (  # noqa: E402
     qemumonitor,
     sysimage,
 )
-from aoelab.dnsmasq import Dnsmasq  # noqa: E402
-from aoelab.netns import Namespace  # noqa: E402
-from aoelab.vblade import Vblade  # noqa: E402
-from aoelab.vm import VM, accel  # noqa: E402
+from aoelab.dnsmasq import Dnsmasq
+from aoelab.netns import Namespace
+from aoelab.vblade import Vblade
+from aoelab.vm import VM, accel
+from bench import REPO
 
 GOAL_BOOT = 1.2
 GOAL_INITRAMFS = 1.2
@@ -364,7 +361,7 @@ def main() -> None:
         except imagerun.SysImageError as err:
             raise SystemExit(
                 f"{sys.executable} cannot build aoeboot's wheel: run it with the "
-                f"project's venv (tools/setup): .venv/bin/python bench/installed.py\n"
+                f"project's venv (tools/setup): .venv/bin/python -m bench.installed\n"
                 f"{str(err)[-500:]}"
             ) from None
     say(image_build())

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark the kernel-install plugin: what 60-aoeboot.install itself costs inside an add.
 
 Two whole `kernel-install add` runs of ~65 s each differ by more than the plugin costs, so the
@@ -10,7 +9,7 @@ plugin is then run alone, on a fresh copy of that state, with those arguments an
 environment, --runs times: the median is its cost. Cross-checks: the plugin's own run time
 inside that add (timestamps of the plugins around it), and one add without the plugin beside it.
 Goal (issue 4): the plugin costs <= 5 % of a kernel-install add, and the add runs dracut once.
-Run as root: bench/kernel_install.py [--runs N]
+Run as root: python -m bench.kernel_install [--runs N]
 """
 
 from __future__ import annotations
@@ -26,11 +25,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from aoelab import dracutdir  # noqa: E402
-from aoelab.kernel import Kernel, installed_kernel  # noqa: E402
+from aoelab import dracutdir
+from aoelab.kernel import Kernel
+from bench import REPO, kernel_with_aoe
 
 PLUGIN = REPO / "kernel-install.d/60-aoeboot.install"
 LOADERENTRY = "/usr/lib/kernel/install.d/90-loaderentry.install"
@@ -143,9 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.runs < 5:
         parser.error("--runs must be at least 5 for a stable median")
-    kernel = installed_kernel()
-    if kernel is None:
-        raise SystemExit("no installed kernel with aoe.ko (install linux-image-amd64)")
+    kernel = kernel_with_aoe()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         base = dracutdir.overlay(work)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The living-room box: the real installed system over AoE, NetworkManager managing its NIC.
 
 One boot:
@@ -8,7 +7,7 @@ One boot:
 2. Suspend to RAM --suspends times (page cache dropped before each): from the wake-up
    (qemu's system_wakeup) to the box's first synced write on root after it (goal: <= 2 s).
 
-Run as root, with the project's venv: .venv/bin/python bench/living_room.py [--suspends N]
+Run as root, with the project's venv: .venv/bin/python -m bench.living_room [--suspends N]
 """
 
 from __future__ import annotations
@@ -21,10 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from aoelab import datadisk, installed, suspend, sysimage  # noqa: E402
+from aoelab import datadisk, installed, suspend, sysimage
 
 BOOT_TIMEOUT = 900
 IDLE = "AOELAB-IDLE"

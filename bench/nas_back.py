@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: from the NAS being back to the box's first completed write, on the wire.
 
 The real installed system (aoelab.installed) with two NICs on the NAS's bridge, as
@@ -12,7 +11,7 @@ the NAS's bridge. For each run it prints, from the capture:
 - the box's first synced record (both fsyncs returned), as the host saw it, and the longest
   time in between when nothing was on the wire (the box had nothing outstanding).
 
-Run as root, with the project's venv: .venv/bin/python bench/nas_back.py [--runs N] [--outage S]
+Run as root, with the project's venv: .venv/bin/python -m bench.nas_back [--runs N] [--outage S]
 """
 
 from __future__ import annotations
@@ -26,12 +25,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from aoeboot import wire  # noqa: E402
-from aoelab import installed, resilience, sysimage  # noqa: E402
-from aoelab import pcap as pcap_file  # noqa: E402
+from aoeboot import wire
+from aoelab import installed, resilience, sysimage
+from aoelab import pcap as pcap_file
 
 BOOT_TIMEOUT = 900
 

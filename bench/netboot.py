@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Benchmark netboot: the same published kernel and initramfs fetched by iPXE over TFTP and over
 HTTP, under BIOS (SeaBIOS, the NIC's iPXE ROM) and under UEFI (OVMF, whose PXE fetches
-snponly.efi), one boot each, side by side. Run as root: bench/netboot
+snponly.efi), one boot each, side by side. Run as root: python -m bench.netboot
 
 The NAS is dnsmasq (DHCP and TFTP, configured with what `aoeboot nas-config` prints, with
 `--script http://...` for HTTP) and, for HTTP, Python's http.server, both on the tap in the
@@ -29,19 +28,16 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from aoeboot import publish  # noqa: E402
-from aoeboot.config import BootConfig, Config, PublishConfig  # noqa: E402
-from aoeboot.target import Target  # noqa: E402
-from aoelab import dracutdir  # noqa: E402
-from aoelab.disk import MARKER, make_disk  # noqa: E402
-from aoelab.dnsmasq import NAS_IP, Dnsmasq  # noqa: E402
-from aoelab.kernel import installed_kernel  # noqa: E402
-from aoelab.netns import Namespace  # noqa: E402
-from aoelab.vblade import Vblade  # noqa: E402
-from aoelab.vm import CONSOLE_ARGS, VM, accel  # noqa: E402
+from aoeboot import publish
+from aoeboot.config import BootConfig, Config, PublishConfig
+from aoeboot.target import Target
+from aoelab import dracutdir
+from aoelab.disk import MARKER, make_disk
+from aoelab.dnsmasq import NAS_IP, Dnsmasq
+from aoelab.netns import Namespace
+from aoelab.vblade import Vblade
+from aoelab.vm import CONSOLE_ARGS, VM, accel
+from bench import REPO, kernel_with_aoe
 
 MAC = "52:54:00:12:34:56"
 HOST = MAC.replace(":", "-")
@@ -148,9 +144,7 @@ def boot(work: Path, tftp: Path, firmware: str, transport: str) -> dict[str, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args()
-    kernel = installed_kernel()
-    if kernel is None:
-        raise SystemExit("no installed kernel with aoe.ko (install linux-image-amd64)")
+    kernel = kernel_with_aoe()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         initrd = dracutdir.build(work / "initrd.img", kernel.version, work, systemd=True)

@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Benchmark publishing: the same kernel + initramfs (the installed Debian ones, else random data
 of the same size) published with aoeboot to a directory, and copied with plain `cp` and `rsync`,
 alternating, in one run. Prints the ratio (goal <= 1.1) and the bytes aoeboot sends on an
-unchanged re-publish (goal 0).  bench/publish.py [--runs N]
+unchanged re-publish (goal 0).  python -m bench.publish [--runs N]
 """
 
 from __future__ import annotations
@@ -11,18 +10,14 @@ import argparse
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from aoeboot import publish  # noqa: E402
-from aoeboot.config import BootConfig, Config, PublishConfig  # noqa: E402
-from aoeboot.kver import sort_key  # noqa: E402
-from aoeboot.target import Target  # noqa: E402
+from aoeboot import publish
+from aoeboot.config import BootConfig, Config, PublishConfig
+from aoeboot.kver import sort_key
+from aoeboot.target import Target
 
 OPTIONS = ("ro", "root=/dev/etherd/e11.0p1")
 

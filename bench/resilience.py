@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark a box whose root is on AoE, with two NICs on the NAS's network: one boot.
 
 The real installed system (aoelab.installed, `install-entry --iface` naming both NICs, what it
@@ -24,7 +23,7 @@ all along.
    box's own file system work after the NAS is back; bench/nas_back.py measures the goal (the
    first write answered within one retransmit interval) on the wire.
 
-Run as root, with the project's venv: .venv/bin/python bench/resilience.py [--soak S] [--runs N]
+Run as root, with the project's venv: .venv/bin/python -m bench.resilience [--soak S] [--runs N]
 """
 
 from __future__ import annotations
@@ -36,10 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from aoelab import installed, resilience, sysimage  # noqa: E402
+from aoelab import installed, resilience, sysimage
 
 BOOT_TIMEOUT = 900
 TICK = 0.1  # the driver's TIMERTICK: the retransmit timer runs every HZ/10

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A second NIC with no cable, measured: boot a VM with root on AoE, with one NIC and with two
 (the second's carrier off from power-on, qemu's set_link), alternating two versions of the module
 in one run:
@@ -9,7 +8,7 @@ in one run:
 
 For each boot, by the guest's clock: the aoe driver loaded to the disk's partition scan, and to
 root mounted (virtio's NICs have carrier from their probe, before aoe loads). Run as root:
-bench/second_nic.py [--boots N]
+python -m bench.second_nic [--boots N]
 """
 
 from __future__ import annotations
@@ -19,20 +18,17 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from aoelab import dracutdir  # noqa: E402
-from aoelab.disk import MARKER, make_disk  # noqa: E402
-from aoelab.kernel import Kernel, installed_kernel  # noqa: E402
-from aoelab.netns import Namespace  # noqa: E402
-from aoelab.qemumonitor import monitor_command  # noqa: E402
-from aoelab.vblade import Vblade  # noqa: E402
-from aoelab.vm import VM, printk_time  # noqa: E402
+from aoelab import dracutdir
+from aoelab.disk import MARKER, make_disk
+from aoelab.kernel import Kernel
+from aoelab.netns import Namespace
+from aoelab.qemumonitor import monitor_command
+from aoelab.vblade import Vblade
+from aoelab.vm import VM, printk_time
+from bench import REPO, kernel_with_aoe
 
 OLD = "4d0342f"  # the last module (then dracut/95aoe) whose aoe-up waited for carrier
 MACS = ("52:54:00:12:34:56", "52:54:00:12:34:57")
@@ -99,9 +95,7 @@ def main() -> None:
     parser.add_argument("--boots", type=int, default=3, help="boots per variant and NIC count")
     parser.add_argument("--keep", type=Path, help="keep consoles here")
     args = parser.parse_args()
-    kernel = installed_kernel()
-    if kernel is None:
-        raise SystemExit("no installed kernel with aoe.ko (install linux-image-amd64)")
+    kernel = kernel_with_aoe()
     cases = [(variant, nics) for variant in ("current", "old") for nics in (1, 2)]
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)

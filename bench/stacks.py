@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark the storage stacks the installer makes, booted over AoE, side by side in one run.
 
 Two real installed systems, set up as a user does it (aoelab.installed.install_box: the
@@ -8,7 +7,7 @@ its entry's kernel, initramfs and options from vblade, --runs times, interleaved
 wall seconds from qemu start to "Reached target multi-user.target" on the serial console.
 Goal: Server / Workstation <= 1.1 (the median of each).
 
-Run as root, with the project's venv: .venv/bin/python bench/stacks.py [--runs N]
+Run as root, with the project's venv: .venv/bin/python -m bench.stacks [--runs N]
 """
 
 from __future__ import annotations
@@ -17,16 +16,12 @@ import argparse
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from aoelab import disklayout, installed, localboot, qemumonitor, sysimage  # noqa: E402
-from aoelab.vm import accel  # noqa: E402
+from aoelab import disklayout, installed, localboot, qemumonitor, sysimage
+from aoelab.vm import accel
 
 GOAL = 1.1
 BOOT_TIMEOUT = 600

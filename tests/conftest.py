@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,9 @@ from hypothesis import settings
 
 from tests.helpers import require_programs, require_root
 from tests.lab import SIZES, Lab, serve
+from tests.sysroot import make_sysroot
 
-# No test here is about time (benchmarks under bench/ are): Hypothesis's 200 ms deadline per
-# example only fails a run whose machine is busy. Seen in a full run: one example of
-# test_uapi_agrees_with_systemd_itself, which starts systemd-analyze, took 278 ms.
+# No test here is about time (bench/ measures that): a per-example deadline only fails busy runs.
 settings.register_profile("aoeboot", deadline=None)
 settings.load_profile("aoeboot")
 
@@ -32,6 +32,13 @@ def aoe_initrd(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
         pytest.fail("no installed kernel with aoe.ko: install linux-image-amd64")
     work = tmp_path_factory.mktemp("aoe-initrd")
     return kernel.version, dracutdir.build(work / "initrd.img", kernel.version, work, systemd=False)
+
+
+@pytest.fixture
+def sysroot(tmp_path: Path) -> Callable[..., Path]:
+    """Makes the test's fake installed system, tmp_path/sysimage, from make_sysroot's keywords
+    (tests/sysroot.py): `sysroot(kver=..., entries=..., config=...)`."""
+    return functools.partial(make_sysroot, tmp_path / "sysimage")
 
 
 @pytest.fixture

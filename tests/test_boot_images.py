@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,11 +27,11 @@ DRACUT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 RPM_PATH = "/sbin:/bin:/usr/sbin:/usr/bin"
 
 
-def systemd_boot_root(tmp_path: Path) -> tuple[Path, Path]:
+def systemd_boot_root(sysroot: Callable[..., Path]) -> tuple[Path, Path]:
     """A root laid out as kernel-install's bls layout with systemd-boot: the entry on the ESP
     (/efi) names /MACHINE-ID/KVER/initrd, which lacks AoE; /boot has an image with it that no
     entry boots. Returns (root, the ESP's initrd)."""
-    root = bare_root(tmp_path)
+    root = bare_root(sysroot)
     shutil.rmtree(root / "boot/loader")
     (root / "boot" / f"initramfs-{KVER}.img").write_bytes(AOE_IMAGE)
     esp_initrd = root / "efi" / MACHINE_ID / KVER / "initrd"
@@ -55,10 +56,10 @@ def initramfs_checks(root: Path) -> list[tuple[str, str]]:
     ]
 
 
-def test_systemd_boot_the_initrd_the_entry_names_is_built_and_checked(tmp_path, monkeypatch):
+def test_systemd_boot_the_initrd_the_entry_names_is_built_and_checked(sysroot, monkeypatch):
     """Before: install-entry built /boot/initramfs-KVER.img, which no entry boots, said
     "nothing to change" on a rerun, and status kept failing: a loop."""
-    root, esp_initrd = systemd_boot_root(tmp_path)
+    root, esp_initrd = systemd_boot_root(sysroot)
     before = initramfs_checks(root)
     assert [level for level, _ in before] == ["FAIL"], before
     assert f"efi/{MACHINE_ID}/{KVER}/initrd lacks the aoe driver" in before[0][1], before
@@ -82,8 +83,8 @@ def test_systemd_boot_the_initrd_the_entry_names_is_built_and_checked(tmp_path, 
     assert after[1][1].endswith("carries the AoE options itself"), after
 
 
-def test_an_entry_naming_an_initrd_that_is_not_there_fails_though_boot_has_one(tmp_path):
-    root, esp_initrd = systemd_boot_root(tmp_path)
+def test_an_entry_naming_an_initrd_that_is_not_there_fails_though_boot_has_one(sysroot):
+    root, esp_initrd = systemd_boot_root(sysroot)
     esp_initrd.unlink()
     checks = initramfs_checks(root)
     assert [level for level, _ in checks] == ["FAIL"], checks

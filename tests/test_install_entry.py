@@ -3,34 +3,32 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.helpers import aoeboot
 
-ENTRY = (
-    "title Fedora\nversion {kver}\nlinux /vmlinuz-{kver}\noptions root=UUID=abcd ro rhgb quiet\n"
-)
+ENTRY = "title Fedora\nversion {kver}\nlinux /vmlinuz-{kver}\noptions {options}\n"
+OPTIONS = "root=UUID=abcd ro rhgb quiet"
 
 
-def installed_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
-    root = tmp_path / "sysimage"
-    (root / "lib/modules" / kver).mkdir(parents=True)
-    (root / "lib/modules" / kver / "modules.dep").write_text("")
-    (root / "boot/loader/entries").mkdir(parents=True)
-    shutil.copy(initrd, root / "boot" / f"initramfs-{kver}.img")
-    (root / "boot/loader/entries" / f"fedora-{kver}.conf").write_text(ENTRY.format(kver=kver))
-    (root / "etc/kernel").mkdir(parents=True)
-    (root / "etc/kernel/cmdline").write_text("root=UUID=abcd ro rhgb quiet\n")
-    return root
+def installed_root(
+    sysroot: Callable[..., Path], kver: str, initrd: Path, options: str = OPTIONS, **system: Any
+) -> Path:
+    """One kernel, its initramfs and its entry; /etc/kernel/cmdline the entry's options unless
+    `system` (more of the system: the sysroot fixture's keywords) says otherwise."""
+    system.setdefault("cmdline", options + "\n")
+    entry = ENTRY.format(kver=kver, options=options)
+    return sysroot(kver=kver, initramfs=initrd, entries={f"fedora-{kver}.conf": entry}, **system)
 
 
-def test_install_entry_sets_everything_up_once(tmp_path, aoe_initrd):
+def test_install_entry_sets_everything_up_once(sysroot, aoe_initrd):
     kver, initrd = aoe_initrd
-    root = installed_root(tmp_path, kver, initrd)
+    root = installed_root(sysroot, kver, initrd)
     out = aoeboot("install-entry", "--target", "e11.0p1", "--iface", "eth0", "--root", str(root))
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
@@ -48,9 +46,8 @@ def test_install_entry_sets_everything_up_once(tmp_path, aoe_initrd):
     assert 'add_dracutmodules+=" aoe "' in (root / "etc/dracut.conf.d/90-aoeboot.conf").read_text()
     assert "target = e11.0p1" in (root / "etc/aoeboot/aoeboot.conf").read_text()
     entry = (root / "boot/loader/entries" / f"fedora-{kver}.conf").read_text()
-    assert entry == ENTRY.format(kver=kver).replace(
-        "options root=UUID=abcd ro rhgb quiet",
-        "options ro rhgb quiet root=/dev/etherd/e11.0p1 rd.aoe.iface=eth0",
+    assert entry == ENTRY.format(
+        kver=kver, options="ro rhgb quiet root=/dev/etherd/e11.0p1 rd.aoe.iface=eth0"
     )
 
     again = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root), "--json")
@@ -58,9 +55,8 @@ def test_install_entry_sets_everything_up_once(tmp_path, aoe_initrd):
     assert again.stdout.replace(" ", "").replace("\n", "") == '{"changed":false,"changes":[]}'
 
 
-def test_install_entry_without_target_on_a_root_not_on_aoe(tmp_path):
-    root = tmp_path / "sysimage"
-    root.mkdir()
+def test_install_entry_without_target_on_a_root_not_on_aoe(sysroot):
+    root = sysroot()
     out = aoeboot("install-entry", "--root", str(root))
     assert out.returncode == 2
     assert out.stderr.strip() == (
@@ -87,21 +83,23 @@ FSTAB = (
 ROOT_MOUNT = "rootfstype=btrfs rootflags=subvol=root,compress=zstd:1"
 
 
-def fedora_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
+def fedora_root(sysroot: Callable[..., Path], kver: str, initrd: Path) -> Path:
     """The installer's layout: fstab by UUID with btrfs subvolume root, no /etc/kernel/cmdline
     yet, grub's /etc/default/grub."""
-    root = installed_root(tmp_path, kver, initrd)
-    (root / "etc/kernel/cmdline").unlink()
-    (root / "etc/fstab").write_text(FSTAB)
-    (root / "etc/default").mkdir()
-    (root / "etc/default/grub").write_text('GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="rhgb quiet"\n')
-    return root
+    return installed_root(
+        sysroot,
+        kver,
+        initrd,
+        cmdline=None,
+        fstab=FSTAB,
+        grub='GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX="rhgb quiet"\n',
+    )
 
 
-def test_root_mount_options_come_from_the_installed_systems_fstab(tmp_path, aoe_initrd):
+def test_root_mount_options_come_from_the_installed_systems_fstab(sysroot, aoe_initrd):
     """Never from the installer's own /proc/cmdline: switch-root needs subvol=root."""
     kver, initrd = aoe_initrd
-    root = fedora_root(tmp_path, kver, initrd)
+    root = fedora_root(sysroot, kver, initrd)
     out = aoeboot("install-entry", "--target", "e11.0p3", "--root", str(root))
     assert out.returncode == 0, out.stderr
     ours = f"root=/dev/etherd/e11.0p3 {ROOT_MOUNT}"
@@ -117,9 +115,9 @@ def test_root_mount_options_come_from_the_installed_systems_fstab(tmp_path, aoe_
     assert again.stdout.strip() == "nothing to change: already set up to boot from AoE"
 
 
-def test_usr_lib_kernel_cmdline_is_the_base_without_etc_kernel_cmdline(tmp_path, aoe_initrd):
+def test_usr_lib_kernel_cmdline_is_the_base_without_etc_kernel_cmdline(sysroot, aoe_initrd):
     kver, initrd = aoe_initrd
-    root = fedora_root(tmp_path, kver, initrd)
+    root = fedora_root(sysroot, kver, initrd)
     (root / "usr/lib/kernel").mkdir(parents=True)
     (root / "usr/lib/kernel/cmdline").write_text("ro console=ttyS0\n")
     assert aoeboot("install-entry", "--target", "e11.0p3", "--root", str(root)).returncode == 0
@@ -128,11 +126,9 @@ def test_usr_lib_kernel_cmdline_is_the_base_without_etc_kernel_cmdline(tmp_path,
     )
 
 
-def test_publishing_configured_enables_the_retry_timer(tmp_path, aoe_initrd):
+def test_publishing_configured_enables_the_retry_timer(sysroot, aoe_initrd):
     kver, initrd = aoe_initrd
-    root = installed_root(tmp_path, kver, initrd)
-    (root / "etc/aoeboot").mkdir(parents=True)
-    (root / "etc/aoeboot/aoeboot.conf").write_text("[publish]\ndestination = /srv/tftp\n")
+    root = installed_root(sysroot, kver, initrd, config="[publish]\ndestination = /srv/tftp\n")
     out = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
     assert "enabled aoeboot-publish.timer" in out.stdout, out.stderr
     link = root / "etc/systemd/system/timers.target.wants/aoeboot-publish.timer"
@@ -152,9 +148,9 @@ def test_publishing_configured_enables_the_retry_timer(tmp_path, aoe_initrd):
         ),
     ],
 )
-def test_bad_system_files_are_one_line_errors(tmp_path, aoe_initrd, breakage, message):
+def test_bad_system_files_are_one_line_errors(sysroot, aoe_initrd, breakage, message):
     kver, initrd = aoe_initrd
-    root = fedora_root(tmp_path, kver, initrd)
+    root = fedora_root(sysroot, kver, initrd)
     breakage(root)
     out = aoeboot("install-entry", "--target", "e11.0p3", "--root", str(root))
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
@@ -210,20 +206,24 @@ def cpio_names(image: Path) -> list[str]:
     return cpio.names(image)
 
 
-def test_records_the_servers_the_driver_uses_and_the_initramfs_carries_them(tmp_path, aoe_initrd):
+def test_records_the_servers_the_driver_uses_and_the_initramfs_carries_them(sysroot, aoe_initrd):
     """In the installer the disk is on AoE already: the servers come from the driver (its
     debugfs file lists each, here two), and the image the dracut module builds carries them."""
     kver, initrd = aoe_initrd
-    root = installed_root(tmp_path, kver, initrd)
-    (root / "sys/module/aoe").mkdir(parents=True)
-    (root / "sys/block/etherd!e11.0").mkdir(parents=True)
-    (root / "sys/block/etherd!e11.0/mac").write_text("525400aa0001\n")
-    (root / "sys/kernel/debug/aoe").mkdir(parents=True)
-    (root / "sys/kernel/debug/aoe/e11.0").write_text(
-        "rttavg: 2 rttdev: 1\nfalloc: 1\nffree: 0000000000000000\n525400aa0001:0:16:16\n"
-        "\tssthresh:8\n\ttaint:0\n\teth0\nfalloc: 1\nffree: 0000000000000000\n"
-        "525400aa0002:0:16:16\n\tssthresh:8\n\ttaint:0\n\teth1\n"
+    root = installed_root(
+        sysroot,
+        kver,
+        initrd,
+        files={
+            "sys/block/etherd!e11.0/mac": "525400aa0001\n",
+            "sys/kernel/debug/aoe/e11.0": (
+                "rttavg: 2 rttdev: 1\nfalloc: 1\nffree: 0000000000000000\n525400aa0001:0:16:16\n"
+                "\tssthresh:8\n\ttaint:0\n\teth0\nfalloc: 1\nffree: 0000000000000000\n"
+                "525400aa0002:0:16:16\n\tssthresh:8\n\ttaint:0\n\teth1\n"
+            ),
+        },
     )
+    (root / "sys/module/aoe").mkdir(parents=True)
     out = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == (
@@ -244,11 +244,9 @@ def test_records_the_servers_the_driver_uses_and_the_initramfs_carries_them(tmp_
     assert again.stdout.strip() == "nothing to change: already set up to boot from AoE"
 
 
-def test_server_named_by_hand_wins_and_bad_ones_are_one_line(tmp_path, aoe_initrd):
+def test_server_named_by_hand_wins_and_bad_ones_are_one_line(sysroot, aoe_initrd):
     kver, initrd = aoe_initrd
-    root = installed_root(tmp_path, kver, initrd)
-    (root / "etc/aoeboot").mkdir(parents=True)
-    (root / "etc/aoeboot/aoeboot.conf").write_text("[boot]\nservers = 52:54:00:aa:00:01\n")
+    root = installed_root(sysroot, kver, initrd, config="[boot]\nservers = 52:54:00:aa:00:01\n")
     out = aoeboot(
         "install-entry", "--target", "e11.0p1", "--server", "02-AA-00-00-00-09", "--root", str(root)
     )
@@ -262,18 +260,13 @@ def test_server_named_by_hand_wins_and_bad_ones_are_one_line(tmp_path, aoe_initr
     assert len(bad.stderr.splitlines()) == 1
 
 
-def test_without_the_driver_nothing_is_recorded_and_it_says_so(tmp_path, aoe_initrd):
+def test_without_the_driver_nothing_is_recorded_and_it_says_so(sysroot, aoe_initrd):
     kver, initrd = aoe_initrd
-    out = aoeboot(
-        "install-entry",
-        "--target",
-        "e11.0p1",
-        "--root",
-        str(installed_root(tmp_path, kver, initrd)),
-    )
+    root = installed_root(sysroot, kver, initrd)
+    out = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
     assert out.returncode == 0, out.stderr
     assert "cannot tell which NAS serves e11.0" in out.stderr
-    assert "servers" not in (tmp_path / "sysimage/etc/aoeboot/aoeboot.conf").read_text()
+    assert "servers" not in (root / "etc/aoeboot/aoeboot.conf").read_text()
 
 
 # ---- the NetworkManager drop-in (no kernel here: nothing for dracut to build) ----
@@ -300,21 +293,15 @@ connection.down-on-poweroff=0
 """
 
 
-def nm_root(tmp_path: Path, nics: dict[str, str]) -> Path:
+def nm_root(sysroot: Callable[..., Path], nics: dict[str, str]) -> Path:
     """An installed root with NetworkManager and the installer's /sys/class/net (Anaconda
     bind-mounts /sys): `nics` maps names to MACs."""
-    root = tmp_path / "sysimage"
-    (root / "usr/sbin").mkdir(parents=True)
-    (root / "usr/sbin/NetworkManager").write_text("")
-    for name, address in nics.items():
-        (root / "sys/class/net" / name).mkdir(parents=True)
-        (root / "sys/class/net" / name / "address").write_text(address + "\n")
-    return root
+    return sysroot(nics=nics, files={"usr/sbin/NetworkManager": ""})
 
 
-def test_networkmanager_dropin_names_every_aoe_nic_by_mac_once(tmp_path):
+def test_networkmanager_dropin_names_every_aoe_nic_by_mac_once(sysroot):
     root = nm_root(
-        tmp_path,
+        sysroot,
         {"eth0": "52:54:00:12:34:56", "eth1": "52:54:00:00:00:09", "wlan0": "02:00:00:00:00:01"},
     )
     out = aoeboot(
@@ -347,8 +334,8 @@ def test_networkmanager_dropin_names_every_aoe_nic_by_mac_once(tmp_path):
     assert dropin.stat().st_mtime_ns == before
 
 
-def test_networkmanager_dropin_follows_the_nics(tmp_path):
-    root = nm_root(tmp_path, {"eth0": "52:54:00:12:34:56", "eth1": "52:54:00:00:00:09"})
+def test_networkmanager_dropin_follows_the_nics(sysroot):
+    root = nm_root(sysroot, {"eth0": "52:54:00:12:34:56", "eth1": "52:54:00:00:00:09"})
     aoeboot("install-entry", "--target", "e11.0p1", "--iface", "eth0", "--root", str(root))
     out = aoeboot("install-entry", "--target", "e11.0p1", "--iface", "eth1", "--root", str(root))
     assert "wrote /etc/NetworkManager/conf.d/90-aoeboot.conf for eth1 (52:54:00:00:00:09)" in (
@@ -357,9 +344,9 @@ def test_networkmanager_dropin_follows_the_nics(tmp_path):
     assert (root / NM_DROPIN).read_text() == NM_TEXT.format(match="mac:52:54:00:00:00:09")
 
 
-def test_networkmanager_dropin_from_the_nic_the_driver_uses(tmp_path):
+def test_networkmanager_dropin_from_the_nic_the_driver_uses(sysroot):
     """No --iface: the NIC through which the aoe driver reaches the target (the installer)."""
-    root = nm_root(tmp_path, {"enp1s0": "52:54:00:12:34:56", "enp2s0": "52:54:00:00:00:09"})
+    root = nm_root(sysroot, {"enp1s0": "52:54:00:12:34:56", "enp2s0": "52:54:00:00:00:09"})
     disk = root / "sys/block/etherd!e11.0"
     disk.mkdir(parents=True)
     (root / "sys/module/aoe").mkdir(parents=True)
@@ -370,8 +357,8 @@ def test_networkmanager_dropin_from_the_nic_the_driver_uses(tmp_path):
     assert (root / NM_DROPIN).read_text() == NM_TEXT.format(match="mac:52:54:00:12:34:56")
 
 
-def test_no_networkmanager_drop_in_without_networkmanager_or_a_mac(tmp_path):
-    root = nm_root(tmp_path, {"eth0": "52:54:00:12:34:56"})
+def test_no_networkmanager_drop_in_without_networkmanager_or_a_mac(sysroot):
+    root = nm_root(sysroot, {"eth0": "52:54:00:12:34:56"})
     out = aoeboot("install-entry", "--target", "e11.0p1", "--iface", "eth7", "--root", str(root))
     assert out.returncode == 0, out.stderr
     assert "no interface here is called eth7: the NetworkManager drop-in cannot name its MAC" in (
@@ -394,14 +381,14 @@ def test_no_networkmanager_drop_in_without_networkmanager_or_a_mac(tmp_path):
     ],
 )
 def test_a_nas_with_two_ports_gets_a_deadsecs_that_leaves_a_dead_port(
-    tmp_path, monkeypatch, servers, deadsecs
+    sysroot, monkeypatch, servers, deadsecs
 ):
     """One server: the module's own 0 (wait for the NAS for ever). Two: a deadsecs the driver
     needs to move frames off a port that stopped answering, which never fails the disk."""
     from aoeboot import initramfs
     from tests.test_odd_input import bare_root, cli, fake_dracut
 
-    root = bare_root(tmp_path)
+    root = bare_root(sysroot)
     monkeypatch.setattr(initramfs, "run", fake_dracut([]))
     args = [word for server in servers for word in ("--server", server)]
     result = cli("install-entry", "--target", "e11.0p1", *args, "--root", str(root))
@@ -423,7 +410,7 @@ SERVER_ENTRY = "root=/dev/mapper/fedora-root ro rd.lvm.lv=fedora/root"
 
 
 def server_root(
-    tmp_path: Path,
+    sysroot: Callable[..., Path],
     kver: str,
     initrd: Path,
     grub: str = "rd.lvm.lv=fedora/root",
@@ -431,20 +418,20 @@ def server_root(
 ) -> Path:
     """Fedora Server's layout as the installer leaves it (LVM, xfs), prepared where its stack
     is not assembled: no /etc/kernel/cmdline yet, the entry grub2-mkconfig's options."""
-    root = installed_root(tmp_path, kver, initrd)
-    (root / "etc/kernel/cmdline").unlink()
-    (root / "boot/loader/entries" / f"fedora-{kver}.conf").write_text(
-        ENTRY.format(kver=kver).replace("root=UUID=abcd ro rhgb quiet", entry)
+    return installed_root(
+        sysroot,
+        kver,
+        initrd,
+        options=entry,
+        cmdline=None,
+        fstab=SERVER_FSTAB,
+        grub=f'GRUB_CMDLINE_LINUX="{grub}"\n',
     )
-    (root / "etc/fstab").write_text(SERVER_FSTAB)
-    (root / "etc/default").mkdir()
-    (root / "etc/default/grub").write_text(f'GRUB_CMDLINE_LINUX="{grub}"\n')
-    return root
 
 
-def test_lvm_root_stays_the_logical_volume_and_aoe_is_wanted(tmp_path, aoe_initrd):
+def test_lvm_root_stays_the_logical_volume_and_aoe_is_wanted(sysroot, aoe_initrd):
     kver, initrd = aoe_initrd
-    root = server_root(tmp_path, kver, initrd)
+    root = server_root(sysroot, kver, initrd)
     out = aoeboot("install-entry", "--target", "e11.0p3", "--iface", "eth0", "--root", str(root))
     assert out.returncode == 0, out.stderr
     ours = "root=/dev/mapper/fedora-root rootfstype=xfs rd.aoe=1 rd.aoe.iface=eth0"
@@ -459,10 +446,10 @@ def test_lvm_root_stays_the_logical_volume_and_aoe_is_wanted(tmp_path, aoe_initr
     assert again.stdout.strip() == "nothing to change: already set up to boot from AoE"
 
 
-def test_the_lvm_option_is_added_where_it_is_missing_and_others_are_kept(tmp_path, aoe_initrd):
+def test_the_lvm_option_is_added_where_it_is_missing_and_others_are_kept(sysroot, aoe_initrd):
     kver, initrd = aoe_initrd
     root = server_root(
-        tmp_path,
+        sysroot,
         kver,
         initrd,
         grub="rhgb",
@@ -477,9 +464,9 @@ def test_the_lvm_option_is_added_where_it_is_missing_and_others_are_kept(tmp_pat
     assert f"options ro rd.lvm.lv=fedora/swap {ours}\n" in entry
 
 
-def test_an_md_root_not_assembled_here_is_an_error_and_nothing_is_written(tmp_path, aoe_initrd):
+def test_an_md_root_not_assembled_here_is_an_error_and_nothing_is_written(sysroot, aoe_initrd):
     kver, initrd = aoe_initrd
-    root = server_root(tmp_path, kver, initrd)
+    root = server_root(sysroot, kver, initrd)
     (root / "etc/fstab").write_text("/dev/md/root / xfs defaults 0 0\n")
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     out = aoeboot("install-entry", "--target", "e11.0p3", "--root", str(root))

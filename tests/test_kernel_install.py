@@ -45,14 +45,17 @@ def good_initrd(aoe_initrd):
 
 
 class Setup:
-    def __init__(self, tmp: Path, dracut_base: Path, plugins):
+    def __init__(self, tmp: Path, dracut_base: Path, plugins, root: Path | None = None):
         self.boot = tmp / "boot"
         self.conf = tmp / "conf"
         self.bin = tmp / "bin"
-        self.root = tmp / "root"  # the system root aoeboot looks at: no /boot/initrd.img-* there
+        # The system root aoeboot looks at (the sysroot fixture's, or an empty one): no
+        # /boot/initrd.img-* there.
+        self.root = root or tmp / "root"
         self.count = tmp / "dracut-runs"
-        for d in (self.boot, self.conf, self.bin, self.root):
+        for d in (self.boot, self.conf, self.bin):
             d.mkdir()
+        self.root.mkdir(exist_ok=True)
         (self.conf / "install.conf").write_text("layout=bls\n")
         (self.conf / "cmdline").write_text(USER_CMDLINE + "\n")
         (self.conf / "aoeboot.conf").write_text(CONFIG)
@@ -215,15 +218,16 @@ def test_malformed_cmdline_file_and_config(tmp_path):
     assert len(out.stderr.strip().splitlines()) == 1
 
 
-def test_unreachable_nas_never_fails_the_kernel_install(tmp_path, kernel, dracut_base, good_initrd):
-    s = Setup(tmp_path, dracut_base, [PLUGIN])
-    (s.conf / "aoeboot.conf").unlink()  # read from the system root, as `aoeboot publish` does
+def test_unreachable_nas_never_fails_the_kernel_install(
+    tmp_path, sysroot, kernel, dracut_base, good_initrd
+):
     nas = tmp_path / "nas"
     nas.mkdir()
-    (s.root / "etc/aoeboot").mkdir(parents=True)
-    (s.root / "etc/aoeboot/aoeboot.conf").write_text(CONFIG + f"[publish]\ndestination = {nas}\n")
-    (s.root / "sys/class/net/eth0").mkdir(parents=True)
-    (s.root / "sys/class/net/eth0/address").write_text("52:54:00:12:34:56\n")
+    root = sysroot(
+        config=CONFIG + f"[publish]\ndestination = {nas}\n", nics={"eth0": "52:54:00:12:34:56"}
+    )
+    s = Setup(tmp_path, dracut_base, [PLUGIN], root)
+    (s.conf / "aoeboot.conf").unlink()  # read from the system root, as `aoeboot publish` does
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(nas)], check=True)
     try:
         out = s.kernel_install("add", kernel.version, str(kernel.image), str(good_initrd))
@@ -259,20 +263,23 @@ def run_plugin(s: Setup, env, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_layout_other_builds_where_grub_looks_and_fixes_grubs_entry(tmp_path, kernel, dracut_base):
+def test_layout_other_builds_where_grub_looks_and_fixes_grubs_entry(
+    tmp_path, sysroot, kernel, dracut_base
+):
     """Fedora without layout=bls: 20-grub.install wrote /boot/loader/entries/...; the staging
     area is deleted on exit and never read for `other`, so the initramfs goes to /boot."""
-    s = Setup(tmp_path, dracut_base, [PLUGIN])
+    name = f"{MACHINE_ID}-{kernel.version}.conf"
+    root = sysroot(
+        entries={
+            name: f"title Fedora\nversion {kernel.version}\nlinux /vmlinuz-"
+            f"{kernel.version}\ninitrd /initramfs-{kernel.version}.img\n"
+            "options root=UUID=1234 ro rhgb\ngrub_users $grub_users\n"
+        }
+    )
+    s = Setup(tmp_path, dracut_base, [PLUGIN], root)
     staging = tmp_path / "staging"
     staging.mkdir()
-    entries = s.root / "boot/loader/entries"
-    entries.mkdir(parents=True)
-    grub_entry = entries / f"{MACHINE_ID}-{kernel.version}.conf"
-    grub_entry.write_text(
-        f"title Fedora\nversion {kernel.version}\nlinux /vmlinuz-"
-        f"{kernel.version}\ninitrd /initramfs-{kernel.version}.img\n"
-        "options root=UUID=1234 ro rhgb\ngrub_users $grub_users\n"
-    )
+    grub_entry = root / "boot/loader/entries" / name
     env = plugin_env(
         s,
         KERNEL_INSTALL_LAYOUT="other",

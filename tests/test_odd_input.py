@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,16 +46,10 @@ def cli(*args: str) -> Result:
     return CliRunner().invoke(group, list(args))
 
 
-def bare_root(tmp_path: Path) -> Path:
+def bare_root(sysroot: Callable[..., Path]) -> Path:
     """An installed system with one kernel and its boot entry, no initramfs yet."""
-    root = tmp_path / "sysimage"
-    (root / "lib/modules" / KVER).mkdir(parents=True)
-    (root / "lib/modules" / KVER / "modules.dep").write_text("")
-    (root / "boot/loader/entries").mkdir(parents=True)
-    (root / "boot/loader/entries" / f"fedora-{KVER}.conf").write_text(
-        f"title Fedora\nversion {KVER}\nlinux /vmlinuz-{KVER}\noptions ro quiet\n"
-    )
-    return root
+    entry = f"title Fedora\nversion {KVER}\nlinux /vmlinuz-{KVER}\noptions ro quiet\n"
+    return sysroot(kver=KVER, entries={f"fedora-{KVER}.conf": entry})
 
 
 def fake_dracut(calls: list[list[str]], bakes: bool = True):
@@ -96,10 +91,10 @@ def written(root: Path) -> list[str]:
 # ---- 11: crashes and half-writes ----
 
 
-def test_a_relative_root_is_made_absolute_before_dracut_runs_in_it(tmp_path, monkeypatch):
+def test_a_relative_root_is_made_absolute_before_dracut_runs_in_it(tmp_path, sysroot, monkeypatch):
     """Before: ValueError from relative_to (chroot 'sysimage' vs the absolute temp name), after
     the config, the command line and the drop-in were written."""
-    root = bare_root(tmp_path)
+    root = bare_root(sysroot)
     calls: list[list[str]] = []
     monkeypatch.setattr(initramfs, "run", fake_dracut(calls))
     monkeypatch.chdir(tmp_path)
@@ -112,12 +107,10 @@ def test_a_relative_root_is_made_absolute_before_dracut_runs_in_it(tmp_path, mon
     assert "root=/dev/etherd/e11.0p1" in initramfs.baked_options(image).options
 
 
-def test_a_modules_dir_that_is_no_kernel_version_is_a_warning_in_the_json(tmp_path):
+def test_a_modules_dir_that_is_no_kernel_version_is_a_warning_in_the_json(sysroot):
     """Before: `status --json` printed one error line and no JSON; install-entry stopped with
     that error after writing the config."""
-    root = tmp_path / "sysimage"
-    (root / "lib/modules/6.1 old").mkdir(parents=True)
-    (root / "lib/modules/6.1 old/modules.dep").write_text("")
+    root = sysroot(kver="6.1 old")
     out = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
     assert out.returncode == 0, out.stderr
     assert "/lib/modules holds '6.1 old', which cannot be a kernel version" in out.stderr
@@ -152,12 +145,11 @@ def test_numbers_past_the_int_limit_are_out_of_range(tmp_path, args, message):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_config_number_past_the_int_limit_names_file_and_line(tmp_path):
-    (tmp_path / "etc/aoeboot").mkdir(parents=True)
-    (tmp_path / "etc/aoeboot/aoeboot.conf").write_text(f"[boot]\ntimeout = {HUGE}\n")
-    line = one_line_error(aoeboot("install-entry", "--target", "e1.0p1", "--root", str(tmp_path)))
+def test_a_config_number_past_the_int_limit_names_file_and_line(sysroot):
+    root = sysroot(config=f"[boot]\ntimeout = {HUGE}\n")
+    line = one_line_error(aoeboot("install-entry", "--target", "e1.0p1", "--root", str(root)))
     assert line == (
-        f"aoeboot: {tmp_path}/etc/aoeboot/aoeboot.conf:2: timeout: '111111111111... "
+        f"aoeboot: {root}/etc/aoeboot/aoeboot.conf:2: timeout: '111111111111... "
         "(5000 characters)' is not a whole number from 1 to 86400"
     )
 
@@ -227,13 +219,11 @@ def test_dracut_failing_on_a_read_only_boot_keeps_its_error_and_leaves_no_temp(
         ),
     ],
 )
-def test_every_file_it_edits_is_read_before_it_writes_any(tmp_path, breakage, message):
+def test_every_file_it_edits_is_read_before_it_writes_any(sysroot, breakage, message):
     """Before: the config, /etc/kernel/cmdline and the drop-ins were written, then the broken
     entry or command line stopped it."""
-    root = tmp_path / "sysimage"
+    root = sysroot(cmdline="ro quiet\n")
     (root / "boot/loader/entries").mkdir(parents=True)
-    (root / "etc/kernel").mkdir(parents=True)
-    (root / "etc/kernel/cmdline").write_text("ro quiet\n")
     breakage(root)
     before = written(root)
     assert message in one_line_error(
@@ -290,11 +280,10 @@ def _fstab_by_uuid(root: Path) -> None:
         ),
     ],
 )
-def test_a_target_that_is_not_where_root_is_is_refused(tmp_path, prepare, target, message):
+def test_a_target_that_is_not_where_root_is_is_refused(sysroot, prepare, target, message):
     """Before: accepted, and every entry pointed at a partition the next boot cannot mount
     root from."""
-    root = tmp_path / "sysimage"
-    root.mkdir()
+    root = sysroot()
     prepare(root)
     before = written(root)
     out = aoeboot("install-entry", "--target", target, "--root", str(root))
@@ -320,21 +309,18 @@ def test_broadcast_multicast_and_null_macs_name_no_nic(tmp_path, args):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_broadcast_server_in_the_config_names_file_and_line(tmp_path):
-    (tmp_path / "etc/aoeboot").mkdir(parents=True)
-    (tmp_path / "etc/aoeboot/aoeboot.conf").write_text("[boot]\nservers = ff:ff:ff:ff:ff:ff\n")
-    line = one_line_error(aoeboot("install-entry", "--target", "e1.0p1", "--root", str(tmp_path)))
+def test_a_broadcast_server_in_the_config_names_file_and_line(sysroot):
+    root = sysroot(config="[boot]\nservers = ff:ff:ff:ff:ff:ff\n")
+    line = one_line_error(aoeboot("install-entry", "--target", "e1.0p1", "--root", str(root)))
     assert line == (
-        f"aoeboot: {tmp_path}/etc/aoeboot/aoeboot.conf:2: servers: "
+        f"aoeboot: {root}/etc/aoeboot/aoeboot.conf:2: servers: "
         "'ff:ff:ff:ff:ff:ff' is a multicast or null address, no NIC's MAC"
     )
 
 
-def test_a_command_line_the_kernel_would_cut_is_refused(tmp_path):
+def test_a_command_line_the_kernel_would_cut_is_refused(sysroot):
     """Before: written; the kernel keeps 2047 bytes, so root= (ours come last) was cut off."""
-    root = tmp_path / "sysimage"
-    (root / "etc/kernel").mkdir(parents=True)
-    (root / "etc/kernel/cmdline").write_text("ro " + "x" * 2030 + "\n")
+    root = sysroot(cmdline="ro " + "x" * 2030 + "\n")
     out = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
     assert one_line_error(out) == (
         "aoeboot: /etc/kernel/cmdline: the command line with the AoE options would be 2058 bytes; "
@@ -343,10 +329,9 @@ def test_a_command_line_the_kernel_would_cut_is_refused(tmp_path):
     assert written(root) == ["etc/kernel/cmdline"]
 
 
-def test_run_again_without_target_it_takes_the_one_it_recorded(tmp_path):
+def test_run_again_without_target_it_takes_the_one_it_recorded(sysroot):
     """Before: "is not mounted from an AoE disk", though the config names the target."""
-    root = tmp_path / "sysimage"
-    root.mkdir()
+    root = sysroot()
     first = aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root))
     assert first.returncode == 0, first.stderr
     again = aoeboot("install-entry", "--root", str(root))
@@ -436,11 +421,10 @@ def test_kernel_options_iPXE_would_read_as_operators_are_refused(word):
         (r"subvol=my\040root", "'rootflags=subvol=my root'"),
     ],
 )
-def test_root_mount_options_the_command_line_cannot_carry_are_refused(tmp_path, options, shown):
+def test_root_mount_options_the_command_line_cannot_carry_are_refused(sysroot, options, shown):
     """Before: `rootflags=subvol="my` (an unterminated quote the next run refused) and
     `rootflags=subvol=my\\040root` (escaped as fstab writes it) went into /etc/kernel/cmdline."""
-    root = tmp_path / "sysimage"
-    _fstab(f"UUID=1234 / btrfs {options} 0 0\n")(root)
+    root = sysroot(fstab=f"UUID=1234 / btrfs {options} 0 0\n")
     line = one_line_error(aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root)))
     assert line == (
         f"aoeboot: {root}/etc/fstab: / is mounted with {shown}, which the kernel "
@@ -453,16 +437,14 @@ def test_root_mount_options_the_command_line_cannot_carry_are_refused(tmp_path, 
 # ---- 14: smaller ones ----
 
 
-def test_an_unreadable_boot_entry_is_a_check_in_the_json(tmp_path):
+def test_an_unreadable_boot_entry_is_a_check_in_the_json(sysroot):
     """Before: only a warning on stderr; --json said nothing of the entry."""
-    root = tmp_path / "root"
-    (root / "etc/aoeboot").mkdir(parents=True)
-    (root / "etc/aoeboot/aoeboot.conf").write_text("[boot]\ntarget = e11.0p1\n")
-    (root / "lib/modules" / KVER).mkdir(parents=True)
-    (root / "lib/modules" / KVER / "modules.dep").write_text("")
-    (root / "boot/loader/entries").mkdir(parents=True)
+    root = sysroot(
+        kver=KVER,
+        entries={f"fedora-{KVER}.conf": "title Fedora\n!!\n"},
+        config="[boot]\ntarget = e11.0p1\n",
+    )
     entry = root / "boot/loader/entries" / f"fedora-{KVER}.conf"
-    entry.write_text("title Fedora\n!!\n")
     out = aoeboot("status", "--json", "--root", str(root))
     assert out.stderr == ""
     checks = json.loads(out.stdout)["checks"]
@@ -571,13 +553,9 @@ def test_publish_with_a_root_that_is_not_there_is_one_line(tmp_path):
     )
 
 
-def test_install_entry_refuses_a_command_line_iPXE_would_read_otherwise(tmp_path):
+def test_install_entry_refuses_a_command_line_iPXE_would_read_otherwise(sysroot):
     """Before: written, and kernel-install's publish put it into the NAS's iPXE script."""
-    root = tmp_path / "sysimage"
-    (root / "etc/aoeboot").mkdir(parents=True)
-    (root / "etc/aoeboot/aoeboot.conf").write_text("[publish]\ndestination = /srv/tftp\n")
-    (root / "etc/kernel").mkdir(parents=True)
-    (root / "etc/kernel/cmdline").write_text("ro quiet || shell\n")
+    root = sysroot(config="[publish]\ndestination = /srv/tftp\n", cmdline="ro quiet || shell\n")
     before = written(root)
     line = one_line_error(aoeboot("install-entry", "--target", "e11.0p1", "--root", str(root)))
     assert line == (
@@ -588,21 +566,20 @@ def test_install_entry_refuses_a_command_line_iPXE_would_read_otherwise(tmp_path
     assert written(root) == before
 
 
-def test_a_recorded_target_that_is_not_where_root_is_names_the_config(tmp_path):
-    root = tmp_path / "sysimage"
-    _fstab("/dev/etherd/e1.0p2 / ext4 defaults 0 0\n")(root)
-    (root / "etc/aoeboot").mkdir(parents=True)
-    (root / "etc/aoeboot/aoeboot.conf").write_text("[boot]\ntarget = e1.0p1\n")
+def test_a_recorded_target_that_is_not_where_root_is_names_the_config(sysroot):
+    root = sysroot(
+        fstab="/dev/etherd/e1.0p2 / ext4 defaults 0 0\n", config="[boot]\ntarget = e1.0p1\n"
+    )
     assert one_line_error(aoeboot("install-entry", "--root", str(root))) == (
         "aoeboot: the target in /etc/aoeboot/aoeboot.conf is e1.0p1, but /etc/fstab has / on "
         "e1.0p2 (--target e1.0p2)"
     )
 
 
-def test_initramfs_build_takes_a_relative_chroot(tmp_path, monkeypatch):
+def test_initramfs_build_takes_a_relative_chroot(tmp_path, sysroot, monkeypatch):
     """The library too (install_entry called with a relative root): on main, ValueError from
     relative_to (mkstemp names the temp absolutely); then a relative chroot in dracut's argv."""
-    root = bare_root(tmp_path)
+    root = bare_root(sysroot)
     calls: list[list[str]] = []
     monkeypatch.setattr(initramfs, "run", fake_dracut(calls))
     monkeypatch.chdir(tmp_path)

@@ -20,6 +20,7 @@ from aoeboot import publish
 from aoeboot.config import BootConfig, Config, PublishConfig
 from aoeboot.target import Target
 from tests.helpers import aoeboot, require_programs
+from tests.sysroot import write
 
 MACHINE_ID = "0123456789abcdef0123456789abcdef"
 OPTIONS = "ro quiet root=/dev/etherd/e11.0p1 rootfstype=ext4 rd.aoe.iface=eth0"
@@ -45,31 +46,28 @@ def _append_archive(image: Path, work: Path, files: dict[str, str]) -> None:
         handle.write(listing.stdout)
 
 
-def healthy_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
-    root = tmp_path / "root"
+def healthy_root(sysroot: Callable[..., Path], tmp_path: Path, kver: str, initrd: Path) -> Path:
     nas = tmp_path / "nas"
     nas.mkdir()  # the NAS's share, mounted
-
-    def write(path: str, text: str) -> None:
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text(text)
-
-    write(
-        "etc/aoeboot/aoeboot.conf",
-        f"[boot]\ntarget = e11.0p1\ninterfaces = eth0\n[publish]\ndestination = {nas}\n"
+    root = sysroot(
+        kver=kver,
+        modules_dep="kernel/drivers/block/aoe/aoe.ko.xz:\n",
+        initramfs=initrd,
+        entries={
+            f"{MACHINE_ID}-{kver}.conf": f"title Fedora\nversion {kver}\nlinux /vmlinuz-{kver}\n"
+            f"initrd /initramfs-{kver}.img\noptions {OPTIONS}\n"
+        },
+        cmdline=OPTIONS + "\n",
+        config=f"[boot]\ntarget = e11.0p1\ninterfaces = eth0\n[publish]\ndestination = {nas}\n"
         "host = box\n",
+        fstab=FSTAB,
+        files={
+            "etc/dracut.conf.d/90-aoeboot.conf": 'add_dracutmodules+=" aoe "\n',
+            "usr/lib/dracut/modules.d/59aoe/module-setup.sh": "# installed\n",
+            "usr/lib/kernel/install.d/60-aoeboot.install": "# installed\n",
+            "usr/lib/udev/rules.d/61-aoeboot.rules": "# installed\n",
+        },
     )
-    write("etc/kernel/cmdline", OPTIONS + "\n")
-    write("etc/dracut.conf.d/90-aoeboot.conf", 'add_dracutmodules+=" aoe "\n')
-    write("usr/lib/dracut/modules.d/59aoe/module-setup.sh", "# installed\n")
-    write("usr/lib/kernel/install.d/60-aoeboot.install", "# installed\n")
-    write(f"lib/modules/{kver}/modules.dep", "kernel/drivers/block/aoe/aoe.ko.xz:\n")
-    write(
-        f"boot/loader/entries/{MACHINE_ID}-{kver}.conf",
-        f"title Fedora\nversion {kver}\nlinux /vmlinuz-{kver}\ninitrd /initramfs-{kver}.img\n"
-        f"options {OPTIONS}\n",
-    )
-    shutil.copy(initrd, root / "boot" / f"initramfs-{kver}.img")
     shutil.copy(initrd, tmp_path / "unbaked.img")
     # What the dracut module bakes in on an AoE host (the fixture's build ran on a host that
     # is not one): a second archive, as the kernel unpacks them in order.
@@ -78,8 +76,6 @@ def healthy_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
         tmp_path / "baked",
         {"etc/cmdline.d/50-aoeboot.conf": OPTIONS_BAKED},
     )
-    write("etc/fstab", FSTAB)
-    write("usr/lib/udev/rules.d/61-aoeboot.rules", "# installed\n")
     (root / "dev/disk/by-uuid").mkdir(parents=True)
     (root / "dev/etherd").mkdir(parents=True)
     (root / "dev/etherd/e11.0p1").write_text("")
@@ -95,12 +91,13 @@ def healthy_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
     )
     _watched(answered=True)(root)
     # The running box: / from the AoE partition, the driver loaded and the disk up.
-    write("proc/sys/kernel/osrelease", kver + "\n")
+    write(root, "proc/sys/kernel/osrelease", kver + "\n")
     write(
+        root,
         "proc/self/mountinfo",
         f"23 1 259:1 / {root} rw,relatime shared:1 - ext4 /dev/etherd/e11.0p1 rw\n",
     )
-    write("sys/module/aoe/parameters/aoe_deadsecs", "0\n")  # what our initramfs sets
+    write(root, "sys/module/aoe/parameters/aoe_deadsecs", "0\n")  # what our initramfs sets
     disk = "sys/block/etherd!e11.0"
     for name, value in (
         ("state", "up"),
@@ -108,10 +105,10 @@ def healthy_root(tmp_path: Path, kver: str, initrd: Path) -> Path:
         ("mac", "525400123456"),
         ("netif", "eth0"),
     ):
-        write(f"{disk}/{name}", value + "\n")
+        write(root, f"{disk}/{name}", value + "\n")
     (root / disk / "etherd!e11.0p1").mkdir()
     # The NAS: the kernel published for real (kernel image: any file stands in here).
-    write(f"boot/vmlinuz-{kver}", "kernel image\n")
+    write(root, f"boot/vmlinuz-{kver}", "kernel image\n")
     config = Config(BootConfig(Target(11, 0, 1), ("eth0",)), PublishConfig(str(nas), host="box"))
     publish.after_add(
         root=root,
@@ -155,10 +152,10 @@ def levels(out: subprocess.CompletedProcess) -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture
-def root(tmp_path, aoe_initrd) -> Path:
+def root(sysroot, tmp_path, aoe_initrd) -> Path:
     require_programs("lsinitrd")
     kver, initrd = aoe_initrd
-    return healthy_root(tmp_path, kver, initrd)
+    return healthy_root(sysroot, tmp_path, kver, initrd)
 
 
 def test_healthy_root_is_all_ok(root, aoe_initrd):
@@ -619,21 +616,19 @@ NM_DROPIN = "etc/NetworkManager/conf.d/90-aoeboot.conf"
 ETH0 = "52:54:00:12:34:56"
 
 
-def nm_root(tmp_path: Path, interfaces: str = "eth0") -> Path:
+def nm_root(sysroot: Callable[..., Path], interfaces: str = "eth0") -> Path:
     """A box with NetworkManager whose root disk goes through eth0 (permanent MAC ETH0)."""
     from aoeboot import nmconf
 
-    root = tmp_path / "root"
-    for path, text in (
-        ("etc/aoeboot/aoeboot.conf", f"[boot]\ntarget = e11.0p1\ninterfaces = {interfaces}\n"),
-        ("usr/sbin/NetworkManager", ""),
-        ("sys/class/net/eth0/address", ETH0 + "\n"),
-        ("sys/class/net/eth0/addr_assign_type", "0\n"),
-        (NM_DROPIN, nmconf.render([ETH0])),
-    ):
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text(text)
-    return root
+    return sysroot(
+        config=f"[boot]\ntarget = e11.0p1\ninterfaces = {interfaces}\n",
+        nics={"eth0": ETH0},
+        files={
+            "usr/sbin/NetworkManager": "",
+            "sys/class/net/eth0/addr_assign_type": "0\n",
+            NM_DROPIN: nmconf.render([ETH0]),
+        },
+    )
 
 
 def nm_checks(root: Path, wake_on_lan: Callable | None = None) -> list[tuple[str, str, str, str]]:
@@ -655,10 +650,10 @@ LIMITS = (
 )
 
 
-def test_networkmanager_dropin_that_covers_the_nic_is_ok(tmp_path):
+def test_networkmanager_dropin_that_covers_the_nic_is_ok(sysroot):
     """Off the running system (a --root) there is no kernel to ask for Wake-on-LAN: no suspend
     line, and the limits said plainly."""
-    assert nm_checks(nm_root(tmp_path)) == [
+    assert nm_checks(nm_root(sysroot)) == [
         (
             "OK",
             "nm",
@@ -670,8 +665,8 @@ def test_networkmanager_dropin_that_covers_the_nic_is_ok(tmp_path):
     ]
 
 
-def test_with_the_watcher_a_link_taken_down_comes_back_and_only_the_mac_is_left(tmp_path):
-    root = nm_root(tmp_path)
+def test_with_the_watcher_a_link_taken_down_comes_back_and_only_the_mac_is_left(sysroot):
+    root = nm_root(sysroot)
     link = root / "etc/systemd/system/multi-user.target.wants/aoeboot-watch.service"
     link.parent.mkdir(parents=True)
     link.symlink_to("/usr/lib/systemd/system/aoeboot-watch.service")
@@ -714,16 +709,16 @@ def test_with_the_watcher_a_link_taken_down_comes_back_and_only_the_mac_is_left(
         ),
     ],
 )
-def test_networkmanager_dropin_missing_or_short_warns(tmp_path, breakage, message):
-    root = nm_root(tmp_path)
+def test_networkmanager_dropin_missing_or_short_warns(sysroot, breakage, message):
+    root = nm_root(sysroot)
     breakage(root)
     level, name, found, hint = nm_checks(root)[0]
     assert (level, name, hint) == ("WARN", "nm", "run `aoeboot install-entry`")
     assert found.startswith(message), found
 
 
-def test_a_nic_not_on_its_permanent_mac_is_not_matched(tmp_path):
-    root = nm_root(tmp_path)
+def test_a_nic_not_on_its_permanent_mac_is_not_matched(sysroot):
+    root = nm_root(sysroot)
     (root / "sys/class/net/eth0/addr_assign_type").write_text("3\n")  # a .link MACAddress=
     assert nm_checks(root)[0] == (
         "WARN",
@@ -736,15 +731,15 @@ def test_a_nic_not_on_its_permanent_mac_is_not_matched(tmp_path):
     )
 
 
-def test_a_nic_named_by_mac_is_found_under_its_name(tmp_path):
-    level, _, message, _ = nm_checks(nm_root(tmp_path, interfaces=ETH0.upper()))[0]
+def test_a_nic_named_by_mac_is_found_under_its_name(sysroot):
+    level, _, message, _ = nm_checks(nm_root(sysroot, interfaces=ETH0.upper()))[0]
     assert level == "OK" and "keeps eth0 (52:54:00:12:34:56) managed" in message
 
 
-def test_suspend_hangs_a_box_whose_nic_has_no_wake_on_lan(tmp_path):
+def test_suspend_hangs_a_box_whose_nic_has_no_wake_on_lan(sysroot):
     from aoeboot.netif import WAKE_MAGIC, WakeOnLan
 
-    root = nm_root(tmp_path)
+    root = nm_root(sysroot)
     asked = []
 
     def virtio(name: str) -> WakeOnLan | None:
@@ -784,8 +779,8 @@ def test_suspend_hangs_a_box_whose_nic_has_no_wake_on_lan(tmp_path):
     ]
 
 
-def test_with_the_watcher_a_nic_without_wake_on_lan_still_sleeps(tmp_path):
-    root = nm_root(tmp_path)
+def test_with_the_watcher_a_nic_without_wake_on_lan_still_sleeps(sysroot):
+    root = nm_root(sysroot)
     link = root / "etc/systemd/system/multi-user.target.wants/aoeboot-watch.service"
     link.parent.mkdir(parents=True)
     link.symlink_to("/usr/lib/systemd/system/aoeboot-watch.service")
@@ -809,14 +804,14 @@ def test_the_kernel_reports_no_wake_on_lan_for_loopback_nor_a_missing_nic():
     assert netif.wake_on_lan("no-such-nic0") is None
 
 
-def test_without_networkmanager_nothing_is_said_of_it(tmp_path):
-    root = nm_root(tmp_path)
+def test_without_networkmanager_nothing_is_said_of_it(sysroot):
+    root = nm_root(sysroot)
     (root / "usr/sbin/NetworkManager").unlink()
     assert nm_checks(root) == []
 
 
-def test_networkmanager_with_no_nic_known_warns(tmp_path):
-    root = nm_root(tmp_path, interfaces="")  # every interface, and the driver not loaded
+def test_networkmanager_with_no_nic_known_warns(sysroot):
+    root = nm_root(sysroot, interfaces="")  # every interface, and the driver not loaded
     assert nm_checks(root) == [
         (
             "WARN",
@@ -843,17 +838,17 @@ def test_dropin_text_covers_exactly_its_macs():
     assert nmconf.covered(text.replace("preserve", "random")) == set()
 
 
-def test_status_json_carries_the_networkmanager_checks(tmp_path):
-    out = status(nm_root(tmp_path), "--json")
+def test_status_json_carries_the_networkmanager_checks(sysroot):
+    out = status(nm_root(sysroot), "--json")
     found = [(level, name) for level, name, _ in levels(out) if name in ("nm", "suspend")]
     assert found == [("OK", "nm"), ("WARN", "nm")], out.stdout
 
 
-def test_suspend_is_not_guessed_for_a_nic_this_system_lacks(tmp_path):
+def test_suspend_is_not_guessed_for_a_nic_this_system_lacks(sysroot):
     """A MAC no interface has (the interface check says so): no kernel answer to read."""
     asked: list[str] = []
     found = nm_checks(
-        nm_root(tmp_path, interfaces="52:54:00:00:00:77"), lambda name: asked.append(name)
+        nm_root(sysroot, interfaces="52:54:00:00:00:77"), lambda name: asked.append(name)
     )
     assert asked == [] and [c for c in found if c[1] == "suspend"] == [], found
     assert found[0][:2] == ("WARN", "nm") and "does not cover 52:54:00:00:00:77" in found[0][2]
