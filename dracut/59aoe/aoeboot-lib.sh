@@ -7,6 +7,7 @@
 #   aoe.timeout    rd.aoe.timeout;  aoe.start: the uptime it counts from
 #   aoe.nocarrier  interfaces still without carrier;  aoe.last: the last discovery's uptime
 #   aoe.reported   the report has been printed
+
 # aoe_abft_read: iPXE's AoE Boot Firmware Table, left when it attached the disk (sanhook, or a
 # DHCP root-path). Linux sees it only where iPXE installs it as an ACPI table (UEFI; under BIOS
 # it stays in base memory). After the 36-byte ACPI header: shelf (16 bits, little-endian),
@@ -53,8 +54,8 @@ aoe_uptime() {
 
 # aoe_clock_start [-n]: rd.aoe.timeout (180 s by default) into aoe.timeout, and now into
 # aoe.start; with -n only where the cmdline hook has not already. rd.aoe.timeout rather than
-# dracut's rd.retry: it counts from when AoE can first look (aoeboot-up starts it again then), and
-# ends in the AoE report. rd.retry (also 180 s) still bounds the initqueue: raise both together.
+# dracut's rd.retry: it counts from when AoE can first look (aoeboot-up starts it again then),
+# and ends in the AoE report. rd.retry (also 180 s) still bounds the initqueue: raise both.
 aoe_clock_start() {
     aoe_uptime
     if [ "$1" != -n ] || [ ! -f /tmp/aoe.start ]; then
