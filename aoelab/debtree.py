@@ -14,8 +14,8 @@ keeps the older kernel installed, as apt would.
 
 Trees are in trees/, named debian-trixie-[flavour-]linux-<kernel version>-<key>.tar, where the key
 hashes the whole mmdebstrap argv (suite, mirrors, packages, dpkg excludes, hooks, the kernel .deb
-names) and the source text of the function that writes that argv (_mmdebstrap_argv, _minimal_argv):
-any edit to one, a comment included, means a new tree on the next call. Tarballs hold packages only;
+names) and the source text of the function that writes that argv (_mmdebstrap_argv): any edit
+to it, a comment included, means a new tree on the next call. Tarballs hold packages only;
 identity (hostname, machine-id, fstab) is written onto each disk (aoelab.sysimage), so changing it
 never rebuilds a tree. No initramfs-tools: dracut is the initramfs generator, and a tree's
 /boot/initrd.img-KVER is dracut's stock, generic (non-hostonly) image.
@@ -172,8 +172,10 @@ def _download_kernel_debs(suite: str, where: Path, cache: Path) -> KernelDebs:
 # ---------------------------------------------------------------- the base tree
 
 
-def _mmdebstrap_argv(kernel: KernelDebs, out: Path) -> list[str]:
-    """The whole recipe of a tree: its text and its inputs make the cache key."""
+def _mmdebstrap_argv(packages: Sequence[str], kernel: KernelDebs, out: Path) -> list[str]:
+    """The whole recipe of a tree: exactly `packages` and what they depend on (no Recommends:
+    mmdebstrap installs none), over the `apt` variant (Essential packages and apt only), plus
+    the kernel .debs. Its text and its inputs make the cache key."""
     argv = [
         "mmdebstrap",
         "--mode=root",
@@ -183,7 +185,7 @@ def _mmdebstrap_argv(kernel: KernelDebs, out: Path) -> list[str]:
         # makes the kernel .debs given by path visible to dpkg inside the chroot
         "--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount",
         "--hook-dir=/usr/share/mmdebstrap/hooks/eatmydata",  # no fsync per file
-        "--include=" + ",".join(PACKAGES),
+        "--include=" + ",".join(packages),
     ]
     argv += [f"--dpkgopt=path-exclude={pattern}" for pattern in DPKG_EXCLUDES]
     argv += ["--dpkgopt=path-include=/usr/share/doc/*/copyright"]
@@ -191,49 +193,41 @@ def _mmdebstrap_argv(kernel: KernelDebs, out: Path) -> list[str]:
     return argv + [SUITE, str(out), *_sources(SUITE)]
 
 
-def tree_name(kernel: str = SUITE, cache: Path | None = None) -> str:
-    """The cache file name of the tree with `kernel` (a suite name): its key."""
+def _tree_name(packages: Sequence[str], kernel: str, cache: Path | None, flavour: str) -> str:
+    """debian-trixie-[flavour-]linux-<kernel version>-<key>.tar (see the module's docstring)."""
     debs = kernel_debs(kernel, cache)
-    recipe = _mmdebstrap_argv(debs, Path("OUT"))
+    recipe = _mmdebstrap_argv(packages, debs, Path("OUT"))
     recipe = [a.replace(str(debs.image.parent), "DEBS") for a in recipe]
     key = digest(recipe, inspect.getsource(_mmdebstrap_argv))
-    return f"debian-{SUITE}-linux-{debs.version}-{key}.tar"
+    return f"debian-{SUITE}-{flavour + '-' if flavour else ''}linux-{debs.version}-{key}.tar"
+
+
+def _tree(packages: Sequence[str], kernel: str, cache: Path | None, flavour: str) -> Path:
+    """The cached tarball of that tree, built on the first call."""
+    cache = cache or cache_dir()
+    trees = cache / "trees"
+    trees.mkdir(exist_ok=True)
+    tarball = trees / _tree_name(packages, kernel, cache, flavour)
+    with locked(tarball):
+        if not tarball.exists():
+            _mmdebstrap(
+                lambda out: _mmdebstrap_argv(packages, kernel_debs(kernel, cache), out), tarball
+            )
+    return tarball
+
+
+def tree_name(kernel: str = SUITE, cache: Path | None = None) -> str:
+    """The cache file name of the tree with `kernel` (a suite name): its key."""
+    return _tree_name(PACKAGES, kernel, cache, "")
 
 
 def base_tree(kernel: str = SUITE, cache: Path | None = None) -> Path:
     """The tarball of a Debian trixie tree with `kernel`'s linux-image installed ('trixie': 6.12,
     'bookworm': 6.1), built by mmdebstrap on the first call (minutes), reused after (seconds)."""
-    cache = cache or cache_dir()
-    trees = cache / "trees"
-    trees.mkdir(exist_ok=True)
-    tarball = trees / tree_name(kernel, cache)
-    with locked(tarball):
-        if not tarball.exists():
-            _mmdebstrap(lambda out: _mmdebstrap_argv(kernel_debs(kernel, cache), out), tarball)
-    return tarball
+    return _tree(PACKAGES, kernel, cache, "")
 
 
 # ---------------------------------------------------------------- minimal trees
-
-
-def _minimal_argv(packages: Sequence[str], kernel: KernelDebs, out: Path) -> list[str]:
-    """A tree of exactly `packages` and what they depend on (no Recommends: mmdebstrap installs
-    none), over the `apt` variant (Essential packages and apt only), plus the kernel .debs; no
-    initramfs-tools, so the kernel's initramfs tool is dracut if `packages` bring it."""
-    argv = [
-        "mmdebstrap",
-        "--mode=root",
-        "--variant=apt",
-        "--format=tar",
-        '--aptopt=Acquire::Languages "none"',
-        "--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount",
-        "--hook-dir=/usr/share/mmdebstrap/hooks/eatmydata",
-        "--include=" + ",".join([*packages, "initramfs-tools-"]),
-    ]
-    argv += [f"--dpkgopt=path-exclude={pattern}" for pattern in DPKG_EXCLUDES]
-    argv += ["--dpkgopt=path-include=/usr/share/doc/*/copyright"]
-    argv += [f"--include={deb}" for deb in kernel.debs]
-    return argv + [SUITE, str(out), *_sources(SUITE)]
 
 
 def minimal_tree_name(
@@ -244,11 +238,7 @@ def minimal_tree_name(
 ) -> str:
     """The cache file name of minimal_tree(packages, kernel): its key, as tree_name's.
     `flavour` only names the file (the packages are in the key)."""
-    debs = kernel_debs(kernel, cache)
-    recipe = _minimal_argv(packages, debs, Path("OUT"))
-    recipe = [a.replace(str(debs.image.parent), "DEBS") for a in recipe]
-    key = digest(recipe, inspect.getsource(_minimal_argv))
-    return f"debian-{SUITE}-{flavour}-linux-{debs.version}-{key}.tar"
+    return _tree_name([*packages, "initramfs-tools-"], kernel, cache, flavour)
 
 
 def minimal_tree(
@@ -259,18 +249,10 @@ def minimal_tree(
 ) -> Path:
     """The tarball of a trixie tree holding only `packages` (Debian names) with their
     dependencies and `kernel`'s linux-image: what a package's Requires alone bring to a system.
-    Built on the first call (a minute or two), reused after; cached beside base_tree's trees,
-    named by `flavour`."""
-    cache = cache or cache_dir()
-    trees = cache / "trees"
-    trees.mkdir(exist_ok=True)
-    tarball = trees / minimal_tree_name(packages, kernel, cache, flavour)
-    with locked(tarball):
-        if not tarball.exists():
-            _mmdebstrap(
-                lambda out: _minimal_argv(packages, kernel_debs(kernel, cache), out), tarball
-            )
-    return tarball
+    No initramfs-tools, so the kernel's initramfs tool is dracut if `packages` bring it. Built
+    on the first call (a minute or two), reused after; cached beside base_tree's trees, named
+    by `flavour`."""
+    return _tree([*packages, "initramfs-tools-"], kernel, cache, flavour)
 
 
 # Fedora Server's tree: the base tree's packages and what its disk needs (the LVM tools, so the
