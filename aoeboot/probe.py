@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from aoeboot import mac as macs
 from aoeboot import netif, wire
@@ -104,10 +105,17 @@ def _exchange(
     return [_with_identity(answers[key], identified.get(key)) for key in sorted(answers)]
 
 
+class Sender(Protocol):
+    """What _handle and send need of the socket: send(frame). The tests pass one that keeps
+    the frames."""
+
+    def send(self, frame: bytes, /) -> object: ...
+
+
 def _handle(
     frame: bytes,
     name: str,
-    sock: socket.socket,
+    sock: Sender,
     mac: bytes,
     tag_base: int,
     answers: dict[tuple[Target, str, str], ProbedTarget],
@@ -159,7 +167,7 @@ def _handle(
             log.info("bad IDENTIFY reply for %s: %s", key[0], err)
 
 
-def send(sock: socket.socket, name: str, frame: bytes) -> None:
+def send(sock: Sender, name: str, frame: bytes) -> None:
     try:
         sock.send(frame)
     except OSError as err:

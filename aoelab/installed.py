@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from aoelab import (
     chroot,
@@ -253,9 +253,21 @@ class GuestFroze(AssertionError):
     from the wire in the last STALL_WINDOW s of it."""
 
 
+class Watched(Protocol):
+    """What wait_for_probe reads of a VM: its qemu, its console, its age (a test's stand-in
+    has no qemu)."""
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None: ...
+    @property
+    def console(self) -> Path: ...
+    def text(self) -> str: ...
+    def elapsed(self) -> float: ...
+
+
 def wait_for_probe(
     probe_log: Path,
-    vm: VM,
+    vm: Watched,
     timeout: float,
     wire: Callable[[], tuple[int, int]] | None = None,
 ) -> bool:

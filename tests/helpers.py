@@ -8,13 +8,14 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def missing(reason: str) -> None:
+def missing(reason: str) -> NoReturn:
     """Skip for `reason`; under CI every requirement is installed by .ci/run, so fail instead."""
     if os.environ.get("CI") == "true" or os.environ.get("AOEBOOT_NO_SKIP") == "1":
         pytest.fail(f"requirement missing under CI: {reason}")
@@ -41,7 +42,7 @@ def require_root() -> None:
 
 def aoeboot(
     *args: str, env: Mapping[str, str] | None = None, input: str | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a fresh interpreter, as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "aoeboot", *args],

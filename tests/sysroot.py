@@ -43,8 +43,8 @@ def make_sysroot(
         assert kver is not None, "an initramfs is some kernel's"
         (root / "boot").mkdir(exist_ok=True)
         shutil.copy(initramfs, root / "boot" / f"initramfs-{kver}.img")
-    for name, text in (entries or {}).items():
-        write(root, f"boot/loader/entries/{name}", text)
+    for name, entry in (entries or {}).items():
+        write(root, f"boot/loader/entries/{name}", entry)
     for path, text in (
         ("etc/kernel/cmdline", cmdline),
         ("etc/aoeboot/aoeboot.conf", config),

@@ -101,7 +101,7 @@ def test_a_build_that_does_not_carry_the_options_writes_nothing(tmp_path, monkey
     assert list(out.parent.iterdir()) == []
 
 
-def without_path(script: str, path: str, tmp_path: Path) -> subprocess.CompletedProcess:
+def without_path(script: str, path: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """`script` (bash) with PATH=`path`, in a mount namespace whose /usr/local/bin holds only an
     aoeboot that prints its arguments (as pip installs it there, outside both PATHs)."""
     require_root()

@@ -12,7 +12,7 @@ from aoeboot.errors import AoebootError
 from tests.helpers import missing, require_programs
 
 
-def lsinitrd_names(image: Path) -> set:
+def lsinitrd_names(image: Path) -> set[str]:
     out = subprocess.run(
         ["lsinitrd", str(image)], capture_output=True, text=True, errors="replace", check=True
     ).stdout

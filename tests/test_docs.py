@@ -47,7 +47,7 @@ def test_man_page_renders_without_warnings():
     assert out.returncode == 0 and out.stderr == "", out.stderr
 
 
-def _complete(words: str, cword: int) -> list:
+def _complete(words: str, cword: int) -> list[str]:
     env = {
         **os.environ,
         "COMP_WORDS": words,

@@ -33,6 +33,7 @@ def test_root_options_from_the_installers_layout(tmp_path):
 
 def test_entries_and_their_links(tmp_path):
     entries = fstab.read(root_with(tmp_path, ANACONDA))
+    assert entries is not None
     assert [e.mount_point for e in entries] == ["/", "/boot", "/boot/efi", "/home", "/srv/my data"]
     assert entries[1].link == "/dev/disk/by-uuid/1b2c3d4e-0000-4000-8000-000000000002"
     assert entries[4].link == "/dev/disk/by-label/data"

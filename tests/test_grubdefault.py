@@ -29,7 +29,8 @@ def test_our_options_replace_only_ours(tmp_path):
     assert text == FEDORA.replace(
         '"rhgb quiet rootflags=subvol=old"', '"rhgb quiet ' + " ".join(OURS) + '"'
     )
-    assert grubdefault.current(root).options == ("rhgb", "quiet", *OURS)
+    cmdline = grubdefault.current(root)
+    assert cmdline is not None and cmdline.options == ("rhgb", "quiet", *OURS)
     assert grubdefault.ensure(root, OURS) is False  # idempotent
 
 

@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import json
 import os
 import stat
@@ -158,7 +160,9 @@ def test_kea_classes_never_send_ipxe_to_ipxe():
         "aoeboot-525400123456-bios",
         "aoeboot-525400123456-efi-x86_64",
     ]
-    assert default[1]["option-data"][0]["data"] == "aoe:e11.0"  # no partition: the disk
+    option_data = default[1]["option-data"]
+    assert isinstance(option_data, list)
+    assert option_data[0]["data"] == "aoe:e11.0"  # no partition: the disk
 
 
 def test_kea_output_is_a_commented_json_object_for_every_nic():
@@ -302,7 +306,7 @@ def test_the_mounted_root_of_this_machine_is_refused_as_an_export():
     assert len(out.stderr.splitlines()) == 1 and "is mounted here on /" in out.stderr
 
 
-BAD_VBLADE = [
+BAD_VBLADE: list[tuple[dict[str, str | list[str]], str]] = [
     ({"--export": "/srv/aoe/my box.img"}, "invalid export path '/srv/aoe/my box.img'"),
     ({"--export": "srv/box.img"}, "invalid export path 'srv/box.img'"),
     ({"--export": "/srv/aoe/../box.img"}, "invalid export path '/srv/aoe/../box.img'"),

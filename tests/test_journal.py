@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,7 +33,9 @@ kill $journald
 """
 
 
-def in_private_journal(tmp_path: Path, *argv: str, env=None) -> tuple[int, str, list]:
+def in_private_journal(
+    tmp_path: Path, *argv: str, env=None
+) -> tuple[int, str, list[dict[str, Any]]]:
     require_root()
     require_programs("unshare", "journalctl")
     if not JOURNALD.exists():

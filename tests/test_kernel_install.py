@@ -257,7 +257,7 @@ def plugin_env(s: Setup, **extra: str) -> dict[str, str]:
     }
 
 
-def run_plugin(s: Setup, env, *args: str) -> subprocess.CompletedProcess:
+def run_plugin(s: Setup, env, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(PLUGIN), *args], env=env, capture_output=True, text=True, timeout=600
     )

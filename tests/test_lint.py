@@ -25,10 +25,10 @@ SHELL_SCRIPTS = sorted(str(p.relative_to(REPO)) for p in (REPO / "dracut").rglob
 ]
 # Python with no .py, which `ruff check .` passes over; test_every_script_is_linted keeps it whole.
 PYTHON_SCRIPTS = ["aoelab/files/aoelab-resilience"]
-MYPY_PATHS = ["aoeboot", "aoelab", "bench", "tools/build-pyz.py", *PYTHON_SCRIPTS]
+MYPY_PATHS = ["aoeboot", "aoelab", "bench", "tools/build-pyz.py", *PYTHON_SCRIPTS, "tests"]
 
 
-def _run(module: str, *args: str) -> subprocess.CompletedProcess:
+def _run(module: str, *args: str) -> subprocess.CompletedProcess[str]:
     # a missing linter is a skip here, a failure under CI (tools/setup installs both)
     if importlib.util.find_spec(module) is None:
         missing(f"Python module {module!r} not installed")
@@ -57,7 +57,7 @@ def test_mypy_clean():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def _run_program(*argv: str) -> subprocess.CompletedProcess:
+def _run_program(*argv: str) -> subprocess.CompletedProcess[str]:
     # a missing program is a skip here, a failure under CI (tools/setup installs both)
     require_programs(argv[0])
     return subprocess.run(

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,7 @@ def printed_argv(*args: str) -> list[str]:
     return shlex.split(commands[0])
 
 
-def client_sees(client: Namespace) -> tuple[list, bytes | None]:
+def client_sees(client: Namespace) -> tuple[list[dict[str, Any]], bytes | None]:
     """What the client finds by discovery, and sector SECTOR of e11.0 read straight from the
     NAS's MAC (no discovery needed for that)."""
     found = client.run(
@@ -166,7 +167,7 @@ def test_the_mtu_is_set_before_vblade_and_refused_where_the_link_cannot_carry_it
     line, and nothing is printed."""
     require_root()
 
-    def nas_config(ns: Namespace, iface: str, fmt: str) -> subprocess.CompletedProcess:
+    def nas_config(ns: Namespace, iface: str, fmt: str) -> subprocess.CompletedProcess[str]:
         return ns.run(
             [
                 sys.executable,

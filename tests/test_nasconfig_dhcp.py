@@ -24,7 +24,7 @@ MAC2 = "52:54:00:ab:cd:ef"  # the box's second NIC
 OTHER = "52:54:00:aa:bb:cc"  # another machine on the network
 SCRIPT = "52-54-00-12-34-56/boot.ipxe"
 # (option 93 or None, user class) -> what the default fragment offers
-DEFAULTS: dict[tuple, str] = {
+DEFAULTS: dict[tuple[int | None, str | None], str] = {
     (0, None): "undionly.kpxe",  # BIOS
     (7, None): "snponly.efi",  # x86-64 UEFI (OVMF, most PCs)
     (9, None): "snponly.efi",  # x86-64 UEFI, the other number
@@ -42,7 +42,7 @@ OVERRIDES = (
     "--arm64-efi-image",
     "arm64/snp.efi",
 )
-OVERRIDDEN: dict[tuple, str] = {
+OVERRIDDEN: dict[tuple[int | None, str | None], str] = {
     (0, None): "bios/undionly.kpxe",
     (7, None): "efi/ipxe.efi",
     (9, None): "efi/ipxe.efi",
@@ -58,7 +58,7 @@ def fragment(fmt: str, *extra: str) -> str:
 
 
 @contextlib.contextmanager
-def link() -> Iterator[tuple]:
+def link() -> Iterator[tuple[Namespace, Namespace]]:
     require_root()
     with Namespace("aoedh") as nas, Namespace("aoedh") as client:
         veth_pair(nas, "nas0", client, "eth0", right_mac=MAC)
@@ -88,7 +88,7 @@ def logged_bootfile(log: Path, xid: int) -> str | None:
     "extra,expected", [((), DEFAULTS), (OVERRIDES, OVERRIDDEN)], ids=["defaults", "overrides"]
 )
 def test_dnsmasq_offers_the_image_for_each_firmware(
-    tmp_path: Path, extra: Sequence[str], expected: dict[tuple, str]
+    tmp_path: Path, extra: Sequence[str], expected: dict[tuple[int | None, str | None], str]
 ):
     require_programs("dnsmasq")
     with (
@@ -123,11 +123,11 @@ def test_isc_dhcpd_offers_the_image_for_each_firmware(tmp_path: Path):
                 "-f",
                 "-d",
                 "-cf",
-                conf,
+                str(conf),
                 "-lf",
-                leases,
+                str(leases),
                 "-pf",
-                tmp_path / "dhcpd.pid",
+                str(tmp_path / "dhcpd.pid"),
                 "nas0",
             ],
             stdout=subprocess.DEVNULL,
@@ -158,8 +158,8 @@ RESERVED = [{"hw-address": MAC, "ip-address": "10.77.0.10"}]  # an address, no o
 def test_kea_offers_the_image_for_each_firmware(
     tmp_path: Path,
     extra: Sequence[str],
-    expected: dict[tuple, str],
-    reservations: list,
+    expected: dict[tuple[int | None, str | None], str],
+    reservations: Sequence[dict[str, object]],
     shared: bool,
 ):
     # the classes find the box by MAC: a reservation of its own (an address) or a shared

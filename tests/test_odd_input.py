@@ -72,7 +72,7 @@ def fake_dracut(calls: list[list[str]], bakes: bool = True):
 
 
 def one_line_error(out) -> str:
-    lines = out.stderr.strip().splitlines()
+    lines: list[str] = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1, out.stderr[-3000:]
     assert lines[0].startswith("aoeboot: ") and "Traceback" not in out.stderr
     return lines[0]
@@ -489,10 +489,11 @@ def _identify(model: bytes = b"vblade", sectors: int = 2048, status: int = 0x50)
 def _probed(identify: bytes):
     """What the userspace probe makes of one Query Config answer and this IDENTIFY reply."""
     from aoeboot import probe, wire
+    from aoeboot.target import Target
 
-    answers: dict = {}
-    identified: dict = {}
-    pending: dict = {}
+    answers: dict[tuple[Target, str, str], probe.ProbedTarget] = {}
+    identified: dict[tuple[Target, str, str], wire.Identity] = {}
+    pending: dict[int, tuple[Target, str, str]] = {}
     config = wire.Header(
         OWN, SERVER, 11, 0, wire.CMD_QUERY_CONFIG, TAG_BASE, wire.FLAG_RESPONSE
     ).pack() + struct.pack("!HHBBH", 16, 0x4019, 2, 0x10, 0)

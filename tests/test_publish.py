@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,7 @@ def dir_config(dest: Path, keep: int = 2) -> Config:
     )
 
 
-def assert_consistent(host_dir: Path) -> list:
+def assert_consistent(host_dir: Path) -> list[str]:
     """The script names only files that exist, complete: content-addressed names self-verify."""
     script = (host_dir / "boot.ipxe").read_text()
     named = [
@@ -128,6 +129,7 @@ def test_unreachable_nas_is_pending_then_completed(tmp_path):
         )  # must not raise
         state = publish.read_state(root)
         assert state["state"] == "pending" and state["pending"][0]["kver"] == "6.1.0-56-amd64"
+        assert state["error"] is not None
         assert "read-only file system" in state["error"].lower()
         out = aoeboot("publish", "--root", str(root))
         assert out.returncode == 2 and "publishing to" in out.stderr
@@ -157,7 +159,7 @@ def test_sigkill_at_many_points_never_leaves_a_broken_script(tmp_path):
     host = nas / "52-54-00-12-34-56"
     rng = random.Random(42)
 
-    def start(run: int) -> tuple[subprocess.Popen, Path, Path]:
+    def start(run: int) -> tuple[subprocess.Popen[bytes], Path, Path]:
         kver = f"6.1.0-{40 + run}-amd64"
         kernel, initrd = files(tmp_path, kver, 3_000_000)
         proc = subprocess.Popen(
@@ -316,7 +318,7 @@ def user_files(directory: Path) -> dict[str, bytes]:
     return kept
 
 
-def assert_nas_ok(host_dir: Path, kept: dict[str, bytes]) -> list:
+def assert_nas_ok(host_dir: Path, kept: dict[str, bytes]) -> list[str]:
     """After every case: a script naming only complete files, and none of the user's gone."""
     named = assert_consistent(host_dir)
     for name, data in kept.items():
@@ -385,6 +387,7 @@ def test_a_destination_not_there_is_pending_never_made(tmp_path, destination):
     )
     assert not dest.exists(), "made the destination on the box's own disk"
     assert state["state"] == "pending" and publish.read_state(root)["state"] == "pending"
+    assert state["error"] is not None
     assert "is not there" in state["error"]
     from aoeboot import status
 
@@ -475,7 +478,7 @@ class Box:
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "aoeboot", "kernel-install", *args]
 
-    def add(self, kver: str) -> subprocess.Popen:
+    def add(self, kver: str) -> subprocess.Popen[str]:
         kernel, initrd = self.kernel(kver)
         return subprocess.Popen(
             self.argv("add", kver, str(self.tmp / "entry"), str(kernel), str(initrd)),
@@ -486,13 +489,14 @@ class Box:
             stderr=subprocess.PIPE,
         )
 
-    def run(self, *args: str) -> subprocess.CompletedProcess:
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             self.argv(*args), env=self.env, cwd=REPO, text=True, capture_output=True, timeout=120
         )
 
-    def state(self) -> dict:
-        return json.loads((self.root / "var/lib/aoeboot/publish.json").read_text())
+    def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = json.loads((self.root / "var/lib/aoeboot/publish.json").read_text())
+        return state
 
 
 def test_two_kernel_installs_at_once_never_lose_a_kernel(tmp_path):
@@ -675,6 +679,7 @@ def test_one_rule_names_the_nas_directory_never_the_host_name(tmp_path):
     )
     state = publish.read_state(lost)
     assert state["state"] == "pending"
+    assert state["error"] is not None
     assert "cannot tell the MAC of the NIC this box boots from" in state["error"]
     assert sorted(p.name for p in nas.iterdir()) == ["52-54-00-00-00-01", "52-54-00-00-00-02"]
 

@@ -88,7 +88,7 @@ def rpm(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory) -> Path:
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require_programs("rpmbuild", "rpm", "git")
     top = tmp_path_factory.mktemp("rpmbuild")
     (top / "SOURCES").mkdir()
@@ -136,7 +136,9 @@ def test_file_list(package):
     assert not [f for f in files if f.startswith("/usr/lib64")]
     # Every module of the Python package, under a python3 site-packages in /usr/lib.
     sitelib = {f.rsplit("/", 2)[0] for f in files if re.search(r"/aoeboot/__init__\.py$", f)}
-    assert len(sitelib) == 1 and re.fullmatch(r"/usr/lib/python3\.\d+/site-packages", *sitelib)
+    assert len(sitelib) == 1 and re.fullmatch(
+        r"/usr/lib/python3\.\d+/site-packages", next(iter(sitelib))
+    )
     package = REPO / "aoeboot"
     modules = sorted(str(p.relative_to(package)) for p in package.rglob("*.py"))
     assert [m for m in modules if f"{next(iter(sitelib))}/aoeboot/{m}" not in files] == []

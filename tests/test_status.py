@@ -16,7 +16,7 @@ from typing import Callable
 
 import pytest
 
-from aoeboot import publish
+from aoeboot import netif, publish
 from aoeboot.config import BootConfig, Config, PublishConfig
 from aoeboot.target import Target
 from tests.helpers import aoeboot, require_programs
@@ -142,11 +142,11 @@ def _watched(answered: bool, age: float = 3) -> Callable[[Path], None]:
     return write
 
 
-def status(root: Path, *args: str) -> subprocess.CompletedProcess:
+def status(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return aoeboot("status", "--root", str(root), *args)
 
 
-def levels(out: subprocess.CompletedProcess) -> list[tuple[str, str, str]]:
+def levels(out: subprocess.CompletedProcess[str]) -> list[tuple[str, str, str]]:
     checks = json.loads(out.stdout)["checks"]
     return [(c["level"], c["name"], c["message"]) for c in checks]
 
@@ -631,7 +631,9 @@ def nm_root(sysroot: Callable[..., Path], interfaces: str = "eth0") -> Path:
     )
 
 
-def nm_checks(root: Path, wake_on_lan: Callable | None = None) -> list[tuple[str, str, str, str]]:
+def nm_checks(
+    root: Path, wake_on_lan: Callable[[str], netif.WakeOnLan | None] | None = None
+) -> list[tuple[str, str, str, str]]:
     from aoeboot import status as checking
 
     checks = checking.check(root, wake_on_lan=wake_on_lan)

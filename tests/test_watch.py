@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,7 +54,7 @@ def test_the_watcher_tells_of_a_silent_nas_and_keeps_the_link_up(tmp_path, box_r
     def said(text: str) -> bool:
         return text in kmsg.read_text()
 
-    def seen() -> dict:
+    def seen() -> dict[str, Any]:
         return json.loads(state.read_text()) if state.exists() else {}
 
     with Namespace() as nas, Namespace() as client:

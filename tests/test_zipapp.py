@@ -33,7 +33,7 @@ COMMANDS = [
 ]
 
 
-def build(out: Path, **env: str) -> subprocess.CompletedProcess:
+def build(out: Path, **env: str) -> subprocess.CompletedProcess[str]:
     # AOEBOOT_PYZ_CACHE as the caller has it (default /var/cache/aoeboot-pyz): runs after the
     # first download wheels from there, without the network
     return subprocess.run(
@@ -47,7 +47,7 @@ def build(out: Path, **env: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def pyz(tmp_path_factory) -> Path:
+def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """aoeboot.pyz, built once per session (downloads from PyPI only when the cache is cold)."""
     if importlib.util.find_spec("pip") is None:
         missing("Python module 'pip' not installed (building the pyz needs it)")
@@ -59,7 +59,7 @@ def pyz(tmp_path_factory) -> Path:
     return out
 
 
-def bare(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+def bare(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """`python3 -I -S ARGV...`: no site-packages (so none of Debian's python3-click or our venv
     leaks in), no PYTHONPATH, no current directory on sys.path."""
     if not BARE_PYTHON.exists():
@@ -74,7 +74,7 @@ def bare(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-def run_pyz(pyz: Path, *args: str) -> subprocess.CompletedProcess:
+def run_pyz(pyz: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return bare(str(pyz), *args, cwd=pyz.parent)
 
 

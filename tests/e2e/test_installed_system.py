@@ -27,6 +27,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,7 +176,7 @@ def wait_for_step(probe_log: Path, vm: VM, name: str, timeout: float) -> bool:
 @pytest.fixture(scope="module")
 def first_boot(
     box: Box, entry: installed.Entry, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Boot, dict]:
+) -> tuple[Boot, dict[str, Any]]:
     """The first boot, with the NAS as `nas-config` sets it up, a client with another MAC on
     its network, and, once the box is up, a rogue server for e11.0. What the client saw, by
     phase, beside the boot's result."""
@@ -192,8 +193,8 @@ def first_boot(
     return result, seen
 
 
-def _first_boot(box: Box, entry: installed.Entry, work: Path) -> tuple[Boot, dict]:
-    seen: dict = {}
+def _first_boot(box: Box, entry: installed.Entry, work: Path) -> tuple[Boot, dict[str, Any]]:
+    seen: dict[str, Any] = {}
     for flag in (ROGUE_WANTED, suspend.WANTED):
         (box.nas / flag).write_text("")
     try:

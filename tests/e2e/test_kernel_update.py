@@ -39,7 +39,7 @@ def fedora_kernel_packaging(target: Path) -> None:
         shutil.copy(deb, debs)
 
 
-def manifest(box: installed.Box) -> list:
+def manifest(box: installed.Box) -> list[str]:
     found = list((box.nas / "aoeboot").glob("*/manifest.json"))
     assert len(found) == 1, found
     return [k["kver"] for k in json.loads(found[0].read_text())["kernels"]]

@@ -216,7 +216,7 @@ def _second_nic_without_cable(live: installed.Live) -> dict[str, float]:
     return {"disk": disk - loaded, "root": root - loaded}
 
 
-def _two_paths(live: installed.Live, events: resilience.Events, alive) -> dict:
+def _two_paths(live: installed.Live, events: resilience.Events, alive) -> dict[str, object]:
     """tap1 down mid-soak, the box goes on over tap0; up again, the box uses it again."""
     first, second = live.taps
     for tap in live.taps:  # both links carry the load before
@@ -224,7 +224,9 @@ def _two_paths(live: installed.Live, events: resilience.Events, alive) -> dict:
         assert resilience.wait_for_traffic(counters, BOTH_LINKS_TRAFFIC, 120, alive) is not None, (
             f"no traffic on {tap}"
         )
-    links = {"before": {tap: live.counters(tap) for tap in live.taps}}
+    links: dict[str, dict[str, tuple[int, int]]] = {
+        "before": {tap: live.counters(tap) for tap in live.taps}
+    }
     live.set_link(second, up=False)
     down = time.monotonic()
     links["at down"] = {tap: live.counters(tap) for tap in live.taps}
@@ -241,8 +243,7 @@ def _two_paths(live: installed.Live, events: resilience.Events, alive) -> dict:
     )
     links["after"] = {tap: live.counters(tap) for tap in live.taps}
     assert again is not None, f"{second} unused since it came back: {links}"
-    links["used again after (s)"] = round(again, 1)
-    return links
+    return {**links, "used again after (s)": round(again, 1)}
 
 
 def _a_nas_port_dies(live: installed.Live, events: resilience.Events) -> float:

@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,7 +89,7 @@ def test_tree_is_cached_under_a_key_of_its_recipe():
     assert debtree.tree_name(debtree.OLD_SUITE) != first.name  # the kernel is part of the key
 
 
-def gpt_partitions(disk: Path, root_type: str) -> list[dict]:
+def gpt_partitions(disk: Path, root_type: str) -> list[dict[str, Any]]:
     """The disk's GPT partitions, checked to be the ESP, /boot and `root_type`."""
     table = json.loads(
         subprocess.run(
@@ -96,7 +97,7 @@ def gpt_partitions(disk: Path, root_type: str) -> list[dict]:
         ).stdout
     )["partitiontable"]
     assert table["label"] == "gpt" and table["id"] == disklayout.DISK_GUID
-    parts = table["partitions"]
+    parts: list[dict[str, Any]] = table["partitions"]
     assert [p["type"] for p in parts] == [disklayout.ESP_TYPE, disklayout.LINUX_TYPE, root_type]
     assert parts[0]["size"] * 512 == disklayout.ESP_MIB << 20
     return parts
@@ -112,7 +113,7 @@ def test_disk_is_gpt_with_esp_boot_and_btrfs(disk: Path):
     assert found[3]["TYPE"] == "btrfs" and found[3]["UUID"] == disklayout.ROOT_UUID
 
 
-def _blkid(device: str, *args: str) -> dict:
+def _blkid(device: str, *args: str) -> dict[str, str]:
     out = subprocess.run(
         ["blkid", "-p", "-o", "export", *args, device], capture_output=True, text=True, check=True
     ).stdout
@@ -287,7 +288,7 @@ def server_target(server_disk: Path) -> Iterator[Path]:
         yield mounted
 
 
-def _lvm_report(command: str, devices: str, fields: str, *args: str) -> list[dict]:
+def _lvm_report(command: str, devices: str, fields: str, *args: str) -> list[dict[str, Any]]:
     """The host's own `pvs`/`vgs`/`lvs`, seeing only `devices` (comma-separated)."""
     out = subprocess.run(
         [
