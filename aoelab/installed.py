@@ -265,6 +265,37 @@ class Watched(Protocol):
     def elapsed(self) -> float: ...
 
 
+class StallWatch:
+    """Raises GuestFroze from check() once the box has stalled: silent on `logs` (its serial
+    ports) for FROZEN_AFTER s while taking next to nothing from `wire` (bytes from the box and
+    to it so far) in the last STALL_WINDOW s."""
+
+    def __init__(
+        self, vm: Watched, logs: Sequence[Path], wire: Callable[[], tuple[int, int]]
+    ) -> None:
+        self.vm, self.logs, self.wire = vm, logs, wire
+        self.last_written, self.since_written = -1.0, (0, 0)
+        self.window: collections.deque[tuple[float, int]] = collections.deque()
+
+    def check(self) -> None:
+        now, counted = time.time(), self.wire()
+        written = max((p.stat().st_mtime for p in self.logs if p.exists()), default=0.0)
+        if written != self.last_written:  # the box wrote: count the wire from here
+            self.last_written, self.since_written = written, counted
+        self.window.append((now, counted[1]))
+        while self.window[0][0] < now - STALL_WINDOW:
+            self.window.popleft()
+        silent, lately = now - self.last_written, counted[1] - self.window[0][1]
+        if silent > FROZEN_AFTER and lately < STALLED_BYTES:
+            sent, taken = (a - b for a, b in zip(counted, self.since_written))
+            tail = self.vm.text().rstrip().rsplit("\n", 1)[-1]
+            raise GuestFroze(
+                f"the box stalled {self.vm.elapsed():.0f} s into its boot: nothing on its "
+                f"consoles for {silent:.0f} s, in which it sent {sent} bytes and took "
+                f"{taken} ({lately} in the last {STALL_WINDOW} s), after {tail!r}"
+            )
+
+
 def wait_for_probe(
     probe_log: Path,
     vm: Watched,
@@ -274,32 +305,24 @@ def wait_for_probe(
     """Until the probe says it is done (True), qemu exits or time runs out (False). With `wire`
     (bytes from the box and to it so far), raise GuestFroze once the box has stalled."""
     deadline = time.monotonic() + timeout
-    last_written, since_written = -1.0, (0, 0)
-    window: collections.deque[tuple[float, int]] = collections.deque()
+    watch = StallWatch(vm, (probe_log, vm.console), wire) if wire is not None else None
     while time.monotonic() < deadline:
         if probe_log.exists() and DONE in probe_log.read_text(errors="replace"):
             return True
         if vm.proc is not None and vm.proc.poll() is not None:
             break
-        if wire is not None:
-            now, counted = time.time(), wire()
-            written = max(p.stat().st_mtime for p in (probe_log, vm.console) if p.exists())
-            if written != last_written:  # the box wrote: count the wire from here
-                last_written, since_written = written, counted
-            window.append((now, counted[1]))
-            while window[0][0] < now - STALL_WINDOW:
-                window.popleft()
-            silent, lately = now - last_written, counted[1] - window[0][1]
-            if silent > FROZEN_AFTER and lately < STALLED_BYTES:
-                sent, taken = (a - b for a, b in zip(counted, since_written))
-                tail = vm.text().rstrip().rsplit("\n", 1)[-1]
-                raise GuestFroze(
-                    f"the box stalled {vm.elapsed():.0f} s into its boot: nothing on its "
-                    f"consoles for {silent:.0f} s, in which it sent {sent} bytes and took "
-                    f"{taken} ({lately} in the last {STALL_WINDOW} s), after {tail!r}"
-                )
+        if watch is not None:
+            watch.check()
         time.sleep(0.5)
     return probe_log.exists() and DONE in probe_log.read_text(errors="replace")
+
+
+def set_aside(workdir: Path) -> None:
+    """Keep a stalled boot's consoles as froze-*.log, so that the next boot starts afresh."""
+    for name in ("console.log", "probe.log"):
+        if (workdir / name).exists():
+            (workdir / name).replace(workdir / f"froze-{name}")
+    (workdir / "monitor.sock").unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -418,10 +441,7 @@ def boot(
     try:
         return once()
     except GuestFroze as froze:  # seen only under qemu (TCG): power it on again, once
-        for name in ("console.log", "probe.log"):
-            if (workdir / name).exists():
-                (workdir / name).replace(workdir / f"froze-{name}")
-        (workdir / "monitor.sock").unlink(missing_ok=True)
+        set_aside(workdir)
         warnings.warn(
             f"{froze}; powered on again (its consoles: {workdir}/froze-*.log)", stacklevel=2
         )
@@ -543,6 +563,9 @@ class Live:
         """Bytes from the box and to it on all its links so far."""
         both = [self.counters(tap) for tap in self.taps]
         return sum(sent for sent, _ in both), sum(taken for _, taken in both)
+
+    def alive(self) -> bool:
+        return self.vm.running
 
     def press_power_button(self) -> None:
         qemumonitor.monitor_command(self.monitor, "system_powerdown")

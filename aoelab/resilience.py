@@ -119,20 +119,34 @@ class Events:
         with self._lock:
             return [e for e in self.seen if e.name == name and e.host >= after]
 
-    def wait(self, name: str, timeout: float, after: float = 0.0, count: int = 1) -> list[Event]:
+    def wait(
+        self,
+        name: str,
+        timeout: float,
+        after: float = 0.0,
+        count: int = 1,
+        watch: Callable[[], None] | None = None,
+    ) -> list[Event]:
         """Until `count` events `name` arrived after host time `after`; AssertionError when the
-        box stops or time runs out."""
+        box stops or time runs out. `watch` is called every half second (a StallWatch's check,
+        which raises GuestFroze)."""
         deadline = time.monotonic() + timeout
+        watched = 0.0
         while time.monotonic() < deadline:
             found = self.named(name, after)
             if len(found) >= count:
                 return found
             if not self.alive():
                 break
+            if watch is not None and time.monotonic() - watched >= 0.5:
+                watch()
+                watched = time.monotonic()
             time.sleep(0.05)
+        said = self.path.read_text(errors="replace")[-1500:] if self.path.exists() else ""
         raise AssertionError(
             f"no {count} '{name}' event(s) within {timeout:.0f} s "
-            f"(box running: {self.alive()}; last events: {self.seen[-5:]})"
+            f"(box running: {self.alive()}; last events: {self.seen[-5:]}; "
+            f"the probe's port ends: {said!r})"
         )
 
     def last_record(self) -> int:

@@ -12,7 +12,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aoelab.netns import Namespace
@@ -165,8 +165,11 @@ class VM:
         except FileNotFoundError:
             return ""
 
-    def wait_for(self, pattern: str, timeout: float) -> re.Match[str] | None:
-        """Wait for `pattern` (a regex) on the console; None if qemu exits or time runs out."""
+    def wait_for(
+        self, pattern: str, timeout: float, watch: Callable[[], None] | None = None
+    ) -> re.Match[str] | None:
+        """Wait for `pattern` (a regex) on the console; None if qemu exits or time runs out.
+        `watch` is called on every look (a StallWatch's check, which raises GuestFroze)."""
         regex = re.compile(pattern, re.M)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -175,7 +178,9 @@ class VM:
                 return match
             if self.proc is not None and self.proc.poll() is not None:
                 return regex.search(self.text())
-            time.sleep(0.2)
+            if watch is not None:
+                watch()
+            time.sleep(0.2 if watch is None else 0.5)
         return None
 
     def wait_exit(self, timeout: float) -> int | None:
